@@ -1,0 +1,98 @@
+"""Parsers and canonical forms for the small languages shared by every command.
+
+Offsets (one set): ``0``, ``1``, ``-2,0,2`` or an inclusive range ``-3..3``.
+Windows: ``9x9`` or ``9``. Severities: ``3``, ``1-6``, ``1,3,5``.
+Errors are ``ValueError`` with a message meant for the user; the CLI prints it on one line.
+"""
+from __future__ import annotations
+
+import re
+
+_INT = re.compile(r"^[+-]?\d+$")
+_RANGE = re.compile(r"^\s*([+-]?\d+)\s*\.\.\s*([+-]?\d+)\s*$")
+
+
+def parse_offsets(spec: str | int | tuple | list) -> tuple[int, ...]:
+    """Parse one set of temporal offsets into a sorted tuple of distinct ints."""
+    if isinstance(spec, int):
+        return (spec,)
+    if isinstance(spec, (tuple, list)):
+        values = [int(v) for v in spec]
+        return _check_offsets(values, str(spec))
+    text = str(spec).strip().strip("{}")
+    if not text:
+        raise ValueError("empty offsets: use e.g. 0, 1, -2,0,2 or -3..3")
+    m = _RANGE.match(text)
+    if m:
+        a, b = int(m.group(1)), int(m.group(2))
+        if b < a:
+            raise ValueError(f"reversed offsets range '{spec}': write the smaller end first, e.g. {b}..{a}")
+        return tuple(range(a, b + 1))
+    parts = [p.strip() for p in text.split(",")]
+    bad = [p for p in parts if not _INT.match(p)]
+    if bad:
+        raise ValueError(f"offsets '{spec}' contain '{bad[0]}', which is not an integer: use e.g. 0, 1, -2,0,2 or -3..3")
+    return _check_offsets([int(p) for p in parts], str(spec))
+
+
+def _check_offsets(values: list[int], spec: str) -> tuple[int, ...]:
+    if not values:
+        raise ValueError("empty offsets: use e.g. 0, 1, -2,0,2 or -3..3")
+    if len(set(values)) != len(values):
+        dup = next(v for v in values if values.count(v) > 1)
+        raise ValueError(f"offsets '{spec}' list {dup} twice: each temporal offset may appear once")
+    return tuple(sorted(values))
+
+
+def format_offsets(offsets: tuple[int, ...] | None) -> str:
+    """Canonical string: ``none`` (no block), ``{1}``, ``{-2,0,2}`` or ``-3..3``."""
+    if not offsets:
+        return "none"
+    offs = tuple(sorted(offsets))
+    if len(offs) > 1 and offs == tuple(range(offs[0], offs[-1] + 1)):
+        return f"{offs[0]}..{offs[-1]}"
+    return "{" + ",".join(str(o) for o in offs) + "}"
+
+
+def parse_window(spec: str | int | tuple | list) -> tuple[int, int]:
+    """Parse a spatial window ``UxV`` (or ``U`` for square); both sides odd and >= 3."""
+    if isinstance(spec, (tuple, list)):
+        u, v = (int(spec[0]), int(spec[1])) if len(spec) == 2 else (int(spec[0]),) * 2
+    else:
+        text = str(spec).strip().lower()
+        m = re.match(r"^(\d+)\s*(?:x\s*(\d+))?$", text)
+        if not m:
+            raise ValueError(f"window '{spec}' is not of the form UxV, e.g. 9x9")
+        u = int(m.group(1))
+        v = int(m.group(2)) if m.group(2) else u
+    for side in (u, v):
+        if side < 3 or side % 2 == 0:
+            raise ValueError(f"window '{spec}': each side must be odd and at least 3 (e.g. 5x5, 9x9, 13x13)")
+    return (u, v)
+
+
+def format_window(window: tuple[int, int]) -> str:
+    return f"{window[0]}x{window[1]}"
+
+
+def parse_int_list(spec: str, what: str, lo: int, hi: int) -> tuple[int, ...]:
+    """Parse ``3``, ``1-6`` or ``1,3,5`` into sorted distinct ints within [lo, hi]."""
+    text = str(spec).strip()
+    values: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = re.match(r"^(\d+)\s*-\s*(\d+)$", part)
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            if b < a:
+                raise ValueError(f"reversed {what} range '{part}': valid {what} values are {lo}-{hi}")
+            values.extend(range(a, b + 1))
+        elif re.match(r"^\d+$", part):
+            values.append(int(part))
+        else:
+            raise ValueError(f"{what} '{spec}' is not a number, a range a-b or a comma list: valid {what} values are {lo}-{hi}")
+    out = sorted(set(values))
+    bad = [v for v in out if not lo <= v <= hi]
+    if bad:
+        raise ValueError(f"{what} {bad[0]} is out of range: valid {what} values are {lo}-{hi}")
+    return tuple(out)
