@@ -1,0 +1,96 @@
+"""TSN / TSM ResNets on torchvision's ResNet (the layers are torchvision's; nothing is rewritten).
+
+* TSN: the 2-D ResNet applied to every frame of (B*T, C, H, W); consensus happens in the head.
+* TSM: additionally a residual temporal shift (Lin et al., 2019) at the start of every residual
+  branch: 1/8 of the channels move one frame back, 1/8 one frame forward, zero-padded at the ends.
+  It is done by :class:`ShiftConv2d`, a ``Conv2d`` that shifts its input, so the parameter names
+  stay torchvision's and torchvision state dicts load strictly.
+* Narrow variants (``-wN``) build the same ResNet through torchvision's ``_make_layer`` with stage
+  widths N, 2N, 4N, 8N, for CPU presets.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torchvision.models import resnet as tvr
+
+ARCHS = {18: (tvr.BasicBlock, [2, 2, 2, 2]), 34: (tvr.BasicBlock, [3, 4, 6, 3]), 50: (tvr.Bottleneck, [3, 4, 6, 3])}
+
+
+def temporal_shift(x: torch.Tensor, frames: int, fold_div: int = 8) -> torch.Tensor:
+    """Shift 1/fold_div of the channels one frame each way with zero padding. (B*T, C, H, W) -> same."""
+    BT, C, H, W = x.shape
+    x5 = x.view(BT // frames, frames, C, H, W)
+    fold = C // fold_div
+    out = torch.zeros_like(x5)
+    out[:, :-1, :fold] = x5[:, 1:, :fold]  # frame t sees frame t+1
+    out[:, 1:, fold : 2 * fold] = x5[:, :-1, fold : 2 * fold]  # frame t sees frame t-1
+    out[:, :, 2 * fold :] = x5[:, :, 2 * fold :]
+    return out.view(BT, C, H, W)
+
+
+class ShiftConv2d(nn.Conv2d):
+    """A Conv2d whose input is temporally shifted first; same parameters as the conv it replaces."""
+
+    frames: int = 8
+    fold_div: int = 8
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, frames: int, fold_div: int = 8) -> "ShiftConv2d":
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                  conv.dilation, conv.groups, conv.bias is not None, device=conv.weight.device)
+        new.weight = conv.weight
+        new.bias = conv.bias
+        new.frames, new.fold_div = frames, fold_div
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(temporal_shift(x, self.frames, self.fold_div))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", temporal_shift(frames={self.frames}, fold_div={self.fold_div})"
+
+
+class NarrowResNet(tvr.ResNet):
+    """torchvision's ResNet with stage widths (w, 2w, 4w, 8w), built by its own ``_make_layer``."""
+
+    def __init__(self, block, layers: list[int], width: int = 16, num_classes: int = 1000):
+        nn.Module.__init__(self)
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, 2 * width, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * width, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 8 * width, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(8 * width * block.expansion, num_classes)
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+
+def build_resnet(depth: int, width: int = 64, tsm: bool = False, frames: int = 8) -> tvr.ResNet:
+    """A torchvision ResNet-{18,34,50} (narrow when width != 64), TSM-shifted when ``tsm``."""
+    if depth not in ARCHS:
+        raise ValueError(f"ResNet depth must be one of {sorted(ARCHS)}, got {depth}")
+    block, layers = ARCHS[depth]
+    net = tvr.ResNet(block, layers) if width == 64 else NarrowResNet(block, layers, width)
+    if tsm:
+        for stage in (net.layer1, net.layer2, net.layer3, net.layer4):
+            for blk in stage:
+                blk.conv1 = ShiftConv2d.from_conv(blk.conv1, frames)
+    return net
+
+
+def stage_channels(net: tvr.ResNet) -> dict[str, int]:
+    """Channels of the feature map after each insertion point."""
+    exp = net.layer1[0].expansion  # planes = conv1's output channels in both block types
+    stages = {"res2": net.layer1, "res3": net.layer2, "res4": net.layer3, "res5": net.layer4}
+    return {"pool1": net.conv1.out_channels, **{k: s[0].conv1.out_channels * exp for k, s in stages.items()}}

@@ -1,0 +1,74 @@
+"""SELFYNet: a TSN/TSM ResNet with SELFY (or STCB) blocks after any of pool1, res2..res5."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torchvision.models.resnet import ResNet
+
+from ..config import POSITIONS, ModelConfig
+from .backbones import build_resnet, stage_channels
+from .selfy import BlockWidths, build_block
+
+
+class SELFYNet(nn.Module):
+    """Video classifier. (B, T, 3, H, W) normalised frames -> (B, K) logits.
+
+    ``forward_features`` returns the map right before global average pooling, (B*T, C, h, w) (the
+    Grad-CAM layer); ``forward_head`` pools it, averages over frames (TSN consensus), applies dropout
+    and the classifier.
+    """
+
+    def __init__(self, backbone: ResNet, blocks: dict[str, nn.Module], num_classes: int, frames: int,
+                 dropout: float = 0.5, tsm: bool = False):
+        super().__init__()
+        backbone.fc = nn.Identity()  # our head replaces torchvision's 1000-way classifier
+        self.backbone = backbone
+        self.blocks = nn.ModuleDict(blocks)
+        self.frames, self.tsm = frames, tsm
+        feat = stage_channels(backbone)["res5"]
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(feat, num_classes)
+        nn.init.normal_(self.fc.weight, 0, 0.001)  # TSN/TSM head initialisation
+        nn.init.zeros_(self.fc.bias)
+
+    def _maybe_block(self, name: str, x: torch.Tensor, B: int, T: int) -> torch.Tensor:
+        if name not in self.blocks:
+            return x
+        BT, C, H, W = x.shape
+        return self.blocks[name](x.view(B, T, C, H, W)).flatten(0, 1)  # (B, T, C, H, W) -> (B*T, C, H, W)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C, H, W = x.shape
+        if self.tsm and T != self.frames:
+            raise ValueError(f"this TSM model was built for {self.frames} frames, got clips of {T}")
+        bb = self.backbone
+        x = x.flatten(0, 1)  # (B*T, 3, H, W): the 2-D backbone sees frames as a batch
+        x = bb.maxpool(bb.relu(bb.bn1(bb.conv1(x))))
+        x = self._maybe_block("pool1", x, B, T)
+        for name, stage in (("res2", bb.layer1), ("res3", bb.layer2), ("res4", bb.layer3), ("res5", bb.layer4)):
+            x = self._maybe_block(name, stage(x), B, T)
+        return x  # (B*T, C5, h, w)
+
+    def forward_head(self, feats: torch.Tensor, batch: int) -> torch.Tensor:
+        pooled = feats.mean((-2, -1)).view(batch, -1, feats.shape[1])  # (B, T, C5)
+        return self.fc(self.dropout(pooled.mean(1)))  # consensus over T -> (B, K)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x), x.shape[0])
+
+
+def build_model(cfg: ModelConfig) -> SELFYNet:
+    """Build the network a :class:`ModelConfig` describes (randomly initialised; see ``selfy_lab.weights``)."""
+    backbone = build_resnet(cfg.depth, cfg.width, cfg.tsm, cfg.frames)
+    chans = stage_channels(backbone)
+    widths = BlockWidths().scaled(cfg.width / 64)
+    blocks = {}
+    if cfg.block != "none":
+        for pos in cfg.position:
+            blocks[pos] = build_block(
+                cfg.block, chans[pos], offsets=cfg.offsets, window=cfg.window, extractor=cfg.extractor,
+                integrator=cfg.integrator, similarity=cfg.similarity, fusion=cfg.fusion, residual=cfg.residual,
+                fuse=cfg.fuse, reduce=cfg.reduce_at(pos), widths=widths,
+            )
+    return SELFYNet(backbone, {p: blocks[p] for p in POSITIONS if p in blocks}, cfg.num_classes, cfg.frames,
+                    cfg.dropout, cfg.tsm)
