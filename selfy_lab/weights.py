@@ -1,0 +1,87 @@
+"""Pretrained backbone weights: torchvision's ImageNet weights (online or from its cache) or a local
+torchvision-format state dict. Files are always read with ``torch.load(..., weights_only=True)``.
+
+Every backbone tensor must land (strict on the backbone); torchvision's 1000-way classifier is dropped
+and the keys that are new (SELFY blocks, our head) are reported.
+"""
+from __future__ import annotations
+
+import os
+import urllib.error
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torchvision import models as tvm
+
+from .errors import SelfyError
+
+# the ImageNet weights TSN/TSM/SELFY were trained from (torchvision's original V1 release)
+IMAGENET = {18: tvm.ResNet18_Weights.IMAGENET1K_V1, 34: tvm.ResNet34_Weights.IMAGENET1K_V1,
+            50: tvm.ResNet50_Weights.IMAGENET1K_V1}
+
+
+def imagenet_cache_path(depth: int) -> Path:
+    url = IMAGENET[depth].url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def fetch_imagenet(depth: int) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet state dict for ResNet-``depth`` from the cache, else downloaded into it."""
+    path = imagenet_cache_path(depth)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(IMAGENET[depth].url, str(path), progress=True)
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            raise SelfyError(
+                f"ImageNet weights for ResNet-{depth} are not cached and cannot be downloaded ({type(e).__name__}): "
+                f"copy {path.name} from {IMAGENET[depth].url} to {path} or pass a state-dict file as --pretrained PATH"
+            ) from None
+    return read_state_dict(path)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise SelfyError(f"weights file {path} does not exist")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle / zip errors of every kind: the file is not a plain state dict
+        raise SelfyError(f"cannot read {path} as a state dict ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise SelfyError(f"{path} does not hold a state dict of tensors")
+    if all(k.startswith("module.") for k in sd):  # saved from DataParallel / DDP
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def load_pretrained(model: nn.Module, source: str, depth: int, width: int = 64) -> dict:
+    """Load ``source`` (``none``, ``imagenet`` or a path) into ``model.backbone``; returns a report."""
+    if source in ("", "none", None):
+        return {"source": "none", "loaded": 0, "new": [n for n, _ in model.named_parameters()]}
+    if source == "imagenet":
+        if width != 64:
+            raise SelfyError("ImageNet weights exist only for the full-width backbones: drop the -wN suffix or use --pretrained none")
+        sd = fetch_imagenet(depth)
+    else:
+        sd = read_state_dict(source)
+    sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}  # torchvision's classifier: ours replaces it
+    own = model.backbone.state_dict()
+    # 2017-era torchvision files predate BN's num_batches_tracked; BatchNorm fills it in on load
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in own]
+    if missing or unexpected:
+        what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise SelfyError(
+            f"{source} does not match the ResNet-{depth} backbone ({len(missing)} missing, {len(unexpected)} unexpected "
+            f"tensors, e.g. {what}): pass torchvision-format ResNet-{depth} weights"
+        )
+    bad = [k for k in sd if own[k].shape != sd[k].shape]
+    if bad:
+        raise SelfyError(f"{source}: tensor {bad[0]} has shape {tuple(sd[bad[0]].shape)}, the backbone needs {tuple(own[bad[0]].shape)}")
+    model.backbone.load_state_dict(sd, strict=True)
+    new = [n for n, _ in model.named_parameters() if not n.startswith("backbone.")]
+    return {"source": str(source), "loaded": len(sd), "new": new}

@@ -1,0 +1,86 @@
+"""Backbone weights: torchvision-format state dicts land strictly, in every backbone."""
+import urllib.error
+from dataclasses import replace
+
+import pytest
+import torch
+import torchvision
+
+from selfy_lab import weights
+from selfy_lab.config import ModelConfig
+from selfy_lab.errors import SelfyError
+from selfy_lab.models import build_model
+
+TV = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50}
+
+
+@pytest.mark.parametrize("backbone", ["tsn-r18", "tsm-r18", "tsn-r34", "tsm-r34", "tsn-r50", "tsm-r50"])
+def test_torchvision_state_dict_lands_in_every_backbone(tmp_path, backbone):
+    cfg = ModelConfig(backbone=backbone, num_classes=7, position=("res2", "res3"))
+    torch.manual_seed(1)
+    tv = TV[cfg.depth]()
+    path = tmp_path / "w.pth"
+    torch.save(tv.state_dict(), path)
+    model = build_model(cfg)
+    report = weights.load_pretrained(model, str(path), cfg.depth)
+    assert report["loaded"] == len(tv.state_dict()) - 2  # all but torchvision's fc
+    assert report["new"] and all(n.startswith(("blocks.", "fc.")) for n in report["new"])
+    for k, v in tv.state_dict().items():
+        if not k.startswith("fc."):
+            assert torch.equal(model.backbone.state_dict()[k], v), k
+
+
+def test_same_output_as_torchvision_features(tmp_path):
+    """TSN with loaded weights computes torchvision's ResNet features frame by frame."""
+    tv = torchvision.models.resnet18().eval()
+    torch.save(tv.state_dict(), tmp_path / "w.pth")
+    model = build_model(ModelConfig(backbone="tsn-r18", block="none", frames=2)).eval()
+    weights.load_pretrained(model, str(tmp_path / "w.pth"), 18)
+    x = torch.randn(1, 2, 3, 64, 64)
+    ours = model.forward_features(x).mean((-2, -1))
+    ref = torch.nn.Sequential(*list(tv.children())[:-2])(x[0]).mean((-2, -1))
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_imagenet_from_torchvision_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    path = weights.imagenet_cache_path(18)
+    path.parent.mkdir(parents=True)
+    sd = torchvision.models.resnet18().state_dict()
+    sd = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}  # as in the 2017 file
+    torch.save(sd, path)
+    model = build_model(ModelConfig(backbone="tsm-r18"))
+    assert weights.load_pretrained(model, "imagenet", 18)["loaded"] == len(sd) - 2
+
+
+def test_imagenet_offline_and_uncached_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(SelfyError) as e:
+        weights.load_pretrained(build_model(ModelConfig()), "imagenet", 18)
+    msg = str(e.value)
+    assert "\n" not in msg and str(weights.imagenet_cache_path(18)) in msg and "--pretrained" in msg
+
+
+def test_wrong_architecture_and_bad_files_are_clear_errors(tmp_path):
+    torch.save(torchvision.models.resnet50().state_dict(), tmp_path / "r50.pth")
+    with pytest.raises(SelfyError, match="does not match the ResNet-18"):
+        weights.load_pretrained(build_model(ModelConfig()), str(tmp_path / "r50.pth"), 18)
+    (tmp_path / "junk.pth").write_text("not a checkpoint")
+    with pytest.raises(SelfyError, match="cannot read"):
+        weights.read_state_dict(tmp_path / "junk.pth")
+    with pytest.raises(SelfyError, match="does not exist"):
+        weights.read_state_dict(tmp_path / "missing.pth")
+    with pytest.raises(SelfyError, match="full-width"):
+        weights.load_pretrained(build_model(ModelConfig(backbone="tsn-r18-w16")), "imagenet", 18, width=16)
+
+
+def test_module_prefix_is_stripped(tmp_path):
+    sd = {"module." + k: v for k, v in torchvision.models.resnet18().state_dict().items()}
+    torch.save({"state_dict": sd}, tmp_path / "ddp.pth")
+    model = build_model(replace(ModelConfig(), block="none"))
+    assert weights.load_pretrained(model, str(tmp_path / "ddp.pth"), 18)["loaded"] > 0
