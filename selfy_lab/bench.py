@@ -1,0 +1,250 @@
+"""``selfy-lab bench``: speed and memory, always as ratios measured side by side in one process.
+
+(a) STSS forward + backward at the paper's shape (8 frames, C = 128, offsets -2..2, 9x9) at 14x14,
+    28x28 and 56x56: ours against two baselines written here, the reference code's pure-PyTorch path
+    (one global H*W x H*W similarity product per frame pair, then the U x V window picked out with
+    diagonal slices) and a plain ``F.unfold`` neighbourhood version.
+(b) One training step (forward + backward) of SELFYNet-TSM-R18 (res3, -2..2, 9x9) against plain
+    TSM-R18 on one 8 x 3 x 224 x 224 clip, interleaved, median of the repeats, reported as a ratio.
+(c) Memory of the same two steps: bytes saved for backward (activations) everywhere, the CUDA
+    allocator's peak on GPUs, and the peak resident size of a fresh process per step on CPUs.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import resource
+import statistics
+import time
+from dataclasses import replace
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .models.selfsim import l2_normalize, stss_volumes
+
+SELFY_TSM_R18 = ModelConfig(backbone="tsm-r18", offsets=(-2, -1, 0, 1, 2), window=(9, 9), position=("res3",))
+TSM_R18 = replace(SELFY_TSM_R18, block="none")
+
+
+# ---- baselines (written for the benchmark; same output as stss_volumes) ----
+
+def stss_reference_global(video: torch.Tensor, offsets, window) -> torch.Tensor:
+    """The reference code's path: a global H*W x H*W product per (frame, offset) pair, then the U x V
+    window extracted diagonal by diagonal, first along W then along H. (B, T, C, H, W) -> (B*T*L, U, V, H, W)."""
+    B, T, C, H, W = video.shape
+    U, V = window
+    d = U // 2
+    L = len(offsets)
+    n = l2_normalize(video, 2)
+    pad = max(abs(o) for o in offsets)
+    npad = F.pad(n, (0, 0, 0, 0, 0, 0, pad, pad))
+    idx = torch.arange(T, device=video.device)[:, None] + torch.tensor(offsets, device=video.device) + pad
+    query = n.unsqueeze(2).expand(B, T, L, C, H, W).reshape(-1, C, H * W)
+    key = npad[:, idx].reshape(-1, C, H * W)
+    corr = torch.einsum("bcn,bcm->bnm", key, query).view(-1, H, W, H, W)  # (BTL, y', x', y, x)
+    b = corr.shape[0]
+    w_diag = corr.new_zeros(b, H, H, V, W)
+    for i in range(d + 1):  # x' - x = v along the last two W axes
+        if i == 0:
+            w_diag[:, :, :, d] = torch.diagonal(corr, offset=0, dim1=2, dim2=4)
+        else:
+            w_diag[:, :, :, d - i] = F.pad(torch.diagonal(corr, offset=i, dim1=2, dim2=4), (i, 0))
+            w_diag[:, :, :, d + i] = F.pad(torch.diagonal(corr, offset=-i, dim1=2, dim2=4), (0, i))
+    hw = corr.new_zeros(b, V, W, U, H)
+    for i in range(d + 1):  # y' - y = u along the two H axes
+        if i == 0:
+            hw[:, :, :, d] = torch.diagonal(w_diag, offset=0, dim1=1, dim2=2)
+        else:
+            hw[:, :, :, d - i] = F.pad(torch.diagonal(w_diag, offset=i, dim1=1, dim2=2), (i, 0))
+            hw[:, :, :, d + i] = F.pad(torch.diagonal(w_diag, offset=-i, dim1=1, dim2=2), (0, i))
+    return hw.permute(0, 3, 1, 4, 2)  # (BTL, U, V, H, W)
+
+
+def stss_unfold(video: torch.Tensor, offsets, window) -> torch.Tensor:
+    """Plain ``F.unfold``: materialise every key's U x V neighbourhood, multiply, sum over C."""
+    B, T, C, H, W = video.shape
+    U, V = window
+    L = len(offsets)
+    n = l2_normalize(video, 2)
+    pad = max(abs(o) for o in offsets)
+    npad = F.pad(n, (0, 0, 0, 0, 0, 0, pad, pad))
+    idx = torch.arange(T, device=video.device)[:, None] + torch.tensor(offsets, device=video.device) + pad
+    key = npad[:, idx].reshape(B * T * L, C, H, W)
+    cols = F.unfold(key, (U, V), padding=(U // 2, V // 2)).view(B, T, L, C, U * V, H * W)
+    q = n.reshape(B, T, 1, C, 1, H * W)
+    return (cols * q).sum(3)  # (B, T, L, UV, HW)
+
+
+# ---- timing helpers ----
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], None], device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def bench_stss(sizes=(14, 28, 56), device="cpu", repeats: int = 3, unfold_max_size: int = 14,
+               reference_max_size: int = 56, progress: Callable[[str], None] = lambda s: None) -> list[dict]:
+    device = torch.device(device)
+    offsets, window, C, T = (-2, -1, 0, 1, 2), (9, 9), 128, 8
+    impls = {"ours": lambda v: stss_volumes(v, offsets, window),
+             "reference_global": lambda v: stss_reference_global(v, offsets, window),
+             "unfold": lambda v: stss_unfold(v, offsets, window)}
+    rows = []
+    for size in sizes:
+        torch.manual_seed(0)
+        v = torch.randn(1, T, C, size, size, device=device, requires_grad=True)
+        active = {k: f for k, f in impls.items()
+                  if not (k == "unfold" and size > unfold_max_size)
+                  and not (k == "reference_global" and size > reference_max_size)}
+        times: dict[str, list[float]] = {k: [] for k in active}
+        for r in range(repeats + 1):  # first round warms up; implementations interleaved
+            for name, fn in active.items():
+                progress(f"stss {size}x{size} {name} {r}/{repeats}")
+
+                def step():
+                    fn(v).square().sum().backward()
+                    v.grad = None
+
+                t = time_call(step, device)
+                if r:
+                    times[name].append(t)
+        med = {k: statistics.median(t) for k, t in times.items()}
+        for name, t in med.items():
+            rows.append(dict(benchmark="stss_fwd_bwd", impl=name, size=size, metric="seconds", value=t))
+            if name != "ours":
+                rows.append(dict(benchmark="stss_fwd_bwd", impl=name, size=size, metric="speedup_of_ours",
+                                 value=t / med["ours"]))
+    return rows
+
+
+def _clip(device, frames=8, size=224):
+    return torch.randn(1, frames, 3, size, size, device=device)
+
+
+def _make(cfg: ModelConfig, device, channels_last: bool):
+    from .models import build_model
+
+    torch.manual_seed(0)
+    m = build_model(cfg).to(device).train()
+    return m.to(memory_format=torch.channels_last) if channels_last else m
+
+
+def _train_step(model, x, y, amp_dtype):
+    model.zero_grad(set_to_none=True)
+    with torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()
+
+
+def bench_step(device="cpu", repeats: int = 7, channels_last: bool = True, amp: bool | None = None,
+               progress: Callable[[str], None] = lambda s: None) -> list[dict]:
+    device = torch.device(device)
+    amp_dtype = torch.bfloat16 if (amp if amp is not None else device.type == "cuda") else None
+    models = {"tsm-r18": _make(TSM_R18, device, channels_last), "selfy-tsm-r18": _make(SELFY_TSM_R18, device, channels_last)}
+    x = _clip(device)
+    y = torch.zeros(1, dtype=torch.long, device=device)
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for r in range(repeats + 1):
+        for name, m in models.items():
+            progress(f"train step {name} {r}/{repeats}")
+            t = time_call(lambda: _train_step(m, x, y, amp_dtype), device)
+            if r:
+                times[name].append(t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rows = [dict(benchmark="train_step", impl=k, size=224, metric="seconds", value=v) for k, v in med.items()]
+    rows.append(dict(benchmark="train_step", impl="selfy-tsm-r18", size=224, metric="time_ratio",
+                     value=med["selfy-tsm-r18"] / med["tsm-r18"]))
+    from .flops import model_cost
+
+    flop_ratio = model_cost(SELFY_TSM_R18)["gflops"] / model_cost(TSM_R18)["gflops"]
+    rows.append(dict(benchmark="train_step", impl="selfy-tsm-r18", size=224, metric="flop_ratio", value=flop_ratio))
+    return rows
+
+
+def saved_tensor_bytes(model, x, y) -> int:
+    """Bytes autograd keeps for backward during one forward pass (each storage counted once)."""
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        if t.device.type != "meta":
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    return sum(seen.values())
+
+
+def peak_rss_bytes() -> int:
+    """This process's resident high-water mark. Linux's VmHWM belongs to the address space and starts
+    afresh at exec; getrusage's ru_maxrss would carry over the spawning parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _peak_rss_worker(cfg, step: bool, channels_last: bool, queue) -> None:
+    m = _make(cfg, "cpu", channels_last)
+    x = _clip("cpu")
+    y = torch.zeros(1, dtype=torch.long)
+    if step:
+        _train_step(m, x, y, None)
+    queue.put(peak_rss_bytes())
+
+
+def peak_rss_of_step(cfg: ModelConfig, channels_last: bool) -> int:
+    """Peak resident bytes a fresh process adds by running one training step (after building the model)."""
+    ctx = mp.get_context("spawn")
+    peaks = []
+    for step in (False, True):
+        q = ctx.Queue()
+        p = ctx.Process(target=_peak_rss_worker, args=(cfg, step, channels_last, q))
+        p.start()
+        peaks.append(q.get())
+        p.join()
+    return peaks[1] - peaks[0]
+
+
+def bench_memory(device="cpu", channels_last: bool = True, rss: bool = True,
+                 progress: Callable[[str], None] = lambda s: None) -> list[dict]:
+    device = torch.device(device)
+    rows = []
+    x = _clip(device)
+    y = torch.zeros(1, dtype=torch.long, device=device)
+    vals: dict[str, dict[str, float]] = {}
+    for name, cfg in (("tsm-r18", TSM_R18), ("selfy-tsm-r18", SELFY_TSM_R18)):
+        progress(f"memory {name}")
+        m = _make(cfg, device, channels_last)
+        vals[name] = {"saved_for_backward_mb": saved_tensor_bytes(m, x, y) / 2**20}
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            _train_step(m, x, y, torch.bfloat16)
+            vals[name]["cuda_peak_mb"] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        elif rss:
+            vals[name]["peak_rss_step_mb"] = peak_rss_of_step(cfg, channels_last) / 2**20
+        del m
+    for name, d in vals.items():
+        for metric, v in d.items():
+            rows.append(dict(benchmark="train_step_memory", impl=name, size=224, metric=metric, value=v))
+    for metric in vals["tsm-r18"]:
+        rows.append(dict(benchmark="train_step_memory", impl="selfy-tsm-r18", size=224, metric=metric + "_ratio",
+                         value=vals["selfy-tsm-r18"][metric] / vals["tsm-r18"][metric]))
+    return rows

@@ -1,0 +1,101 @@
+"""Multiply-accumulate (the papers' "FLOPs") and parameter counts.
+
+Counting rules (fvcore's conventions): convolutions count output elements x (C_in / groups) x kernel
+taps, transposed convolutions count input elements x (C_out / groups) x taps, linear layers output
+elements x in_features; BatchNorm, activations and pooling are not counted. A module that runs its
+arithmetic in a re-expressed form (the STSS, the dense first extraction layer) reports its own MACs
+through a ``macs(inputs, output)`` method, and nothing inside it is counted again.
+
+Counting runs on the ``meta`` device: shapes only, no arithmetic, so R50 x 16 frames at 224 is instant.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+import torch.nn as nn
+
+from .config import ModelConfig
+from .grammar import parse_offsets, parse_window
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def count_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass of ``model(x)``."""
+    total = 0
+    suppress = 0
+    handles = []
+
+    def pre_own(mod, inputs):
+        nonlocal suppress
+        suppress += 1
+
+    def post_own(mod, inputs, output):
+        nonlocal suppress, total
+        suppress -= 1
+        if suppress == 0:
+            total += int(mod.macs(inputs, output))
+
+    def post_std(mod, inputs, output):
+        nonlocal total
+        if suppress == 0:
+            total += layer_macs(mod, inputs[0], output)
+
+    for mod in model.modules():
+        if callable(getattr(mod, "macs", None)):
+            handles.append(mod.register_forward_pre_hook(pre_own))
+            handles.append(mod.register_forward_hook(post_own))
+        elif isinstance(mod, (*_CONV, *_CONV_T, nn.Linear)):
+            handles.append(mod.register_forward_hook(post_std))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def layer_macs(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
+    if isinstance(mod, _CONV):
+        return out.numel() * (mod.in_channels // mod.groups) * math.prod(mod.kernel_size)
+    if isinstance(mod, _CONV_T):
+        return inp.numel() * (mod.out_channels // mod.groups) * math.prod(mod.kernel_size)
+    if isinstance(mod, nn.Linear):
+        return out.numel() * mod.in_features
+    return 0
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_cost(cfg: ModelConfig, size: int = 224, batch: int = 1) -> dict[str, float]:
+    """GMACs per clip of ``cfg.frames`` frames at ``size`` x ``size`` and parameters (millions)."""
+    from .models import build_model
+
+    with torch.device("meta"):
+        model = build_model(cfg).eval()
+        x = torch.empty(batch, cfg.frames, 3, size, size)
+    return {"gflops": count_macs(model, x) / batch / 1e9, "params_m": count_params(model) / 1e6}
+
+
+def paper_table(size: int = 224) -> list[dict]:
+    """Every FLOPs row of the paper we implement (SPEC §8), ours beside the paper's."""
+    from . import paper
+
+    rows = []
+    for ref in paper.FLOPS:
+        cfg = ModelConfig(backbone=ref["backbone"], frames=ref["frames"], block=ref["block"])
+        if ref["block"] != "none":
+            cfg = replace(cfg, offsets=parse_offsets(ref["offsets"]), window=parse_window(ref["window"]))
+        cost = model_cost(cfg, size)
+        rows.append({
+            "model": ref["model"], "backbone": ref["backbone"], "frames": ref["frames"], "offsets": ref["offsets"],
+            "window": ref["window"], "paper_gflops": ref["paper_gflops"], "gflops": cost["gflops"],
+            "rel_diff": cost["gflops"] / ref["paper_gflops"] - 1.0, "params_m": cost["params_m"],
+        })
+    return rows

@@ -1,0 +1,114 @@
+"""The results/ layout and the tidy schema. The only module that reads or writes result files.
+
+Tidy (long) rows: one per run x split x metric (x corruption x severity), columns
+``experiment, run_id, <variant fields>, seed, split, metric, value`` plus provenance
+(``config_hash, version, git_rev, time``). Files are replaced atomically (write to a temporary file
+in the same directory, then ``os.replace``), so a kill at any moment leaves either the old or the new
+file, never a torn one. Values are raw floats; formatting happens in notebooks and printed tables.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import __version__
+
+PROVENANCE = ("config_hash", "version", "git_rev", "time")
+VARIANT_FIELDS = ("backbone", "frames", "block", "offsets", "window", "extractor", "integrator", "similarity",
+                  "fusion", "position")
+RUN_COLUMNS = ("experiment", "run_id", *VARIANT_FIELDS, "gflops", "params_m", "seed", "split", "metric", "value",
+               *PROVENANCE)
+
+
+def git_revision() -> str:
+    """Short git revision of the source tree the package runs from, ``+dirty`` if it has changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=5)
+        if rev.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return rev.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(config_hash: str = "") -> dict[str, str]:
+    return {"config_hash": config_hash, "version": __version__, "git_rev": git_revision(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: Iterable[str] | None = None) -> Path:
+    """Write rows atomically; ``columns`` fixes the order (default: first row's keys, then new ones)."""
+    rows = list(rows)
+    cols = list(columns) if columns else []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="raise", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _fmt(r.get(k, "")) for k in cols})
+    atomic_write_text(path, buf.getvalue())
+    return Path(path)
+
+
+def _fmt(v: Any) -> Any:
+    return repr(v) if isinstance(v, float) else v  # repr keeps every digit of a float
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def append_rows(path: str | Path, rows: Iterable[dict[str, Any]], key: Iterable[str] = (),
+                columns: Iterable[str] | None = None) -> Path:
+    """Append rows to a CSV atomically. Rows whose ``key`` columns match an existing row replace it,
+    so re-running a finished piece of work never duplicates rows."""
+    key = tuple(key)
+    old = read_csv(path)
+    new = [{k: (_fmt(v) if isinstance(v, float) else str(v)) for k, v in r.items()} for r in rows]
+    if key:
+        fresh = {tuple(r.get(k, "") for k in key) for r in new}
+        old = [r for r in old if tuple(r.get(k, "") for k in key) not in fresh]
+    cols = list(columns) if columns else (list(old[0].keys()) if old else [])
+    return write_csv(path, old + new, cols or None)
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    return Path(path)
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,35 @@
+"""The benchmark's baselines compute the same STSS as ours (otherwise the ratios would be meaningless)."""
+import torch
+
+from selfy_lab import stss
+from selfy_lab.bench import bench_stss, saved_tensor_bytes, stss_reference_global, stss_unfold
+from selfy_lab.config import ModelConfig
+from selfy_lab.models import build_model
+
+
+def test_baselines_equal_ours():
+    torch.manual_seed(0)
+    v = torch.randn(1, 4, 6, 10, 10, dtype=torch.float64)
+    offs, win = (-2, -1, 0, 1, 2), (5, 5)
+    ours = stss(v, offs, win)  # (B, T, L, U, V, H, W)
+    ref = stss_reference_global(v, offs, win)  # (B*T*L, U, V, H, W)
+    assert torch.allclose(ours.reshape(-1, 5, 5, 10, 10), ref, atol=1e-12)
+    unf = stss_unfold(v, offs, win)  # (B, T, L, U*V, H*W)
+    assert torch.allclose(ours.reshape(1, 4, 5, 25, 100), unf, atol=1e-12)
+
+
+def test_bench_stss_rows_are_tidy():
+    rows = bench_stss(sizes=(8,), repeats=1, unfold_max_size=8)
+    impls = {r["impl"] for r in rows if r["metric"] == "seconds"}
+    assert impls == {"ours", "reference_global", "unfold"}
+    assert all(set(r) == {"benchmark", "impl", "size", "metric", "value"} for r in rows)
+    assert all(r["value"] > 0 for r in rows)
+
+
+def test_saved_tensor_bytes_grows_with_the_block():
+    x = torch.randn(1, 4, 3, 64, 64)
+    y = torch.zeros(1, dtype=torch.long)
+    cfg = ModelConfig(backbone="tsm-r18-w16", frames=4, num_classes=3, offsets=(-1, 0, 1), reduce=1)
+    base = saved_tensor_bytes(build_model(ModelConfig(**{**cfg.__dict__, "block": "none"})), x, y)
+    selfy = saved_tensor_bytes(build_model(cfg), x, y)
+    assert 0 < base < selfy

@@ -1,0 +1,59 @@
+"""The command line as a user runs it: the console script, its help, its errors and its outputs."""
+import csv
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, check=False):
+    p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", *args], capture_output=True, text=True, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError(p.stdout + p.stderr)
+    return p
+
+
+def test_help_lists_commands():
+    p = run("--help", check=True)
+    for cmd in ("flops", "bench"):
+        assert cmd in p.stdout
+
+
+def test_flops_of_a_configuration():
+    p = run("flops", "--backbone", "tsn-r18", "--offsets", "-3..3", check=True)
+    assert "17.99 GFLOPs" in p.stdout and "14.51" in p.stdout
+
+
+def test_flops_paper_table_csv(tmp_path):
+    run("flops", "--paper", "--out", str(tmp_path), check=True)
+    rows = list(csv.DictReader(open(tmp_path / "paper_table.csv")))
+    assert list(rows[0]) == ["model", "backbone", "frames", "offsets", "window", "paper_gflops", "gflops", "rel_diff",
+                             "params_m"]
+    assert len(rows) == 16 and all(abs(float(r["rel_diff"])) <= 0.03 for r in rows)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["flops", "--offsets", "3..-3"], "reversed offsets range"),
+    (["flops", "--offsets", "1,1"], "twice"),
+    (["flops", "--window", "8x8"], "odd"),
+    (["flops", "--backbone", "vgg"], "unknown backbone"),
+    (["flops", "--extractor", "fft"], "unknown extractor"),
+    (["bench", "--only", "gpu"], "unknown bench part"),
+])
+def test_bad_input_is_one_line(args, msg):
+    p = run(*args)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and msg in lines[0] and "Traceback" not in p.stderr
+
+
+def test_unknown_flag_is_a_usage_error():
+    p = run("flops", "--bogus")
+    assert p.returncode == 2 and "No such option" in p.stderr
+
+
+def test_bench_writes_tidy_csv(tmp_path):
+    run("bench", "--only", "stss", "--sizes", "8", "--repeats", "1", "--out", str(tmp_path), check=True)
+    rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
+    assert {"benchmark", "impl", "size", "metric", "value", "device", "git_rev", "version"} <= set(rows[0])
+    assert any(r["metric"] == "speedup_of_ours" for r in rows)
