@@ -176,7 +176,7 @@ def bench(
             prog.update(task, description=s)
 
         if "stss" in parts:
-            rows += B.bench_stss(size_list, dev, max(1, min(repeats, 3)), progress=say)
+            rows += B.bench_stss(size_list, dev, min(repeats, 3), progress=say)
         if "step" in parts:
             rows += B.bench_step(dev, repeats, channels_last, progress=say)
         if "memory" in parts:
