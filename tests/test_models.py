@@ -139,18 +139,30 @@ def test_conv_plan_reduces_every_window_to_one(size):
         assert conv_plan(9) == [(3, 1, 1), (3, 2, 1), (3, 2, 1), (3, 1, 0)]
 
 
-def test_dense_first_layer_equals_convolution():
-    """The re-expressed conv extractor equals a plain Conv2d stack (reference semantics)."""
+@pytest.mark.parametrize("window,channels", [((9, 9), (4, 16, 64, 64)), ((9, 9), (4, 4, 16, 16)),
+                                             ((5, 5), (4, 4, 16, 16)), ((5, 5), (4, 16, 64, 64)),
+                                             ((13, 13), (4, 16, 64, 64)), ((7, 3), (4, 4, 8, 8))])
+@pytest.mark.parametrize("train", [False, True])
+def test_conv_extractor_equals_plain_convolutions(window, channels, train):
+    """Whatever formulation each layer runs in (dense, channels-last conv, linear), the extractor equals
+    a plain Conv2d + BatchNorm + ReLU stack (the reference semantics), in training and in eval mode."""
     from selfy_lab.models.extract import ConvExtractor
 
     torch.manual_seed(0)
-    ext = ConvExtractor((9, 9)).double().eval()
-    for bn in ext.bns:  # non-trivial BN statistics
+    ext = ConvExtractor(window, channels).double()
+    for bn in ext.bns:  # non-trivial BN parameters and statistics
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
         bn.running_mean.uniform_(-0.5, 0.5)
         bn.running_var.uniform_(0.5, 2)
-    s = torch.randn(6, 3, 9, 9, dtype=torch.float64)
-    ref = s.reshape(18, 1, 9, 9)
-    for i, (conv, bn) in enumerate(zip(ext.convs, ext.bns)):
-        ref = conv(ref)  # BN over channels, whatever view the extractor uses
-        ref = torch.relu(torch.nn.functional.batch_norm(ref, bn.running_mean, bn.running_var, bn.weight, bn.bias))
+    ext.train(train)
+    s = torch.randn(6, 3, *window, dtype=torch.float64)
+    ref = s.reshape(18, 1, *window)
+    stats = [(bn.running_mean.clone(), bn.running_var.clone()) for bn in ext.bns]
+    for conv, bn, (rm, rv) in zip(ext.convs, ext.bns, stats):
+        ref = torch.relu(torch.nn.functional.batch_norm(conv(ref), rm, rv, bn.weight, bn.bias, train))
     assert torch.allclose(ext(s), ref.view(6, 3, -1), atol=1e-10)
+    if window == (5, 5) and channels == (4, 4, 16, 16):
+        assert ext.modes == ["dense", "dense", "dense", "linear"]
+    if window == (9, 9) and channels == (4, 16, 64, 64):
+        assert ext.modes == ["dense", "conv", "conv", "linear"]

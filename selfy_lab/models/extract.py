@@ -118,58 +118,101 @@ class ConvExtractor(nn.Module):
 
     Computed per (position, offset) map, so it equals the reference Conv3d with kernel (1, 3, 3). The
     maps are tiny (9x9) and many (B*T*H*W*L), where direct convolutions and BatchNorm run far below
-    peak on CPUs, so each layer uses the formulation and memory layout measured fastest
-    (``selfy-lab bench``); all are exact re-expressions of the same layers:
+    peak on CPUs, so each layer runs in the formulation and memory layout measured fastest for its
+    shape (see ``selfy-lab bench``); all are exact re-expressions of the same layers:
 
-    * layer 0 (one input channel) is one dense matrix product built from its kernel, NCHW output
-      (BatchNorm over 4 channels is ~4x faster in NCHW than channels-last);
-    * layers 1-2 are convolutions on channels-last maps; layer 2's BatchNorm runs on the
-      (maps * positions, C) view;
-    * layer 3, whose kernel covers the whole remaining map, is a linear layer.
+    * ``dense``: one matrix product with the layer's (C_in*u*v x C_out*u'*v') matrix, built from its
+      kernel. Used for the single-input-channel first layer, for layers whose dense form costs at most
+      1.5x the convolution's MACs, and for layers with <= 4 output channels (where convolutions are
+      slowest). Outputs with <= 4 channels are NCHW (their BatchNorm is ~4x faster so), others
+      channels-last.
+    * ``conv``: a channels-last convolution.
+    * ``linear``: the last layer, whose kernel covers the whole remaining map.
+
+    Channels-last outputs run BatchNorm on the free (maps * positions, C) view.
     """
 
-    # a dense first layer multiplies U*V x U*V*C0; past this many taps the redundancy costs more
-    DENSE_MAX_TAPS = 144
+    DENSE_MAX_TAPS = 144  # a dense first layer multiplies U*V x U*V*C0
+    DENSE_FREE_EXPANSION = 1.5  # dense whenever it costs at most this many times the convolution
+    DENSE_SMALL_EXPANSION = 12  # ... and up to this for layers with <= 4 output channels
 
     def __init__(self, window: tuple[int, int], channels=DEFAULT_CHANNELS):
         super().__init__()
         self.window = window
-        plan_u, plan_v = conv_plan(window[0]), conv_plan(window[1])
-        self.plan = list(zip(plan_u, plan_v))
+        self.plan = list(zip(conv_plan(window[0]), conv_plan(window[1])))
         cins = (1, *channels[:-1])
         self.convs = nn.ModuleList()
-        for cin, cout, (pu, pv) in zip(cins, channels, self.plan):
+        self.bns = nn.ModuleList()
+        self.modes = []
+        su, sv = window
+        for i, (cin, cout, (pu, pv)) in enumerate(zip(cins, channels, self.plan)):
             self.convs.append(nn.Conv2d(cin, cout, (pu[0], pv[0]), (pu[1], pv[1]), (pu[2], pv[2]), bias=False))
-        c = channels
-        self.bns = nn.ModuleList([nn.BatchNorm2d(c[0]), nn.BatchNorm2d(c[1]), nn.BatchNorm1d(c[2]), nn.BatchNorm1d(c[3])])
+            self.bns.append(nn.BatchNorm2d(cout))
+            ou, ov = _out_size(su, *pu), _out_size(sv, *pv)
+            expansion = (cin * su * sv * cout * ou * ov) / (cin * cout * pu[0] * pv[0] * ou * ov)
+            if i == 3:
+                self.modes.append("linear")
+            elif (i == 0 and su * sv <= self.DENSE_MAX_TAPS) or (i > 0 and (
+                    expansion <= self.DENSE_FREE_EXPANSION or (cout <= 4 and expansion <= self.DENSE_SMALL_EXPANSION))):
+                self.modes.append("dense")
+            else:
+                self.modes.append("conv")
+            su, sv = ou, ov
         self.out_channels = channels[-1]
-        self.dense_first = window[0] * window[1] <= self.DENSE_MAX_TAPS
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         N, L, U, V = s.shape
         M = N * L
-        c0, c1, c2, c3 = self.convs
-        if self.dense_first:
-            # row j of D is layer 0's response to the j-th one-hot map, flattened (c, u, v)
-            eye = torch.eye(U * V, device=s.device, dtype=c0.weight.dtype).view(U * V, 1, U, V)
-            D = c0(eye).reshape(U * V, -1)  # (UV, C0*U*V)
-            x = (s.reshape(M, U * V) @ D.to(s.dtype)).view(M, -1, U, V)  # (M, C0, U, V) NCHW
-        else:
-            x = c0(s.reshape(M, 1, U, V))
-        x = F.relu(self.bns[0](x), inplace=True).contiguous(memory_format=torch.channels_last)
-        x = F.relu(self.bns[1](c1(x)), inplace=True)  # (M, C1, u1, v1) channels-last
-        x = c2(x)  # (M, C2, u2, v2) channels-last
-        u2, v2 = x.shape[-2:]
-        x = x.permute(0, 2, 3, 1).reshape(M * u2 * v2, -1)  # free view: (maps * positions, C2)
-        x = F.relu(self.bns[2](x), inplace=True).view(M, -1)  # (M, u2*v2*C2) in (u, v, c) order
-        w = c3.weight.permute(0, 2, 3, 1).reshape(c3.out_channels, -1)  # same (u, v, c) order
-        x = F.relu(self.bns[3](x @ w.t().to(x.dtype)), inplace=True)  # (M, C_F)
+        x, cl = s.reshape(M, 1, U, V), False  # (maps, C, u, v); cl: stored channels-last
+        for conv, bn, mode in zip(self.convs, self.bns, self.modes):
+            cin, u, v = x.shape[1:]
+            if mode == "linear":  # flatten in memory order; the kernel is permuted to match
+                flat = x.permute(0, 2, 3, 1).reshape(M, -1) if cl else x.reshape(M, -1)
+                w = conv.weight.permute(0, 2, 3, 1) if cl else conv.weight
+                x = F.relu(_bn(bn, flat @ w.reshape(conv.out_channels, -1).t().to(flat.dtype)), inplace=True)
+                break
+            if mode == "dense":
+                out_cl = conv.out_channels > 4
+                flat = x.permute(0, 2, 3, 1).reshape(M, -1) if cl else x.reshape(M, -1)
+                ou, ov = conv_out(conv, u, v)
+                y = flat @ dense_matrix(conv, cin, u, v, cl, out_cl).to(flat.dtype)  # (M, C_out*u'*v')
+                y = y.view(M, ou, ov, -1).permute(0, 3, 1, 2) if out_cl else y.view(M, -1, ou, ov)
+                cl = out_cl
+            else:
+                y = conv(x.contiguous(memory_format=torch.channels_last) if not cl else x)
+                cl = True
+            if cl:  # BatchNorm on the (maps * positions, C) view of channels-last storage
+                C, ou, ov = y.shape[1:]
+                y2 = F.relu(_bn(bn, y.permute(0, 2, 3, 1).reshape(-1, C)), inplace=True)
+                x = y2.view(M, ou, ov, C).permute(0, 3, 1, 2)
+            else:
+                x = F.relu(_bn(bn, y), inplace=True)
         return x.view(N, L, -1)
 
     def macs(self, inputs, output) -> int:
-        """Multiply-accumulates of the convolutions themselves (not of the dense re-expression)."""
+        """Multiply-accumulates of the convolutions themselves (not of the dense re-expressions)."""
         N, L = inputs[0].shape[:2]
         return N * L * _stack_macs(self.convs, self.plan, self.window)
+
+
+def dense_matrix(conv: nn.Conv2d, cin: int, u: int, v: int, in_cl: bool, out_cl: bool) -> torch.Tensor:
+    """The layer as a matrix: row j is its response to the j-th one-hot input, with inputs and outputs
+    flattened in NCHW (c, u, v) or channels-last (u, v, c) order."""
+    eye = torch.eye(cin * u * v, device=conv.weight.device, dtype=conv.weight.dtype)
+    basis = eye.view(-1, u, v, cin).permute(0, 3, 1, 2) if in_cl else eye.view(-1, cin, u, v)
+    out = conv(basis)  # (cin*u*v, C_out, u', v')
+    return (out.permute(0, 2, 3, 1) if out_cl else out).reshape(cin * u * v, -1)
+
+
+def conv_out(conv: nn.Conv2d, u: int, v: int) -> tuple[int, int]:
+    return (_out_size(u, conv.kernel_size[0], conv.stride[0], conv.padding[0]),
+            _out_size(v, conv.kernel_size[1], conv.stride[1], conv.padding[1]))
+
+
+def _bn(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """The module's BatchNorm on any view with channels in dim 1 ((N, C) or (N, C, H, W))."""
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                        bn.training or not bn.track_running_stats, bn.momentum, bn.eps)
 
 
 class Conv3dExtractor(nn.Module):
