@@ -3,3 +3,17 @@
 
 class SelfyError(Exception):
     """Bad input or environment the user can fix; the message says how."""
+
+
+class DataError(SelfyError):
+    """A data file is missing or malformed; the message names the file (and line)."""
+
+
+def user_message(exc: BaseException) -> str:
+    """One line for the user. Errors re-raised from DataLoader workers carry the worker's traceback
+    in their message; the last line is the original message."""
+    text = str(exc).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,225 @@
+"""Datasets returning ``(clip, label)`` with clip uint8 (T, C, H, W), or (clips, T, C, H, W) when a
+test uses two clips. Items are addressed as ``(index, sample_seed)``: every random choice of an item
+(frames, crop, flip) comes from its seed, so loading is deterministic whatever the worker count."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..config import DataConfig, RunConfig
+from ..errors import DataError
+from . import synthetic as syn
+from .flip import flip_table
+from .lists import ListEntry, read_categories, read_list
+from .sampling import segment_indices
+from .transforms import center_crop, hflip, random_scale_crop, resize
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    class_names: list[str]
+
+    def __init__(self, cfg: DataConfig, frames: int, train: bool, class_names: list[str]):
+        self.cfg, self.frames, self.train = cfg, frames, train
+        self.class_names = class_names
+        self.flip = flip_table(class_names, cfg.flip_policy) if train else [None] * len(class_names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def labels(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _augment(self, clip: torch.Tensor, label: int, rng) -> tuple[torch.Tensor, int]:
+        """Flip (per the policy) after the crop; the crop is dataset specific."""
+        target = self.flip[label]
+        if target is not None and rng.random() < 0.5:
+            return hflip(clip), target
+        return clip, label
+
+
+class SyntheticClips(ClipDataset):
+    """The built-in motion benchmark, generated once and cached on disk as a memory-mapped array."""
+
+    def __init__(self, cfg: DataConfig, frames: int, split: str, train: bool):
+        super().__init__(cfg, frames, train, list(syn.CLASS_NAMES))
+        n = cfg.synthetic_train if split == "train" else cfg.synthetic_val
+        self.clips = synthetic_array(split, n, frames, cfg.size, cfg.synthetic_seed, cfg.synthetic_distractors)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def labels(self) -> np.ndarray:
+        return np.arange(len(self)) % len(syn.CLASSES)
+
+    def __getitem__(self, item):
+        index, seed = item if isinstance(item, tuple) else (item, 0)
+        label = index % len(syn.CLASSES)
+        clip = torch.from_numpy(np.array(self.clips[index])).permute(0, 3, 1, 2)  # copy out of the memmap; (T, C, H, W)
+        if self.train:
+            clip, label = self._augment(clip, label, np.random.default_rng(seed))
+        return clip, label
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SELFY_LAB_CACHE") or Path.home() / ".cache" / "selfy-lab")
+
+
+def synthetic_array(split: str, n: int, frames: int, size: int, seed: int, distractors: int,
+                    progress=None) -> np.ndarray:
+    """uint8 (n, T, H, W, 3) clips of the built-in benchmark, cached under ``cache_dir()``."""
+    key = hashlib.sha256(f"{syn.GENERATOR_VERSION}|{split}|{n}|{frames}|{size}|{seed}|{distractors}".encode()).hexdigest()[:16]
+    path = cache_dir() / f"synthetic-{split}-{key}.npy"
+    if path.exists():
+        try:
+            arr = np.load(path, mmap_mode="r")
+            if arr.shape == (n, frames, size, size, 3):
+                return arr
+        except (OSError, ValueError):
+            pass  # a torn or foreign file: regenerate
+    arr = np.empty((n, frames, size, size, 3), np.uint8)
+    for i in range(n):
+        arr[i] = syn.render_clip(seed, split, i, frames, size, distractors)[0]
+        if progress:
+            progress(i + 1, n)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, arr)
+    os.replace(tmp, path)
+    return arr
+
+
+class ListClips(ClipDataset):
+    """Frame folders (``template`` names 1-based frames) or video files, listed by a TSN list file."""
+
+    def __init__(self, cfg: DataConfig, frames: int, entries: list[ListEntry], template: str, train: bool,
+                 class_names: list[str]):
+        super().__init__(cfg, frames, train, class_names)
+        self.entries, self.template = entries, template
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def labels(self) -> np.ndarray:
+        return np.array([e.label for e in self.entries])
+
+    def __getitem__(self, item):
+        index, seed = item if isinstance(item, tuple) else (item, 0)
+        e = self.entries[index]
+        rng = np.random.default_rng(seed)
+        if e.path.suffix.lower() in VIDEO_SUFFIXES:
+            video = decode_video(e)
+            n = len(video)
+        else:
+            video, n = None, e.num_frames
+        clips = 1 if self.train else self.cfg.test_clips
+        idx = segment_indices(n, self.frames, self.train, rng, clips)  # (clips, T)
+        out = []
+        for row in idx:
+            frames = video[row] if video is not None else np.stack([self._frame(e, int(i) + 1) for i in row])
+            clip = resize(torch.from_numpy(frames).permute(0, 3, 1, 2), self.cfg.resize)  # (T, C, H, W)
+            if self.train:
+                clip = random_scale_crop(clip, self.cfg.size, self.cfg.scales, rng)
+            else:
+                clip = center_crop(clip, self.cfg.size)
+            out.append(clip)
+        label = e.label
+        if self.train:
+            clip, label = self._augment(out[0], label, rng)
+            return clip, label
+        return (out[0] if clips == 1 else torch.stack(out)), label
+
+    def _frame(self, e: ListEntry, number: int) -> np.ndarray:
+        path = e.path / self.template.format(number)
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"))
+        except FileNotFoundError:
+            if not e.path.is_dir():
+                raise DataError(f"{e.source}: frame folder {e.path} does not exist") from None
+            raise DataError(f"{e.source}: {e.path} has no frame {path.name} (the list says {e.num_frames} frames)") from None
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataError(f"{e.source}: cannot read image {path} ({type(err).__name__})") from None
+
+
+def decode_video(e: ListEntry) -> np.ndarray:
+    """All frames of a video file as uint8 (N, H, W, 3), decoded with PyAV."""
+    import av
+
+    try:
+        with av.open(str(e.path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except FileNotFoundError:
+        raise DataError(f"{e.source}: video {e.path} does not exist") from None
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise DataError(f"{e.source}: cannot decode video {e.path} ({type(err).__name__})") from None
+    if not frames:
+        raise DataError(f"{e.source}: video {e.path} has no frames")
+    return np.stack(frames)
+
+
+def check_entries(entries: list[ListEntry], template: str, progress=None) -> None:
+    """Before training: every listed folder exists and holds its last listed frame (or the video exists)."""
+    for i, e in enumerate(entries):
+        if e.path.suffix.lower() in VIDEO_SUFFIXES:
+            if not e.path.is_file():
+                raise DataError(f"{e.source}: video {e.path} does not exist")
+        elif not e.path.is_dir():
+            raise DataError(f"{e.source}: frame folder {e.path} does not exist")
+        elif not (e.path / template.format(e.num_frames)).is_file():
+            raise DataError(f"{e.source}: {e.path} has no frame {template.format(e.num_frames)} "
+                            f"(the list says {e.num_frames} frames)")
+        if progress and i % 1000 == 0:
+            progress(i + 1, len(entries))
+
+
+def resolve_paths(cfg: DataConfig, keys=("train", "val", "categories")) -> dict[str, Path | None]:
+    conv = cfg.conventions
+    root = Path(cfg.data_root) if cfg.data_root else None
+
+    def pick(explicit: str, default_name: str | None) -> Path | None:
+        if explicit:
+            return Path(explicit)
+        if default_name is None:
+            return None
+        if root is None:
+            raise DataError(f"dataset {cfg.dataset} needs --data-root (or explicit --train-list, --val-list, --categories)")
+        return root / default_name
+
+    sources = {"train": (cfg.train_list, conv.get("train_list")), "val": (cfg.val_list, conv.get("val_list")),
+               "categories": (cfg.categories, conv.get("categories"))}
+    return {k: pick(*sources[k]) for k in keys}
+
+
+def frame_template(cfg: DataConfig) -> str:
+    template = cfg.frame_template or cfg.conventions.get("template", "{:05d}.jpg")
+    try:
+        template.format(1)
+    except (IndexError, KeyError, ValueError):
+        raise DataError(f"frame template '{template}' must contain one integer field, e.g. {{:05d}}.jpg or img_{{:05d}}.jpg") from None
+    return template
+
+
+def build_dataset(run: RunConfig, split: str, check: bool | None = None, progress=None) -> ClipDataset:
+    """The dataset of a run's ``split`` (train / val); train applies the training augmentation."""
+    cfg, frames = run.data, run.model.frames
+    train = split == "train"
+    if cfg.dataset == "synthetic":
+        return SyntheticClips(cfg, frames, split, train)
+    paths = resolve_paths(cfg, ("categories", split))
+    names = read_categories(paths["categories"])
+    if len(names) != run.model.num_classes:
+        raise DataError(f"{paths['categories']} names {len(names)} classes, the model has {run.model.num_classes}: "
+                        f"pass the class list of {cfg.dataset}")
+    entries = read_list(paths[split], cfg.data_root or None, len(names))
+    template = frame_template(cfg)
+    if cfg.check if check is None else check:
+        check_entries(entries, template, progress)
+    return ListClips(cfg, frames, entries, template, train, names)

@@ -1,0 +1,212 @@
+"""Data: list files in the formats users have, sampling, transforms, flips, the built-in benchmark."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from selfy_lab.config import DataConfig, resolve
+from selfy_lab.data import synthetic as syn
+from selfy_lab.data.datasets import build_dataset, check_entries
+from selfy_lab.data.flip import flip_table, mirror_pairs
+from selfy_lab.data.lists import read_categories, read_list
+from selfy_lab.data.loader import EpochBatchSampler
+from selfy_lab.data.sampling import segment_indices
+from selfy_lab.errors import DataError
+
+SHARED = Path(__file__).resolve().parent / "fixtures" / "something-something"  # real list lines and class names
+
+
+def test_category_file_without_trailing_newline():
+    names = read_categories(SHARED / "category.txt")
+    assert len(names) == 174
+    assert (SHARED / "category.txt").read_text().count("\n") == 173
+
+
+def test_flip_policies_on_the_real_class_list():
+    names = read_categories(SHARED / "category.txt")
+    assert mirror_pairs(names) == {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}
+    skip = flip_table(names, "skip")
+    assert [i for i, t in enumerate(skip) if t is None] == [86, 87, 93, 94, 166, 167]
+    for not_direction in (21, 50, 117, 119):  # "upright", "pulling it right out"
+        assert skip[not_direction] == not_direction
+    swap = flip_table(names, "swap")
+    assert swap[86] == 87 and swap[167] == 166 and swap[50] == 50
+    assert flip_table(names, "none") == [None] * 174
+
+
+def test_real_list_lines_parse_and_reroot(tmp_path):
+    entries = read_list(SHARED / "v1_val_list_excerpt.txt", root=tmp_path, num_classes=174)
+    assert len(entries) == 300
+    first = entries[0]
+    assert first.path == tmp_path / "85" and first.num_frames == 46 and first.label == 30
+    assert first.source.endswith("v1_val_list_excerpt.txt:1")
+    v2 = read_list(SHARED / "v2_val_list_excerpt.txt", root=tmp_path, num_classes=174)
+    assert v2[0].path == tmp_path / "207518"
+
+
+@pytest.mark.parametrize("line,msg", [
+    ("a 10", "expected 3 columns"), ("a 10 3 x", "expected 3 columns"), ("a ten 3", "must be integers"),
+    ("a 10 174", "out of range"), ("a 10 -1", "out of range"), ("a 0 3", "at least 1"),
+])
+def test_bad_list_lines_name_file_and_line(tmp_path, line, msg):
+    lst = tmp_path / "list.txt"
+    lst.write_text("ok 5 1\n" + line + "\n")
+    with pytest.raises(DataError, match=msg) as e:
+        read_list(lst, num_classes=174)
+    assert f"{lst}:2:" in str(e.value)
+
+
+def test_segment_sampling():
+    rng = np.random.default_rng(0)
+    tr = segment_indices(80, 8, True, rng)
+    assert tr.shape == (1, 8) and all(10 * i <= tr[0, i] < 10 * (i + 1) for i in range(8))
+    te = segment_indices(80, 8, False)
+    assert te.tolist() == [[5, 15, 25, 35, 45, 55, 65, 75]]
+    two = segment_indices(80, 8, False, clips=2)
+    assert two[1].tolist() == [0, 10, 20, 30, 40, 50, 60, 70]
+    short = segment_indices(3, 8, False)  # fewer frames than segments: repeats, within range
+    assert short.min() >= 0 and short.max() <= 2 and (np.diff(short[0]) >= 0).all()
+
+
+def test_batch_sampler_shards_equal_the_single_process_batches():
+    single = list(EpochBatchSampler(20, 4, seed=3, shuffle=True))
+    ranks = [list(EpochBatchSampler(20, 4, seed=3, shuffle=True, rank=r, world=2)) for r in range(2)]
+    for b, batch in enumerate(single):
+        assert sorted(batch) == sorted(ranks[0][b] + ranks[1][b])
+    s = EpochBatchSampler(20, 4, seed=3, shuffle=True)
+    s.set_epoch(1)
+    assert list(s) != single  # a new order every epoch ...
+    s.set_epoch(0)
+    assert list(s) == single  # ... that depends only on (seed, epoch)
+
+
+def make_frames_tree(root: Path, list_lines: list[str], size=(60, 80), template="{:05d}.jpg", drop=None):
+    """Frame folders for the given list lines; ``drop`` removes the last frame of one folder."""
+    rng = np.random.default_rng(0)
+    for line in list_lines:
+        folder, n, _ = line.split()
+        d = root / Path(folder).name
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(1, int(n) + 1):
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(d / template.format(i), quality=70)
+    if drop:
+        (root / drop / template.format(int([ln.split()[1] for ln in list_lines if Path(ln.split()[0]).name == drop][0]))).unlink()
+
+
+@pytest.fixture
+def fake_ssv1(tmp_path):
+    """An SS-V1 tree: real list lines (authors' absolute paths), generated JPEGs, the real class list."""
+    lines = [ln for ln in (SHARED / "v1_val_list_excerpt.txt").read_text().splitlines()[:8]]
+    lines = [f"{p} {min(int(n), 12)} {lab}" for p, n, lab in (ln.split() for ln in lines)]
+    make_frames_tree(tmp_path, lines)
+    (tmp_path / "train_videofolder.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "val_videofolder.txt").write_text("\n".join(lines[:4]) + "\n")
+    (tmp_path / "category.txt").write_text((SHARED / "category.txt").read_text())
+    return tmp_path
+
+
+def test_frame_folder_dataset(fake_ssv1):
+    run = resolve("smoke", "something-v1", {"data": {"data_root": str(fake_ssv1), "size": 32, "resize": [40, 52]}})
+    train = build_dataset(run, "train")
+    clip, label = train[(0, 123)]
+    assert clip.shape == (4, 3, 32, 32) and clip.dtype == torch.uint8
+    assert torch.equal(train[(0, 123)][0], clip)  # the item seed fixes every random choice
+    val = build_dataset(run, "val")
+    assert val[(0, 0)][0].shape == (4, 3, 32, 32)
+    two = build_dataset(resolve("smoke", "something-v1", {"data": {"data_root": str(fake_ssv1), "size": 32,
+                                                                   "resize": [40, 52], "test_clips": 2}}), "val")
+    assert two[(0, 0)][0].shape == (2, 4, 3, 32, 32)
+
+
+def test_missing_frames_are_caught_before_training(fake_ssv1):
+    folder = sorted(p for p in fake_ssv1.iterdir() if p.is_dir())[0]
+    last = sorted(folder.iterdir())[-1]
+    last.unlink()
+    run = resolve("smoke", "something-v1", {"data": {"data_root": str(fake_ssv1)}})
+    with pytest.raises(DataError, match=r"train_videofolder.txt:\d+: .* has no frame .* \(the list says 12 frames\)"):
+        build_dataset(run, "train")
+
+
+def test_missing_folder_and_unreadable_image(fake_ssv1):
+    run = resolve("smoke", "something-v1", {"data": {"data_root": str(fake_ssv1), "check": False}})
+    ds = build_dataset(run, "val")
+    (ds.entries[1].path / "00002.jpg").write_bytes(b"not a jpeg")  # 12 frames, 4 segments: centres 2, 5, 8, 11
+    with pytest.raises(DataError, match=r"val_videofolder.txt:2: cannot read image .*00002.jpg"):
+        ds[(1, 0)]
+    import shutil
+
+    shutil.rmtree(ds.entries[0].path)
+    with pytest.raises(DataError, match="val_videofolder.txt:1: frame folder .* does not exist"):
+        check_entries(ds.entries, "{:05d}.jpg")
+    with pytest.raises(DataError, match="val_videofolder.txt:1: frame folder .* does not exist"):
+        ds[(0, 0)]
+
+
+def test_template_and_paths_are_validated(fake_ssv1):
+    with pytest.raises(DataError, match="frame template"):
+        build_dataset(resolve("smoke", "something-v1", {"data": {"data_root": str(fake_ssv1), "frame_template": "x.jpg{"}}), "val")
+    with pytest.raises(DataError, match="needs --data-root"):
+        build_dataset(resolve("smoke", "something-v1"), "val")
+
+
+def test_synthetic_clips_are_deterministic_and_splits_disjoint():
+    a, la = syn.render_clip(0, "train", 5)
+    b, lb = syn.render_clip(0, "train", 5)
+    c, _ = syn.render_clip(0, "val", 5)
+    assert np.array_equal(a, b) and la == lb == 5
+    assert not np.array_equal(a, c)
+    assert a.shape == (8, 64, 64, 3) and a.dtype == np.uint8
+
+
+@pytest.mark.parametrize("pair", [(0, 1), (2, 3), (4, 5), (6, 7)])
+def test_reverse_pairs_are_time_reversals(pair):
+    """A clip of the second class shows the trajectory of the first one played backwards: with the same
+    random draws, its frames are the first class's frames in reverse order (up to sensor noise)."""
+    a, b = pair
+    rng_a = np.random.default_rng(7)
+    rng_b = np.random.default_rng(7)
+    bg, floor = syn._background(np.random.default_rng(1), 64)
+    actor = syn._random_object(np.random.default_rng(2), 64, bg)
+    ta, _ = syn._trajectory(a, rng_a, 8, 64, actor, actor, floor)
+    tb, _ = syn._trajectory(b, rng_b, 8, 64, actor, actor, floor)
+    for xa, xb in zip(ta, tb):
+        assert np.allclose(xa[::-1], xb)
+
+
+def test_synthetic_appearance_is_label_free():
+    """Per-frame appearance statistics do not depend on the class (what makes TSN blind to order)."""
+    stats = {k: [] for k in range(16)}
+    for i in range(16 * 40):
+        clip, k = syn.render_clip(0, "train", i, 8, 32)
+        stats[k].append([*clip.reshape(-1, 3).mean(0), clip.std()])  # colour and contrast of the frames
+    x = np.array([stats[k] for k in range(16)])  # (K, clips, 4)
+    grand = x.reshape(-1, 4).mean(0)
+    z = (x.mean(1) - grand) / (x.std(1) / np.sqrt(x.shape[1]))  # class mean vs its standard error
+    assert (z**2).mean() < 3  # ~1 when appearance does not depend on the class
+
+
+def test_synthetic_generation_speed_and_cache(tmp_path, monkeypatch):
+    import time
+
+    from selfy_lab.data.datasets import synthetic_array
+
+    monkeypatch.setenv("SELFY_LAB_CACHE", str(tmp_path))
+    t0 = time.perf_counter()
+    arr = synthetic_array("train", 200, 8, 64, 0, 2)
+    first = time.perf_counter() - t0
+    assert arr.shape == (200, 8, 64, 64, 3)
+    assert first < 20  # 1,000 clips well under a minute on 2 cores
+    t0 = time.perf_counter()
+    again = synthetic_array("train", 200, 8, 64, 0, 2)
+    assert time.perf_counter() - t0 < first / 5 and np.array_equal(arr, again)
+
+
+def test_data_config_validation():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        DataConfig(dataset="kinetics")
+    with pytest.raises(ValueError, match="flip policy"):
+        DataConfig(flip="sometimes")
+    with pytest.raises(ValueError, match="test_clips"):
+        DataConfig(test_clips=3)
