@@ -112,3 +112,64 @@ def write_json(path: str | Path, data: Any) -> Path:
 def read_json(path: str | Path) -> Any:
     with open(path) as f:
         return json.load(f)
+
+
+# ---- reading results for tables and notebooks (pandas) ----
+
+LADDER_ORDER = ("none", "{0}", "{1}", "-1..1", "-2..2", "-3..3", "-4..4")
+
+
+def load_runs(*paths: str | Path):
+    """Tidy rows of one or more runs.csv files (or sweep directories, or a glob root) as a DataFrame."""
+    import pandas as pd
+
+    files: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files += sorted(p.glob("**/runs.csv"))
+        elif p.exists():
+            files.append(p)
+    if not files:
+        return pd.DataFrame(columns=list(RUN_COLUMNS))
+    df = pd.concat([pd.read_csv(f, dtype={"offsets": str, "window": str, "seed": int}) for f in files],
+                   ignore_index=True)
+    df["value"] = df["value"].astype(float)
+    return df.drop_duplicates(subset=["run_id", "split", "metric"], keep="last")
+
+
+def summarize(df, metrics=("top1", "top5"), split: str = "val", by=None):
+    """Mean, std and count over seeds of each variant: one row per variant, wide in the metrics."""
+    import pandas as pd
+
+    by = list(by or [c for c in VARIANT_FIELDS if c in df.columns])
+    sub = df[(df["split"] == split) & (df["metric"].isin(metrics))]
+    if sub.empty:
+        return pd.DataFrame(columns=[*by, "gflops"])
+    g = sub.groupby([*by, "metric"])["value"].agg(["mean", "std", "count"]).unstack("metric")
+    g.columns = [f"{metric}_{stat}" for stat, metric in g.columns]
+    flops = df.groupby(by)["gflops"].first()
+    out = g.join(flops).reset_index()
+    out["ladder"] = out["offsets"].map({o: i for i, o in enumerate(LADDER_ORDER)}).fillna(len(LADDER_ORDER))
+    return out.sort_values([c for c in ("backbone", "block") if c in out] + ["ladder"]).drop(columns="ladder").reset_index(drop=True)
+
+
+def paper_column(summary, table_id: str):
+    """The paper's top-1 / top-5 for each summary row of a sweep that reproduces ``paper.TABLES[table_id]``:
+    rows match on the fields the paper's row names (the backbone by family, tsn / tsm)."""
+    from .paper import TABLES
+
+    table = TABLES[table_id]
+    family = table["default"].get("backbone", "").split("-")[0]
+    top1, top5 = [], []
+    for _, r in summary.iterrows():
+        hit = None
+        if not family or str(r.get("backbone", "")).startswith(family):
+            for row in table["rows"]:
+                if all(str(r.get(k)) == str(v) for k, v in row["variant"].items() if k != "block" or v == "none") and (
+                        row["variant"].get("block", "selfy") == "none") == (r.get("block") == "none"):
+                    hit = row
+                    break
+        top1.append(hit["top1"] if hit else float("nan"))
+        top5.append(hit["top5"] if hit else float("nan"))
+    return summary.assign(paper_top1=top1, paper_top5=top5)

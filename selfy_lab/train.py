@@ -1,0 +1,336 @@
+"""Training and evaluation: ``fit()`` and ``evaluate()``, plain functions returning metric dicts.
+
+A run directory holds ``config.yaml`` (the resolved config), ``checkpoint.pt`` (written atomically after
+every epoch), ``history.csv`` (per-epoch rows) and ``metrics.csv`` (tidy final rows). Calling ``fit`` again
+on the same directory resumes from the last checkpoint; a finished run returns its metrics at once.
+
+Runs are deterministic on CPU for a given seed: data order, augmentation and dropout draw from seeds
+derived from (seed, epoch), so a resumed run matches an uninterrupted one. On CUDA the loop keeps the
+hot path free of host synchronisation (running sums stay on the device), uses automatic mixed precision
+and channels-last memory. Under ``torchrun`` it trains with DistributedDataParallel; only rank 0 writes.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+import torch.nn.functional as F
+
+from .config import RunConfig, config_hash, from_dict, to_dict
+from .data.datasets import build_dataset
+from .data.loader import make_loader, sample_seed
+from .data.transforms import normalize
+from .errors import SelfyError
+from .metrics import classification_metrics
+from .models import build_model
+from .results import RUN_COLUMNS, provenance, read_csv, write_csv
+
+Callback = Callable[..., None]
+
+
+def _quiet(event: str, **info) -> None:
+    pass
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            tdist.barrier()
+
+
+def select_device(pref: str = "auto") -> torch.device:
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if pref.startswith("cuda") and not torch.cuda.is_available():
+        raise SelfyError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
+    try:
+        return torch.device(pref)
+    except RuntimeError:
+        raise SelfyError(f"unknown device '{pref}': use cpu, cuda, cuda:N or auto") from None
+
+
+def init_distributed(pref: str = "auto") -> Dist:
+    """One process per device under ``torchrun`` (env WORLD_SIZE > 1), else a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = select_device(pref)
+    if world == 1:
+        return Dist(0, 1, device)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if not tdist.is_initialized():
+        tdist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank, world, device)
+
+
+def lr_at(run: RunConfig, epoch: float) -> float:
+    """Learning rate at a fractional epoch: linear warm-up, then step decay or cosine."""
+    t = run.train
+    if t.warmup and epoch < t.warmup:
+        return t.lr * (epoch + 1e-3) / t.warmup
+    if t.schedule == "step":
+        return t.lr * 0.1 ** sum(epoch >= s for s in t.lr_steps)
+    span = max(t.epochs - t.warmup, 1e-9)
+    return t.lr * 0.5 * (1 + math.cos(math.pi * min((epoch - t.warmup) / span, 1.0)))
+
+
+def _amp(run: RunConfig, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or not run.train.amp:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def build_run_model(run: RunConfig, device: torch.device, pretrained: bool = True):
+    """The run's network on ``device`` (channels-last where asked), with its pretrained backbone."""
+    from .weights import load_pretrained
+
+    model = build_model(run.model)
+    report = load_pretrained(model, run.model.pretrained, run.model.depth, run.model.width) if pretrained else None
+    model = model.to(device)
+    if run.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, report
+
+
+def _optimizer(run: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
+    t = run.train
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=t.lr)
+    return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov and t.momentum > 0)
+
+
+def _to_input(clips: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = normalize(clips.to(device, non_blocking=True))  # uint8 (B, T, C, H, W) -> float
+    if channels_last:
+        B, T = x.shape[:2]
+        x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
+    return x
+
+
+def predict(model: torch.nn.Module, loader, device: torch.device, amp: torch.dtype | None = None,
+            channels_last: bool = False, dist: Dist | None = None,
+            callback: Callback = _quiet) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, K) and labels (N,) of a whole loader, in dataset order; multi-clip items are averaged."""
+    dist = dist or Dist(device=device)
+    model.eval()
+    idx_all, logit_all, label_all = [], [], []
+    with torch.no_grad():
+        for step, (clips, labels) in enumerate(loader):
+            multi = clips.dim() == 6  # (B, clips, T, C, H, W)
+            B = clips.shape[0]
+            x = clips.flatten(0, 1) if multi else clips
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                out = model(_to_input(x, device, channels_last)).float()
+            if multi:
+                out = out.view(B, -1, out.shape[-1]).mean(1)
+            logit_all.append(out)
+            label_all.append(labels.to(device))
+            callback("eval_step", step=step + 1, total=len(loader))
+    logits = torch.cat(logit_all) if logit_all else torch.empty(0)
+    labels = torch.cat(label_all) if label_all else torch.empty(0, dtype=torch.long)
+    if dist.world > 1:  # every rank holds a strided share of each batch: gather and restore dataset order
+        gathered = [None] * dist.world
+        tdist.all_gather_object(gathered, (logits.cpu(), labels.cpu()))
+        n = sum(len(g[1]) for g in gathered)
+        K = gathered[0][0].shape[1]
+        logits, labels = torch.empty(n, K), torch.empty(n, dtype=torch.long)
+        order = _strided_order(loader, dist.world)
+        for r, (lg, lb) in enumerate(gathered):
+            logits[order[r]], labels[order[r]] = lg, lb
+    return logits.cpu(), labels.cpu()
+
+
+def _strided_order(loader, world: int) -> list[torch.Tensor]:
+    """Dataset positions of each rank's predictions under EpochBatchSampler's evaluation sharding."""
+    bs, n = loader.batch_sampler.batch_size, loader.batch_sampler.n
+    pos = [[] for _ in range(world)]
+    for start in range(0, n, bs):
+        for r in range(world):
+            pos[r].extend(range(start + r, min(start + bs, n), world))
+    return [torch.tensor(p, dtype=torch.long) for p in pos]
+
+
+def extra_metrics(dataset_name: str, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    if dataset_name == "synthetic":
+        from .data.synthetic import pair_metrics
+
+        return pair_metrics(logits, labels)
+    return {}
+
+
+def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device: str = "auto") -> dict[str, float]:
+    """Train ``run`` in ``run_dir`` (resuming if it holds a checkpoint); returns the final val metrics."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    dist = init_distributed(device)
+    cfg_path = run_dir / "config.yaml"
+    if cfg_path.exists():
+        old = from_dict(RunConfig, yaml.safe_load(cfg_path.read_text()))
+        if old.run_hash != run.run_hash:
+            raise SelfyError(f"{run_dir} holds a run of another configuration: choose another --out, or delete it to start over")
+    if (run_dir / "metrics.csv").exists() and (run_dir / "checkpoint.pt").exists():
+        rows = read_csv(run_dir / "metrics.csv")
+        callback("finished", run_dir=str(run_dir))
+        return {r["metric"]: float(r["value"]) for r in rows if r["split"] == "val"}
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        from .results import atomic_write_text
+
+        atomic_write_text(cfg_path, yaml.safe_dump(to_dict(run), sort_keys=False))
+
+    callback("data", message="preparing data")
+    train_ds = build_dataset(run, "train", progress=lambda i, n: callback("data", message=f"checking {i}/{n}"))
+    val_ds = build_dataset(run, "val", progress=lambda i, n: callback("data", message=f"checking {i}/{n}"))
+    model, report = build_run_model(run, dist.device)
+    if report and report["loaded"]:
+        callback("weights", **report)
+    opt = _optimizer(run, model)
+    amp = _amp(run, dist.device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    start, history = 0, []
+    ckpt_path = run_dir / "checkpoint.pt"
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=dist.device, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        scaler.load_state_dict(ck["scaler"])
+        start, history = int(ck["epoch"]), list(ck["history"])
+        callback("resume", epoch=start)
+    net = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
+    t = run.train
+    pin = dist.device.type == "cuda"
+    train_loader = make_loader(train_ds, t.batch_size, t.seed, True, run.data.workers, dist.rank, dist.world, pin)
+    val_loader = make_loader(val_ds, t.batch_size, t.seed, False, run.data.workers, dist.rank, dist.world, pin)
+    if len(train_loader) == 0:
+        raise SelfyError(f"the training set has {len(train_ds)} clips, fewer than one batch of {t.batch_size // dist.world}")
+    steps = len(train_loader)
+    val = {}
+    for epoch in range(start, t.epochs):
+        torch.manual_seed(sample_seed(t.seed, epoch, 2**32 - 1))  # dropout etc.: a function of (seed, epoch)
+        train_loader.batch_sampler.set_epoch(epoch)
+        net.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=dist.device)
+        hits = torch.zeros((), device=dist.device)
+        seen = 0
+        callback("epoch_start", epoch=epoch, epochs=t.epochs, steps=steps)
+        for step, (clips, labels) in enumerate(train_loader):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(run, epoch + step / steps)
+            x = _to_input(clips, dist.device, t.channels_last)
+            y = labels.to(dist.device, non_blocking=True)
+            with torch.autocast(dist.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                logits = net(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=t.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if t.clip_grad:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), t.clip_grad)
+            scaler.step(opt)
+            scaler.update()
+            loss_sum += loss.detach() * len(y)
+            hits += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
+            if (step + 1) % 10 == 0 or step + 1 == steps:  # one host sync every 10 steps, for the display
+                callback("step", epoch=epoch, step=step + 1, steps=steps, loss=(loss_sum / seen).item(),
+                         acc=(hits / seen).item(), lr=opt.param_groups[0]["lr"])
+        if dist.world > 1:
+            tot = torch.stack([loss_sum, hits, torch.tensor(float(seen), device=dist.device)])
+            tdist.all_reduce(tot)
+            loss_sum, hits, seen = tot[0], tot[1], int(tot[2].item())
+        train_time = time.perf_counter() - t0
+        last = epoch + 1 == t.epochs
+        if last or (t.eval_every and (epoch + 1) % t.eval_every == 0):
+            callback("eval_start", epoch=epoch)
+            logits, labels = predict(model, val_loader, dist.device, amp, t.channels_last, dist,
+                                     callback=lambda ev, **kw: callback(ev, epoch=epoch, **kw))
+            val = {**classification_metrics(logits, labels), **extra_metrics(run.data.dataset, logits, labels)}
+        else:
+            val = {}
+        history.append({"epoch": epoch + 1, "train_loss": (loss_sum / seen).item(), "train_top1": (hits / seen).item(),
+                        "train_seconds": train_time, "lr": lr_at(run, epoch + 1 - 1e-9),
+                        **{f"val_{k}": v for k, v in val.items()}})
+        if dist.main:
+            _save_checkpoint(ckpt_path, model, opt, scaler, epoch + 1, history, run)
+            write_csv(run_dir / "history.csv", history)
+        dist.barrier()
+        callback("epoch_end", epoch=epoch, epochs=t.epochs, metrics=val, train_seconds=train_time,
+                 train_loss=history[-1]["train_loss"], train_top1=history[-1]["train_top1"])
+    if dist.main:
+        write_csv(run_dir / "metrics.csv", run_rows(run, history), RUN_COLUMNS)
+    dist.barrier()
+    return {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
+
+
+def _save_checkpoint(path: Path, model, opt, scaler, epoch: int, history: list, run: RunConfig) -> None:
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scaler": scaler.state_dict(), "history": history, "config": to_dict(run),
+                "run_hash": run.run_hash}, tmp)
+    os.replace(tmp, path)
+
+
+def run_rows(run: RunConfig, history: list[dict]) -> list[dict]:
+    """Tidy rows of a finished run: final val metrics, last-epoch train loss/top-1, total train seconds."""
+    from .flops import model_cost
+
+    cost = model_cost(run.model, run.data.size)
+    last = history[-1]
+    base = {"experiment": run.experiment or "train", "run_id": run.run_hash, **run.model.variant(),
+            "gflops": cost["gflops"], "params_m": cost["params_m"], "seed": run.train.seed}
+    prov = provenance(config_hash(run))
+    rows = [{**base, "split": "val", "metric": k[4:], "value": v, **prov} for k, v in last.items() if k.startswith("val_")]
+    rows += [{**base, "split": "train", "metric": m, "value": last[f"train_{m}"], **prov} for m in ("loss", "top1")]
+    rows.append({**base, "split": "train", "metric": "seconds", "value": sum(h["train_seconds"] for h in history), **prov})
+    return rows
+
+
+def load_run(path: str | Path, device: str = "auto") -> tuple[RunConfig, torch.nn.Module]:
+    """A trained model from a run directory or a checkpoint file, in eval mode."""
+    path = Path(path)
+    ckpt = path / "checkpoint.pt" if path.is_dir() else path
+    if not ckpt.is_file():
+        raise SelfyError(f"no checkpoint at {ckpt}: pass a run directory or a checkpoint.pt file")
+    try:
+        ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+        run = from_dict(RunConfig, ck["config"])
+    except Exception as e:  # a truncated or foreign file
+        raise SelfyError(f"cannot read checkpoint {ckpt} ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    dev = select_device(device)
+    model, _ = build_run_model(run, dev, pretrained=False)
+    model.load_state_dict(ck["model"])
+    return run, model.eval()
+
+
+def evaluate(run: RunConfig, model: torch.nn.Module, split: str = "val", dataset=None,
+             callback: Callback = _quiet) -> dict[str, float]:
+    """Metrics of a trained ``model`` on ``split`` of the run's dataset (or on ``dataset``, e.g. a
+    corrupted view of it)."""
+    dev = next(model.parameters()).device
+    ds = dataset if dataset is not None else build_dataset(run, split)
+    loader = make_loader(ds, run.train.batch_size, run.train.seed, False, run.data.workers)
+    logits, labels = predict(model, loader, dev, _amp(run, dev), run.train.channels_last, callback=callback)
+    return {**classification_metrics(logits, labels), **extra_metrics(run.data.dataset, logits, labels)}

@@ -1,0 +1,177 @@
+"""Training engine and the train / eval commands: files, resume, determinism, real-format data, DDP."""
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from selfy_lab.config import resolve
+from selfy_lab.results import RUN_COLUMNS
+from selfy_lab.train import evaluate, fit, load_run, lr_at
+
+from test_data import fake_ssv1  # noqa: F401  (fixture)
+
+SMOKE = dict(train=dict(epochs=2))
+
+
+def rows(path):
+    return list(csv.DictReader(open(path)))
+
+
+def cli(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "selfy_lab.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_fit_writes_the_run_directory(tmp_path):
+    run = resolve("smoke", overrides=SMOKE)
+    metrics = fit(run, tmp_path / "run")
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.yaml", "checkpoint.pt", "history.csv", "metrics.csv"} <= files
+    m = rows(tmp_path / "run" / "metrics.csv")
+    assert list(m[0]) == list(RUN_COLUMNS)
+    assert {r["metric"] for r in m if r["split"] == "val"} >= {"top1", "top5", "mean_class", "loss",
+                                                               "order_pairs_top1", "order_pairs_binary"}
+    assert {(r["split"], r["metric"]) for r in m if r["split"] == "train"} == {("train", "loss"), ("train", "top1"),
+                                                                               ("train", "seconds")}
+    assert all(r["run_id"] == run.run_hash and r["offsets"] == "-2..2" for r in m)
+    assert len(rows(tmp_path / "run" / "history.csv")) == 2
+    assert 0 <= metrics["top1"] <= 1
+
+
+def test_two_runs_are_identical_and_an_interrupted_run_resumes_to_the_same_result(tmp_path):
+    run = resolve("smoke", overrides=SMOKE)
+    a = fit(run, tmp_path / "a")
+    b = fit(run, tmp_path / "b")
+    assert a == b  # deterministic on CPU for a given seed
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(event, **kw):
+        if event == "epoch_end" and kw["epoch"] == 0:
+            raise Stop
+
+    with pytest.raises(Stop):
+        fit(run, tmp_path / "c", stop_after_first_epoch)
+    assert torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert not (tmp_path / "c" / "metrics.csv").exists()
+    events = []
+    c = fit(run, tmp_path / "c", lambda e, **kw: events.append((e, kw.get("epoch"))))
+    assert ("resume", 1) in events and ("epoch_start", 0) not in events
+    assert c == a
+    assert fit(run, tmp_path / "c", lambda e, **kw: events.append((e, kw))) == pytest.approx(a)
+    assert events[-1][0] == "finished"
+
+
+def test_a_run_directory_refuses_another_configuration(tmp_path):
+    fit(resolve("smoke"), tmp_path)
+    from selfy_lab.errors import SelfyError
+
+    with pytest.raises(SelfyError, match="another configuration"):
+        fit(resolve("smoke", overrides={"model": {"offsets": "1"}}), tmp_path)
+
+
+def test_eval_of_a_trained_model_matches_training(tmp_path):
+    run = resolve("smoke")
+    m = fit(run, tmp_path)
+    run2, model = load_run(tmp_path, "cpu")
+    assert run2 == run
+    again = evaluate(run2, model)
+    assert again["top1"] == pytest.approx(m["top1"]) and again["loss"] == pytest.approx(m["loss"], rel=1e-5)
+
+
+def test_learning_rate_schedules():
+    step = resolve("paper", "something-v1")
+    assert lr_at(step, 0) == 0.01 and lr_at(step, 30) == pytest.approx(0.001) and lr_at(step, 45) == pytest.approx(1e-4)
+    cos = resolve("paper", "diving48")
+    assert cos.train.schedule == "cosine" and cos.train.warmup == 10 and cos.train.epochs == 30
+    assert lr_at(cos, 5) == pytest.approx(0.005, rel=1e-3) and lr_at(cos, 10) == pytest.approx(0.01)
+    assert lr_at(cos, 30) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    args = ["train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
+            "--epochs", "1", "--out", str(out)]
+    p = cli(*args)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "top1" in p.stdout
+    m = rows(out / "metrics.csv")
+    assert {r["backbone"] for r in m} == {"tsn-r18-w8"}
+    p = cli(*args)  # the same command again: nothing to do
+    assert p.returncode == 0 and "already finished" in p.stdout
+    p = cli("eval", str(out), "--test-clips", "2")
+    assert p.returncode == 0, p.stderr
+    e = rows(out / "eval.csv")
+    assert {r["test_clips"] for r in e} == {"2"} and any(r["metric"] == "top1" for r in e)
+
+
+def test_bad_data_is_one_line_through_the_cli(fake_ssv1, tmp_path):  # noqa: F811
+    (fake_ssv1 / "val_videofolder.txt").write_text("/Dataset/SSV1/85 12 30\n/Dataset/SSV1/nope 12 30\n")
+    p = cli("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
+            "--out", str(tmp_path / "r"))
+    assert p.returncode == 2
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and "val_videofolder.txt:2: frame folder" in err[0] and "does not exist" in err[0]
+    (fake_ssv1 / "val_videofolder.txt").write_text("/Dataset/SSV1/85 12\n")
+    p = cli("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
+            "--out", str(tmp_path / "r2"))
+    assert p.returncode == 2 and "val_videofolder.txt:1: expected 3 columns" in p.stderr
+
+
+def test_bad_data_inside_a_worker_is_one_line(fake_ssv1, tmp_path):  # noqa: F811
+    """Errors raised in DataLoader worker processes reach the user as the original one-line message."""
+    folder = sorted(p for p in fake_ssv1.iterdir() if p.is_dir())[0]
+    for f in folder.iterdir():
+        f.write_bytes(b"broken")
+    p = cli("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
+            "--workers", "1", "--out", str(tmp_path / "r"))
+    assert p.returncode == 2, p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and "cannot read image" in err[0] and "Traceback" not in p.stderr
+
+
+def test_cli_run_errors_are_one_line(tmp_path):
+    for args, msg in ((["train", "--preset", "fast"], "unknown preset"),
+                      (["train", "--dataset", "kinetics"], "unknown dataset"),
+                      (["train", "--offsets", "-9..9", "--preset", "smoke"], "beyond a 4-frame clip"),
+                      (["train", "--experiment", str(tmp_path / "missing.yaml")], "does not exist"),
+                      (["eval", str(tmp_path)], "no checkpoint")):
+        p = cli(*args)
+        assert p.returncode == 2 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1, (args, p.stderr)
+
+
+def test_experiment_file_and_flags(tmp_path):
+    exp = tmp_path / "e.yaml"
+    exp.write_text("# why: a forward-only variant\npreset: smoke\nmodel:\n  offsets: '1'\ntrain:\n  epochs: 1\n")
+    p = cli("train", "--experiment", str(exp), "--seed", "3", "--out", str(tmp_path / "r"))
+    assert p.returncode == 0, p.stderr
+    m = rows(tmp_path / "r" / "metrics.csv")
+    assert {r["offsets"] for r in m} == {"{1}"} and {r["seed"] for r in m} == {"3"} and {r["experiment"] for r in m} == {"e"}
+    (tmp_path / "bad.yaml").write_text("model:\n  offsets: [1\n")
+    p = cli("train", "--experiment", str(tmp_path / "bad.yaml"))
+    assert p.returncode == 2 and "not valid YAML" in p.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_write_the_same_results_once(tmp_path):
+    """DistributedDataParallel on CPU (gloo): one results file, the single-process schema and rows."""
+    single = tmp_path / "single"
+    assert cli("train", "--preset", "smoke", "--out", str(single)).returncode == 0
+    ddp = tmp_path / "ddp"
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+                        "-m", "selfy_lab.cli", "train", "--preset", "smoke", "--out", str(ddp)],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert sorted(x.name for x in ddp.iterdir()) == sorted(x.name for x in single.iterdir())
+    a, b = rows(single / "metrics.csv"), rows(ddp / "metrics.csv")
+    key = lambda r: (r["split"], r["metric"])  # noqa: E731
+    assert sorted(map(key, a)) == sorted(map(key, b)) and len(b) == len({key(r) for r in b})
+    # evaluation gathers every rank's share: the same number of validation clips is scored
+    va, vb = ({r["metric"]: float(r["value"]) for r in x if r["split"] == "val"} for x in (a, b))
+    assert 0 <= vb["top1"] <= 1 and set(va) == set(vb)
