@@ -181,7 +181,7 @@ class DataConfig:
     synthetic_train: int = 2000
     synthetic_val: int = 800
     synthetic_seed: int = 0
-    synthetic_distractors: int = 2
+    synthetic_distractors: int = 1  # static extra objects per clip: 0..N (besides the actor and the second object)
 
     def __post_init__(self):
         if self.dataset not in DATASETS:

@@ -308,6 +308,19 @@ def run_rows(run: RunConfig, history: list[dict]) -> list[dict]:
     return rows
 
 
+def read_run_config(path: str | Path) -> RunConfig:
+    """The resolved config of a run directory (config.yaml) or a checkpoint file, without building the model."""
+    import yaml
+
+    path = Path(path)
+    if path.is_dir() and (path / "config.yaml").is_file():
+        try:
+            return from_dict(RunConfig, yaml.safe_load((path / "config.yaml").read_text()))
+        except (ValueError, TypeError, yaml.YAMLError) as e:
+            raise SelfyError(f"cannot read {path / 'config.yaml'}: {e}") from None
+    return load_run(path, "cpu")[0]
+
+
 def load_run(path: str | Path, device: str = "auto") -> tuple[RunConfig, torch.nn.Module]:
     """A trained model from a run directory or a checkpoint file, in eval mode."""
     path = Path(path)
