@@ -177,10 +177,16 @@ def _worker(task_q, result_q, out: str, device: str, threads: int | None) -> Non
 
 
 def run_sweep(runs: list[PlannedRun], out: str | Path, jobs: int = 1, device: str = "auto",
-              on_event: Callable[..., None] = lambda e, **k: None, experiment: str = "ablate") -> list[dict]:
-    """Train every planned run not yet finished; keeps runs.csv / status.csv current. Returns status rows."""
+              on_event: Callable[..., None] = lambda e, **k: None, record: dict | None = None) -> list[dict]:
+    """Train every planned run not yet finished; keeps sweep.yaml, runs.csv and status.csv current.
+    Returns the status rows."""
+    import yaml
+
+    from .results import atomic_write_text
+
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "sweep.yaml", yaml.safe_dump(record or sweep_record(runs), sort_keys=False))
     status: dict[str, dict] = {}
     todo = []
     for pr in runs:
@@ -258,7 +264,9 @@ def collect(out: Path, runs: list[PlannedRun]) -> Path:
     return write_csv(out / "runs.csv", rows, RUN_COLUMNS)
 
 
-def sweep_record(base: RunConfig, runs: list[PlannedRun], axes: dict, offsets: list, seeds: list[int]) -> dict:
-    return {"base": to_dict(base), "axes": {k: list(v) for k, v in axes.items()},
-            "offsets": [format_offsets(o) if o else "none" for o in offsets], "seeds": list(seeds),
-            "runs": [{"run_id": r.run_id, "label": r.label} for r in runs]}
+def sweep_record(runs: list[PlannedRun], axes: dict | None = None) -> dict:
+    """What a sweep ran: its axes, offset sets, seeds and runs (OUT/sweep.yaml)."""
+    offsets = list(dict.fromkeys(r.run.model.variant()["offsets"] for r in runs))
+    return {"base": to_dict(runs[0].run) if runs else {}, "axes": {k: list(v) for k, v in (axes or {}).items()},
+            "offsets": offsets, "seeds": sorted({r.run.train.seed for r in runs}),
+            "runs": [{"run_id": r.run_id, "label": r.label, **r.run.model.variant(), "seed": r.run.train.seed} for r in runs]}

@@ -1,0 +1,183 @@
+"""Ablation sweeps: the offsets ladder, planning, skip / resume (also after SIGKILL), failures, tidy results."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from selfy_lab import ablate as A
+from selfy_lab.config import resolve
+from selfy_lab.errors import SelfyError
+from selfy_lab.results import RUN_COLUMNS
+
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
+R = lambda a, b: tuple(range(a, b + 1))  # noqa: E731
+
+
+def rows(path):
+    return list(csv.DictReader(open(path)))
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "selfy_lab.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("spec,ladder", [
+    ("-3..3", [None, (0,), (1,), R(-1, 1), R(-2, 2), R(-3, 3)]),
+    ("-1..1", [None, (0,), (1,), R(-1, 1)]),
+    ("-3..2", [None, (0,), (1,), R(-1, 1), R(-2, 2)]),
+    ("0..2", [None, (0,), (1,)]),
+    ("-2..0", [None, (0,)]),
+])
+def test_ladder_expansion(spec, ladder):
+    assert A.offsets_ladder(spec) == ladder
+    assert A.plan_offsets([spec]) == ladder
+
+
+def test_several_sets_run_exactly_plus_baseline():
+    assert A.plan_offsets(["1", "-2,0,2", "-1..1"]) == [None, (1,), (-2, 0, 2), R(-1, 1)]
+    assert A.plan_offsets(["1", "-1..1"], baseline=False) == [(1,), R(-1, 1)]
+    assert A.plan_offsets(["-2..2"], ladder=False) == [None, R(-2, 2)]
+    assert A.plan_offsets(["-2,-1,0,1,2"]) == [None, R(-2, 2)]  # a list is not a range: no ladder
+
+
+@pytest.mark.parametrize("specs,msg", [
+    (["3..-3"], "reversed"), ([""], "empty"), (["1.5"], "not an integer"), (["1,1"], "twice"),
+    (["1", "1"], "given twice"), (["-1..1", "{-1,0,1}"], "given twice"), ([], "at least one"),
+])
+def test_bad_offset_specs(specs, msg):
+    with pytest.raises(SelfyError, match=msg):
+        A.plan_offsets(specs)
+
+
+def test_plan_crosses_axes_and_seeds_with_one_baseline_per_backbone():
+    base = resolve("smoke", overrides={"model": {"frames": 8}})
+    runs = A.plan(base, [None, (1,), R(-1, 1)], {"window": ["3x3", "5x5"]}, seeds=[0, 1])
+    assert len(runs) == 2 * (1 + 2 * 2)
+    assert len({r.run_id for r in runs}) == len(runs)
+    two_backbones = A.plan(base, [None, (1,)], {"backbone": ["tsn-r18-w8", "tsm-r18-w8"]})
+    assert sorted(r.run.model.block for r in two_backbones) == ["none", "none", "selfy", "selfy"]
+    with pytest.raises(SelfyError, match="unknown sweep axis"):
+        A.plan(base, [None], {"colour": ["red"]})
+    with pytest.raises(SelfyError, match="unknown extractor"):
+        A.plan(base, [(1,)], {"extractor": ["fft"]})
+
+
+def test_sweep_skips_finished_runs_and_records_failures(tmp_path, monkeypatch):
+    base = resolve("smoke", overrides={"model": {"frames": 8}})
+    runs = A.plan(base, [None, (1,), R(-1, 1)])
+    out = tmp_path / "sweep"
+    status = A.run_sweep(runs, out)
+    assert [s["status"] for s in status] == ["done"] * 3
+    table = rows(out / "runs.csv")
+    assert list(table[0]) == list(RUN_COLUMNS)
+    per_run = {r["run_id"] for r in table}
+    assert per_run == {r.run_id for r in runs}
+    assert len(table) == len({(r["run_id"], r["split"], r["metric"]) for r in table})
+    assert {r["offsets"] for r in table} == {"none", "{1}", "-1..1"}
+    mtimes = {r.run_id: (out / "runs" / r.run_id / "metrics.csv").stat().st_mtime for r in runs}
+
+    import selfy_lab.train as T
+
+    real_fit, calls = T.fit, []
+
+    def failing_fit(run, run_dir, *a, **k):
+        calls.append(run.run_hash)
+        if run.model.offsets == (-2, -1, 0, 1, 2):
+            raise RuntimeError("out of memory (simulated)")
+        return real_fit(run, run_dir, *a, **k)
+
+    monkeypatch.setattr(T, "fit", failing_fit)
+    more = A.plan(base, [None, (1,), R(-1, 1), R(-2, 2), R(-3, 3)])
+    status = A.run_sweep(more, out)
+    assert len(calls) == 2  # the three finished runs were skipped
+    by = {s["offsets"]: s for s in status}
+    assert by["-2..2"]["status"] == "failed" and "out of memory" in by["-2..2"]["error"]
+    assert by["-3..3"]["status"] == "done"  # the sweep went on after the failure
+    assert "RuntimeError" in (out / "runs" / more[3].run_id / "error.txt").read_text()
+    assert all((out / "runs" / r.run_id / "metrics.csv").stat().st_mtime == mtimes[r.run_id] for r in runs)
+    assert {r["offsets"] for r in rows(out / "runs.csv")} == {"none", "{1}", "-1..1", "-3..3"}
+    assert {s["status"] for s in rows(out / "status.csv")} == {"done", "failed"}
+
+
+def test_sigkill_mid_sweep_then_rerun_finishes_without_redoing(tmp_path):
+    out = tmp_path / "sweep"
+    args = [sys.executable, "-m", "selfy_lab.cli", "ablate", "--offsets", "-2..2", "--preset", "smoke",
+            "--frames", "8", "--epochs", "3", "--out", str(out)]
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait until one run finished and the next has a checkpoint
+        done = [r for r in (rows(out / "status.csv") if (out / "status.csv").exists() else []) if r["status"] == "done"]
+        ckpts = list(out.glob("runs/*/checkpoint.pt"))
+        if done and len(ckpts) > len(done):
+            break
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    finished = {r["run_id"]: (out / "runs" / r["run_id"] / "metrics.csv").stat().st_mtime
+                for r in rows(out / "status.csv") if r["status"] == "done"}
+    assert finished, "the sweep was killed before any run finished"
+    q = cli(*args[3:])
+    assert q.returncode == 0, q.stderr
+    assert "already finished: skipped" in q.stdout
+    status = rows(out / "status.csv")
+    assert len(status) == 5 and {s["status"] for s in status} == {"done"}
+    for run_id, mtime in finished.items():
+        assert (out / "runs" / run_id / "metrics.csv").stat().st_mtime == mtime  # not redone
+    table = rows(out / "runs.csv")
+    assert len(table) == len({(r["run_id"], r["split"], r["metric"]) for r in table}) and len({r["run_id"] for r in table}) == 5
+
+
+def test_parallel_jobs_and_cli_outputs(tmp_path):
+    out = tmp_path / "sweep"
+    p = cli("ablate", "--offsets", "1", "--offsets", "-1..1", "--preset", "smoke", "--jobs", "2", "--seeds", "2",
+            "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    table = rows(out / "runs.csv")
+    assert len({r["run_id"] for r in table}) == 6 and {r["seed"] for r in table} == {"0", "1"}
+    assert "± " in p.stdout and "top-1" in p.stdout  # mean ± std over seeds in the printed table
+    assert (out / "figures" / "temporal_range.png").stat().st_size > 1000
+    assert (out / "figures" / "temporal_range.pdf").exists() and (out / "sweep.yaml").exists()
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--offsets", "3..-3"], "reversed offsets range"),
+    (["--offsets", "1", "--offsets", "1"], "given twice"),
+    (["--offsets", "1", "--offsets", "-1..1", "--ladder"], "expands exactly one range"),
+    (["--offsets", "1", "--window", "4x4"], "odd"),
+    (["--offsets", "1", "--seeds", "0"], "at least 1"),
+])
+def test_bad_sweep_input_is_one_line(tmp_path, args, msg):
+    p = cli("ablate", "--preset", "smoke", "--out", str(tmp_path / "s"), *args)
+    assert p.returncode == 2 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_every_shipped_experiment_plans_and_builds(path, preset):
+    """Every experiment file resolves under both presets, and every planned network builds and runs (meta)."""
+    from selfy_lab.cli import run_from_flags
+    from selfy_lab.flops import count_macs
+    from selfy_lab.models import build_model
+
+    run, exp = run_from_flags({"experiment": path, "preset": preset})
+    assert exp.paper_table, "each experiment names the paper table it reproduces"
+    sweep = exp.sweep
+    specs = [str(s) for s in sweep.get("offsets") or [sweep.get("base_offsets", "-2..2")]]
+    sets = A.plan_offsets(specs, False if sweep.get("variants") else None)
+    runs = A.plan(run, sets, {k: [str(x) for x in v] for k, v in (sweep.get("axes") or {}).items()},
+                  sweep.get("variants"))
+    assert len(runs) >= 2 and runs[0].run.model.block == "none"
+    for pr in runs:
+        with torch.device("meta"):
+            m = build_model(pr.run.model).eval()
+            assert count_macs(m, torch.empty(1, pr.run.model.frames, 3, pr.run.data.size, pr.run.data.size)) > 0
+        if preset == "quick":
+            assert "-w16" in pr.run.model.backbone
+        else:
+            assert "-w" not in pr.run.model.backbone and pr.run.model.pretrained == "imagenet"
