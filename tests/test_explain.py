@@ -1,0 +1,118 @@
+"""Grad-CAM for clip models and STSS maps: shapes, normalisation, figures, the cam / stss commands."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from selfy_lab.config import ModelConfig
+from selfy_lab.data import synthetic as syn
+from selfy_lab.explain import CAM_METHODS, clip_cam, soft_argmax_flow, stss_from_model, stss_from_pixels
+from selfy_lab.models import build_model
+from selfy_lab.viz import _plt, default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
+
+
+def moving_clip(T=8, size=64):
+    arr, label = syn.render_clip(0, "val", 0, T, size)  # class 0: moving something left
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous(), label
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(backbone="tsm-r18-w16", frames=8, num_classes=16, offsets=(-1, 0, 1), window=(5, 5),
+                                reduce=1, dropout=0.0))
+    for mod in m.modules():  # a trained-looking block: non-zero output BN
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.weight.data.fill_(0.5)
+    return m.eval()
+
+
+@pytest.mark.parametrize("method", CAM_METHODS)
+def test_cam_is_per_frame_and_normalised_per_clip(model, method):
+    clip, label = moving_clip()
+    cam = clip_cam(model, clip, label, method)
+    assert cam.shape == (8, 64, 64) and np.isfinite(cam).all()
+    assert cam.min() >= 0 and cam.max() == pytest.approx(1.0, abs=1e-4)  # one scale for the whole clip
+    per_frame_max = cam.reshape(8, -1).max(1)
+    assert not np.allclose(cam[0], cam[-1])  # frames differ on a moving clip
+    if method == "gradcam":
+        assert per_frame_max.min() < 0.999  # not every frame stretched to 1, as per-frame scaling would do
+
+
+def test_cam_at_a_block_position_and_other_layers(model):
+    clip, label = moving_clip()
+    m2 = build_model(ModelConfig(backbone="tsn-r18-w8", frames=8, num_classes=16, offsets=(-1, 0, 1), window=(3, 3),
+                                 reduce=1, position=("res5",))).eval()
+    assert clip_cam(m2, clip, 0).shape == (8, 64, 64)  # the block at res5 outputs (B, T, C, h, w)
+    for layer in ("res3", "res4"):
+        assert np.isfinite(clip_cam(model, clip, label, "gradcam", layer)).all()
+    with pytest.raises(ValueError, match="unknown CAM layer"):
+        clip_cam(model, clip, label, "gradcam", "conv1")
+    with pytest.raises(ValueError, match="unknown CAM method"):
+        clip_cam(model, clip, label, "scorecam")
+
+
+def test_stss_from_model_is_the_blocks_stss(model):
+    clip, _ = moving_clip()
+    st = stss_from_model(model, clip)
+    assert st["S"].shape == (8, 3, 5, 5, 8, 8) and st["offsets"] == (-1, 0, 1)
+    assert np.allclose(st["S"][:, 1, 2, 2], 1.0, atol=1e-3)  # l = 0, (u, v) = 0: each feature with itself
+    with pytest.raises(ValueError, match="no SELFY block"):
+        stss_from_model(build_model(ModelConfig(backbone="tsn-r18-w8", block="none", num_classes=16)).eval(), clip)
+
+
+def test_soft_argmax_flow_follows_the_motion():
+    clip, _ = moving_clip()
+    st = stss_from_pixels(clip, (-1, 1), (5, 5), cell=4)
+    t, y, x = default_query(st)
+    flow = soft_argmax_flow(st["S"])[t, :, :, y, x]  # (L, 2): (du, dv) for l = -1, +1
+    assert flow[0, 1] > 0.3 and flow[1, 1] < -0.3  # moving left: came from the right, goes to the left
+
+
+@pytest.mark.parametrize("offsets", [(0,), (1,), (-1, 0, 1), (-2, 0, 2), (-3, -2, -1, 0, 1, 2, 3)])
+def test_stss_figures_for_every_offset_set(offsets):
+    clip, _ = moving_clip()
+    st = stss_from_pixels(clip, offsets, (5, 5))
+    q = default_query(st)
+    frames = clip.permute(0, 2, 3, 1).numpy()
+    for fig in (stss_query_figure(frames, st, q), stss_flow_figure(frames, st, q[0]), stss_likelihood_figure(frames, st, q)):
+        assert len(fig.axes) >= len(offsets)
+        _plt().close(fig)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "selfy_lab.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_stss_command_with_no_flags_writes_pngs(tmp_path):
+    p = cli("stss", "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    for name in ("stss_query.png", "stss_flow.png", "stss_likelihood.png"):
+        assert (tmp_path / name).stat().st_size > 5000
+    p = cli("stss", "--out", str(tmp_path), "--query", "3,99,1")
+    assert p.returncode == 2 and "outside the STSS" in p.stderr
+
+
+def test_cam_and_stss_commands_on_trained_models(tmp_path):
+    from selfy_lab import ablate as A
+    from selfy_lab.config import resolve
+
+    runs = A.plan(resolve("smoke", overrides={"model": {"frames": 8}}), [None, (1,), (-3, -2, -1, 0, 1, 2, 3)])
+    A.run_sweep(runs, tmp_path / "results" / "sweep")
+    from selfy_lab.results import read_csv
+
+    p = cli("cam", "--results-root", str(tmp_path / "results"), "--clip", "0", "--clip", "3", "--out", str(tmp_path / "cam"))
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "cam" / "cam_clip0.png").stat().st_size > 5000 and (tmp_path / "cam" / "cam_clip3.png").exists()
+    assert "l in {1}" in p.stdout and "l in -3..3" in p.stdout
+    run_dir = [r for r in runs if r.run.model.offsets == (1,)][0]
+    p = cli("stss", "--checkpoint", str(tmp_path / "results" / "sweep" / "runs" / run_dir.run_id), "--out", str(tmp_path / "st"))
+    assert p.returncode == 0, p.stderr and (tmp_path / "st" / "stss_query.png").exists()
+    baseline = [r for r in runs if r.run.model.block == "none"][0]
+    p = cli("stss", "--checkpoint", str(tmp_path / "results" / "sweep" / "runs" / baseline.run_id), "--out", str(tmp_path / "st"))
+    assert p.returncode == 2 and "no SELFY block" in p.stderr
+    p = cli("cam", "--checkpoint", str(tmp_path / "nope"))
+    assert p.returncode == 2 and "no checkpoint" in p.stderr
+    assert read_csv(tmp_path / "results" / "sweep" / "runs.csv")
