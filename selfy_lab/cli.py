@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -572,10 +573,7 @@ def ablate(
 
     Re-running the same command skips finished runs and resumes interrupted ones.
     """
-    import yaml
-
     from . import ablate as A
-    from .results import atomic_write_text
 
     flags = dict(locals())
     for k in ("extractor", "integrator", "position", "window", "similarity", "fusion", "backbone", "block",
@@ -604,10 +602,9 @@ def ablate(
     con = _console()
     con.print(f"sweep '{name}': {len(runs)} runs ({len(sets)} offset sets, {len(seed_list)} seed(s)) on "
               f"{run.data.dataset}, {run.preset} preset -> {out}")
-    atomic_write_text(out / "sweep.yaml", yaml.safe_dump(A.sweep_record(run, runs, axes, sets, seed_list), sort_keys=False))
     try:
         with SweepDisplay(con) as display:
-            status = A.run_sweep(runs, out, jobs, device, display, name)
+            status = A.run_sweep(runs, out, jobs, device, display, A.sweep_record(runs, axes))
     except KeyboardInterrupt:
         con.print(f"interrupted: re-run the same command to skip finished runs and resume the rest ({out})")
         raise typer.Exit(130)
@@ -617,6 +614,377 @@ def ablate(
     if failed:
         con.print(f"{len(failed)} of {len(status)} runs failed: see {out / 'status.csv'} and runs/<id>/error.txt")
         raise typer.Exit(1)
+
+
+@app.command()
+def corrupt(
+    kind: Annotated[Optional[list[str]], typer.Option(
+        "--kind", help="Corruption (repeatable or comma list): blur, occlusion, any ImageNet-C name, frame_rate_drop, "
+        "temporal_blur. See --list.")] = None,
+    severity: Annotated[Optional[str], typer.Option(help="Severities: 3, 1-6 or 1,3,5 (default: all of the kind). "
+                                                    "Severity 0 (clean) is always evaluated.")] = None,
+    frames_spec: Annotated[str, typer.Option("--frames", help="Corrupted frames: center (the 4th of 8, the paper), all, "
+                                             "or 1-based numbers like 4,5. Temporal kinds act on the whole clip.")] = "center",
+    sweep: Annotated[Optional[list[Path]], typer.Option(help="Sweep directory whose runs to evaluate (repeatable).")] = None,
+    checkpoint: Annotated[Optional[list[Path]], typer.Option(help="Run directory or checkpoint.pt to evaluate (repeatable).")] = None,
+    results_root: Annotated[Path, typer.Option(help="Where to look for the most recent offsets sweep.")] = Path("results"),
+    out: Annotated[Optional[Path], typer.Option(help="Output directory (default: ROBUSTNESS next to the sweep, or results/robustness).")] = None,
+    examples: Annotated[int, typer.Option(help="Also save clean-vs-corrupted strips of N validation clips.")] = 0,
+    list_kinds: Annotated[bool, typer.Option("--list", help="List every corruption with its severity range.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the per-clip random choices (blur angle, noise).")] = 0,
+    data_root: DataRoot = None, val_list: ValList = None, categories: Categories = None, workers: Workers = None,
+    device: Device = "auto",
+):
+    """Evaluate trained models on corrupted validation clips (the paper's occlusion / motion-blur protocol and more).
+
+    By default every run of the most recent offsets sweep under results/ is evaluated; finished
+    (model, kind, severity) cells are skipped on a re-run. Examples:
+
+      selfy-lab corrupt --kind blur --severity 1-6
+
+      selfy-lab corrupt --kind occlusion --kind blur --sweep results/ablate-offsets --examples 2
+    """
+    from .corrupt import kinds as all_kinds
+    from .grammar import parse_int_list
+
+    con = _console()
+    table = all_kinds()
+    if list_kinds:
+        con.print(_table("corruptions", ["kind", "severities", "frames", "source"],
+                         [[k.name, f"1-{k.severities}", "whole clip" if k.temporal else "chosen frames", k.source]
+                          for k in table.values()]))
+        return
+    names = [n for spec in (kind or ["blur"]) for n in _comma(spec)]
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise SelfyError(f"unknown corruption '{unknown[0]}': see selfy-lab corrupt --list")
+    hi = min(table[n].severities for n in names)
+    try:
+        levels = list(parse_int_list(severity, "severity", 1, hi)) if severity else list(range(1, hi + 1))
+    except ValueError as e:
+        which = ", ".join(f"{n} 1-{table[n].severities}" for n in names)
+        raise SelfyError(f"{e} (valid range per kind: {which})") from None
+    spec = frames_spec.strip().lower()
+    if spec not in ("center", "centre", "all"):
+        try:
+            parse_int_list(spec, "frame", 1, 10**6)
+        except ValueError as e:
+            raise SelfyError(f"--frames: {e}; use center, all or numbers like 4,5") from None
+    from . import robustness as R
+
+    models: list[Path] = []
+    for s in sweep or []:
+        models += R.sweep_models(s)
+    for c in checkpoint or []:
+        if not (c / "checkpoint.pt" if c.is_dir() else c).is_file():
+            raise SelfyError(f"no checkpoint at {c}: pass a run directory or a checkpoint.pt file")
+        models.append(c)
+    if not models:
+        models = R.find_sweep_models(results_root)
+    if out is None:
+        parents = {m.parent.parent for m in models if m.parent.name == "runs"}
+        out = (parents.pop() / "robustness") if len(parents) == 1 else Path("results/robustness")
+    # frame numbers must exist in every model's clips
+    from .corrupt import parse_frames
+    from .train import read_run_config
+
+    for m in models:
+        try:
+            parse_frames(spec, read_run_config(m).model.frames)
+        except ValueError as e:
+            raise SelfyError(f"--frames {frames_spec}: {e}") from None
+    con.print(f"{len(models)} model(s) x {len(names)} kind(s) x severities {levels} (+ clean) -> {out}")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    t0 = time.time()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=con, transient=True) as prog:
+        task = prog.add_task("cells", total=None)
+
+        def on_event(event, **kw):
+            if event == "plan":
+                prog.update(task, total=kw["total"])
+            elif event == "cell":
+                prog.advance(task)
+                if not kw["skipped"]:
+                    prog.update(task, description=f"{kw['run'].model.variant()['offsets']} {kw['kind']} s{kw['severity']}: "
+                                                  f"top-1 {kw['top1']:.3f}")
+
+        try:
+            path = R.evaluate_robustness(models, names, levels, spec, out, seed, device, on_event)
+        except KeyboardInterrupt:
+            con.print(f"interrupted: re-run the same command to continue ({out})")
+            raise typer.Exit(130)
+    con.print(f"evaluated in {time.time() - t0:.0f} s; wrote {path} and {out / 'robustness_summary.csv'}")
+    print_robustness_summary(con, out, names)
+    if examples:
+        _corruption_examples(con, models[0], names, levels, spec, seed, examples, out)
+
+
+def print_robustness_summary(con, out: Path, names: list[str]) -> None:
+    """Per kind: top-1 by severity (mean ± std over seeds) and mPC / rPC per variant; saves Fig. 5-style plots."""
+    import pandas as pd
+
+    from .results import LADDER_ORDER
+    from .robustness import load_robustness
+    from .viz import robustness_figure, save_figure
+
+    df = load_robustness(out)
+    summ = pd.read_csv(out / "robustness_summary.csv", dtype={"offsets": str})
+    for k in names:
+        sub = df[(df["kind"] == k) & (df["metric"] == "top1")]
+        if sub.empty:
+            continue
+        sevs = sorted(sub["severity"].unique())
+        rows = []
+        for (bb, off), g in sub.groupby(["backbone", "offsets"]):
+            cells = []
+            for s in sevs:
+                v = 100 * g[g["severity"] == s]["value"]
+                cells.append(f"{v.mean():.1f}" + (f" ± {v.std():.1f}" if len(v) > 1 else ""))
+            sm = summ[(summ["kind"] == k) & (summ["backbone"] == bb) & (summ["offsets"] == off)]
+            mpc = 100 * sm[sm["metric"] == "mPC"]["value"].mean()
+            rpc = sm[sm["metric"] == "rPC"]["value"].mean()
+            rows.append((LADDER_ORDER.index(off) if off in LADDER_ORDER else 99, [bb, off, *cells, f"{mpc:.1f}", f"{rpc:.3f}"]))
+        con.print(_table(f"{k}: val top-1 (%) by severity, mean ± std over seeds", ["backbone", "offsets",
+                         *[("clean" if s == 0 else f"s{s}") for s in sevs], "mPC", "rPC"], [r for _, r in sorted(rows)]))
+        paths = save_figure(robustness_figure(df, k), out / "figures" / f"robustness_{k}")
+        con.print(f"wrote {paths[0]} and {paths[1].name}")
+
+
+def _corruption_examples(con, model_path: Path, names, levels, spec, seed, n, out: Path) -> None:
+    from .corrupt import parse_frames
+    from .data.datasets import build_dataset
+    from .robustness import CorruptedClips
+    from .train import read_run_config
+    from .viz import _plt, corruption_examples_figure
+
+    run = read_run_config(model_path)
+    base = build_dataset(run, "val")
+    step = max(1, len(base) // n)
+    for k in names:
+        for i in range(n):
+            idx = i * step
+            clip, label = base[(idx, 0)]
+            if clip.dim() == 5:
+                clip = clip[0]
+            frames = parse_frames(spec, run.model.frames)
+            seed_i = CorruptedClips(base, k, 1, frames, seed).clip_seed(idx)
+            fig = corruption_examples_figure(clip.permute(0, 2, 3, 1).numpy(), k, levels, frames, seed_i,
+                                             f"{k}, clip {idx}: {base.class_names[label]}")
+            path = out / "examples" / f"{k}_clip{idx}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=110)
+            _plt().close(fig)
+    con.print(f"wrote {n * len(names)} example strip(s) to {out / 'examples'}")
+
+
+def _sweep_pair(results_root: Path) -> list[Path]:
+    """The paper's Fig. 7 pair from the most recent offsets sweep: {1} and the widest range, seed 0."""
+    from .explain import paper_pair
+    from .robustness import find_sweep_models
+
+    pair = paper_pair(find_sweep_models(results_root))
+    if len(pair) < 2:
+        raise SelfyError(f"the most recent offsets sweep under {results_root} lacks the {{1}} or a range run: pass --checkpoint twice")
+    return pair
+
+
+@app.command()
+def cam(
+    checkpoint: Annotated[Optional[list[Path]], typer.Option(
+        help="Run directory or checkpoint (repeatable: models side by side). Default: the {1} and the widest-range "
+        "run of the most recent offsets sweep under --results-root (the paper's Fig. 7).")] = None,
+    clip: Annotated[Optional[list[int]], typer.Option(help="Validation clip index (repeatable).")] = None,
+    class_: Annotated[Optional[str], typer.Option("--class", help="Show clips of this class (name or label id).")] = None,
+    disagree: Annotated[bool, typer.Option("--disagree", help="Show clips where the models' predictions differ.")] = False,
+    count: Annotated[int, typer.Option(help="How many clips with --class / --disagree.")] = 2,
+    method: Annotated[str, typer.Option(help="CAM method of pytorch-grad-cam: gradcam, gradcam++, xgradcam, hirescam, "
+                                        "layercam, eigencam, eigengradcam, gradcamelementwise.")] = "gradcam",
+    layer: Annotated[str, typer.Option(help="Feature map: res5 (before global pooling, the paper), res4, res3, res2.")] = "res5",
+    results_root: Annotated[Path, typer.Option(help="Where the default models' sweep is looked for.")] = Path("results"),
+    out: Annotated[Path, typer.Option(help="Directory for the PNGs.")] = Path("results/cam"),
+    data_root: DataRoot = None, val_list: ValList = None, categories: Categories = None,
+    device: Device = "auto",
+):
+    """Per-frame Grad-CAM of trained models on validation clips, overlaid on the frames, models side by side.
+
+    Each row is titled with the model's prediction, green if correct, red if wrong. Example:
+
+      selfy-lab cam --disagree --count 3          # {1} vs -3..3 of the latest offsets sweep
+    """
+    from dataclasses import replace as dc_replace
+
+    from .data.datasets import build_dataset
+    from .explain import CAM_METHODS, compare_cams, model_label
+    from .train import load_run
+    from .viz import _plt, cam_figure
+
+    if method not in CAM_METHODS:
+        raise SelfyError(f"unknown CAM method '{method}': choose from {', '.join(CAM_METHODS)}")
+    if layer not in ("res2", "res3", "res4", "res5"):
+        raise SelfyError(f"unknown CAM layer '{layer}': choose from res2, res3, res4, res5")
+    paths = list(checkpoint or []) or _sweep_pair(results_root)
+    loaded = [load_run(p, device) for p in paths]
+    run0 = loaded[0][0]
+    changes = {k: v for k, v in dict(data_root=data_root, val_list=val_list, categories=categories).items() if v}
+    ds = build_dataset(dc_replace(run0, data=dc_replace(run0.data, **changes, test_clips=1)), "val")
+    if any(r.model.frames != run0.model.frames or r.data.size != run0.data.size for r, _ in loaded):
+        raise SelfyError("the models differ in frames or input size: compare models trained on the same clips")
+    labels = [model_label(r) for r, _ in loaded]
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab} [{p.name}]" for lab, p in zip(labels, paths)]
+    class_id = None
+    if class_ is not None:
+        names = ds.class_names
+        class_id = int(class_) if class_.isdigit() else next((i for i, n in enumerate(names) if n.lower() == class_.lower()), None)
+        if class_id is None or not 0 <= class_id < len(names):
+            raise SelfyError(f"unknown class '{class_}': give a label id or a name of the dataset's classes")
+    bad = [c for c in (clip or []) if not 0 <= c < len(ds)]
+    if bad:
+        raise SelfyError(f"--clip {bad[0]} is out of range: the validation set has {len(ds)} clips")
+    want_disagree = disagree or (len(loaded) > 1 and class_id is None and not clip)
+    results = compare_cams(list(zip(labels, [m for _, m in loaded])), ds, clip, class_id, want_disagree, count,
+                           method, layer)
+    if not results:
+        raise SelfyError("no validation clip matches (the models agree everywhere?): pass --clip N")
+    con = _console()
+    out.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        fig = cam_figure(r["frames"], r["rows"], f"clip {r['index']}: {r['label']}  ({method} at {layer}, normalised per clip)")
+        path = out / f"cam_clip{r['index']}.png"
+        fig.savefig(path, dpi=120)
+        _plt().close(fig)
+        con.print(f"wrote {path}: " + "; ".join(f"{x['label']} -> {x['pred']} ({'correct' if x['correct'] else 'wrong'})"
+                                                for x in r["rows"]))
+
+
+@app.command("stss")
+def stss_cmd(
+    out: Annotated[Path, typer.Option(help="Directory for the PNGs.")] = Path("results/stss"),
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Trained model: show the STSS at its SELFY block. "
+                                                       "Default: raw pixels of a built-in benchmark clip.")] = None,
+    clip: Annotated[int, typer.Option(help="Validation clip index.")] = 0,
+    query: Annotated[Optional[str], typer.Option(help="Query t,y,x in STSS cells (default: centre frame, most moving cell).")] = None,
+    offsets: Offsets = None, window: Window = None,
+    cell: Annotated[int, typer.Option(help="Raw pixels: average cell x cell blocks first.")] = 4,
+    frames: Frames = None, size: Annotated[int, typer.Option(help="Raw pixels: frame side of the built-in clip.")] = 64,
+    device: Device = "auto",
+):
+    """Render STSS maps for a clip: the U x V similarities of a query per offset, the soft-argmax
+    displacement field, and the motion likelihood across offsets.
+
+      selfy-lab stss --out results/stss                         # a built-in clip, raw pixels
+
+      selfy-lab stss --checkpoint results/ablate-offsets/runs/<id> --clip 5 --query 3,4,4
+    """
+    from .explain import stss_from_model, stss_from_pixels
+    from .grammar import parse_offsets, parse_window
+    from .viz import _plt, default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
+
+    try:
+        offs = parse_offsets(offsets) if offsets else (-3, -2, -1, 0, 1, 2, 3)
+        win = parse_window(window) if window else (5, 5)
+    except ValueError as e:
+        raise SelfyError(str(e)) from None
+    if checkpoint is not None:
+        from .data.datasets import build_dataset
+        from .train import load_run
+
+        if offsets or window:
+            raise SelfyError("--offsets / --window apply to raw pixels; a model's STSS uses the model's own")
+        run, model = load_run(checkpoint, device)
+        ds = build_dataset(run, "val")
+        if not 0 <= clip < len(ds):
+            raise SelfyError(f"--clip {clip} is out of range: the validation set has {len(ds)} clips")
+        x, y = ds[(clip, 0)]
+        x = x[0] if x.dim() == 5 else x
+        try:
+            st = stss_from_model(model, x)
+        except ValueError as e:
+            raise SelfyError(str(e)) from None
+        name = ds.class_names[y]
+    else:
+        from .data import synthetic as syn
+
+        T = frames or 8
+        if max(abs(o) for o in offs) >= T:
+            raise SelfyError(f"offsets reach beyond a {T}-frame clip")
+        arr, y = syn.render_clip(0, "val", clip, T, size)
+        x = torch_from_numpy_clip(arr)
+        st = stss_from_pixels(x, offs, win, cell)
+        name = syn.CLASS_NAMES[y]
+    T = st["S"].shape[0]
+    h, w = st["size"]
+    if query:
+        try:
+            q = tuple(int(v) for v in query.split(","))
+            assert len(q) == 3
+        except (ValueError, AssertionError):
+            raise SelfyError(f"--query '{query}' must be t,y,x (integers)") from None
+        if not (0 <= q[0] < T and 0 <= q[1] < h and 0 <= q[2] < w):
+            raise SelfyError(f"--query {query} is outside the STSS: t < {T}, y < {h}, x < {w}")
+    else:
+        q = default_query(st)
+    frames_np = x.permute(0, 2, 3, 1).numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    con = _console()
+    for stem, fig in (("stss_query", stss_query_figure(frames_np, st, q)), ("stss_flow", stss_flow_figure(frames_np, st, q[0])),
+                      ("stss_likelihood", stss_likelihood_figure(frames_np, st, q))):
+        path = out / f"{stem}.png"
+        fig.savefig(path, dpi=120)
+        _plt().close(fig)
+        con.print(f"wrote {path}")
+    con.print(f"clip {clip} ({name}), {st['source']}, query t,y,x = {q[0]},{q[1]},{q[2]}")
+
+
+def torch_from_numpy_clip(arr):
+    import torch
+
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()  # (T, H, W, 3) -> (T, C, H, W)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="Directory for the HTML pages.")] = Path("results/report"),
+    results_root: Annotated[Path, typer.Option(help="Results the notebooks read.")] = Path("results"),
+    notebooks: Annotated[Path, typer.Option(help="Notebook directory.")] = Path("notebooks"),
+    only: Annotated[Optional[str], typer.Option(help="Comma list of notebook names (default: all).")] = None,
+    timeout: Annotated[int, typer.Option(help="Seconds per notebook cell.")] = 900,
+):
+    """Execute the notebooks against RESULTS_ROOT and write them as HTML, to share results without Jupyter."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from nbconvert import HTMLExporter
+
+    books = sorted(notebooks.glob("*.ipynb"))
+    if only:
+        wanted = set(_comma(only))
+        missing = wanted - {b.stem for b in books}
+        if missing:
+            raise SelfyError(f"no notebook named {sorted(missing)[0]} in {notebooks}")
+        books = [b for b in books if b.stem in wanted]
+    if not books:
+        raise SelfyError(f"no notebooks in {notebooks}: run from the repository root or pass --notebooks")
+    if not results_root.is_dir():
+        raise SelfyError(f"results directory {results_root} does not exist")
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ["SELFY_LAB_RESULTS"] = str(results_root.resolve())
+    os.environ.pop("MPLBACKEND", None)  # the kernels' inline backend puts the figures in the pages
+    con = _console()
+    for book in books:
+        nb = nbformat.read(book, as_version=4)
+        t0 = time.time()
+        try:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(book.parent.resolve())}}).execute()
+        except CellExecutionError as e:
+            raise SelfyError(f"{book.name} failed: {str(e).strip().splitlines()[-1][:200]}") from None
+        html, _ = HTMLExporter().from_notebook_node(nb)
+        path = out / f"{book.stem}.html"
+        path.write_text(html)
+        con.print(f"wrote {path} ({time.time() - t0:.0f} s)")
 
 
 def main() -> None:

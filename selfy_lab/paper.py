@@ -90,6 +90,14 @@ TABLES: dict[str, dict] = {
                     dict(variant=dict(similarity="cosine"), top1=47.8, top5=77.1)]),
 }
 
+# the experiment names (selfy_lab/experiments/*.yaml, or the plain `selfy-lab ablate --offsets` sweep) whose
+# runs rebuild each table
+TABLE_EXPERIMENTS = {
+    "3a-tsn": ("table3a-tsn", "ablate"), "3a-tsm": ("table3a-tsm", "ablate"), "3b": ("table3b",), "5": ("table5",),
+    "7a": (), "7b": ("table7b",), "7c": ("table7c",), "7d": ("table7d",), "7e": ("table7e",), "7f": ("table7f",),
+    "8": ("table8",),
+}
+
 # Table 1 / 2 headline results (top-1 %): SS-V1 / SS-V2, Diving-48, FineGym mean-class accuracy
 HEADLINE = [
     dict(model="SELFYNet-R50", frames=8, dataset="something-v1", top1=50.7),

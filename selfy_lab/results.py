@@ -173,3 +173,80 @@ def paper_column(summary, table_id: str):
         top1.append(hit["top1"] if hit else float("nan"))
         top5.append(hit["top5"] if hit else float("nan"))
     return summary.assign(paper_top1=top1, paper_top5=top5)
+
+
+def table_view(df, table_id: str):
+    """One paper table rebuilt from tidy run rows: a row per paper row, our top-1 / top-5 (mean and std over
+    seeds, GFLOPs) beside the paper's. Our cells are empty where no run matches."""
+    import pandas as pd
+
+    from .paper import TABLE_EXPERIMENTS, TABLES
+
+    table = TABLES[table_id]
+    family = table["default"].get("backbone", "").split("-")[0]
+    exps = TABLE_EXPERIMENTS.get(table_id, ())
+    sub = df[df["experiment"].isin(exps) & df["backbone"].astype(str).str.startswith(family)] if len(df) else df
+    summ = summarize(sub) if len(sub) else pd.DataFrame()
+    out = []
+    for row in table["rows"]:
+        variant = row["variant"]
+        label = ", ".join(f"{k}={v}" for k, v in variant.items())
+        hit = pd.DataFrame()
+        if len(summ):
+            is_base = variant.get("block") == "none"
+            m = (summ["block"] == "none") if is_base else (summ["block"] != "none")
+            for k, v in variant.items():
+                if k in summ.columns and not (k == "block" and is_base):
+                    m &= summ[k].astype(str) == str(v)
+            hit = summ[m]
+        rec = {"variant": label, "paper_top1": row["top1"], "paper_top5": row["top5"],
+               "paper_gflops": row.get("gflops", float("nan"))}
+        if len(hit):
+            h = hit.iloc[0]
+            rec.update(top1=100 * h["top1_mean"], top1_std=100 * (h.get("top1_std") or 0), top5=100 * h["top5_mean"],
+                       top5_std=100 * (h.get("top5_std") or 0), seeds=int(h["top1_count"]), gflops=h["gflops"],
+                       backbone=h["backbone"])
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def load_robustness_results(root: str | Path):
+    """Every robustness.csv under ``root`` (or one file) as a DataFrame."""
+    import pandas as pd
+
+    root = Path(root)
+    files = [root] if root.is_file() else sorted(root.glob("**/robustness.csv"))
+    if not files:
+        return pd.DataFrame()
+    df = pd.concat([pd.read_csv(f, dtype={"offsets": str, "window": str, "corrupted_frames": str}) for f in files],
+                   ignore_index=True)
+    df["value"] = df["value"].astype(float)
+    return df.drop_duplicates(subset=["run_id", "kind", "severity", "corrupted_frames", "metric"], keep="last")
+
+
+def load_robustness_summary(root: str | Path):
+    import pandas as pd
+
+    files = sorted(Path(root).glob("**/robustness_summary.csv"))
+    if not files:
+        return pd.DataFrame()
+    df = pd.concat([pd.read_csv(f, dtype={"offsets": str}) for f in files], ignore_index=True)
+    df["value"] = df["value"].astype(float)
+    return df
+
+
+def find_figures(root: str | Path, pattern: str) -> list[Path]:
+    """Figures written by the CLI under ``root`` (e.g. ``cam/*.png``, ``**/examples/*.png``)."""
+    return sorted(Path(root).glob(pattern))
+
+
+def find_checkpoints(root: str | Path) -> list[Path]:
+    """Run directories with a checkpoint under ``root`` (checkpoints are local: never committed)."""
+    return sorted(p.parent for p in Path(root).glob("**/runs/*/checkpoint.pt"))
+
+
+def load_flops_table(root: str | Path):
+    import pandas as pd
+
+    f = Path(root) / "flops" / "paper_table.csv"
+    return pd.read_csv(f) if f.exists() else pd.DataFrame()

@@ -8,9 +8,8 @@ import numpy as np
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # no backend is forced: without a display matplotlib falls back to Agg by itself, and in Jupyter the
+    # inline backend must stay
     import matplotlib.pyplot as plt
 
     return plt
@@ -99,3 +98,193 @@ def save_figure(fig, stem: str | Path) -> list[Path]:
     fig.savefig(paths[1])
     _plt().close(fig)
     return paths
+
+
+def robustness_figure(df, kind: str, metric: str = "top1"):
+    """Fig. 5a/b: top-1 vs severity for one corruption kind, one line per variant, band = std over seeds."""
+    import seaborn as sns
+
+    from .results import LADDER_ORDER
+
+    plt = _plt()
+    sub = df[(df["kind"] == kind) & (df["metric"] == metric)].copy()
+    sub["variant"] = sub.apply(lambda r: f"{r['backbone']} baseline" if r["block"] == "none"
+                               else f"{r['backbone']} {r['offsets']}", axis=1)
+    order = sorted(sub["variant"].unique(), key=lambda v: (v.split()[0], LADDER_ORDER.index(v.split()[-1])
+                                                          if v.split()[-1] in LADDER_ORDER else 0))
+    sub["value"] = 100 * sub["value"]
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    sns.lineplot(data=sub, x="severity", y="value", hue="variant", hue_order=order, marker="o", errorbar="sd", ax=ax)
+    ax.set_xlabel("severity (0 = clean)")
+    ax.set_ylabel(f"val {metric} (%)")
+    ax.set_title(f"corruption: {kind}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, title=None)
+    fig.tight_layout()
+    return fig
+
+
+def corruption_examples_figure(clip, kind: str, severities, frames, seed: int, title: str = ""):
+    """Fig. 5c: a clip (uint8 (T, H, W, 3)) clean and at each severity, corrupted frames outlined in red."""
+    from .corrupt import corrupt_clip
+
+    plt = _plt()
+    T = clip.shape[0]
+    levels = [0, *severities]
+    fig, axes = plt.subplots(len(levels), T, figsize=(T * 1.05, len(levels) * 1.15), squeeze=False)
+    for r, sev in enumerate(levels):
+        c = corrupt_clip(clip, kind, sev, frames, seed)
+        clip_strip(axes[r], c, "clean" if sev == 0 else f"severity {sev}")
+        if sev:
+            for t in frames:
+                for side in axes[r, t].spines.values():
+                    side.set_edgecolor("red")
+                    side.set_linewidth(2)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.93 if title else 0.97, bottom=0.02, wspace=0.05, hspace=0.35)
+    return fig
+
+
+# ---- Grad-CAM ----
+
+def cam_figure(frames: np.ndarray, rows: list[dict], title: str = ""):
+    """Per-frame CAM overlays: one row per model. ``frames`` uint8 (T, H, W, 3); each row: ``label``,
+    ``cam`` (T, H, W) in [0, 1], ``pred`` (class name), ``prob``, ``correct`` (title green or red)."""
+    plt = _plt()
+    T = frames.shape[0]
+    fig, axes = plt.subplots(len(rows), T, figsize=(T * 1.35, len(rows) * 1.6 + 0.5), squeeze=False)
+    for r, row in enumerate(rows):
+        for t in range(T):
+            ax = axes[r, t]
+            ax.imshow(frames[t])
+            ax.imshow(row["cam"][t], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        colour = "green" if row["correct"] else "red"
+        axes[r, 0].text(0, 1.05, f"{row['label']}: {row['pred']} ({100 * row['prob']:.0f}%)", transform=axes[r, 0].transAxes,
+                        fontsize=9, color=colour, ha="left", va="bottom", fontweight="bold")
+    for t in range(T):
+        axes[-1, t].set_xlabel(f"t={t}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.86 if title else 0.92, bottom=0.06, wspace=0.04, hspace=0.35)
+    return fig
+
+
+# ---- STSS maps ----
+
+def default_query(st: dict) -> tuple[int, int, int]:
+    """(t, y, x) in feature cells: the centre frame, at the cell whose similarity peaks move the most."""
+    from .explain import soft_argmax_flow
+
+    S = st["S"]
+    T = S.shape[0]
+    t = (T - 1) // 2
+    flow = soft_argmax_flow(S)[t]  # (L, 2, h, w)
+    moving = [i for i, o in enumerate(st["offsets"]) if o != 0] or list(range(flow.shape[0]))
+    mag = np.sqrt((flow[moving] ** 2).sum(1)).sum(0)  # (h, w)
+    y, x = np.unravel_index(int(mag.argmax()), mag.shape)
+    return t, int(y), int(x)
+
+
+def _cell_px(frames: np.ndarray, st: dict) -> tuple[float, float]:
+    h, w = st["size"]
+    return frames.shape[1] / h, frames.shape[2] / w
+
+
+def stss_query_figure(frames: np.ndarray, st: dict, query: tuple[int, int, int]):
+    """For the query (t, y, x): each offset's target frame with the window, above its U x V similarities."""
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    S, offsets = st["S"], st["offsets"]
+    T, L, U, V = S.shape[:4]
+    t, y, x = query
+    sy, sx = _cell_px(frames, st)
+    fig, axes = plt.subplots(2, L, figsize=(L * 1.7, 3.9), squeeze=False)
+    vmax = max(1e-6, float(np.abs(S[t, :, :, :, y, x]).max()))
+    for i, l in enumerate(offsets):
+        ax = axes[0, i]
+        tt = t + l
+        if 0 <= tt < T:
+            ax.imshow(frames[tt])
+            ax.add_patch(Rectangle(((x - V // 2) * sx, (y - U // 2) * sy), V * sx, U * sy, fill=False, ec="yellow", lw=1.2))
+            ax.plot((x + 0.5) * sx, (y + 0.5) * sy, "r+", ms=8, mew=1.5)
+        else:
+            ax.text(0.5, 0.5, "outside\nthe clip", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+        ax.set_title(f"l = {l:+d} (frame {tt})", fontsize=8)
+        im = axes[1, i].imshow(S[t, i, :, :, y, x], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        axes[1, i].plot(V // 2, U // 2, "k+", ms=6)
+        for a in (ax, axes[1, i]):
+            a.set_xticks([])
+            a.set_yticks([])
+    axes[1, 0].set_ylabel("sim(u, v)", fontsize=8)
+    fig.colorbar(im, ax=axes[1, :].tolist(), fraction=0.02, pad=0.01)
+    fig.suptitle(f"{st['source']}: query (t={t}, y={y}, x={x}), window {U}x{V}", fontsize=9)
+    return fig
+
+
+def stss_flow_figure(frames: np.ndarray, st: dict, t: int, tau: float = 0.05, min_peak: float = 0.25,
+                     min_change: float = 0.2):
+    """The soft-argmax displacement field of frame t for every offset, as arrows over the frame. Arrows
+    are drawn where something changed (the similarity to the same place in frame t+l is below
+    1 - ``min_change``) and the similarity map has a distinct peak (max - mean >= ``min_peak``): on
+    static or flat regions the displacement means nothing."""
+    from .explain import soft_argmax_flow
+
+    plt = _plt()
+    flow = soft_argmax_flow(st["S"], tau)[t]  # (L, 2, h, w)
+    St = st["S"][t]  # (L, U, V, h, w)
+    U, V = St.shape[1:3]
+    peak = St.max((1, 2)) - St.mean((1, 2))  # (L, h, w)
+    changed = St[:, U // 2, V // 2] < 1 - min_change  # (L, h, w)
+    L = flow.shape[0]
+    h, w = st["size"]
+    sy, sx = _cell_px(frames, st)
+    yy, xx = np.mgrid[0:h, 0:w]
+    fig, axes = plt.subplots(1, L, figsize=(L * 1.9, 2.3), squeeze=False)
+    for i, l in enumerate(st["offsets"]):
+        ax = axes[0, i]
+        ax.imshow(frames[t])
+        du, dv = flow[i]
+        keep = (peak[i] >= min_peak) & changed[i]
+        ax.quiver(((xx + 0.5) * sx)[keep], ((yy + 0.5) * sy)[keep], (dv * sx)[keep], (du * sy)[keep], color="yellow",
+                  angles="xy", scale_units="xy", scale=1, width=0.012)
+        ax.set_title(f"l = {l:+d}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"soft-argmax displacement to frame t+l, t={t} ({st['source']})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def stss_likelihood_figure(frames: np.ndarray, st: dict, query: tuple[int, int, int]):
+    """Motion likelihood: where the query point went, per offset -- its U x V similarities drawn over
+    the target frame around the query's position."""
+    plt = _plt()
+    S, offsets = st["S"], st["offsets"]
+    T, L, U, V = S.shape[:4]
+    t, y, x = query
+    sy, sx = _cell_px(frames, st)
+    fig, axes = plt.subplots(1, L, figsize=(L * 1.9, 2.3), squeeze=False)
+    for i, l in enumerate(offsets):
+        ax = axes[0, i]
+        tt = t + l
+        if 0 <= tt < T:
+            ax.imshow(frames[tt])
+            m = S[t, i, :, :, y, x]
+            p = np.exp((m - m.max()) / 0.05)
+            p /= p.sum()
+            extent = ((x - V // 2) * sx, (x + V // 2 + 1) * sx, (y + U // 2 + 1) * sy, (y - U // 2) * sy)
+            ax.imshow(np.ma.masked_less(p, 0.1 * p.max()), cmap="autumn_r", alpha=0.65, extent=extent,
+                      interpolation="nearest", vmin=0, vmax=p.max())
+            ax.plot((x + 0.5) * sx, (y + 0.5) * sy, "c+", ms=8, mew=1.5)
+            ax.set_xlim(0, frames.shape[2])
+            ax.set_ylim(frames.shape[1], 0)
+        ax.set_title(f"l = {l:+d}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"motion likelihood of the query (t={t}, y={y}, x={x}) across offsets", fontsize=9)
+    fig.tight_layout()
+    return fig
