@@ -1,0 +1,75 @@
+"""Notebooks run top to bottom, headless, against a small results fixture; `selfy-lab report` writes HTML."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def fixture_results(tmp_path_factory):
+    """A results/ tree like the committed one, small: an offsets sweep (with checkpoints), its robustness
+    rows and examples, and the FLOPs table."""
+    from selfy_lab import ablate as A
+    from selfy_lab import robustness as R
+    from selfy_lab.config import resolve
+    from selfy_lab.flops import paper_table
+    from selfy_lab.results import write_csv
+
+    root = tmp_path_factory.mktemp("results")
+    base = resolve("smoke", overrides={"model": {"frames": 8}}, experiment="ablate")
+    runs = A.plan(base, A.plan_offsets(["-1..1"]), seeds=[0, 1])
+    A.run_sweep(runs, root / "ablate-offsets")
+    R.evaluate_robustness(R.sweep_models(root / "ablate-offsets"), ["blur"], [2, 6], "center",
+                          root / "ablate-offsets" / "robustness")
+    write_csv(root / "flops" / "paper_table.csv", paper_table())
+    return root
+
+
+def test_notebooks_are_committed_without_outputs():
+    assert {p.stem for p in NOTEBOOKS} == {"ablations", "robustness", "gradcam", "stss_explorer", "flops"}
+    for p in NOTEBOOKS:
+        nb = json.loads(p.read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs") and cell.get("execution_count") is None, p.name
+
+
+def test_notebooks_define_no_models():
+    """Notebooks call the library: no nn.Module subclasses, no hard-coded paper numbers."""
+    for p in NOTEBOOKS:
+        src = "\n".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code")
+        assert "nn.Module" not in src and "class " not in src, p.name
+        assert "46.9" not in src and "48.4" not in src, p.name  # the paper's values come from selfy_lab.paper
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_against_fixture(path, fixture_results, monkeypatch):
+    monkeypatch.setenv("SELFY_LAB_RESULTS", str(fixture_results))
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend shows the figures
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    if path.stem in ("ablations", "robustness", "gradcam", "stss_explorer"):
+        assert any("image/png" in o.get("data", {}) for o in outputs), "the notebook shows figures"
+
+
+def test_report_writes_html(fixture_results, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", "report", "--results-root", str(fixture_results),
+                        "--out", str(tmp_path), "--only", "flops,ablations"], capture_output=True, text=True,
+                       timeout=900, cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "MPLBACKEND"})
+    assert p.returncode == 0, p.stderr
+    for name in ("flops", "ablations"):
+        html = (tmp_path / f"{name}.html").read_text()
+        assert "<html" in html and "data:image/png;base64" in html
+    p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", "report", "--only", "nope"], capture_output=True,
+                       text=True, cwd=ROOT)
+    assert p.returncode == 2 and "no notebook named nope" in p.stderr
