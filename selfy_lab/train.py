@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
@@ -134,7 +133,7 @@ def predict(model: torch.nn.Module, loader, device: torch.device, amp: torch.dty
     """Logits (N, K) and labels (N,) of a whole loader, in dataset order; multi-clip items are averaged."""
     dist = dist or Dist(device=device)
     model.eval()
-    idx_all, logit_all, label_all = [], [], []
+    logit_all, label_all = [], []
     with torch.no_grad():
         for step, (clips, labels) in enumerate(loader):
             multi = clips.dim() == 6  # (B, clips, T, C, H, W)

@@ -1,10 +1,8 @@
 """Training engine and the train / eval commands: files, resume, determinism, real-format data, DDP."""
 import csv
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch

@@ -1,0 +1,254 @@
+"""Shared pieces of the command line: the app, the flags every model command takes, tables and progress."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..config import BLOCKS, EXTRACTORS, FUSIONS, INTEGRATORS, SIMILARITIES, ModelConfig
+from ..errors import SelfyError
+from ..grammar import parse_offsets, parse_window
+
+app = typer.Typer(
+    name="selfy-lab",
+    help="Experiments of SELFY (spatio-temporal self-similarity for action recognition): "
+    "models, FLOPs, benchmarks, training, ablations, robustness and visualisation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+# ---- flags shared by every model command ----
+Backbone = Annotated[Optional[str], typer.Option(
+    help="tsn|tsm-r18|r34|r50, narrow CPU variants with -wN (e.g. tsn-r18-w16).", rich_help_panel="Model")]
+Frames = Annotated[Optional[int], typer.Option(help="Frames per clip (paper: 8 or 16).", rich_help_panel="Model")]
+Block = Annotated[Optional[str], typer.Option(
+    help=f"Inserted block: {', '.join(BLOCKS)} (none = plain backbone).", rich_help_panel="Model")]
+Offsets = Annotated[Optional[str], typer.Option(
+    help="Temporal offsets: 0, 1, -2,0,2 or an inclusive range -3..3.", rich_help_panel="Model")]
+Window = Annotated[Optional[str], typer.Option(help="Spatial window UxV, odd sides (e.g. 9x9).",
+                                               rich_help_panel="Model")]
+Extractor = Annotated[Optional[str], typer.Option(help=f"STSS feature extraction: {', '.join(EXTRACTORS)}.",
+                                                  rich_help_panel="Model")]
+Integrator = Annotated[Optional[str], typer.Option(help=f"Feature integration: {', '.join(INTEGRATORS)}.",
+                                                   rich_help_panel="Model")]
+Similarity = Annotated[Optional[str], typer.Option(help=f"Similarity: {', '.join(SIMILARITIES)}.",
+                                                   rich_help_panel="Model")]
+Fusion = Annotated[Optional[str], typer.Option(help=f"Output: {', '.join(FUSIONS)} (Table 7e).",
+                                               rich_help_panel="Model")]
+Position = Annotated[Optional[str], typer.Option(
+    help="Where blocks go: pool1, res2, res3, res4, res5, or several joined by + (res2+res3+res4).",
+    rich_help_panel="Model")]
+Reduce = Annotated[Optional[int], typer.Option(
+    help="STSS resolution reduction 1, 2 or 4 (0 = per position: 14x14 at 224 input, as the reference code).",
+    rich_help_panel="Model")]
+
+MODEL_FLAGS = ("backbone", "frames", "block", "offsets", "window", "extractor", "integrator", "similarity", "fusion",
+               "position", "reduce")
+
+# ---- flags shared by the commands that train or evaluate ----
+Experiment = Annotated[Optional[Path], typer.Option(
+    help="YAML experiment file (only the fields that differ from the defaults); flags override it.",
+    rich_help_panel="Run")]
+Preset = Annotated[Optional[str], typer.Option(
+    help="smoke (seconds), quick (CPU default on the built-in benchmark), paper (SPEC §5 recipe). "
+    "Default: quick on synthetic, paper otherwise.", rich_help_panel="Run")]
+Dataset = Annotated[Optional[str], typer.Option(
+    help="synthetic (built-in benchmark, default), something-v1, something-v2, diving48, gym99, gym288.",
+    rich_help_panel="Data")]
+DataRoot = Annotated[Optional[str], typer.Option(help="Dataset root; listed absolute paths keep their last component under it.",
+                                                 rich_help_panel="Data")]
+TrainList = Annotated[Optional[str], typer.Option(help="Training list file (<folder> <num_frames> <label>).",
+                                                  rich_help_panel="Data")]
+ValList = Annotated[Optional[str], typer.Option(help="Validation list file.", rich_help_panel="Data")]
+Categories = Annotated[Optional[str], typer.Option(help="Class-name file, one per line.", rich_help_panel="Data")]
+FrameTemplate = Annotated[Optional[str], typer.Option(help="Frame file names, e.g. {:05d}.jpg or img_{:05d}.jpg (1-based).",
+                                                      rich_help_panel="Data")]
+Flip = Annotated[Optional[str], typer.Option(
+    help="Horizontal flips: none, skip (never flip direction classes), swap (flip and take the mirrored class).",
+    rich_help_panel="Data")]
+TestClips = Annotated[Optional[int], typer.Option(help="Clips averaged at test time (1 or 2).", rich_help_panel="Data")]
+Workers = Annotated[Optional[int], typer.Option(help="Data-loading worker processes.", rich_help_panel="Data")]
+Epochs = Annotated[Optional[int], typer.Option(help="Training epochs.", rich_help_panel="Run")]
+BatchSize = Annotated[Optional[int], typer.Option(help="Clips per batch (over all processes).", rich_help_panel="Run")]
+Lr = Annotated[Optional[float], typer.Option(help="Peak learning rate.", rich_help_panel="Run")]
+Seed = Annotated[Optional[int], typer.Option(help="Random seed (data order, augmentation, init).", rich_help_panel="Run")]
+Pretrained = Annotated[Optional[str], typer.Option(help="Backbone weights: none, imagenet, or a state-dict file.",
+                                                   rich_help_panel="Model")]
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel="Run")]
+
+SECTION_OF = {
+    **{k: "model" for k in MODEL_FLAGS}, "pretrained": "model",
+    "dataset": "data", "data_root": "data", "train_list": "data", "val_list": "data", "categories": "data",
+    "frame_template": "data", "flip": "data", "test_clips": "data", "workers": "data",
+    "epochs": "train", "batch_size": "train", "lr": "train", "seed": "train",
+}
+
+
+def flag_overrides(flags: dict[str, Any]) -> dict[str, Any]:
+    """Non-empty flags as a nested override dict (model / data / train)."""
+    out: dict[str, Any] = {}
+    for k, v in flags.items():
+        if k in SECTION_OF and v is not None:
+            out.setdefault(SECTION_OF[k], {})[k] = v
+    return out
+
+
+def run_from_flags(flags: dict[str, Any], experiment_name: str = ""):
+    """RunConfig from an optional experiment file and the flags (flags win)."""
+    from ..experiments import Experiment as Exp, build_run, default_preset, load_experiment, merge_overrides
+
+    exp = load_experiment(flags["experiment"]) if flags.get("experiment") else Exp()
+    dataset = flags.get("dataset") or exp.dataset
+    preset = flags.get("preset") or exp.preset or default_preset(dataset)
+    exp_overrides, exp.sweep = exp.for_preset(preset)
+    overrides = merge_overrides(exp_overrides, flag_overrides(flags))
+    return build_run(preset, dataset, overrides, experiment_name or exp.name), exp
+
+
+def model_config(base: ModelConfig, flags: dict[str, Any]) -> ModelConfig:
+    """Apply the non-empty model flags to ``base``; invalid values become one-line errors."""
+    changes = {k: v for k, v in flags.items() if k in MODEL_FLAGS and v is not None}
+    try:
+        if "offsets" in changes:
+            changes["offsets"] = parse_offsets(changes["offsets"])
+        if "window" in changes:
+            changes["window"] = parse_window(changes["window"])
+        return replace(base, **changes)
+    except ValueError as e:
+        raise SelfyError(str(e)) from None
+
+
+def _console():
+    import shutil
+
+    from rich.console import Console
+
+    # piped output (logs, CI) gets a wide table instead of rich's 80-column fallback
+    return Console(width=shutil.get_terminal_size((140, 24)).columns)
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+
+    def numeric(v: str) -> bool:
+        try:
+            float(v.rstrip("%").replace("±", "").split()[0])
+            return True
+        except (ValueError, IndexError):
+            return False
+
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="right" if rows and all(numeric(r[i]) for r in rows) else "left")
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+class RunDisplay:
+    """Renders ``fit()`` callbacks: a bar per epoch with loss / accuracy / ETA, one line per finished epoch."""
+
+    def __init__(self, console, label: str = ""):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.con, self.label = console, label
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                 TimeRemainingColumn(), console=console, transient=True)
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.task = self.progress.add_task(self.label or "preparing", total=None, info="")
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: str, **kw) -> None:
+        p, t, pre = self.progress, self.task, f"{self.label} " if self.label else ""
+        if event == "data":
+            p.update(t, description=f"{pre}{kw['message']}")
+        elif event == "resume":
+            p.console.print(f"{pre}resuming after epoch {kw['epoch']} (checkpoint found)")
+        elif event == "weights":
+            p.console.print(f"{pre}loaded {kw['loaded']} backbone tensors from {kw['source']}; "
+                            f"{len(kw['new'])} new parameter tensors (blocks, head)")
+        elif event == "epoch_start":
+            p.reset(t, total=kw["steps"], description=f"{pre}epoch {kw['epoch'] + 1}/{kw['epochs']}", info="")
+        elif event == "step":
+            p.update(t, completed=kw["step"], info=f"loss {kw['loss']:.3f} acc {kw['acc']:.3f}")
+        elif event == "eval_start":
+            p.reset(t, total=None, description=f"{pre}validating", info="")
+        elif event == "eval_step":
+            p.update(t, completed=kw["step"], total=kw["total"])
+        elif event == "epoch_end":
+            m = kw["metrics"]
+            val = f" | val top-1 {m['top1']:.3f} top-5 {m['top5']:.3f}" if m else ""
+            p.console.print(f"{pre}epoch {kw['epoch'] + 1}/{kw['epochs']}: train loss {kw['train_loss']:.3f} "
+                            f"top-1 {kw['train_top1']:.3f} ({kw['train_seconds']:.0f} s){val}")
+        elif event == "finished":
+            p.console.print(f"{pre}already finished in {kw['run_dir']}")
+
+
+def _metrics_table(title: str, metrics: dict[str, float]):
+    return _table(title, ["metric", "value"], [[k, f"{v:.4f}"] for k, v in metrics.items()])
+
+
+def default_run_dir(run) -> Path:
+    return Path("runs") / (run.experiment or "train") / run.run_hash
+
+
+def _comma(value: Optional[str]) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+class SweepDisplay:
+    """Sweep progress: runs done / total, and the current run's epochs (one job) or the queue (several)."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.con = console
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=True)
+        self.sweep = self.run = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.sweep = self.progress.add_task("runs", total=None, info="")
+        self.run = self.progress.add_task("", total=None, info="", visible=False)
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: str, **kw) -> None:
+        p = self.progress
+        if event == "plan":
+            p.update(self.sweep, total=kw["total"], completed=kw["done"], description="runs done")
+            if kw["done"]:
+                p.console.print(f"{kw['done']} of {kw['total']} runs already finished: skipped")
+        elif event == "run_start":
+            p.update(self.run, visible=True, description=kw["run"].label, completed=0, total=None, info="")
+        elif event == "run_progress":
+            ev = kw["kind"]
+            if ev == "epoch_start":
+                p.update(self.run, total=kw["steps"], completed=0, info=f"epoch {kw['epoch'] + 1}/{kw['epochs']}")
+            elif ev == "step":
+                p.update(self.run, completed=kw["step"], info=f"epoch {kw['epoch'] + 1} loss {kw['loss']:.3f} acc {kw['acc']:.3f}")
+            elif ev == "eval_start":
+                p.update(self.run, info="validating")
+            elif ev == "resume":
+                p.console.print(f"{kw['run'].label}: resuming after epoch {kw['epoch']}")
+        elif event == "run_end":
+            row = kw["row"]
+            p.advance(self.sweep)
+            mark = "done" if row["status"] == "done" else f"FAILED: {row['error']}"
+            p.console.print(f"{kw['run'].label}: {mark} ({row['seconds']} s)")
+
+

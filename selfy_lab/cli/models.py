@@ -1,0 +1,124 @@
+"""selfy-lab flops and bench."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..config import ModelConfig
+from ..errors import SelfyError
+from ..grammar import format_offsets
+from .common import (Backbone, Block, Extractor, Frames, Fusion, Integrator, Offsets, Position, Reduce,
+                     Similarity, Window, _console, _table, app, model_config)
+
+
+@app.command()
+def flops(
+    paper: Annotated[bool, typer.Option("--paper", help="Compute every FLOPs row of the paper (SPEC §8) beside its value.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="With --paper: write OUT/paper_table.csv.")] = None,
+    size: Annotated[int, typer.Option(help="Input side in pixels.")] = 224,
+    backbone: Backbone = None, frames: Frames = None, block: Block = None, offsets: Offsets = None,
+    window: Window = None, extractor: Extractor = None, integrator: Integrator = None,
+    similarity: Similarity = None, fusion: Fusion = None, position: Position = None, reduce: Reduce = None,
+):
+    """Multiply-accumulates per clip (the papers' "GFLOPs") and parameters of a configuration.
+
+    Defaults are the paper's SELFYNet-TSM-R18 (res3, offsets -2..2, 9x9). Examples:
+
+      selfy-lab flops --backbone tsn-r18 --offsets -3..3
+
+      selfy-lab flops --paper --out results/flops
+    """
+    from ..flops import model_cost, paper_table
+
+    con = _console()
+    if paper:
+        rows = paper_table(size)
+        con.print(_table(
+            f"FLOPs per clip at {size}x{size} (multiply-accumulates), ours vs the paper",
+            ["model", "backbone", "frames", "offsets", "window", "paper G", "ours G", "diff", "params M"],
+            [[r["model"], r["backbone"], str(r["frames"]), r["offsets"], r["window"], f"{r['paper_gflops']:.1f}",
+              f"{r['gflops']:.2f}", f"{r['rel_diff'] * 100:+.1f}%", f"{r['params_m']:.2f}"] for r in rows]))
+        worst = max(abs(r["rel_diff"]) for r in rows)
+        con.print(f"largest |difference|: {worst * 100:.1f}% over {len(rows)} rows")
+        if out:
+            from ..results import write_csv
+
+            cols = ["model", "backbone", "frames", "offsets", "window", "paper_gflops", "gflops", "rel_diff", "params_m"]
+            path = write_csv(Path(out) / "paper_table.csv", rows, cols)
+            con.print(f"wrote {path}")
+        return
+    cfg = model_config(ModelConfig(), locals())
+    cost = model_cost(cfg, size)
+    base = model_cost(replace(cfg, block="none"), size)
+    v = cfg.variant()
+    desc = cfg.backbone + (f" + {cfg.block} at {v['position']} offsets {format_offsets(cfg.offsets)} window {v['window']}"
+                           f" {cfg.extractor}/{cfg.integrator}" if cfg.block != "none" else "")
+    con.print(f"{desc}, {cfg.frames} frames at {size}x{size}")
+    con.print(f"  {cost['gflops']:.2f} GFLOPs (multiply-accumulates) per clip, {cost['params_m']:.2f} M parameters")
+    if cfg.block != "none":
+        con.print(f"  backbone alone: {base['gflops']:.2f} GFLOPs, {base['params_m']:.2f} M parameters "
+                  f"(+{cost['gflops'] - base['gflops']:.2f} G, x{cost['gflops'] / base['gflops']:.3f})")
+
+
+@app.command()
+def bench(
+    out: Annotated[Path, typer.Option(help="Directory for bench.csv (tidy rows).")] = Path("results/bench"),
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when present).")] = "auto",
+    only: Annotated[str, typer.Option(help="Comma list of parts: stss, step, memory.")] = "stss,step,memory",
+    sizes: Annotated[str, typer.Option(help="STSS map sizes (comma list).")] = "14,28,56",
+    repeats: Annotated[int, typer.Option(help="Timed repeats per measurement (after one warm-up).")] = 5,
+    channels_last: Annotated[bool, typer.Option(help="Run both models channels-last in the step benchmark.")] = True,
+):
+    """Speed and memory of the STSS and of a SELFYNet training step, as ratios measured side by side.
+
+    (a) STSS forward+backward (8 frames, C=128, -2..2, 9x9) vs the reference code's global-matmul path
+    and an F.unfold version; (b) SELFYNet-TSM-R18 vs TSM-R18 training step on one 8x3x224x224 clip,
+    interleaved, median; (c) memory of those steps.
+    """
+    import torch
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .. import bench as B
+    from ..results import provenance, write_csv
+
+    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise SelfyError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
+    if dev not in ("cpu",) and not dev.startswith("cuda"):
+        raise SelfyError(f"unknown device '{device}': use cpu, cuda or auto")
+    parts = [p.strip() for p in only.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in ("stss", "step", "memory")]
+    if unknown or not parts:
+        raise SelfyError(f"unknown bench part '{unknown[0] if unknown else only}': use stss, step, memory")
+    try:
+        size_list = tuple(int(s) for s in sizes.split(","))
+    except ValueError:
+        raise SelfyError(f"--sizes '{sizes}' must be a comma list of integers, e.g. 14,28,56") from None
+    if repeats < 1:
+        raise SelfyError("--repeats must be at least 1")
+    rows: list[dict] = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as prog:
+        task = prog.add_task("bench", total=None)
+
+        def say(s):
+            prog.update(task, description=s)
+
+        if "stss" in parts:
+            rows += B.bench_stss(size_list, dev, min(repeats, 3), progress=say)
+        if "step" in parts:
+            rows += B.bench_step(dev, repeats, channels_last, progress=say)
+        if "memory" in parts:
+            rows += B.bench_memory(dev, channels_last, progress=say)
+    dev_name = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"cpu x{torch.get_num_threads()} threads"
+    prov = provenance()
+    rows = [{**r, "device": dev_name, "torch": torch.__version__, **prov} for r in rows]
+    con = _console()
+    con.print(_table(f"bench on {dev_name}", ["benchmark", "impl", "size", "metric", "value"],
+                     [[r["benchmark"], r["impl"], str(r["size"]), r["metric"], f"{r['value']:.4g}"] for r in rows]))
+    path = write_csv(Path(out) / "bench.csv", rows)
+    con.print(f"wrote {path}")
+
+
