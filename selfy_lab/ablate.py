@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing as mp
 import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
@@ -164,10 +165,25 @@ def _execute(pr: PlannedRun, out: Path, device: str, callback: Callable, threads
             "error": error, "seconds": round(time.time() - t0, 1)}
 
 
+def _exit_with_parent() -> None:
+    """End this worker as soon as the sweep's process is gone (killed or terminated without cleaning up):
+    an orphan would go on training into a sweep nobody collects. Its last epoch checkpoint stays."""
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        parent.join()  # returns when the parent's sentinel closes, i.e. the parent died
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _worker(task_q, result_q, out: str, device: str, threads: int | None) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _exit_with_parent()
     while True:
         item = task_q.get()
         if item is None:

@@ -133,6 +133,40 @@ def test_sigkill_mid_sweep_then_rerun_finishes_without_redoing(tmp_path):
     assert len(table) == len({(r["run_id"], r["split"], r["metric"]) for r in table}) and len({r["run_id"] for r in table}) == 5
 
 
+def _workers_of(pid):
+    """Sweep worker processes (multiprocessing spawn children) of ``pid``, from /proc."""
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        kids += [int(k) for k in (task / "children").read_text().split()]
+    return [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from Linux's /proc")
+def test_parallel_workers_end_when_the_sweep_process_is_killed(tmp_path):
+    out = tmp_path / "sweep"
+    p = subprocess.Popen([sys.executable, "-m", "selfy_lab.cli", "ablate", "--offsets", "-2..2", "--preset", "smoke",
+                          "--epochs", "50", "--jobs", "2", "--out", str(out)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, workers = time.time() + 120, []
+    while time.time() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        workers = _workers_of(p.pid)
+    assert len(workers) == 2, "the sweep did not start its two workers"
+    os.kill(p.pid, signal.SIGKILL)  # no finally clause runs: the workers must notice on their own
+    p.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers)
+
+
 def test_parallel_jobs_and_cli_outputs(tmp_path):
     out = tmp_path / "sweep"
     p = cli("ablate", "--offsets", "1", "--offsets", "-1..1", "--preset", "smoke", "--jobs", "2", "--seeds", "2",
