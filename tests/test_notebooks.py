@@ -7,7 +7,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from selfy_lab.cli.visual import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -55,7 +56,7 @@ def test_notebook_runs_against_fixture(path, fixture_results, monkeypatch):
     monkeypatch.setenv("SELFY_LAB_RESULTS", str(fixture_results))
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend shows the figures
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    execute_notebook(nb, path.parent, timeout=600)  # what `selfy-lab report` runs
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     if path.stem in ("ablations", "robustness", "gradcam", "stss_explorer"):
@@ -73,3 +74,12 @@ def test_report_writes_html(fixture_results, tmp_path):
     p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", "report", "--only", "nope"], capture_output=True,
                        text=True, cwd=ROOT)
     assert p.returncode == 2 and "no notebook named nope" in p.stderr
+
+
+def test_report_cell_timeout_is_one_line(fixture_results, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", "report", "--results-root", str(fixture_results),
+                        "--out", str(tmp_path), "--only", "stss_explorer", "--timeout", "1"], capture_output=True,
+                       text=True, timeout=300, cwd=ROOT)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines() == ["error: stss_explorer.ipynb: a cell ran longer than --timeout 1 s"]
+    assert not (tmp_path / "stss_explorer.html").exists()

@@ -12,6 +12,25 @@ from ..errors import SelfyError
 from .common import (Categories, DataRoot, Device, Frames, Offsets, ValList, Window, _comma, _console, app)
 
 
+def execute_notebook(nb, workdir: Path, timeout: int) -> None:
+    """Run a notebook top to bottom in a fresh python3 kernel reached through local sockets (IPC) in a
+    private temporary directory: no TCP ports to race for, no unencrypted-TCP warning on stderr. The
+    kernel's own stderr (its log) is dropped: a cell's error is in the notebook and raised from here."""
+    import subprocess
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    with tempfile.TemporaryDirectory(prefix="selfy-lab-kernel-") as sockets:
+        class LocalKernelManager(AsyncKernelManager):
+            def __init__(self, **kwargs):
+                super().__init__(transport="ipc", ip=os.path.join(sockets, "kernel"), **kwargs)
+
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", kernel_manager_class=LocalKernelManager,
+                       resources={"metadata": {"path": str(workdir)}}).execute(stderr=subprocess.DEVNULL)
+
+
 def _sweep_pair(results_root: Path) -> list[Path]:
     """The paper's Fig. 7 pair from the most recent offsets sweep: {1} and the widest range, seed 0."""
     from ..explain import paper_pair
@@ -113,7 +132,13 @@ def stss_cmd(
     """
     from ..explain import stss_from_model, stss_from_pixels
     from ..grammar import parse_offsets, parse_window
-    from ..viz import _plt, default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
+    from ..viz import (
+        _plt,
+        default_query,
+        stss_flow_figure,
+        stss_likelihood_figure,
+        stss_query_figure,
+    )
 
     try:
         offs = parse_offsets(offsets) if offsets else (-3, -2, -1, 0, 1, 2, 3)
@@ -187,8 +212,11 @@ def report(
 ):
     """Execute the notebooks against RESULTS_ROOT and write them as HTML, to share results without Jupyter."""
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import (
+        CellExecutionError,
+        CellTimeoutError,
+        DeadKernelError,
+    )
     from nbconvert import HTMLExporter
 
     books = sorted(notebooks.glob("*.ipynb"))
@@ -210,10 +238,13 @@ def report(
         nb = nbformat.read(book, as_version=4)
         t0 = time.time()
         try:
-            NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                           resources={"metadata": {"path": str(book.parent.resolve())}}).execute()
+            execute_notebook(nb, book.parent.resolve(), timeout)
         except CellExecutionError as e:
             raise SelfyError(f"{book.name} failed: {str(e).strip().splitlines()[-1][:200]}") from None
+        except CellTimeoutError:
+            raise SelfyError(f"{book.name}: a cell ran longer than --timeout {timeout} s") from None
+        except DeadKernelError:
+            raise SelfyError(f"{book.name}: the notebook's kernel died (out of memory?)") from None
         html, _ = HTMLExporter().from_notebook_node(nb)
         path = out / f"{book.stem}.html"
         path.write_text(html)
