@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
-	$(BIN)/selfy-lab flops --paper --out results/flops
+	$(BIN)/selfy-lab ablate --offsets -3..3 --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
