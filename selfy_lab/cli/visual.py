@@ -132,13 +132,7 @@ def stss_cmd(
     """
     from ..explain import stss_from_model, stss_from_pixels
     from ..grammar import parse_offsets, parse_window
-    from ..viz import (
-        _plt,
-        default_query,
-        stss_flow_figure,
-        stss_likelihood_figure,
-        stss_query_figure,
-    )
+    from ..viz import _plt, default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
 
     try:
         offs = parse_offsets(offsets) if offsets else (-3, -2, -1, 0, 1, 2, 3)
@@ -212,11 +206,7 @@ def report(
 ):
     """Execute the notebooks against RESULTS_ROOT and write them as HTML, to share results without Jupyter."""
     import nbformat
-    from nbclient.exceptions import (
-        CellExecutionError,
-        CellTimeoutError,
-        DeadKernelError,
-    )
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from nbconvert import HTMLExporter
 
     books = sorted(notebooks.glob("*.ipynb"))
