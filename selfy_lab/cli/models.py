@@ -11,7 +11,7 @@ from ..config import ModelConfig
 from ..errors import SelfyError
 from ..grammar import format_offsets
 from .common import (Backbone, Block, Extractor, Frames, Fusion, Integrator, Offsets, Position, Reduce,
-                     Similarity, Window, _console, _table, app, model_config)
+                     Similarity, Window, _comma, _console, _table, app, model_config)
 
 
 @app.command()
@@ -83,13 +83,10 @@ def bench(
 
     from .. import bench as B
     from ..results import provenance, write_csv
+    from ..train import select_device
 
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        raise SelfyError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
-    if dev not in ("cpu",) and not dev.startswith("cuda"):
-        raise SelfyError(f"unknown device '{device}': use cpu, cuda or auto")
-    parts = [p.strip() for p in only.split(",") if p.strip()]
+    dev = select_device(device)
+    parts = _comma(only)
     unknown = [p for p in parts if p not in ("stss", "step", "memory")]
     if unknown or not parts:
         raise SelfyError(f"unknown bench part '{unknown[0] if unknown else only}': use stss, step, memory")
@@ -112,7 +109,7 @@ def bench(
             rows += B.bench_step(dev, repeats, channels_last, progress=say)
         if "memory" in parts:
             rows += B.bench_memory(dev, channels_last, progress=say)
-    dev_name = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"cpu x{torch.get_num_threads()} threads"
+    dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     prov = provenance()
     rows = [{**r, "device": dev_name, "torch": torch.__version__, **prov} for r in rows]
     con = _console()
