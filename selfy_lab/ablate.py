@@ -1,15 +1,20 @@
-"""Ablation sweeps: plan the variants, train each in its own run directory, collect tidy results.
+"""Ablation sweeps: plan the variants (:func:`plan_sweep`), train each in its own run directory
+(:func:`run_sweep`), keep the sweep's tidy record current. The directory layout is
+:mod:`selfy_lab.results`'; a run is found again by its key, so a re-run skips finished runs, resumes
+interrupted ones from their last epoch checkpoint and never duplicates rows.
 
-Layout of a sweep directory ``OUT``::
+The ``sweep`` section of an experiment file::
 
-    OUT/sweep.yaml         the sweep as resolved (axes, seeds, base config)
-    OUT/runs/<hash>/       one run directory per variant x seed (see selfy_lab.train)
-    OUT/runs.csv           tidy rows of every finished run (rebuilt atomically from the run directories)
-    OUT/status.csv         one row per planned run: done / failed (with the error) / pending
-    OUT/figures/           accuracy vs temporal range (PNG and PDF)
-
-A run directory is named by a stable hash of its resolved config, so re-running a sweep skips finished
-runs, resumes interrupted ones from their last epoch checkpoint, and never duplicates rows.
+    sweep:
+      offsets: ["-3..3"]     # offset sets; one range expands to Table 3a's ladder unless ladder: false
+      ladder: false          # optional: force / prevent the ladder expansion
+      baseline: true         # add the plain backbone (block none), one per backbone x seed
+      axes:                  # other model fields, crossed with the offsets
+        window: [5x5, 9x9]
+      variants:              # or explicit combinations (then base_offsets gives their offsets)
+        - {extractor: smax, integrator: fc}
+      base_offsets: "-2..2"
+      seeds: 3               # a count (seeds 0..N-1) or a list of seeds
 """
 from __future__ import annotations
 
@@ -19,14 +24,15 @@ import os
 import threading
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import RunConfig, merge, to_dict
+from . import results as R
+from .config import RunConfig, override, to_dict
 from .errors import SelfyError, user_message
+from .experiments import run_from_flags
 from .grammar import format_offsets, parse_offsets
-from .results import RUN_COLUMNS, read_csv, write_csv
 
 AXES = ("backbone", "block", "extractor", "integrator", "position", "window", "similarity", "fusion")
 LADDER_HEAD = ((0,), (1,))
@@ -51,7 +57,7 @@ def is_range(spec: str) -> bool:
 
 
 def plan_offsets(specs: list[str], ladder: bool | None = None, baseline: bool = True) -> list[tuple[int, ...] | None]:
-    """Offset sets of a sweep (None = baseline without SELFY). One range expands to the ladder unless
+    """Offset sets of a sweep (None = baseline without a block). One range expands to the ladder unless
     ``ladder`` is False; otherwise the sets run exactly as given. Duplicates are an error."""
     if not specs:
         raise SelfyError("give at least one --offsets set, e.g. --offsets -3..3")
@@ -88,19 +94,17 @@ def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str,
          variants: list[dict[str, Any]] | None = None, seeds: list[int] = (0,)) -> list[PlannedRun]:
     """Every run of a sweep: (offsets x other axes, or explicit variants) x seeds; one baseline per backbone.
 
-    Baselines ignore the SELFY axes (they have no block), so they are planned once per backbone x seed.
+    Baselines ignore the block axes (they have no block), so they are planned once per backbone x seed.
     """
     axes = {k: v for k, v in (axes or {}).items() if v}
     for k in axes:
         if k not in AXES:
             raise SelfyError(f"unknown sweep axis '{k}': choose from {', '.join(AXES)}")
-    combos: list[dict[str, Any]] = []
     if variants:
         combos = [dict(v) for v in variants]
     else:
         keys = list(axes)
-        for values in itertools.product(*(axes[k] for k in keys)) if keys else [()]:
-            combos.append(dict(zip(keys, values)))
+        combos = [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))]
     runs: list[PlannedRun] = []
     seen: set[str] = set()
     for seed in seeds:
@@ -112,7 +116,7 @@ def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str,
                 elif "offsets" not in changes:
                     changes["offsets"] = off
                 try:
-                    model = merge(base.model, changes, "sweep")
+                    model = override(base.model, changes, "sweep")
                 except (ValueError, TypeError) as e:
                     raise SelfyError(f"sweep variant {combo}: {e}") from None
                 run = replace(base, model=model, train=replace(base.train, seed=seed))
@@ -132,15 +136,69 @@ def describe(run: RunConfig) -> str:
             f"{m.fusion} @{v['position']}, seed {run.train.seed}")
 
 
+@dataclass(frozen=True)
+class SweepPlan:
+    """A sweep as planned from an experiment file and flags: what `selfy-lab ablate` runs."""
+
+    name: str
+    base: RunConfig
+    offsets: list[tuple[int, ...] | None]
+    axes: dict[str, list[str]]
+    seeds: list[int]
+    runs: list[PlannedRun]
+    paper_table: str = ""
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def _seed_list(value: Any, where: str) -> list[int]:
+    if isinstance(value, bool) or not isinstance(value, (int, list, tuple)):
+        raise SelfyError(f"{where}: seeds must be a count or a list of seeds, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise SelfyError(f"{where}: seeds must be at least 1, got {value}")
+        return list(range(value))
+    if not value or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        raise SelfyError(f"{where}: the list of seeds must hold non-negative integers, got {list(value)}")
+    return sorted(set(value))
+
+
+def plan_sweep(flags: dict[str, Any], offsets: list[str] | None = None, ladder: bool | None = None,
+               baseline: bool = True, axes: dict[str, list[str]] | None = None,
+               seeds: int | list[int] | None = None) -> SweepPlan:
+    """The sweep a command line describes. ``flags``: run flags as for
+    :func:`selfy_lab.experiments.run_from_flags` (``experiment`` names the file); the sweep arguments, when
+    given, win over the file's ``sweep`` section, each on its own: ``offsets`` (specs), ``ladder``,
+    ``baseline`` (False drops it), ``axes`` (per axis) and ``seeds`` (a count or a list)."""
+    run, exp = run_from_flags(flags, "ablate")
+    sweep = exp.sweep
+    unknown = [k for k in sweep if k not in ("offsets", "ladder", "baseline", "axes", "variants", "base_offsets", "seeds")]
+    if unknown:
+        raise SelfyError(f"{flags.get('experiment')}: unknown sweep key '{unknown[0]}'")
+    specs = [str(x) for x in (offsets or sweep.get("offsets") or [])]
+    if ladder is None and "ladder" in sweep:
+        ladder = bool(sweep["ladder"])
+    if not specs and sweep.get("variants"):
+        specs = [str(sweep.get("base_offsets", "-2..2"))]
+        ladder = False if ladder is None else ladder
+    all_axes = {k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in (sweep.get("axes") or {}).items()}
+    all_axes.update({k: list(v) for k, v in (axes or {}).items() if v})
+    seed_list = _seed_list(seeds if seeds is not None else sweep.get("seeds", 1),
+                           "--seeds" if seeds is not None else f"{flags.get('experiment')}")
+    sets = plan_offsets(specs, ladder, baseline and sweep.get("baseline", True))
+    runs = plan(run, sets, all_axes, sweep.get("variants"), seed_list)
+    return SweepPlan(exp.name or "ablate", run, sets, all_axes, seed_list, runs, exp.paper_table,
+                     sweep_record(runs, all_axes))
+
+
+def sweep_record(runs: list[PlannedRun], axes: dict | None = None) -> dict:
+    """What a sweep ran: its base config, axes, offset sets, seeds and runs (SWEEP/sweep.yaml)."""
+    offsets = list(dict.fromkeys(r.run.model.variant()["offsets"] for r in runs))
+    return {"base": to_dict(runs[0].run) if runs else {}, "axes": {k: list(v) for k, v in (axes or {}).items()},
+            "offsets": offsets, "seeds": sorted({r.run.train.seed for r in runs}),
+            "runs": [{"run_id": r.run_id, "label": r.label, **r.run.model.variant(), "seed": r.run.train.seed} for r in runs]}
+
+
 # ---- execution ----
-
-def run_dir(out: Path, pr: PlannedRun) -> Path:
-    return out / "runs" / pr.run_id
-
-
-def is_done(out: Path, pr: PlannedRun) -> bool:
-    return (run_dir(out, pr) / "metrics.csv").exists()
-
 
 def _execute(pr: PlannedRun, out: Path, device: str, callback: Callable, threads: int | None = None) -> dict:
     """Train one planned run; never raises: returns its status row."""
@@ -151,7 +209,7 @@ def _execute(pr: PlannedRun, out: Path, device: str, callback: Callable, threads
     if threads:
         torch.set_num_threads(threads)
     t0 = time.time()
-    d = run_dir(out, pr)
+    d = R.run_dir(out, pr.run_id)
     try:
         fit(pr.run, d, callback, device)
         status, error = "done", ""
@@ -159,10 +217,8 @@ def _execute(pr: PlannedRun, out: Path, device: str, callback: Callable, threads
         raise
     except Exception as e:  # a failed variant is recorded; the sweep goes on
         status, error = "failed", user_message(e)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "error.txt").write_text(traceback.format_exc())
-    return {"run_id": pr.run_id, **pr.run.model.variant(), "seed": pr.run.train.seed, "status": status,
-            "error": error, "seconds": round(time.time() - t0, 1)}
+        R.write_error(d, traceback.format_exc())
+    return R.status_row(pr.run, status, error, round(time.time() - t0, 1))
 
 
 def _exit_with_parent() -> None:
@@ -185,42 +241,34 @@ def _worker(task_q, result_q, out: str, device: str, threads: int | None) -> Non
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     _exit_with_parent()
     while True:
-        item = task_q.get()
-        if item is None:
+        pr = task_q.get()
+        if pr is None:
             return
-        pr = item
         result_q.put(_execute(pr, Path(out), device, lambda e, **k: None, threads))
 
 
 def run_sweep(runs: list[PlannedRun], out: str | Path, jobs: int = 1, device: str = "auto",
               on_event: Callable[..., None] = lambda e, **k: None, record: dict | None = None) -> list[dict]:
-    """Train every planned run not yet finished; keeps sweep.yaml, runs.csv and status.csv current.
+    """Train every planned run not yet finished; keeps the sweep record, runs.csv and status.csv current.
     Returns the status rows."""
-    import yaml
-
-    from .results import atomic_write_text
-
-    out = Path(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "sweep.yaml", yaml.safe_dump(record or sweep_record(runs), sort_keys=False))
+    out = R.ensure_writable(out)
+    R.write_sweep_record(out, record or sweep_record(runs))
     status: dict[str, dict] = {}
     todo = []
     for pr in runs:
-        if is_done(out, pr):
-            status[pr.run_id] = {"run_id": pr.run_id, **pr.run.model.variant(), "seed": pr.run.train.seed,
-                                 "status": "done", "error": "", "seconds": ""}
-        else:
-            status[pr.run_id] = {"run_id": pr.run_id, **pr.run.model.variant(), "seed": pr.run.train.seed,
-                                 "status": "pending", "error": "", "seconds": ""}
+        done = R.is_finished(R.run_dir(out, pr.run_id))
+        status[pr.run_id] = R.status_row(pr.run, "done" if done else "pending")
+        if not done:
             todo.append(pr)
     on_event("plan", total=len(runs), done=len(runs) - len(todo))
-    _write_status(out, status)
-    collect(out, runs)
+    run_ids = [pr.run_id for pr in runs]
+    R.write_status(out, status.values())
+    R.collect_runs(out, run_ids)
 
     def finished(row: dict, pr: PlannedRun) -> None:
         status[row["run_id"]] = row
-        _write_status(out, status)
-        collect(out, runs)
+        R.write_status(out, status.values())
+        R.collect_runs(out, run_ids)
         on_event("run_end", run=pr, row=row)
 
     if jobs <= 1 or len(todo) <= 1:
@@ -264,25 +312,28 @@ def _run_parallel(todo, out, jobs, device, finished, on_event) -> None:
             p.join()
 
 
-STATUS_COLUMNS = ("run_id", "backbone", "frames", "block", "offsets", "window", "extractor", "integrator",
-                  "similarity", "fusion", "position", "seed", "status", "error", "seconds")
+def run_plan(plan: SweepPlan, out: str | Path, jobs: int = 1, device: str = "auto",
+             on_event: Callable[..., None] = lambda e, **k: None) -> tuple[list[dict], list[Path]]:
+    """`selfy-lab ablate`: run a planned sweep into ``out``, then draw its figure. Returns the status rows
+    and the figure files."""
+    status = run_sweep(plan.runs, out, jobs, device, on_event, plan.record)
+    return status, write_sweep_figure(out, plan.paper_table)
 
 
-def _write_status(out: Path, status: dict[str, dict]) -> None:
-    write_csv(out / "status.csv", status.values(), STATUS_COLUMNS)
+def write_sweep_figure(out: str | Path, paper_table: str = "") -> list[Path]:
+    """Accuracy vs temporal range of a sweep with several offset sets (beside the paper's Table 3a when the
+    sweep reproduces it), as SWEEP/figures/temporal_range.{png,pdf}; nothing for other sweeps."""
+    from .paper import TABLES
+    from .tables import load_runs, summarize, sweep_table_id
+    from .viz import save_figure, temporal_range_figure
 
-
-def collect(out: Path, runs: list[PlannedRun]) -> Path:
-    """Rebuild OUT/runs.csv from the finished run directories of this sweep (atomic, no duplicates)."""
-    rows = []
-    for pr in runs:
-        rows += read_csv(run_dir(out, pr) / "metrics.csv")
-    return write_csv(out / "runs.csv", rows, RUN_COLUMNS)
-
-
-def sweep_record(runs: list[PlannedRun], axes: dict | None = None) -> dict:
-    """What a sweep ran: its axes, offset sets, seeds and runs (OUT/sweep.yaml)."""
-    offsets = list(dict.fromkeys(r.run.model.variant()["offsets"] for r in runs))
-    return {"base": to_dict(runs[0].run) if runs else {}, "axes": {k: list(v) for k, v in (axes or {}).items()},
-            "offsets": offsets, "seeds": sorted({r.run.train.seed for r in runs}),
-            "runs": [{"run_id": r.run_id, "label": r.label, **r.run.model.variant(), "seed": r.run.train.seed} for r in runs]}
+    df = load_runs(Path(out) / R.RUNS_TABLE)
+    summ = summarize(df) if len(df) else df
+    if summ.empty or summ["offsets"].nunique() < 2:
+        return []
+    table_id = sweep_table_id(summ, paper_table)
+    paper_rows = None
+    if table_id.startswith("3a"):
+        paper_rows = {TABLES[table_id]["default"]["backbone"]: {r["variant"]["offsets"]: r["top1"]
+                                                                for r in TABLES[table_id]["rows"]}}
+    return save_figure(temporal_range_figure(summ, paper_rows), R.figures_dir(out) / "temporal_range")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from pathlib import Path
 import resource
 import statistics
 import time
@@ -253,3 +254,35 @@ def bench_memory(device="cpu", channels_last: bool = True, rss: bool = True,
         rows.append(dict(benchmark="train_step_memory", impl="selfy-tsm-r18", size=224, metric=metric + "_ratio",
                          value=vals["selfy-tsm-r18"][metric] / vals["tsm-r18"][metric]))
     return rows
+
+
+PARTS = ("stss", "step", "memory")
+
+
+def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (14, 28, 56), repeats: int = 5,
+              channels_last: bool = True, out: Path | None = None,
+              progress: Callable[[str], None] = lambda s: None) -> tuple[list[dict], str, Path | None]:
+    """`selfy-lab bench`: the chosen parts, as tidy rows with the device and provenance; written to
+    OUT/bench.csv when ``out`` is given. Returns (rows, device name, path)."""
+    from . import results as R
+    from .errors import SelfyError
+    from .train import select_device
+
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise SelfyError(f"unknown bench part '{unknown[0] if unknown else ''}': use {', '.join(PARTS)}")
+    dev = select_device(device)
+    if out is not None:
+        R.ensure_writable(out)
+    rows: list[dict] = []
+    if "stss" in parts:
+        rows += bench_stss(sizes, dev, min(repeats, 3), progress=progress)
+    if "step" in parts:
+        rows += bench_step(dev, repeats, channels_last, progress=progress)
+    if "memory" in parts:
+        rows += bench_memory(dev, channels_last, progress=progress)
+    dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
+    prov = R.provenance()
+    rows = [{**r, "device": dev_name, "torch": torch.__version__, **prov} for r in rows]
+    path = R.write_csv(Path(out) / "bench.csv", rows) if out is not None else None
+    return rows, dev_name, path

@@ -7,9 +7,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .grammar import format_offsets, format_window, parse_offsets, parse_window
@@ -30,9 +31,33 @@ DEFAULT_REDUCE = {"pool1": 4, "res2": 4, "res3": 2, "res4": 1, "res5": 1}
 REDUCE_CHOICES = (1, 2, 4)
 
 
+# Fields marked ``NOT_IDENTITY`` do not change what a run computes (how many loader processes, whether
+# the data is checked up front, how often it is validated, the names it is filed under): they are left
+# out of the run key, so changing them re-uses a finished run.
+NOT_IDENTITY = {"identity": False}
+
+
 def _choice(value: str, choices: tuple[str, ...], what: str) -> str:
     if value not in choices:
         raise ValueError(f"unknown {what} '{value}': choose from {', '.join(choices)}")
+    return value
+
+
+def _number(value, what: str, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+            hi_open: bool = False, integer: bool = False):
+    """Check a numeric field at the edge: finite, of the right type, within [lo, hi] (or open ends)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise ValueError(f"{what} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value}")
+    below = lo is not None and (value <= lo if lo_open else value < lo)
+    above = hi is not None and (value >= hi if hi_open else value > hi)
+    if below or above:
+        left = "" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
+        right = "" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
+        rng = f"in {left}, {right}" if lo is not None and hi is not None else (
+            f"{'above' if lo_open else 'at least'} {lo:g}" if lo is not None else f"{'below' if hi_open else 'at most'} {hi:g}")
+        raise ValueError(f"{what} must be {rng}, got {value}")
     return value
 
 
@@ -92,12 +117,9 @@ class ModelConfig:
         object.__setattr__(self, "position", parse_positions(self.position))
         if self.reduce and self.reduce not in REDUCE_CHOICES:
             raise ValueError(f"reduce must be 0 (per-position default) or one of {REDUCE_CHOICES}, got {self.reduce}")
-        if self.frames < 1:
-            raise ValueError(f"frames must be at least 1, got {self.frames}")
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        _number(self.frames, "frames", 1, integer=True)
+        _number(self.num_classes, "num_classes", 2, integer=True)
+        _number(self.dropout, "dropout", 0, 1, hi_open=True)
         if self.block != "none" and max(abs(o) for o in self.offsets) >= self.frames:
             raise ValueError(
                 f"offsets {format_offsets(self.offsets)} reach beyond a {self.frames}-frame clip: "
@@ -175,8 +197,8 @@ class DataConfig:
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # random scale crop (TSN)
     flip: str = ""  # none | skip (never flip direction classes) | swap (flip, swap to the mirrored class)
     test_clips: int = 1  # 1 or 2 clips averaged at test time
-    workers: int = 4
-    check: bool = True  # check every listed folder and its last frame before training
+    workers: int = field(default=4, metadata=NOT_IDENTITY)  # loader processes: items are seeded, so any count gives the same clips
+    check: bool = field(default=True, metadata=NOT_IDENTITY)  # check every listed folder and its last frame before training
     # the built-in benchmark
     synthetic_train: int = 2000
     synthetic_val: int = 800
@@ -190,10 +212,17 @@ class DataConfig:
             raise ValueError(f"unknown flip policy '{self.flip}': choose from {', '.join(FLIPS)}")
         if self.test_clips not in (1, 2):
             raise ValueError(f"test_clips must be 1 or 2, got {self.test_clips}")
-        if self.size < 16:
-            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
+        _number(self.size, "size (pixels)", 16, integer=True)
+        _number(self.workers, "workers", 0, integer=True)
+        _number(self.synthetic_train, "synthetic_train", 1, integer=True)
+        _number(self.synthetic_val, "synthetic_val", 1, integer=True)
+        _number(self.synthetic_distractors, "synthetic_distractors", 0, integer=True)
         object.__setattr__(self, "resize", tuple(int(v) for v in self.resize))
         object.__setattr__(self, "scales", tuple(float(v) for v in self.scales))
+        for v in self.resize:
+            _number(v, "resize", 1)
+        for v in self.scales:
+            _number(v, "scales", 0, 1, lo_open=True)
 
     @property
     def conventions(self) -> dict[str, Any]:
@@ -223,17 +252,25 @@ class TrainConfig:
     amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16)
     channels_last: bool = True
     label_smoothing: float = 0.0
-    eval_every: int = 1  # validate every N epochs (the last epoch always); 0 = only after the last
+    # validate every N epochs (the last epoch always); 0 = only after the last. Validation draws no random
+    # numbers and changes no weights, so it is not part of the run key.
+    eval_every: int = field(default=1, metadata=NOT_IDENTITY)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer '{self.optimizer}': choose from {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule '{self.schedule}': choose from {', '.join(SCHEDULES)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+        _number(self.epochs, "epochs", 1, integer=True)
+        _number(self.batch_size, "batch_size", 1, integer=True)
+        _number(self.lr, "lr", 0, lo_open=True)
+        _number(self.warmup, "warmup (epochs)", 0)
+        _number(self.momentum, "momentum", 0, 1, hi_open=True)
+        _number(self.weight_decay, "weight_decay", 0)
+        _number(self.clip_grad, "clip_grad", 0)
+        _number(self.seed, "seed", 0, integer=True)
+        _number(self.label_smoothing, "label_smoothing", 0, 1, hi_open=True)
+        _number(self.eval_every, "eval_every", 0, integer=True)
         object.__setattr__(self, "lr_steps", tuple(int(v) for v in self.lr_steps))
 
 
@@ -244,8 +281,8 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    preset: str = "paper"
-    experiment: str = ""
+    preset: str = field(default="paper", metadata=NOT_IDENTITY)  # where the values came from; the values count
+    experiment: str = field(default="", metadata=NOT_IDENTITY)  # the name results are filed under
 
     def __post_init__(self):
         if self.preset not in PRESET_NAMES:
@@ -256,8 +293,10 @@ class RunConfig:
 
     @property
     def run_hash(self) -> str:
-        """Names the run directory: every field that changes the result (not the experiment's name)."""
-        return config_hash(replace(self, experiment=""))
+        """The run's key (its directory name and the ``run_id`` column): a hash of every field that changes
+        the result, i.e. all but those marked ``NOT_IDENTITY``."""
+        blob = json.dumps(identity(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
 # Presets: partial configs applied on top of the defaults (then dataset conventions, YAML, flags).
@@ -306,18 +345,19 @@ def resolve(preset: str = "paper", dataset: str | None = None, overrides: dict[s
     if preset != "paper" and ds != "synthetic":
         layers.append(dict(data=dict(size=112)))  # real frames: keep the CPU presets small, not 64
     layers.append(overrides)
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = _deep_merge(merged, layer)
+    merged = deep_merge(*layers)
     merged["preset"] = preset
     merged["experiment"] = experiment
     return from_dict(RunConfig, merged)
 
 
-def _deep_merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in (b or {}).items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+def deep_merge(*layers: dict[str, Any] | None) -> dict[str, Any]:
+    """Nested dicts merged left to right: a later layer's value wins, sub-dicts merge key by key.
+    The one merge of the package (presets, experiment files, flags, sweep variants)."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for k, v in (layer or {}).items():
+            out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -355,25 +395,16 @@ def _dataclass_type(cls, f):
     return t if isinstance(t, type) and dataclasses.is_dataclass(t) else None
 
 
-def merge(cfg, overrides: dict[str, Any] | None, where: str = "config"):
-    """Return ``cfg`` with a partial nested dict of overrides applied."""
-    if not overrides:
+def override(cfg, changes: dict[str, Any] | None, where: str = "config"):
+    """``cfg`` (a config dataclass) with a partial nested dict of changes applied, validated like a new one."""
+    if not changes:
         return cfg
-    kwargs = {}
-    known = {f.name: f for f in fields(cfg)}
-    for key, value in overrides.items():
-        if key not in known:
-            raise ValueError(f"{where}: unknown field '{key}' (known: {', '.join(known)})")
-        cur = getattr(cfg, key)
-        if dataclasses.is_dataclass(cur) and isinstance(value, dict):
-            kwargs[key] = merge(cur, value, f"{where}.{key}")
-        else:
-            kwargs[key] = value
-    return replace(cfg, **kwargs)
+    return from_dict(type(cfg), deep_merge(to_dict(cfg), changes), where)
 
 
-def config_hash(cfg, length: int = 10) -> str:
-    """Stable short hash of a config's resolved values."""
-    blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
-
+def identity(cfg) -> dict[str, Any]:
+    """``to_dict(cfg)`` without the fields marked ``NOT_IDENTITY``: what keys a run."""
+    if not dataclasses.is_dataclass(cfg):
+        return cfg
+    return {f.name: identity(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name))
+            else to_dict(getattr(cfg, f.name)) for f in fields(cfg) if f.metadata.get("identity", True)}

@@ -149,7 +149,7 @@ def corrupt_clip(clip: np.ndarray, kind: str, severity: int, frames: tuple[int, 
 
 def corrupt_tensor(clip, kind: str, severity: int, frames: tuple[int, ...], seed: int):
     """Same on a uint8 torch clip (T, C, H, W), as the evaluation pipeline holds it."""
-    import torch
+    from .data.transforms import clip_from_frames
 
     arr = clip.permute(0, 2, 3, 1).numpy()
-    return torch.from_numpy(corrupt_clip(arr, kind, severity, frames, seed)).permute(0, 3, 1, 2).contiguous()
+    return clip_from_frames(corrupt_clip(arr, kind, severity, frames, seed))

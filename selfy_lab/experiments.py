@@ -1,18 +1,29 @@
-"""Experiment files: YAML holding only what differs from the defaults, each field with a comment
-saying why. Top-level keys: ``preset``, ``dataset``, ``model``, ``data``, ``train`` and, for sweeps,
-``sweep`` (see ``selfy_lab.ablate``)."""
+"""Experiment files and the resolution of a run's config from an experiment file and flags.
+
+An experiment file is YAML holding only what differs from the defaults, each field with a comment saying
+why. Top-level keys: ``name``, ``paper_table``, ``preset``, ``dataset``, ``model``, ``data``, ``train``,
+``sweep`` (see :func:`selfy_lab.ablate.plan_sweep`) and ``presets`` (per-preset additions of model / data /
+train / sweep sections).
+
+Resolution, later layers winning: defaults -> preset -> dataset conventions -> experiment file (its
+``presets`` section of the chosen preset included) -> flags. Flags are named like the config fields they
+set (``--lr`` sets ``train.lr``).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .config import PRESET_NAMES, RunConfig, resolve
+from .config import DataConfig, ModelConfig, PRESET_NAMES, RunConfig, TrainConfig, deep_merge, override, resolve
 from .errors import SelfyError
 
 _KEYS = ("preset", "dataset", "model", "data", "train", "sweep", "name", "paper_table", "presets")
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+# flag name -> config section, from the dataclasses themselves (no field name is used twice)
+SECTION_OF = {f.name: section for section, cls in _SECTIONS.items() for f in fields(cls)}
 
 
 @dataclass
@@ -28,8 +39,8 @@ class Experiment:
     def for_preset(self, preset: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(overrides, sweep) with the section of ``preset`` applied on top."""
         extra = self.presets.get(preset) or {}
-        overrides = merge_overrides(self.overrides, {k: v for k, v in extra.items() if k in ("model", "data", "train")})
-        return overrides, {**self.sweep, **(extra.get("sweep") or {})}
+        overrides = deep_merge(self.overrides, {k: v for k, v in extra.items() if k in _SECTIONS})
+        return overrides, deep_merge(self.sweep, extra.get("sweep"))
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -50,14 +61,13 @@ def load_experiment(path: str | Path) -> Experiment:
     preset = data.get("preset")
     if preset is not None and preset not in PRESET_NAMES:
         raise SelfyError(f"{path}: unknown preset '{preset}' (known: {', '.join(PRESET_NAMES)})")
-    overrides = {k: data[k] for k in ("model", "data", "train") if data.get(k)}
     presets = data.get("presets") or {}
     bad = [k for k in presets if k not in PRESET_NAMES]
     if bad:
         raise SelfyError(f"{path}: unknown preset section '{bad[0]}' (known: {', '.join(PRESET_NAMES)})")
     return Experiment(name=str(data.get("name") or path.stem), preset=preset, dataset=data.get("dataset"),
-                      overrides=overrides, sweep=dict(data.get("sweep") or {}), paper_table=str(data.get("paper_table") or ""),
-                      presets=presets)
+                      overrides={k: data[k] for k in _SECTIONS if data.get(k)}, sweep=dict(data.get("sweep") or {}),
+                      paper_table=str(data.get("paper_table") or ""), presets=presets)
 
 
 def default_preset(dataset: str | None) -> str:
@@ -66,20 +76,39 @@ def default_preset(dataset: str | None) -> str:
 
 
 def build_run(preset: str | None, dataset: str | None, overrides: dict[str, Any], experiment: str = "") -> RunConfig:
-    """Resolve a run config; unset preset means ``quick`` on the built-in benchmark, ``paper`` otherwise."""
+    """Resolve a run config (unset preset: :func:`default_preset`); bad values become one-line errors."""
     ds = dataset or (overrides.get("data") or {}).get("dataset") or "synthetic"
     try:
-        return resolve(preset or ("quick" if ds == "synthetic" else "paper"), ds, overrides, experiment)
+        return resolve(preset or default_preset(ds), ds, overrides, experiment)
     except (ValueError, TypeError) as e:
         raise SelfyError(str(e)) from None
 
 
-def merge_overrides(*layers: dict[str, Any]) -> dict[str, Any]:
+def flag_overrides(flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags that name a config field (and are set) as a nested override dict."""
     out: dict[str, Any] = {}
-    for layer in layers:
-        for section, values in (layer or {}).items():
-            if isinstance(values, dict):
-                out.setdefault(section, {}).update({k: v for k, v in values.items()})
-            else:
-                out[section] = values
+    for k, v in flags.items():
+        if k in SECTION_OF and v is not None:
+            out.setdefault(SECTION_OF[k], {})[k] = v
     return out
+
+
+def run_from_flags(flags: dict[str, Any], default_name: str = "") -> tuple[RunConfig, Experiment]:
+    """The run a command line describes: ``flags`` maps flag names to values (None = not given);
+    ``flags["experiment"]`` is an optional experiment file. Returns the run (its experiment name: the
+    file's, else ``default_name``) and the experiment, whose ``sweep`` is that of the chosen preset."""
+    exp = load_experiment(flags["experiment"]) if flags.get("experiment") else Experiment()
+    dataset = flags.get("dataset") or exp.dataset
+    preset = flags.get("preset") or exp.preset or default_preset(dataset)
+    exp_overrides, exp.sweep = exp.for_preset(preset) if preset in PRESET_NAMES else ({}, exp.sweep)
+    overrides = deep_merge(exp_overrides, flag_overrides(flags))
+    return build_run(preset, dataset, overrides, exp.name or default_name), exp
+
+
+def model_from_flags(flags: dict[str, Any], base: ModelConfig | None = None) -> ModelConfig:
+    """``base`` (default: the paper's SELFYNet-TSM-R18) with the set model flags applied."""
+    changes = {k: v for k, v in flags.items() if SECTION_OF.get(k) == "model" and v is not None}
+    try:
+        return override(base or ModelConfig(), changes, "model")
+    except (ValueError, TypeError) as e:
+        raise SelfyError(str(e)) from None

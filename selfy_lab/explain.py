@@ -1,4 +1,6 @@
-"""Looking inside trained models: per-frame Grad-CAM and STSS maps. Arrays in, arrays out (no plotting).
+"""Looking inside trained models: per-frame Grad-CAM and STSS maps as arrays, and ``cam_figures`` /
+``stss_figures``, which load models and clips, compute them and write the figures (drawn by
+:mod:`selfy_lab.viz`) for `selfy-lab cam` and `selfy-lab stss`.
 
 Grad-CAM uses ``pytorch-grad-cam``'s methods unchanged; only two things are specific to clip models whose
 2-D backbone sees (B*T, C, H, W): the target is the *clip's* class score (so every frame's map answers
@@ -8,11 +10,15 @@ making every frame look alike.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.transforms import normalize
+from .data.transforms import clip_from_frames, normalize
+from .errors import SelfyError
 from .models.selfy import STSS
 
 # gradient-based methods of pytorch-grad-cam whose maps come from one layer's activations and gradients
@@ -32,14 +38,14 @@ def _cam_class(name: str):
 
 
 def cam_layer(model, name: str = "res5") -> torch.nn.Module:
-    """The module whose output is the map before global average pooling (``res5``), or another stage.
-    A block inserted after the stage is part of it."""
-    stages = {"res2": "layer1", "res3": "layer2", "res4": "layer3", "res5": "layer4"}
-    if name not in stages:
-        raise ValueError(f"unknown CAM layer '{name}': choose from {', '.join(stages)}")
-    if name in model.blocks:
-        return model.blocks[name]
-    return getattr(model.backbone, stages[name])
+    """The module whose output is the map of stage ``name`` (``res5``: right before global average
+    pooling). A block inserted after the stage is part of it."""
+    from .models.backbones import stages
+
+    layers = stages(model.backbone)
+    if name not in layers:
+        raise ValueError(f"unknown CAM layer '{name}': choose from {', '.join(layers)}")
+    return model.blocks[name] if name in model.blocks else layers[name]
 
 
 def _flatten_frames(x: torch.Tensor) -> torch.Tensor:
@@ -115,14 +121,10 @@ def stss_from_pixels(clip: torch.Tensor, offsets=(-3, -2, -1, 0, 1, 2, 3), windo
 
 def soft_argmax_flow(S: np.ndarray, tau: float = 0.05) -> np.ndarray:
     """Soft-argmax displacement (Eq. 2) of an STSS (T, L, U, V, h, w): (T, L, 2, h, w), (du, dv) in cells."""
-    T, L, U, V, h, w = S.shape
-    s = torch.from_numpy(S).float().reshape(T, L, U * V, h, w)
-    p = torch.softmax(s / tau, dim=2).view(T, L, U, V, h, w)
-    u = torch.arange(U, dtype=torch.float32) - U // 2
-    v = torch.arange(V, dtype=torch.float32) - V // 2
-    du = (p.sum(3) * u.view(1, 1, U, 1, 1)).sum(2)
-    dv = (p.sum(2) * v.view(1, 1, V, 1, 1)).sum(2)
-    return torch.stack([du, dv], 2).numpy()
+    from .models.extract import soft_argmax
+
+    s = torch.from_numpy(S).float().permute(0, 1, 4, 5, 2, 3)  # (T, L, h, w, U, V)
+    return soft_argmax(s, tau).permute(0, 1, 4, 2, 3).numpy()  # (T, L, h, w, 2) -> (T, L, 2, h, w)
 
 
 def model_label(run) -> str:
@@ -173,3 +175,107 @@ def compare_cams(models: list, dataset, clips: list[int] | None = None, class_id
                          "prob": float(probs[pred]), "correct": pred == y})
         out.append({"index": i, "label": names[y], "frames": x.permute(0, 2, 3, 1).numpy(), "rows": rows})
     return out
+
+
+# ---- figures for the command line ----
+
+def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("results"), clips: list[int] | None = None,
+                class_name: str | None = None, disagree: bool = False, count: int = 2, method: str = "gradcam",
+                layer: str = "res5", data_changes: dict | None = None, device: str = "auto") -> list[dict]:
+    """`selfy-lab cam`: CAMs of the models (default: the paper's Fig. 7 pair of the latest offsets sweep
+    under ``results_root``) on chosen validation clips, one PNG per clip in ``out``. Returns per clip its
+    ``path`` and ``rows`` (label, prediction, correct)."""
+    from . import results as R
+    from .data.datasets import build_dataset
+    from .robustness import latest_offsets_sweep
+    from .train import load_run
+    from .viz import cam_figure, save_figure
+
+    if method not in CAM_METHODS:
+        raise SelfyError(f"unknown CAM method '{method}': choose from {', '.join(CAM_METHODS)}")
+    if layer not in ("res2", "res3", "res4", "res5"):
+        raise SelfyError(f"unknown CAM layer '{layer}': choose from res2, res3, res4, res5")
+    R.ensure_writable(out)
+    paths = list(checkpoints)
+    if not paths:
+        sweep = latest_offsets_sweep(results_root)
+        paths = paper_pair(R.sweep_run_dirs(sweep))
+        if len(paths) < 2:
+            raise SelfyError(f"the offsets sweep {sweep} lacks the {{1}} or a range run: pass --checkpoint twice")
+    loaded = [load_run(p, device) for p in paths]
+    run0 = loaded[0][0]
+    if any(r.model.frames != run0.model.frames or r.data.size != run0.data.size for r, _ in loaded):
+        raise SelfyError("the models differ in frames or input size: compare models trained on the same clips")
+    data = {k: v for k, v in (data_changes or {}).items() if v}
+    ds = build_dataset(replace(run0, data=replace(run0.data, **data, test_clips=1)), "val")
+    labels = [model_label(r) for r, _ in loaded]
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab} [{Path(p).name}]" for lab, p in zip(labels, paths)]
+    class_id = None
+    if class_name is not None:
+        names = ds.class_names
+        class_id = int(class_name) if class_name.isdigit() else next(
+            (i for i, n in enumerate(names) if n.lower() == class_name.lower()), None)
+        if class_id is None or not 0 <= class_id < len(names):
+            raise SelfyError(f"unknown class '{class_name}': give a label id or a name of the dataset's classes")
+    bad = [c for c in (clips or []) if not 0 <= c < len(ds)]
+    if bad:
+        raise SelfyError(f"--clip {bad[0]} is out of range: the validation set has {len(ds)} clips")
+    want_disagree = disagree or (len(loaded) > 1 and class_id is None and not clips)
+    shown = compare_cams(list(zip(labels, [m for _, m in loaded])), ds, clips, class_id, want_disagree, count, method, layer)
+    if not shown:
+        raise SelfyError("no validation clip matches (the models agree everywhere?): pass --clip N")
+    for r in shown:
+        fig = cam_figure(r["frames"], r["rows"], f"clip {r['index']}: {r['label']}  ({method} at {layer}, normalised per clip)")
+        r["path"] = save_figure(fig, Path(out) / f"cam_clip{r['index']}", formats=("png",), dpi=120)[0]
+    return shown
+
+
+def stss_figures(out: Path, checkpoint: Path | None = None, clip: int = 0, query: tuple[int, int, int] | None = None,
+                 offsets: tuple[int, ...] | None = None, window: tuple[int, int] | None = None, cell: int = 4,
+                 frames: int = 8, size: int = 64, device: str = "auto") -> dict:
+    """`selfy-lab stss`: the query, flow and likelihood figures of a clip's STSS, at a trained model's block
+    (``checkpoint``) or from the raw pixels of a built-in benchmark clip. Returns ``paths``, the clip's
+    ``name``, the STSS ``source`` and the ``query`` used."""
+    from . import results as R
+    from .viz import default_query, save_figure, stss_flow_figure, stss_likelihood_figure, stss_query_figure
+
+    R.ensure_writable(out)
+    if checkpoint is not None:
+        from .data.datasets import build_dataset
+        from .train import load_run
+
+        if offsets or window:
+            raise SelfyError("--offsets / --window apply to raw pixels; a model's STSS uses the model's own")
+        run, model = load_run(checkpoint, device)
+        ds = build_dataset(run, "val")
+        if not 0 <= clip < len(ds):
+            raise SelfyError(f"--clip {clip} is out of range: the validation set has {len(ds)} clips")
+        x, y = ds[(clip, 0)]
+        x = x[0] if x.dim() == 5 else x
+        try:
+            st = stss_from_model(model, x)
+        except ValueError as e:
+            raise SelfyError(str(e)) from None
+        name = ds.class_names[y]
+    else:
+        from .data import synthetic as syn
+
+        offsets = offsets or (-3, -2, -1, 0, 1, 2, 3)
+        if max(abs(o) for o in offsets) >= frames:
+            raise SelfyError(f"offsets reach beyond a {frames}-frame clip")
+        arr, y = syn.render_clip(0, "val", clip, frames, size)
+        x = clip_from_frames(arr)
+        st = stss_from_pixels(x, offsets, window or (5, 5), cell)
+        name = syn.CLASS_NAMES[y]
+    T = st["S"].shape[0]
+    h, w = st["size"]
+    if query is not None and not (0 <= query[0] < T and 0 <= query[1] < h and 0 <= query[2] < w):
+        raise SelfyError(f"--query {','.join(map(str, query))} is outside the STSS: t < {T}, y < {h}, x < {w}")
+    q = query or default_query(st)
+    frames_np = x.permute(0, 2, 3, 1).numpy()
+    paths = []
+    for stem, fig in (("stss_query", stss_query_figure(frames_np, st, q)), ("stss_flow", stss_flow_figure(frames_np, st, q[0])),
+                      ("stss_likelihood", stss_likelihood_figure(frames_np, st, q))):
+        paths += save_figure(fig, Path(out) / stem, formats=("png",), dpi=120)
+    return {"paths": paths, "name": name, "source": st["source"], "query": q}

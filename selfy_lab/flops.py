@@ -10,14 +10,15 @@ Counting runs on the ``meta`` device: shapes only, no arithmetic, so R50 x 16 fr
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from .config import ModelConfig
-from .grammar import parse_offsets, parse_window
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -75,6 +76,11 @@ def count_params(model: nn.Module) -> int:
 
 def model_cost(cfg: ModelConfig, size: int = 224, batch: int = 1) -> dict[str, float]:
     """GMACs per clip of ``cfg.frames`` frames at ``size`` x ``size`` and parameters (millions)."""
+    return dict(_model_cost(cfg, size, batch))
+
+
+@functools.lru_cache(maxsize=256)  # result rows ask for it once per row set
+def _model_cost(cfg: ModelConfig, size: int, batch: int) -> dict[str, float]:
     from .models import build_model
 
     with torch.device("meta"):
@@ -83,19 +89,26 @@ def model_cost(cfg: ModelConfig, size: int = 224, batch: int = 1) -> dict[str, f
     return {"gflops": count_macs(model, x) / batch / 1e9, "params_m": count_params(model) / 1e6}
 
 
-def paper_table(size: int = 224) -> list[dict]:
-    """Every FLOPs row of the paper we implement (SPEC §8), ours beside the paper's."""
+def paper_table(size: int = 224, out: str | Path | None = None) -> tuple[list[dict], Path | None]:
+    """Every FLOPs row of the paper we implement (SPEC §8), ours beside the paper's; written to
+    OUT/paper_table.csv when ``out`` is given. Returns (rows, path)."""
     from . import paper
+    from .results import ensure_writable, write_csv
 
+    if out is not None:
+        ensure_writable(out)
     rows = []
     for ref in paper.FLOPS:
         cfg = ModelConfig(backbone=ref["backbone"], frames=ref["frames"], block=ref["block"])
         if ref["block"] != "none":
-            cfg = replace(cfg, offsets=parse_offsets(ref["offsets"]), window=parse_window(ref["window"]))
+            cfg = replace(cfg, offsets=ref["offsets"], window=ref["window"])  # parsed by the config
         cost = model_cost(cfg, size)
         rows.append({
             "model": ref["model"], "backbone": ref["backbone"], "frames": ref["frames"], "offsets": ref["offsets"],
             "window": ref["window"], "paper_gflops": ref["paper_gflops"], "gflops": cost["gflops"],
             "rel_diff": cost["gflops"] / ref["paper_gflops"] - 1.0, "params_m": cost["params_m"],
         })
-    return rows
+    if out is None:
+        return rows, None
+    cols = ["model", "backbone", "frames", "offsets", "window", "paper_gflops", "gflops", "rel_diff", "params_m"]
+    return rows, write_csv(Path(out) / "paper_table.csv", rows, cols)

@@ -98,22 +98,6 @@ TABLE_EXPERIMENTS = {
     "8": ("table8",),
 }
 
-# Table 1 / 2 headline results (top-1 %): SS-V1 / SS-V2, Diving-48, FineGym mean-class accuracy
-HEADLINE = [
-    dict(model="SELFYNet-R50", frames=8, dataset="something-v1", top1=50.7),
-    dict(model="SELFYNet-R50", frames=8, dataset="something-v2", top1=62.7),
-    dict(model="SELFYNet-TSM-R50", frames=8, dataset="something-v1", top1=52.5),
-    dict(model="SELFYNet-TSM-R50", frames=8, dataset="something-v2", top1=64.5),
-    dict(model="SELFYNet-TSM-R50", frames=16, dataset="something-v1", top1=54.3),
-    dict(model="SELFYNet-TSM-R50", frames=16, dataset="something-v2", top1=65.7),
-    dict(model="TSM-R50", frames=16, dataset="diving48", top1=38.8),
-    dict(model="SELFYNet-TSM-R50", frames=16, dataset="diving48", top1=41.6),
-    dict(model="TSM-R50", frames=8, dataset="gym288", mean_class=47.9),
-    dict(model="SELFYNet-TSM-R50", frames=8, dataset="gym288", mean_class=49.5),
-    dict(model="TSM-R50", frames=8, dataset="gym99", mean_class=86.6),
-    dict(model="SELFYNet-TSM-R50", frames=8, dataset="gym99", mean_class=87.7),
-]
-
 # Sec. 4.5 / Appendix A corruption parameters
 OCCLUSION_SIDES_224 = (40, 80, 120, 160, 200, 224)
 MOTION_BLUR_RADIUS_SIGMA = ((15, 5), (10, 8), (15, 12), (20, 15), (25, 20), (30, 25))

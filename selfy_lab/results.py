@@ -1,30 +1,173 @@
-"""The results/ layout and the tidy schema. The only module that reads or writes result files.
+"""Where results live and what they hold: the only module that knows the layout of run and sweep
+directories, every column set, and how result files are written (atomically). Pandas summaries of these
+files live beside it in :mod:`selfy_lab.tables`.
 
-Tidy (long) rows: one per run x split x metric (x corruption x severity), columns
-``experiment, run_id, <variant fields>, seed, split, metric, value`` plus provenance
-(``config_hash, version, git_rev, time``). Files are replaced atomically (write to a temporary file
-in the same directory, then ``os.replace``), so a kill at any moment leaves either the old or the new
-file, never a torn one. Values are raw floats; formatting happens in notebooks and printed tables.
+Layout::
+
+    <run dir>/                a run; a sweep's runs are SWEEP/runs/<run_id>/, a single `train` run's
+        config.yaml             default is runs/<experiment or "train">/<run_id>/
+        checkpoint.pt         the resolved config it ran with; the last epoch's weights (never committed)
+        history.csv           one row per finished epoch
+        metrics.csv           tidy final rows; written last: its presence is what "finished" means
+        error.txt             the traceback of a failed sweep run
+        eval.csv              rows of `selfy-lab eval` (one set per test protocol)
+    <sweep dir>/
+        sweep.yaml            what the sweep planned: base config, axes, offset sets, seeds, runs
+        runs/<run_id>/        one run directory per variant x seed
+        runs.csv              tidy rows of every finished run of the sweep (rebuilt from the run dirs)
+        status.csv            one row per planned run: done / failed (with the error) / pending
+        figures/              accuracy vs temporal range
+        robustness/           robustness.csv, robustness_summary.csv, figures/, examples/
+
+``run_id`` is the run's key, :attr:`selfy_lab.config.RunConfig.run_hash`: a hash of every config field
+that changes the result, so a re-run finds its finished runs whatever their experiment name, preset name
+or loader settings.
+
+Tidy (long) rows, one per run x split x metric (x corruption x severity): :func:`result_rows` builds every
+one of them (training, `eval`, robustness) with the columns of :func:`row_columns`. Files are replaced
+atomically (a temporary file in the same directory, then ``os.replace``), so a kill at any moment leaves
+the old or the new file, never a torn one. Values are raw floats; formatting happens where they are shown.
 """
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import __version__
+from .errors import SelfyError
 
-PROVENANCE = ("config_hash", "version", "git_rev", "time")
+if TYPE_CHECKING:
+    from .config import RunConfig
+
+# ---- layout ----
+CONFIG, CHECKPOINT, HISTORY, METRICS, ERROR, EVAL = (
+    "config.yaml", "checkpoint.pt", "history.csv", "metrics.csv", "error.txt", "eval.csv")
+SWEEP_RECORD, RUNS_DIR, RUNS_TABLE, STATUS_TABLE, FIGURES = "sweep.yaml", "runs", "runs.csv", "status.csv", "figures"
+ROBUSTNESS_DIR, ROBUSTNESS_TABLE, ROBUSTNESS_SUMMARY = "robustness", "robustness.csv", "robustness_summary.csv"
+
+
+def run_dir(sweep_dir: str | Path, run_id: str) -> Path:
+    """The directory of run ``run_id`` inside a sweep."""
+    return Path(sweep_dir) / RUNS_DIR / run_id
+
+
+def default_run_dir(run: "RunConfig") -> Path:
+    """Where `selfy-lab train` puts a run without ``--out``."""
+    return Path("runs") / (run.experiment or "train") / run.run_hash
+
+
+def is_finished(path: str | Path) -> bool:
+    """A run is finished once its final rows are written (the last thing training does)."""
+    return (Path(path) / METRICS).is_file()
+
+
+def checkpoint_path(path: str | Path) -> Path:
+    """The checkpoint of a run directory, or ``path`` itself when it names a checkpoint file."""
+    path = Path(path)
+    return path / CHECKPOINT if path.is_dir() or not path.suffix else path
+
+
+def run_dir_of(path: str | Path) -> Path:
+    """The run directory of a run directory or of a checkpoint file inside one."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
+def sweep_run_dirs(sweep_dir: str | Path) -> list[Path]:
+    """The finished runs of a sweep that have their checkpoint (what robustness and CAM can load)."""
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / RUNS_DIR).is_dir():
+        raise SelfyError(f"{sweep_dir} is not a sweep directory (no runs/): pass the --out of a selfy-lab ablate run")
+    finished = sorted(d for d in (sweep_dir / RUNS_DIR).iterdir() if is_finished(d))
+    loadable = [d for d in finished if checkpoint_path(d).is_file()]
+    if not loadable:
+        why = (f"its {len(finished)} finished runs have no checkpoint (checkpoints are local, never committed): "
+               f"re-run its selfy-lab ablate command to train them here" if finished else "it has no finished runs")
+        raise SelfyError(f"{sweep_dir}: {why}")
+    return loadable
+
+
+def find_sweeps(root: str | Path) -> list[Path]:
+    """Every sweep directory (one holding a sweep record) under ``root``."""
+    return sorted(f.parent for f in Path(root).glob(f"**/{SWEEP_RECORD}"))
+
+
+def find_checkpoints(root: str | Path) -> list[Path]:
+    """Run directories with a checkpoint under ``root`` (checkpoints are local: never committed)."""
+    return sorted(p.parent for p in Path(root).glob(f"**/{RUNS_DIR}/*/{CHECKPOINT}"))
+
+
+def robustness_dir(sweep_dir: str | Path) -> Path:
+    return Path(sweep_dir) / ROBUSTNESS_DIR
+
+
+def figures_dir(out: str | Path) -> Path:
+    return Path(out) / FIGURES
+
+
+def ensure_writable(path: str | Path, what: str = "--out") -> Path:
+    """Create the output directory ``path`` now, before any work, or stop with one line saying why not."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise SelfyError(f"cannot write to {path} ({reason}): pass a writable directory as {what}") from None
+    return path
+
+
+# ---- run configs ----
+
+def write_run_config(path: str | Path, run: "RunConfig") -> None:
+    import yaml
+
+    from .config import to_dict
+
+    atomic_write_text(Path(path) / CONFIG, yaml.safe_dump(to_dict(run), sort_keys=False))
+
+
+def read_run_config(path: str | Path) -> "RunConfig":
+    """The resolved config a run directory holds."""
+    import yaml
+
+    from .config import RunConfig, from_dict
+
+    f = Path(path) / CONFIG
+    try:
+        return from_dict(RunConfig, yaml.safe_load(f.read_text()))
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as e:
+        raise SelfyError(f"cannot read {f}: {e}") from None
+
+
+# ---- schema ----
 VARIANT_FIELDS = ("backbone", "frames", "block", "offsets", "window", "extractor", "integrator", "similarity",
                   "fusion", "position")
-RUN_COLUMNS = ("experiment", "run_id", *VARIANT_FIELDS, "gflops", "params_m", "seed", "split", "metric", "value",
-               *PROVENANCE)
+PROVENANCE = ("version", "git_rev", "time")
+EVAL_KEYS = ("test_clips",)
+ROBUSTNESS_KEYS = ("kind", "severity", "corrupted_frames")
+
+
+def row_columns(keys: Iterable[str] = ()) -> tuple[str, ...]:
+    """Columns of tidy result rows; ``keys`` are what else tells rows of one run apart (a corruption, a
+    test protocol)."""
+    return ("experiment", "run_id", *VARIANT_FIELDS, "gflops", "params_m", "seed", *keys, "split", "metric", "value",
+            *PROVENANCE)
+
+
+RUN_COLUMNS = row_columns()
+EVAL_COLUMNS = row_columns(EVAL_KEYS)
+ROBUSTNESS_COLUMNS = row_columns(ROBUSTNESS_KEYS)
+STATUS_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "status", "error", "seconds")
+ROBUSTNESS_SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrupted_frames", "metric", "value")
 
 
 def git_revision() -> str:
@@ -42,10 +185,30 @@ def git_revision() -> str:
         return "unknown"
 
 
-def provenance(config_hash: str = "") -> dict[str, str]:
-    return {"config_hash": config_hash, "version": __version__, "git_rev": git_revision(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+def provenance() -> dict[str, str]:
+    return {"version": __version__, "git_rev": git_revision(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
+
+def result_rows(run: "RunConfig", metrics: dict[str, float], split: str = "val", experiment: str | None = None,
+                keys: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The tidy rows of one run's ``metrics`` on ``split``; ``keys`` (e.g. kind / severity) tell them apart
+    from the run's other rows. Every result file's rows are built here."""
+    from .flops import model_cost
+
+    cost = model_cost(run.model, run.data.size)
+    base = {"experiment": experiment or run.experiment or "train", "run_id": run.run_hash, **run.model.variant(),
+            "gflops": cost["gflops"], "params_m": cost["params_m"], "seed": run.train.seed, **(keys or {}),
+            "split": split}
+    prov = provenance()
+    return [{**base, "metric": m, "value": float(v), **prov} for m, v in metrics.items()]
+
+
+def status_row(run: "RunConfig", status: str, error: str = "", seconds: float | str = "") -> dict[str, Any]:
+    return {"run_id": run.run_hash, **run.model.variant(), "seed": run.train.seed, "status": status, "error": error,
+            "seconds": seconds}
+
+
+# ---- writing and reading ----
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
@@ -90,163 +253,78 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def append_rows(path: str | Path, rows: Iterable[dict[str, Any]], key: Iterable[str] = (),
-                columns: Iterable[str] | None = None) -> Path:
+def append_rows(path: str | Path, rows: Iterable[dict[str, Any]], key: Iterable[str], columns: Iterable[str]) -> Path:
     """Append rows to a CSV atomically. Rows whose ``key`` columns match an existing row replace it,
     so re-running a finished piece of work never duplicates rows."""
     key = tuple(key)
-    old = read_csv(path)
     new = [{k: (_fmt(v) if isinstance(v, float) else str(v)) for k, v in r.items()} for r in rows]
-    if key:
-        fresh = {tuple(r.get(k, "") for k in key) for r in new}
-        old = [r for r in old if tuple(r.get(k, "") for k in key) not in fresh]
-    cols = list(columns) if columns else (list(old[0].keys()) if old else [])
-    return write_csv(path, old + new, cols or None)
+    fresh = {tuple(r.get(k, "") for k in key) for r in new}
+    old = [r for r in read_csv(path) if tuple(r.get(k, "") for k in key) not in fresh]
+    return write_csv(path, old + new, columns)
 
 
-def write_json(path: str | Path, data: Any) -> Path:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    return Path(path)
+def write_history(path: str | Path, history: list[dict[str, Any]]) -> Path:
+    return write_csv(Path(path) / HISTORY, history)
 
 
-def read_json(path: str | Path) -> Any:
-    with open(path) as f:
-        return json.load(f)
+def write_metrics(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """The run's final rows: from here on the run counts as finished."""
+    return write_csv(Path(path) / METRICS, rows, RUN_COLUMNS)
 
 
-# ---- reading results for tables and notebooks (pandas) ----
-
-LADDER_ORDER = ("none", "{0}", "{1}", "-1..1", "-2..2", "-3..3", "-4..4")
-
-
-def load_runs(*paths: str | Path):
-    """Tidy rows of one or more runs.csv files (or sweep directories, or a glob root) as a DataFrame."""
-    import pandas as pd
-
-    files: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            files += sorted(p.glob("**/runs.csv"))
-        elif p.exists():
-            files.append(p)
-    if not files:
-        return pd.DataFrame(columns=list(RUN_COLUMNS))
-    df = pd.concat([pd.read_csv(f, dtype={"offsets": str, "window": str, "seed": int}) for f in files],
-                   ignore_index=True)
-    df["value"] = df["value"].astype(float)
-    return df.drop_duplicates(subset=["run_id", "split", "metric"], keep="last")
+def read_metrics(path: str | Path, split: str = "val") -> dict[str, float]:
+    return {r["metric"]: float(r["value"]) for r in read_csv(Path(path) / METRICS) if r["split"] == split}
 
 
-def summarize(df, metrics=("top1", "top5"), split: str = "val", by=None):
-    """Mean, std and count over seeds of each variant: one row per variant, wide in the metrics."""
-    import pandas as pd
-
-    by = list(by or [c for c in VARIANT_FIELDS if c in df.columns])
-    sub = df[(df["split"] == split) & (df["metric"].isin(metrics))]
-    if sub.empty:
-        return pd.DataFrame(columns=[*by, "gflops"])
-    g = sub.groupby([*by, "metric"])["value"].agg(["mean", "std", "count"]).unstack("metric")
-    g.columns = [f"{metric}_{stat}" for stat, metric in g.columns]
-    flops = df.groupby(by)["gflops"].first()
-    out = g.join(flops).reset_index()
-    out["ladder"] = out["offsets"].map({o: i for i, o in enumerate(LADDER_ORDER)}).fillna(len(LADDER_ORDER))
-    return out.sort_values([c for c in ("backbone", "block") if c in out] + ["ladder"]).drop(columns="ladder").reset_index(drop=True)
+def write_error(path: str | Path, text: str) -> None:
+    atomic_write_text(Path(path) / ERROR, text)
 
 
-def paper_column(summary, table_id: str):
-    """The paper's top-1 / top-5 for each summary row of a sweep that reproduces ``paper.TABLES[table_id]``:
-    rows match on the fields the paper's row names (the backbone by family, tsn / tsm)."""
-    from .paper import TABLES
-
-    table = TABLES[table_id]
-    family = table["default"].get("backbone", "").split("-")[0]
-    top1, top5 = [], []
-    for _, r in summary.iterrows():
-        hit = None
-        if not family or str(r.get("backbone", "")).startswith(family):
-            for row in table["rows"]:
-                if all(str(r.get(k)) == str(v) for k, v in row["variant"].items() if k != "block" or v == "none") and (
-                        row["variant"].get("block", "selfy") == "none") == (r.get("block") == "none"):
-                    hit = row
-                    break
-        top1.append(hit["top1"] if hit else float("nan"))
-        top5.append(hit["top5"] if hit else float("nan"))
-    return summary.assign(paper_top1=top1, paper_top5=top5)
+def append_eval(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Rows of `selfy-lab eval`, one set per (run, test protocol); ``path`` is a CSV file."""
+    return append_rows(path, rows, ("run_id", *EVAL_KEYS, "metric"), EVAL_COLUMNS)
 
 
-def table_view(df, table_id: str):
-    """One paper table rebuilt from tidy run rows: a row per paper row, our top-1 / top-5 (mean and std over
-    seeds, GFLOPs) beside the paper's. Our cells are empty where no run matches."""
-    import pandas as pd
+def write_sweep_record(sweep_dir: str | Path, record: dict[str, Any]) -> None:
+    import yaml
 
-    from .paper import TABLE_EXPERIMENTS, TABLES
-
-    table = TABLES[table_id]
-    family = table["default"].get("backbone", "").split("-")[0]
-    exps = TABLE_EXPERIMENTS.get(table_id, ())
-    sub = df[df["experiment"].isin(exps) & df["backbone"].astype(str).str.startswith(family)] if len(df) else df
-    summ = summarize(sub) if len(sub) else pd.DataFrame()
-    out = []
-    for row in table["rows"]:
-        variant = row["variant"]
-        label = ", ".join(f"{k}={v}" for k, v in variant.items())
-        hit = pd.DataFrame()
-        if len(summ):
-            is_base = variant.get("block") == "none"
-            m = (summ["block"] == "none") if is_base else (summ["block"] != "none")
-            for k, v in variant.items():
-                if k in summ.columns and not (k == "block" and is_base):
-                    m &= summ[k].astype(str) == str(v)
-            hit = summ[m]
-        rec = {"variant": label, "paper_top1": row["top1"], "paper_top5": row["top5"],
-               "paper_gflops": row.get("gflops", float("nan"))}
-        if len(hit):
-            h = hit.iloc[0]
-            rec.update(top1=100 * h["top1_mean"], top1_std=100 * (h.get("top1_std") or 0), top5=100 * h["top5_mean"],
-                       top5_std=100 * (h.get("top5_std") or 0), seeds=int(h["top1_count"]), gflops=h["gflops"],
-                       backbone=h["backbone"])
-        out.append(rec)
-    return pd.DataFrame(out)
+    atomic_write_text(Path(sweep_dir) / SWEEP_RECORD, yaml.safe_dump(record, sort_keys=False))
 
 
-def load_robustness_results(root: str | Path):
-    """Every robustness.csv under ``root`` (or one file) as a DataFrame."""
-    import pandas as pd
+def read_sweep_record(sweep_dir: str | Path) -> dict[str, Any]:
+    import yaml
 
-    root = Path(root)
-    files = [root] if root.is_file() else sorted(root.glob("**/robustness.csv"))
-    if not files:
-        return pd.DataFrame()
-    df = pd.concat([pd.read_csv(f, dtype={"offsets": str, "window": str, "corrupted_frames": str}) for f in files],
-                   ignore_index=True)
-    df["value"] = df["value"].astype(float)
-    return df.drop_duplicates(subset=["run_id", "kind", "severity", "corrupted_frames", "metric"], keep="last")
+    try:
+        rec = yaml.safe_load((Path(sweep_dir) / SWEEP_RECORD).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
 
 
-def load_robustness_summary(root: str | Path):
-    import pandas as pd
-
-    files = sorted(Path(root).glob("**/robustness_summary.csv"))
-    if not files:
-        return pd.DataFrame()
-    df = pd.concat([pd.read_csv(f, dtype={"offsets": str}) for f in files], ignore_index=True)
-    df["value"] = df["value"].astype(float)
-    return df
+def write_status(sweep_dir: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
+    return write_csv(Path(sweep_dir) / STATUS_TABLE, rows, STATUS_COLUMNS)
 
 
-def find_figures(root: str | Path, pattern: str) -> list[Path]:
-    """Figures written by the CLI under ``root`` (e.g. ``cam/*.png``, ``**/examples/*.png``)."""
-    return sorted(Path(root).glob(pattern))
+def collect_runs(sweep_dir: str | Path, run_ids: Iterable[str]) -> Path:
+    """Rebuild SWEEP/runs.csv from the finished run directories of these runs (atomic, no duplicates)."""
+    rows: list[dict[str, str]] = []
+    for run_id in run_ids:
+        rows += read_csv(run_dir(sweep_dir, run_id) / METRICS)
+    return write_csv(Path(sweep_dir) / RUNS_TABLE, rows, RUN_COLUMNS)
 
 
-def find_checkpoints(root: str | Path) -> list[Path]:
-    """Run directories with a checkpoint under ``root`` (checkpoints are local: never committed)."""
-    return sorted(p.parent for p in Path(root).glob("**/runs/*/checkpoint.pt"))
+def robustness_cells(out: str | Path) -> set[tuple[str, str, str, str]]:
+    """(run_id, kind, severity, corrupted_frames) of every robustness cell already evaluated in ``out``."""
+    return {(r["run_id"], r["kind"], r["severity"], r["corrupted_frames"]) for r in read_csv(Path(out) / ROBUSTNESS_TABLE)}
 
 
-def load_flops_table(root: str | Path):
-    import pandas as pd
+def append_robustness(out: str | Path, rows: list[dict[str, Any]]) -> Path:
+    return append_rows(Path(out) / ROBUSTNESS_TABLE, rows, ("run_id", *ROBUSTNESS_KEYS, "metric"), ROBUSTNESS_COLUMNS)
 
-    f = Path(root) / "flops" / "paper_table.csv"
-    return pd.read_csv(f) if f.exists() else pd.DataFrame()
+
+def read_robustness(out: str | Path) -> list[dict[str, str]]:
+    return read_csv(Path(out) / ROBUSTNESS_TABLE)
+
+
+def write_robustness_summary(out: str | Path, rows: list[dict[str, Any]]) -> Path:
+    return write_csv(Path(out) / ROBUSTNESS_SUMMARY, rows, ROBUSTNESS_SUMMARY_COLUMNS)

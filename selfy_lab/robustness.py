@@ -1,28 +1,25 @@
 """Robustness evaluation (Sec. 4.5): trained models on corrupted validation clips, resumably.
 
-``OUT/robustness.csv`` holds tidy rows (run, variant fields, seed, kind, severity, corrupted_frames, metric,
-value, provenance), one per (model, corruption kind, severity, corrupted frames, metric); finished cells are
-never recomputed. ``OUT/robustness_summary.csv`` is derived from it: the clean top-1, the mean corrupted
-top-1 over severities (mPC) and the relative robustness rPC = mPC / clean, per model and kind.
+The robustness directory (layout and columns: :mod:`selfy_lab.results`) holds ``robustness.csv``, tidy rows
+per (model, corruption kind, severity, corrupted frames, metric), never recomputed once there, and
+``robustness_summary.csv`` derived from it: the clean top-1, the mean corrupted top-1 over severities (mPC)
+and the relative robustness rPC = mPC / clean, per model and kind.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from . import results as R
 from .corrupt import corrupt_tensor, kinds, parse_frames
 from .data.loader import sample_seed
 from .errors import SelfyError
-from .results import PROVENANCE, VARIANT_FIELDS, append_rows, provenance, read_csv, write_csv
-
-# "frames" (a variant field) is the clip length; "corrupted_frames" says which frames a corruption touched
-ROBUSTNESS_COLUMNS = ("experiment", "run_id", *VARIANT_FIELDS, "seed", "kind", "severity", "corrupted_frames", "split",
-                      "metric", "value", *PROVENANCE)
-SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrupted_frames", "metric", "value")
+from .grammar import parse_int_list
 
 
 class CorruptedClips(torch.utils.data.Dataset):
@@ -49,65 +46,107 @@ class CorruptedClips(torch.utils.data.Dataset):
         return clip, label
 
 
-def find_sweep_models(root: str | Path = "results") -> list[Path]:
-    """Run directories (with checkpoints) of the most recent offsets sweep under ``root``."""
-    import yaml
-
-    root = Path(root)
-    sweeps = []
-    for f in root.glob("**/sweep.yaml"):
-        try:
-            rec = yaml.safe_load(f.read_text())
-        except Exception:  # an unreadable record is not a sweep
-            continue
-        if is_offsets_sweep(rec):
-            sweeps.append(f.parent)
-    if not sweeps:
-        raise SelfyError(f"no offsets sweep under {root}: run 'selfy-lab ablate --offsets -3..3 --out {root}/<name>' "
-                         f"first, or pass --sweep DIR / --checkpoint PATH")
-    latest = max(sweeps, key=lambda d: (d / "sweep.yaml").stat().st_mtime)
-    return sweep_models(latest)
-
-
 def is_offsets_sweep(record: dict) -> bool:
     """A sweep whose runs differ only in their offsets (and seed), with at least two offset values."""
     runs = [r for r in record.get("runs") or [] if isinstance(r, dict)]
     if len({r.get("offsets") for r in runs}) < 2:
         return False
-    others = {tuple((k, r.get(k)) for k in VARIANT_FIELDS if k not in ("offsets", "block", "window", "extractor",
-                                                                         "integrator", "similarity", "fusion", "position"))
-              for r in runs}
-    selfy = {tuple((k, r.get(k)) for k in VARIANT_FIELDS if k != "offsets") for r in runs if r.get("block") != "none"}
+    block_fields = ("offsets", "block", "window", "extractor", "integrator", "similarity", "fusion", "position")
+    others = {tuple((k, r.get(k)) for k in R.VARIANT_FIELDS if k not in block_fields) for r in runs}
+    selfy = {tuple((k, r.get(k)) for k in R.VARIANT_FIELDS if k != "offsets") for r in runs if r.get("block") != "none"}
     return len(others) == 1 and len(selfy) <= 1
 
 
-def sweep_models(sweep_dir: str | Path) -> list[Path]:
-    sweep_dir = Path(sweep_dir)
-    if not (sweep_dir / "runs").is_dir():
-        raise SelfyError(f"{sweep_dir} is not a sweep directory (no runs/): pass the --out of a selfy-lab ablate run")
-    runs = sorted(d for d in (sweep_dir / "runs").iterdir() if (d / "checkpoint.pt").exists() and (d / "metrics.csv").exists())
-    if not runs:
-        raise SelfyError(f"{sweep_dir} has no finished runs with checkpoints")
-    return runs
+def latest_offsets_sweep(root: str | Path = "results") -> Path:
+    """The most recently written offsets sweep under ``root``."""
+    sweeps = [d for d in R.find_sweeps(root) if is_offsets_sweep(R.read_sweep_record(d))]
+    if not sweeps:
+        raise SelfyError(f"no offsets sweep under {root}: run 'selfy-lab ablate --offsets -3..3 --out {root}/<name>' "
+                         f"first, or pass --sweep DIR / --checkpoint PATH")
+    return max(sweeps, key=lambda d: (d / R.SWEEP_RECORD).stat().st_mtime)
+
+
+@dataclass(frozen=True)
+class RobustnessPlan:
+    models: list[Path]  # run directories or checkpoint files
+    kinds: list[str]
+    severities: list[int]
+    frames: str  # center, all or 1-based numbers
+    out: Path
+
+
+def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sweeps: list[Path],
+                    checkpoints: list[Path], results_root: Path, out: Path | None) -> RobustnessPlan:
+    """What `selfy-lab corrupt` evaluates: the kinds (names or comma lists), severities (``3``, ``1-6``,
+    ``1,3,5``; default all of the kinds), corrupted frames, the models of the given sweeps and checkpoints
+    (default: the latest offsets sweep under ``results_root``) and the output directory (default: the
+    sweep's robustness directory, or results/robustness for models of several sweeps)."""
+    table = kinds()
+    names = [n.strip() for spec in (kind_specs or ["blur"]) for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in table]
+    if unknown or not names:
+        raise SelfyError(f"unknown corruption '{unknown[0] if unknown else ''}': see selfy-lab corrupt --list")
+    hi = min(table[n].severities for n in names)
+    try:
+        levels = list(parse_int_list(severity, "severity", 1, hi)) if severity else list(range(1, hi + 1))
+    except ValueError as e:
+        which = ", ".join(f"{n} 1-{table[n].severities}" for n in names)
+        raise SelfyError(f"{e} (valid range per kind: {which})") from None
+    spec = frames.strip().lower()
+    if spec not in ("center", "centre", "all"):
+        try:
+            parse_int_list(spec, "frame", 1, 10**6)
+        except ValueError as e:
+            raise SelfyError(f"--frames: {e}; use center, all or numbers like 4,5") from None
+    models: list[Path] = []
+    for s in sweeps:
+        models += R.sweep_run_dirs(s)
+    for c in checkpoints:
+        if not R.checkpoint_path(c).is_file():
+            raise SelfyError(f"no checkpoint at {c}: pass a run directory or a checkpoint.pt file")
+        models.append(Path(c))
+    if not models:
+        models = R.sweep_run_dirs(latest_offsets_sweep(results_root))
+    if out is None:
+        parents = {R.run_dir_of(m).parent.parent for m in models if R.run_dir_of(m).parent.name == R.RUNS_DIR}
+        out = R.robustness_dir(parents.pop()) if len(parents) == 1 else Path(results_root) / R.ROBUSTNESS_DIR
+    from .train import read_run_config
+
+    for m in models:  # frame numbers must exist in every model's clips
+        try:
+            parse_frames(spec, read_run_config(m).model.frames)
+        except ValueError as e:
+            raise SelfyError(f"--frames {frames}: {e}; use center, all or numbers like 4,5") from None
+    return RobustnessPlan(models, names, levels, spec, R.ensure_writable(out))
+
+
+def run_plan(plan: RobustnessPlan, seed: int = 0, examples: int = 0, device: str = "auto",
+             on_event: Callable[..., None] = lambda e, **k: None) -> list[Path]:
+    """`selfy-lab corrupt`: evaluate a plan, then draw its figures and ``examples`` strips per kind. Returns
+    the written files, the robustness table first."""
+    table = evaluate_robustness(plan.models, plan.kinds, plan.severities, plan.frames, plan.out, seed, device, on_event)
+    written = [table, *write_figures(plan.out, plan.kinds)]
+    if examples:
+        written += write_examples(plan.models[0], plan.kinds, plan.severities, plan.frames, seed, examples, plan.out)
+    return written
 
 
 def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severities: list[int], frames_spec: str,
                         out: str | Path, seed: int = 0, device: str = "auto",
                         on_event: Callable[..., None] = lambda e, **k: None) -> Path:
-    """Evaluate every model on every (kind, severity); appends to OUT/robustness.csv, skipping finished cells."""
+    """Evaluate every model on every (kind, severity); appends to the robustness table in ``out``, skipping
+    finished cells, then rewrites the summary."""
     from .data.datasets import build_dataset
     from .train import evaluate, load_run, read_run_config
 
-    out = Path(out)
-    path = out / "robustness.csv"
-    done = {(r["run_id"], r["kind"], r["severity"], r["corrupted_frames"]) for r in read_csv(path)}
+    out = R.ensure_writable(out)
+    done = R.robustness_cells(out)
     all_kinds = kinds()
     on_event("plan", total=len(model_paths) * len(kind_names) * (len(severities) + 1))
-    clean: dict[str, dict] = {}
     for mpath in model_paths:
         run = read_run_config(mpath)
         T = run.model.frames
-        model = base = None  # loaded only if some cell of this model is missing
+        model = base = clean = None  # loaded only if some cell of this model is missing
         for kind in kind_names:
             temporal = all_kinds[kind].temporal
             frames = tuple(range(T)) if temporal else parse_frames(frames_spec, T)
@@ -121,22 +160,19 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
                     run, model = load_run(mpath, device)
                     base = build_dataset(run, "val")
                 t0 = time.time()
-                if sev == 0 and run.run_hash in clean:
-                    metrics = clean[run.run_hash]  # clean accuracy: evaluated once per model
+                if sev == 0:
+                    clean = clean or evaluate(run, model, dataset=base)  # clean accuracy: once per model
+                    metrics = clean
                 else:
-                    metrics = evaluate(run, model, dataset=base if sev == 0 else CorruptedClips(base, kind, sev, frames, seed))
-                    if sev == 0:
-                        clean[run.run_hash] = metrics
-                rows = [{"experiment": "robustness", "run_id": run.run_hash, **run.model.variant(), "seed": run.train.seed,
-                         "kind": kind, "severity": sev, "corrupted_frames": key[3], "split": "val", "metric": m, "value": v,
-                         **provenance(run.run_hash)} for m, v in metrics.items() if m in ("top1", "top5", "mean_class", "loss")]
-                append_rows(path, rows, key=("run_id", "kind", "severity", "corrupted_frames", "metric"),
-                            columns=ROBUSTNESS_COLUMNS)
+                    metrics = evaluate(run, model, dataset=CorruptedClips(base, kind, sev, frames, seed))
+                keep = {m: v for m, v in metrics.items() if m in ("top1", "top5", "mean_class", "loss")}
+                R.append_robustness(out, R.result_rows(run, keep, "val", "robustness",
+                                                       {"kind": kind, "severity": sev, "corrupted_frames": key[3]}))
                 done.add(key)
                 on_event("cell", skipped=False, run=run, kind=kind, severity=sev, top1=metrics["top1"],
                          seconds=time.time() - t0)
-    write_summary(out)
-    return path
+    R.write_robustness_summary(out, summary_rows(R.read_robustness(out)))
+    return out / R.ROBUSTNESS_TABLE
 
 
 def _frames_tag(spec: str, frames: tuple[int, ...]) -> str:
@@ -144,12 +180,12 @@ def _frames_tag(spec: str, frames: tuple[int, ...]) -> str:
     return spec if spec in ("center", "centre", "all") else ",".join(str(f + 1) for f in frames)
 
 
-def write_summary(out: str | Path) -> Path:
+def summary_rows(rows: list[dict]) -> list[dict]:
     """mPC (mean top-1 over the corrupted severities) and rPC = mPC / clean, per model and kind."""
-    out = Path(out)
-    rows = [r for r in read_csv(out / "robustness.csv") if r["metric"] == "top1"]
     groups: dict[tuple, dict] = {}
     for r in rows:
+        if r["metric"] != "top1":
+            continue
         g = groups.setdefault((r["run_id"], r["kind"]), {"meta": r, "clean": None, "corrupted": {}})
         if r["severity"] == "0":
             g["clean"] = float(r["value"])
@@ -161,18 +197,46 @@ def write_summary(out: str | Path) -> Path:
         if g["clean"] is None or not g["corrupted"]:
             continue
         mpc = float(np.mean(list(g["corrupted"].values())))
-        meta = {k: g["meta"][k] for k in ("run_id", *VARIANT_FIELDS, "seed")}
-        for metric, value in (("clean_top1", g["clean"]), ("mPC", mpc), ("rPC", mpc / g["clean"] if g["clean"] else float("nan"))):
+        meta = {k: g["meta"][k] for k in ("run_id", *R.VARIANT_FIELDS, "seed")}
+        for metric, value in (("clean_top1", g["clean"]), ("mPC", mpc),
+                              ("rPC", mpc / g["clean"] if g["clean"] else float("nan"))):
             summary.append({**meta, "kind": kind, "corrupted_frames": g.get("corrupted_frames", ""), "metric": metric,
                             "value": value})
-    return write_csv(out / "robustness_summary.csv", summary, SUMMARY_COLUMNS)
+    return summary
 
 
-def load_robustness(path: str | Path):
-    import pandas as pd
+def write_figures(out: str | Path, kind_names: list[str]) -> list[Path]:
+    """Fig. 5-style top-1 vs severity per kind, as OUT/figures/robustness_<kind>.{png,pdf}."""
+    from .tables import load_robustness
+    from .viz import robustness_figure, save_figure
 
-    p = Path(path)
-    f = p / "robustness.csv" if p.is_dir() else p
-    df = pd.read_csv(f, dtype={"offsets": str, "window": str, "corrupted_frames": str})
-    df["value"] = df["value"].astype(float)
-    return df
+    df = load_robustness(out)
+    paths: list[Path] = []
+    for k in kind_names:
+        if len(df) and (df["kind"] == k).any():
+            paths += save_figure(robustness_figure(df, k), R.figures_dir(out) / f"robustness_{k}")
+    return paths
+
+
+def write_examples(model_path: Path, kind_names: list[str], severities: list[int], frames_spec: str, seed: int,
+                   n: int, out: str | Path) -> list[Path]:
+    """Clean-vs-corrupted strips (Fig. 5c) of ``n`` validation clips per kind, as OUT/examples/*.png."""
+    from .data.datasets import build_dataset
+    from .train import read_run_config
+    from .viz import corruption_examples_figure, save_figure
+
+    run = read_run_config(model_path)
+    base = build_dataset(run, "val")
+    step = max(1, len(base) // n)
+    frames = parse_frames(frames_spec, run.model.frames)
+    paths = []
+    for k in kind_names:
+        for i in range(n):
+            idx = i * step
+            clip, label = base[(idx, 0)]
+            clip = clip[0] if clip.dim() == 5 else clip
+            seed_i = CorruptedClips(base, k, 1, frames, seed).clip_seed(idx)
+            fig = corruption_examples_figure(clip.permute(0, 2, 3, 1).numpy(), k, severities, frames, seed_i,
+                                             f"{k}, clip {idx}: {base.class_names[label]}")
+            paths += save_figure(fig, Path(out) / "examples" / f"{k}_clip{idx}", formats=("png",), dpi=110)
+    return paths

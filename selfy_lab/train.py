@@ -1,8 +1,8 @@
 """Training and evaluation: ``fit()`` and ``evaluate()``, plain functions returning metric dicts.
 
-A run directory holds ``config.yaml`` (the resolved config), ``checkpoint.pt`` (written atomically after
-every epoch), ``history.csv`` (per-epoch rows) and ``metrics.csv`` (tidy final rows). Calling ``fit`` again
-on the same directory resumes from the last checkpoint; a finished run returns its metrics at once.
+``fit`` trains a run in its run directory (layout: :mod:`selfy_lab.results`), writing the checkpoint
+atomically after every epoch; calling it again on the same directory resumes from the last checkpoint,
+and a finished run returns its metrics at once.
 
 Runs are deterministic on CPU for a given seed: data order, augmentation and dropout draw from seeds
 derived from (seed, epoch), so a resumed run matches an uninterrupted one. On CUDA the loop keeps the
@@ -22,14 +22,14 @@ import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
 
-from .config import RunConfig, config_hash, from_dict, to_dict
+from . import results as R
+from .config import RunConfig, from_dict, to_dict
 from .data.datasets import build_dataset
 from .data.loader import make_loader, sample_seed
 from .data.transforms import normalize
 from .errors import SelfyError
 from .metrics import classification_metrics
 from .models import build_model
-from .results import RUN_COLUMNS, provenance, read_csv, write_csv
 
 Callback = Callable[..., None]
 
@@ -180,24 +180,16 @@ def extra_metrics(dataset_name: str, logits: torch.Tensor, labels: torch.Tensor)
 
 def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device: str = "auto") -> dict[str, float]:
     """Train ``run`` in ``run_dir`` (resuming if it holds a checkpoint); returns the final val metrics."""
-    import yaml
-
     run_dir = Path(run_dir)
     dist = init_distributed(device)
-    cfg_path = run_dir / "config.yaml"
-    if cfg_path.exists():
-        old = from_dict(RunConfig, yaml.safe_load(cfg_path.read_text()))
-        if old.run_hash != run.run_hash:
-            raise SelfyError(f"{run_dir} holds a run of another configuration: choose another --out, or delete it to start over")
-    if (run_dir / "metrics.csv").exists() and (run_dir / "checkpoint.pt").exists():
-        rows = read_csv(run_dir / "metrics.csv")
+    if (run_dir / R.CONFIG).exists() and R.read_run_config(run_dir).run_hash != run.run_hash:
+        raise SelfyError(f"{run_dir} holds a run of another configuration: choose another --out, or delete it to start over")
+    if R.is_finished(run_dir):
         callback("finished", run_dir=str(run_dir))
-        return {r["metric"]: float(r["value"]) for r in rows if r["split"] == "val"}
+        return R.read_metrics(run_dir)
     if dist.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        from .results import atomic_write_text
-
-        atomic_write_text(cfg_path, yaml.safe_dump(to_dict(run), sort_keys=False))
+        R.ensure_writable(run_dir)
+        R.write_run_config(run_dir, run)
 
     callback("data", message="preparing data")
     train_ds = build_dataset(run, "train", progress=lambda i, n: callback("data", message=f"checking {i}/{n}"))
@@ -209,7 +201,7 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
     amp = _amp(run, dist.device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     start, history = 0, []
-    ckpt_path = run_dir / "checkpoint.pt"
+    ckpt_path = R.checkpoint_path(run_dir)
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dist.device, weights_only=True)
         model.load_state_dict(ck["model"])
@@ -274,12 +266,12 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
                         **{f"val_{k}": v for k, v in val.items()}})
         if dist.main:
             _save_checkpoint(ckpt_path, model, opt, scaler, epoch + 1, history, run)
-            write_csv(run_dir / "history.csv", history)
+            R.write_history(run_dir, history)
         dist.barrier()
         callback("epoch_end", epoch=epoch, epochs=t.epochs, metrics=val, train_seconds=train_time,
                  train_loss=history[-1]["train_loss"], train_top1=history[-1]["train_top1"])
     if dist.main:
-        write_csv(run_dir / "metrics.csv", run_rows(run, history), RUN_COLUMNS)
+        R.write_metrics(run_dir, run_rows(run, history))
     dist.barrier()
     return {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
 
@@ -294,36 +286,24 @@ def _save_checkpoint(path: Path, model, opt, scaler, epoch: int, history: list, 
 
 def run_rows(run: RunConfig, history: list[dict]) -> list[dict]:
     """Tidy rows of a finished run: final val metrics, last-epoch train loss/top-1, total train seconds."""
-    from .flops import model_cost
-
-    cost = model_cost(run.model, run.data.size)
     last = history[-1]
-    base = {"experiment": run.experiment or "train", "run_id": run.run_hash, **run.model.variant(),
-            "gflops": cost["gflops"], "params_m": cost["params_m"], "seed": run.train.seed}
-    prov = provenance(config_hash(run))
-    rows = [{**base, "split": "val", "metric": k[4:], "value": v, **prov} for k, v in last.items() if k.startswith("val_")]
-    rows += [{**base, "split": "train", "metric": m, "value": last[f"train_{m}"], **prov} for m in ("loss", "top1")]
-    rows.append({**base, "split": "train", "metric": "seconds", "value": sum(h["train_seconds"] for h in history), **prov})
-    return rows
+    train = {"loss": last["train_loss"], "top1": last["train_top1"],
+             "seconds": sum(h["train_seconds"] for h in history)}
+    return (R.result_rows(run, {k[4:]: v for k, v in last.items() if k.startswith("val_")}, "val")
+            + R.result_rows(run, train, "train"))
 
 
 def read_run_config(path: str | Path) -> RunConfig:
-    """The resolved config of a run directory (config.yaml) or a checkpoint file, without building the model."""
-    import yaml
-
+    """The resolved config of a run directory or of a checkpoint file, without building the model."""
     path = Path(path)
-    if path.is_dir() and (path / "config.yaml").is_file():
-        try:
-            return from_dict(RunConfig, yaml.safe_load((path / "config.yaml").read_text()))
-        except (ValueError, TypeError, yaml.YAMLError) as e:
-            raise SelfyError(f"cannot read {path / 'config.yaml'}: {e}") from None
+    if (R.run_dir_of(path) / R.CONFIG).is_file():
+        return R.read_run_config(R.run_dir_of(path))
     return load_run(path, "cpu")[0]
 
 
 def load_run(path: str | Path, device: str = "auto") -> tuple[RunConfig, torch.nn.Module]:
     """A trained model from a run directory or a checkpoint file, in eval mode."""
-    path = Path(path)
-    ckpt = path / "checkpoint.pt" if path.is_dir() else path
+    ckpt = R.checkpoint_path(path)
     if not ckpt.is_file():
         raise SelfyError(f"no checkpoint at {ckpt}: pass a run directory or a checkpoint.pt file")
     try:
@@ -346,3 +326,21 @@ def evaluate(run: RunConfig, model: torch.nn.Module, split: str = "val", dataset
     loader = make_loader(ds, run.train.batch_size, run.train.seed, False, run.data.workers)
     logits, labels = predict(model, loader, dev, _amp(run, dev), run.train.channels_last, callback=callback)
     return {**classification_metrics(logits, labels), **extra_metrics(run.data.dataset, logits, labels)}
+
+
+def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | Path | None = None,
+                 device: str = "auto", callback: Callback = _quiet) -> tuple[RunConfig, dict[str, float], Path]:
+    """`selfy-lab eval`: a trained run on its validation split, with the data settings in ``data_changes``
+    (re-rooted lists, test clips, ...); appends tidy rows to ``out`` (default RUN/eval.csv)."""
+    from .config import override
+
+    run, model = load_run(path, device)
+    try:
+        run = override(run, {"data": {k: v for k, v in (data_changes or {}).items() if v is not None}})
+    except (ValueError, TypeError) as e:
+        raise SelfyError(str(e)) from None
+    target = Path(out) if out else R.run_dir_of(path) / R.EVAL
+    R.ensure_writable(target.parent)
+    metrics = evaluate(run, model, callback=callback)
+    path = R.append_eval(target, R.result_rows(run, metrics, "val", "eval", {"test_clips": run.data.test_clips}))
+    return run, metrics, path

@@ -1,5 +1,6 @@
-"""Figures: galleries of clips, and (later) STSS maps and Grad-CAM overlays. Functions return
-matplotlib figures or write PNGs; nothing here trains or evaluates."""
+"""Figures: clip galleries, accuracy vs temporal range, robustness curves and corruption strips, Grad-CAM
+overlays and STSS maps. Functions take arrays and tables and return matplotlib figures; ``save_figure``
+writes them. Nothing here trains or evaluates."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,18 +44,13 @@ def synthetic_gallery_figure(index: int = 0, frames: int = 8, size: int = 64, se
 
 
 def synthetic_gallery(path: str | Path, **kw) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = synthetic_gallery_figure(**kw)
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
-    return path
+    return save_figure(synthetic_gallery_figure(**kw), Path(path).with_suffix(""), formats=("png",), dpi=110)[0]
 
 
 def temporal_range_figure(summary, paper_rows: dict | None = None, metric: str = "top1"):
     """Accuracy vs temporal range (Table 3a / Fig.-style): one line per backbone, mean +- std over seeds.
     ``paper_rows``: {backbone: {offsets: paper top-1 %}} drawn on a second panel for reference."""
-    from .results import LADDER_ORDER
+    from .tables import LADDER_ORDER
 
     plt = _plt()
     panels = 2 if paper_rows else 1
@@ -79,7 +75,7 @@ def temporal_range_figure(summary, paper_rows: dict | None = None, metric: str =
         for backbone, vals in paper_rows.items():
             xs = [LADDER_ORDER.index(o) for o in vals]
             ax2.plot(xs, list(vals.values()), marker="s", linestyle="--", label=f"paper {backbone}")
-        ax2.set_xticks(range(6), ["baseline", "{0}", "{1}", "-1..1", "-2..2", "-3..3"])
+        ax2.set_xticks(range(6), ["baseline", *LADDER_ORDER[1:6]])
         ax2.set_xlabel("temporal offsets l")
         ax2.set_ylabel("SS-V1 top-1 (%)")
         ax2.set_title("paper, Table 3a", fontsize=10)
@@ -89,13 +85,14 @@ def temporal_range_figure(summary, paper_rows: dict | None = None, metric: str =
     return fig
 
 
-def save_figure(fig, stem: str | Path) -> list[Path]:
-    """Save as PNG and PDF; returns both paths."""
+def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 130) -> list[Path]:
+    """Save ``fig`` as ``stem``.png (and .pdf, ...), close it; returns the paths. Every figure file of the
+    package is written here."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(paths[0], dpi=130)
-    fig.savefig(paths[1])
+    paths = [stem.parent / f"{stem.name}.{fmt}" for fmt in formats]
+    for p in paths:
+        fig.savefig(p, dpi=dpi)
     _plt().close(fig)
     return paths
 
@@ -104,14 +101,13 @@ def robustness_figure(df, kind: str, metric: str = "top1"):
     """Fig. 5a/b: top-1 vs severity for one corruption kind, one line per variant, band = std over seeds."""
     import seaborn as sns
 
-    from .results import LADDER_ORDER
+    from .tables import ladder_index
 
     plt = _plt()
     sub = df[(df["kind"] == kind) & (df["metric"] == metric)].copy()
     sub["variant"] = sub.apply(lambda r: f"{r['backbone']} baseline" if r["block"] == "none"
                                else f"{r['backbone']} {r['offsets']}", axis=1)
-    order = sorted(sub["variant"].unique(), key=lambda v: (v.split()[0], LADDER_ORDER.index(v.split()[-1])
-                                                          if v.split()[-1] in LADDER_ORDER else 0))
+    order = sorted(sub["variant"].unique(), key=lambda v: (v.split()[0], ladder_index(v.split()[-1])))
     sub["value"] = 100 * sub["value"]
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     sns.lineplot(data=sub, x="severity", y="value", hue="variant", hue_order=order, marker="o", errorbar="sd", ax=ax)

@@ -1,5 +1,4 @@
 """Ablation sweeps: the offsets ladder, planning, skip / resume (also after SIGKILL), failures, tidy results."""
-import csv
 import os
 import signal
 import subprocess
@@ -15,16 +14,10 @@ from selfy_lab.config import resolve
 from selfy_lab.errors import SelfyError
 from selfy_lab.results import RUN_COLUMNS
 
-EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
+from helpers import ROOT, cli, cli_inproc, one_line_error, rows
+
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
 R = lambda a, b: tuple(range(a, b + 1))  # noqa: E731
-
-
-def rows(path):
-    return list(csv.DictReader(open(path)))
-
-
-def cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "selfy_lab.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("spec,ladder", [
@@ -93,6 +86,11 @@ def test_sweep_skips_finished_runs_and_records_failures(tmp_path, monkeypatch):
         return real_fit(run, run_dir, *a, **k)
 
     monkeypatch.setattr(T, "fit", failing_fit)
+    from dataclasses import replace
+
+    same = replace(base, data=replace(base.data, workers=2, check=False), preset="quick", experiment="renamed")
+    A.run_sweep(A.plan(same, [None, (1,), R(-1, 1)]), out)  # settings that do not change a result: nothing to do
+    assert calls == []
     more = A.plan(base, [None, (1,), R(-1, 1), R(-2, 2), R(-3, 3)])
     status = A.run_sweep(more, out)
     assert len(calls) == 2  # the three finished runs were skipped
@@ -105,6 +103,7 @@ def test_sweep_skips_finished_runs_and_records_failures(tmp_path, monkeypatch):
     assert {s["status"] for s in rows(out / "status.csv")} == {"done", "failed"}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_rerun_finishes_without_redoing(tmp_path):
     out = tmp_path / "sweep"
     args = [sys.executable, "-m", "selfy_lab.cli", "ablate", "--offsets", "-2..2", "--preset", "smoke",
@@ -148,6 +147,7 @@ def _alive(pid):
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from Linux's /proc")
 def test_parallel_workers_end_when_the_sweep_process_is_killed(tmp_path):
     out = tmp_path / "sweep"
@@ -167,6 +167,7 @@ def test_parallel_workers_end_when_the_sweep_process_is_killed(tmp_path):
     assert not any(_alive(w) for w in workers)
 
 
+@pytest.mark.slow
 def test_parallel_jobs_and_cli_outputs(tmp_path):
     out = tmp_path / "sweep"
     p = cli("ablate", "--offsets", "1", "--offsets", "-1..1", "--preset", "smoke", "--jobs", "2", "--seeds", "2",
@@ -184,30 +185,29 @@ def test_parallel_jobs_and_cli_outputs(tmp_path):
     (["--offsets", "1", "--offsets", "1"], "given twice"),
     (["--offsets", "1", "--offsets", "-1..1", "--ladder"], "expands exactly one range"),
     (["--offsets", "1", "--window", "4x4"], "odd"),
-    (["--offsets", "1", "--seeds", "0"], "at least 1"),
+    (["--offsets", "1", "--seeds", "0"], "--seeds must be at least 1"),
+    (["--offsets", "1", "--jobs", "0"], "--jobs must be at least 1"),
+    (["--offsets", "1", "--lr", "inf"], "lr must be a finite number"),
+    (["--offsets", "1", "--out", "/proc/selfy-lab-sweep"], "cannot write to /proc/selfy-lab-sweep"),
 ])
 def test_bad_sweep_input_is_one_line(tmp_path, args, msg):
-    p = cli("ablate", "--preset", "smoke", "--out", str(tmp_path / "s"), *args)
-    assert p.returncode == 2 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    p = cli_inproc("ablate", "--preset", "smoke", "--out", str(tmp_path / "s"), *args)
+    assert one_line_error(p, msg), p.stderr
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
 @pytest.mark.parametrize("preset", ["quick", "paper"])
 def test_every_shipped_experiment_plans_and_builds(path, preset):
-    """Every experiment file resolves under both presets, and every planned network builds and runs (meta)."""
-    from selfy_lab.cli import run_from_flags
+    """Every experiment file plans under both presets (as `selfy-lab ablate --experiment` does), and every
+    planned network builds and runs (meta)."""
     from selfy_lab.flops import count_macs
     from selfy_lab.models import build_model
 
-    run, exp = run_from_flags({"experiment": path, "preset": preset})
-    assert exp.paper_table, "each experiment names the paper table it reproduces"
-    sweep = exp.sweep
-    specs = [str(s) for s in sweep.get("offsets") or [sweep.get("base_offsets", "-2..2")]]
-    sets = A.plan_offsets(specs, False if sweep.get("variants") else None)
-    runs = A.plan(run, sets, {k: [str(x) for x in v] for k, v in (sweep.get("axes") or {}).items()},
-                  sweep.get("variants"))
-    assert len(runs) >= 2 and runs[0].run.model.block == "none"
-    for pr in runs:
+    plan = A.plan_sweep({"experiment": path, "preset": preset})
+    assert plan.paper_table, "each experiment names the paper table it reproduces"
+    assert plan.name == path.stem.replace("_", "-") and all(r.run.experiment == plan.name for r in plan.runs)
+    assert len(plan.runs) >= 2 and plan.runs[0].run.model.block == "none"
+    for pr in plan.runs:
         with torch.device("meta"):
             m = build_model(pr.run.model).eval()
             assert count_macs(m, torch.empty(1, pr.run.model.frames, 3, pr.run.data.size, pr.run.data.size)) > 0
@@ -215,3 +215,25 @@ def test_every_shipped_experiment_plans_and_builds(path, preset):
             assert "-w16" in pr.run.model.backbone
         else:
             assert "-w" not in pr.run.model.backbone and pr.run.model.pretrained == "imagenet"
+
+
+def test_plan_sweep_flags_win_over_the_experiment_file(tmp_path):
+    exp = tmp_path / "e.yaml"
+    exp.write_text("name: e\npreset: smoke\nmodel:\n  frames: 8\nsweep:\n  offsets: ['-2..2']\n  seeds: 2\n"
+                   "  axes:\n    window: [3x3, 5x5]\n")
+    plan = A.plan_sweep({"experiment": exp})
+    assert plan.seeds == [0, 1] and plan.name == "e"
+    assert len(plan.runs) == 2 * (1 + 4 * 2)  # (baseline + {0}, {1}, -1..1, -2..2 x two windows) x two seeds
+    plan = A.plan_sweep({"experiment": exp}, seeds=3)  # --seeds wins over the file's seeds
+    assert plan.seeds == [0, 1, 2]
+    plan = A.plan_sweep({"experiment": exp}, offsets=["1"], axes={"window": ["3x3"]}, baseline=False)
+    assert [(r.run.model.offsets, r.run.model.window) for r in plan.runs] == [((1,), (3, 3))] * 2
+    plan = A.plan_sweep({"experiment": exp, "epochs": 3, "lr": 0.01})  # run flags reach every run
+    assert {(r.run.train.epochs, r.run.train.lr) for r in plan.runs} == {(3, 0.01)}
+    exp.write_text("preset: smoke\nsweep:\n  offsets: ['1']\n  seeds: [5, 7]\n")
+    assert A.plan_sweep({"experiment": exp}).seeds == [5, 7]
+    for bad, msg in (("seeds: 0", "at least 1"), ("seeds: [a]", "non-negative integers"), ("colour: red", "unknown sweep key")):
+        exp.write_text(f"preset: smoke\nsweep:\n  offsets: ['1']\n  {bad}\n")
+        with pytest.raises(SelfyError, match=msg):
+            A.plan_sweep({"experiment": exp})
+    assert A.plan_sweep({"preset": "smoke"}, offsets=["1"]).name == "ablate"  # no file: the command's name

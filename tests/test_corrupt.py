@@ -109,34 +109,27 @@ def test_list_shows_every_kind_with_its_range():
     (["--kind", "rain"], "unknown corruption 'rain'"),
     (["--kind", "blur", "--frames", "a,b"], "--frames"),
     (["--checkpoint", "/nonexistent/run"], "no checkpoint"),
+    (["--examples", "-1"], "--examples must be at least 0"),
+    ([], "no offsets sweep"),
 ])
-def test_bad_input_is_one_line(args, msg):
-    p = cli(*args)
-    assert p.returncode == 2 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+def test_bad_input_is_one_line(args, msg, tmp_path):
+    from helpers import cli_inproc, one_line_error
+
+    p = cli_inproc("corrupt", "--results-root", tmp_path, *args)
+    assert one_line_error(p, msg), p.stderr
 
 
-@pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory):
-    """A two-variant smoke sweep with checkpoints, trained once for the robustness tests."""
-    from selfy_lab import ablate as A
-    from selfy_lab.config import resolve
-
-    out = tmp_path_factory.mktemp("sweep")
-    runs = A.plan(resolve("smoke", overrides={"model": {"frames": 8}}), [None, (-1, 0, 1)])
-    A.run_sweep(runs, out)
-    return out
-
-
-def test_robustness_csv_schema_and_resume(tiny_sweep, tmp_path):
+def test_robustness_csv_schema_and_resume(smoke_sweep, tmp_path):
     from selfy_lab import robustness as R
+    from selfy_lab.results import ROBUSTNESS_COLUMNS, sweep_run_dirs
 
-    models = R.sweep_models(tiny_sweep)
+    models = sweep_run_dirs(smoke_sweep)[:2]
     out = tmp_path / "rob"
     calls = []
     R.evaluate_robustness(models, ["occlusion", "blur"], [1, 6], "center", out,
                           on_event=lambda e, **k: calls.append(k.get("skipped")) if e == "cell" else None)
     rows = list(csv.DictReader(open(out / "robustness.csv")))
-    assert list(rows[0]) == list(R.ROBUSTNESS_COLUMNS)
+    assert list(rows[0]) == list(ROBUSTNESS_COLUMNS)
     assert {(r["kind"], r["severity"]) for r in rows} == {(k, s) for k in ("occlusion", "blur") for s in ("0", "1", "6")}
     assert {r["corrupted_frames"] for r in rows if r["severity"] != "0"} == {"center"}
     assert {r["frames"] for r in rows} == {"8"}  # the variant field: clip length
@@ -157,11 +150,11 @@ def test_robustness_csv_schema_and_resume(tiny_sweep, tmp_path):
     assert clean != occl
 
 
-def test_corrupt_command_default_models_and_outputs(tiny_sweep, tmp_path):
+def test_corrupt_command_default_models_and_outputs(smoke_sweep, tmp_path):
     import shutil
 
     root = tmp_path / "results"
-    shutil.copytree(tiny_sweep, root / "sweep")
+    shutil.copytree(smoke_sweep, root / "sweep")
     p = cli("--kind", "occlusion,temporal_blur", "--severity", "2", "--results-root", str(root), "--examples", "1",
             "--out", str(tmp_path / "rob"))
     assert p.returncode == 0, p.stderr

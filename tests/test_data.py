@@ -1,10 +1,7 @@
 """Data: list files in the formats users have, sampling, transforms, flips, the built-in benchmark."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from selfy_lab.config import DataConfig, resolve
 from selfy_lab.data import synthetic as syn
@@ -15,7 +12,7 @@ from selfy_lab.data.loader import EpochBatchSampler
 from selfy_lab.data.sampling import segment_indices
 from selfy_lab.errors import DataError
 
-SHARED = Path(__file__).resolve().parent / "fixtures" / "something-something"  # real list lines and class names
+from helpers import SHARED
 
 
 def test_category_file_without_trailing_newline():
@@ -80,31 +77,6 @@ def test_batch_sampler_shards_equal_the_single_process_batches():
     assert list(s) != single  # a new order every epoch ...
     s.set_epoch(0)
     assert list(s) == single  # ... that depends only on (seed, epoch)
-
-
-def make_frames_tree(root: Path, list_lines: list[str], size=(60, 80), template="{:05d}.jpg", drop=None):
-    """Frame folders for the given list lines; ``drop`` removes the last frame of one folder."""
-    rng = np.random.default_rng(0)
-    for line in list_lines:
-        folder, n, _ = line.split()
-        d = root / Path(folder).name
-        d.mkdir(parents=True, exist_ok=True)
-        for i in range(1, int(n) + 1):
-            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(d / template.format(i), quality=70)
-    if drop:
-        (root / drop / template.format(int([ln.split()[1] for ln in list_lines if Path(ln.split()[0]).name == drop][0]))).unlink()
-
-
-@pytest.fixture
-def fake_ssv1(tmp_path):
-    """An SS-V1 tree: real list lines (authors' absolute paths), generated JPEGs, the real class list."""
-    lines = [ln for ln in (SHARED / "v1_val_list_excerpt.txt").read_text().splitlines()[:8]]
-    lines = [f"{p} {min(int(n), 12)} {lab}" for p, n, lab in (ln.split() for ln in lines)]
-    make_frames_tree(tmp_path, lines)
-    (tmp_path / "train_videofolder.txt").write_text("\n".join(lines) + "\n")
-    (tmp_path / "val_videofolder.txt").write_text("\n".join(lines[:4]) + "\n")
-    (tmp_path / "category.txt").write_text((SHARED / "category.txt").read_text())
-    return tmp_path
 
 
 def test_frame_folder_dataset(fake_ssv1):
@@ -187,20 +159,21 @@ def test_synthetic_appearance_is_label_free():
     assert (z**2).mean() < 3  # ~1 when appearance does not depend on the class
 
 
-def test_synthetic_generation_speed_and_cache(tmp_path, monkeypatch):
-    import time
-
+def test_synthetic_cache_is_generated_once(tmp_path, monkeypatch):
+    """The first call renders every clip and caches the array; later calls read it back without rendering."""
     from selfy_lab.data.datasets import synthetic_array
 
     monkeypatch.setenv("SELFY_LAB_CACHE", str(tmp_path))
-    t0 = time.perf_counter()
-    arr = synthetic_array("train", 200, 8, 64, 0, 2)
-    first = time.perf_counter() - t0
-    assert arr.shape == (200, 8, 64, 64, 3)
-    assert first < 20  # 1,000 clips well under a minute on 2 cores
-    t0 = time.perf_counter()
-    again = synthetic_array("train", 200, 8, 64, 0, 2)
-    assert time.perf_counter() - t0 < first / 5 and np.array_equal(arr, again)
+    rendered = []
+    real = syn.render_clip
+    monkeypatch.setattr(syn, "render_clip", lambda *a, **k: rendered.append(a) or real(*a, **k))
+    arr = synthetic_array("train", 40, 8, 32, 0, 2)
+    assert arr.shape == (40, 8, 32, 32, 3) and len(rendered) == 40
+    again = synthetic_array("train", 40, 8, 32, 0, 2)
+    assert len(rendered) == 40 and np.array_equal(arr, again)
+    assert len(list(tmp_path.glob("synthetic-train-*.npy"))) == 1
+    synthetic_array("train", 40, 8, 32, 1, 2)  # another benchmark seed: another cache file
+    assert len(rendered) == 80 and len(list(tmp_path.glob("synthetic-train-*.npy"))) == 2
 
 
 def test_data_config_validation():

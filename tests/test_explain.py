@@ -1,7 +1,7 @@
 """Grad-CAM for clip models and STSS maps: shapes, normalisation, figures, the cam / stss commands."""
-import subprocess
-import sys
+import shutil
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -10,7 +10,9 @@ from selfy_lab.config import ModelConfig
 from selfy_lab.data import synthetic as syn
 from selfy_lab.explain import CAM_METHODS, clip_cam, soft_argmax_flow, stss_from_model, stss_from_pixels
 from selfy_lab.models import build_model
-from selfy_lab.viz import _plt, default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
+from selfy_lab.viz import default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
+
+from helpers import cli, cli_inproc, one_line_error
 
 
 def moving_clip(T=8, size=64):
@@ -79,11 +81,7 @@ def test_stss_figures_for_every_offset_set(offsets):
     frames = clip.permute(0, 2, 3, 1).numpy()
     for fig in (stss_query_figure(frames, st, q), stss_flow_figure(frames, st, q[0]), stss_likelihood_figure(frames, st, q)):
         assert len(fig.axes) >= len(offsets)
-        _plt().close(fig)
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "selfy_lab.cli", *args], capture_output=True, text=True, timeout=600)
+        plt.close(fig)
 
 
 def test_stss_command_with_no_flags_writes_pngs(tmp_path):
@@ -91,28 +89,25 @@ def test_stss_command_with_no_flags_writes_pngs(tmp_path):
     assert p.returncode == 0, p.stderr
     for name in ("stss_query.png", "stss_flow.png", "stss_likelihood.png"):
         assert (tmp_path / name).stat().st_size > 5000
-    p = cli("stss", "--out", str(tmp_path), "--query", "3,99,1")
-    assert p.returncode == 2 and "outside the STSS" in p.stderr
+    assert one_line_error(cli_inproc("stss", "--out", tmp_path, "--query", "3,99,1"), "outside the STSS")
+    assert one_line_error(cli_inproc("stss", "--out", tmp_path, "--query", "3,x"), "must be t,y,x")
+    assert one_line_error(cli_inproc("stss", "--out", tmp_path, "--cell", "0"), "--cell must be at least 1")
 
 
-def test_cam_and_stss_commands_on_trained_models(tmp_path):
-    from selfy_lab import ablate as A
-    from selfy_lab.config import resolve
+def test_cam_and_stss_commands_on_trained_models(smoke_sweep, tmp_path):
+    from selfy_lab.results import read_run_config, sweep_run_dirs
 
-    runs = A.plan(resolve("smoke", overrides={"model": {"frames": 8}}), [None, (1,), (-3, -2, -1, 0, 1, 2, 3)])
-    A.run_sweep(runs, tmp_path / "results" / "sweep")
-    from selfy_lab.results import read_csv
-
-    p = cli("cam", "--results-root", str(tmp_path / "results"), "--clip", "0", "--clip", "3", "--out", str(tmp_path / "cam"))
+    root = tmp_path / "results"
+    shutil.copytree(smoke_sweep, root / "sweep")
+    p = cli("cam", "--results-root", root, "--clip", "0", "--clip", "3", "--out", tmp_path / "cam")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "cam" / "cam_clip0.png").stat().st_size > 5000 and (tmp_path / "cam" / "cam_clip3.png").exists()
     assert "l in {1}" in p.stdout and "l in -3..3" in p.stdout
-    run_dir = [r for r in runs if r.run.model.offsets == (1,)][0]
-    p = cli("stss", "--checkpoint", str(tmp_path / "results" / "sweep" / "runs" / run_dir.run_id), "--out", str(tmp_path / "st"))
-    assert p.returncode == 0, p.stderr and (tmp_path / "st" / "stss_query.png").exists()
-    baseline = [r for r in runs if r.run.model.block == "none"][0]
-    p = cli("stss", "--checkpoint", str(tmp_path / "results" / "sweep" / "runs" / baseline.run_id), "--out", str(tmp_path / "st"))
-    assert p.returncode == 2 and "no SELFY block" in p.stderr
-    p = cli("cam", "--checkpoint", str(tmp_path / "nope"))
-    assert p.returncode == 2 and "no checkpoint" in p.stderr
-    assert read_csv(tmp_path / "results" / "sweep" / "runs.csv")
+    runs = {(c.model.offsets if c.model.block != "none" else None, c.train.seed): d
+            for d in sweep_run_dirs(root / "sweep") for c in [read_run_config(d)]}
+    p = cli("stss", "--checkpoint", runs[((1,), 0)], "--out", tmp_path / "st")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "st" / "stss_query.png").stat().st_size > 5000
+    assert one_line_error(cli_inproc("stss", "--checkpoint", runs[(None, 0)], "--out", tmp_path / "st"), "no SELFY block")
+    assert one_line_error(cli_inproc("cam", "--checkpoint", tmp_path / "nope"), "no checkpoint")
+    assert one_line_error(cli_inproc("cam", "--out", "/proc/selfy-lab-cam"), "cannot write to /proc/selfy-lab-cam")

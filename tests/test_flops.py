@@ -10,7 +10,8 @@ from selfy_lab.models.selfsim import stss_macs
 
 
 def test_paper_table_within_three_percent():
-    rows = paper_table()
+    rows, path = paper_table()
+    assert path is None
     assert len(rows) == 16
     worst = max(rows, key=lambda r: abs(r["rel_diff"]))
     assert abs(worst["rel_diff"]) <= 0.03, worst

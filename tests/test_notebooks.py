@@ -8,29 +8,27 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from selfy_lab.cli.visual import execute_notebook
+from selfy_lab.report import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.fixture(scope="module")
-def fixture_results(tmp_path_factory):
+def fixture_results(smoke_sweep, tmp_path_factory):
     """A results/ tree like the committed one, small: an offsets sweep (with checkpoints), its robustness
     rows and examples, and the FLOPs table."""
-    from selfy_lab import ablate as A
+    import shutil
+
     from selfy_lab import robustness as R
-    from selfy_lab.config import resolve
     from selfy_lab.flops import paper_table
-    from selfy_lab.results import write_csv
+    from selfy_lab.results import robustness_dir, sweep_run_dirs
 
     root = tmp_path_factory.mktemp("results")
-    base = resolve("smoke", overrides={"model": {"frames": 8}}, experiment="ablate")
-    runs = A.plan(base, A.plan_offsets(["-1..1"]), seeds=[0, 1])
-    A.run_sweep(runs, root / "ablate-offsets")
-    R.evaluate_robustness(R.sweep_models(root / "ablate-offsets"), ["blur"], [2, 6], "center",
-                          root / "ablate-offsets" / "robustness")
-    write_csv(root / "flops" / "paper_table.csv", paper_table())
+    sweep = root / "ablate-offsets"
+    shutil.copytree(smoke_sweep, sweep)
+    R.evaluate_robustness(sweep_run_dirs(sweep), ["blur"], [2, 6], "center", robustness_dir(sweep))
+    paper_table(out=root / "flops")
     return root
 
 
@@ -63,6 +61,7 @@ def test_notebook_runs_against_fixture(path, fixture_results, monkeypatch):
         assert any("image/png" in o.get("data", {}) for o in outputs), "the notebook shows figures"
 
 
+@pytest.mark.slow
 def test_report_writes_html(fixture_results, tmp_path):
     p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", "report", "--results-root", str(fixture_results),
                         "--out", str(tmp_path), "--only", "flops,ablations"], capture_output=True, text=True,

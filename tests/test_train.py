@@ -1,8 +1,8 @@
 """Training engine and the train / eval commands: files, resume, determinism, real-format data, DDP."""
-import csv
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,18 +11,9 @@ from selfy_lab.config import resolve
 from selfy_lab.results import RUN_COLUMNS
 from selfy_lab.train import evaluate, fit, load_run, lr_at
 
-from test_data import fake_ssv1  # noqa: F401  (fixture)
+from helpers import cli, cli_inproc, one_line_error, rows
 
 SMOKE = dict(train=dict(epochs=2))
-
-
-def rows(path):
-    return list(csv.DictReader(open(path)))
-
-
-def cli(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "selfy_lab.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def test_fit_writes_the_run_directory(tmp_path):
@@ -92,7 +83,8 @@ def test_learning_rate_schedules():
     assert lr_at(cos, 30) == pytest.approx(0.0, abs=1e-9)
 
 
-def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):  # noqa: F811
+@pytest.mark.slow
+def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):
     out = tmp_path / "run"
     args = ["train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
             "--epochs", "1", "--out", str(out)]
@@ -109,7 +101,7 @@ def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):  # noqa
     assert {r["test_clips"] for r in e} == {"2"} and any(r["metric"] == "top1" for r in e)
 
 
-def test_bad_data_is_one_line_through_the_cli(fake_ssv1, tmp_path):  # noqa: F811
+def test_bad_data_is_one_line_through_the_cli(fake_ssv1, tmp_path):
     (fake_ssv1 / "val_videofolder.txt").write_text("/Dataset/SSV1/85 12 30\n/Dataset/SSV1/nope 12 30\n")
     p = cli("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
             "--out", str(tmp_path / "r"))
@@ -122,7 +114,8 @@ def test_bad_data_is_one_line_through_the_cli(fake_ssv1, tmp_path):  # noqa: F81
     assert p.returncode == 2 and "val_videofolder.txt:1: expected 3 columns" in p.stderr
 
 
-def test_bad_data_inside_a_worker_is_one_line(fake_ssv1, tmp_path):  # noqa: F811
+@pytest.mark.slow
+def test_bad_data_inside_a_worker_is_one_line(fake_ssv1, tmp_path):
     """Errors raised in DataLoader worker processes reach the user as the original one-line message."""
     folder = sorted(p for p in fake_ssv1.iterdir() if p.is_dir())[0]
     for f in folder.iterdir():
@@ -134,16 +127,51 @@ def test_bad_data_inside_a_worker_is_one_line(fake_ssv1, tmp_path):  # noqa: F81
     assert len(err) == 1 and "cannot read image" in err[0] and "Traceback" not in p.stderr
 
 
-def test_cli_run_errors_are_one_line(tmp_path):
-    for args, msg in ((["train", "--preset", "fast"], "unknown preset"),
-                      (["train", "--dataset", "kinetics"], "unknown dataset"),
-                      (["train", "--offsets", "-9..9", "--preset", "smoke"], "beyond a 4-frame clip"),
-                      (["train", "--experiment", str(tmp_path / "missing.yaml")], "does not exist"),
-                      (["eval", str(tmp_path)], "no checkpoint")):
-        p = cli(*args)
-        assert p.returncode == 2 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1, (args, p.stderr)
+@pytest.mark.parametrize("args,msg", [
+    (["--preset", "fast"], "unknown preset"),
+    (["--dataset", "kinetics"], "unknown dataset"),
+    (["--offsets", "-9..9", "--preset", "smoke"], "beyond a 4-frame clip"),
+    (["--experiment", "missing.yaml"], "does not exist"),
+    (["--lr", "nan", "--preset", "smoke"], "lr must be a finite number"),
+    (["--lr", "-0.1", "--preset", "smoke"], "lr must be above 0"),
+    (["--epochs", "0", "--preset", "smoke"], "epochs must be at least 1"),
+    (["--batch-size", "0", "--preset", "smoke"], "batch_size must be at least 1"),
+    (["--seed", "-1", "--preset", "smoke"], "seed must be at least 0"),
+    (["--workers", "-2", "--preset", "smoke"], "workers must be at least 0"),
+    (["--frames", "0", "--preset", "smoke"], "frames must be at least 1"),
+    (["--test-clips", "3", "--preset", "smoke"], "test_clips must be 1 or 2"),
+    (["--out", "/proc/selfy-lab-run", "--preset", "smoke"], "cannot write to /proc/selfy-lab-run"),
+])
+def test_bad_train_input_is_one_line(tmp_path, args, msg):
+    p = cli_inproc("train", *args, cwd=tmp_path)
+    assert one_line_error(p, msg), p.stderr
+    assert not list(tmp_path.glob("runs/**/checkpoint.pt"))  # stopped before any work
 
 
+def test_eval_errors_are_one_line(tmp_path):
+    assert one_line_error(cli_inproc("eval", tmp_path), "no checkpoint")
+    assert one_line_error(cli_inproc("eval", tmp_path, "--workers", "-1"), "--workers must be at least 0")
+
+
+def test_settings_that_do_not_change_the_result_reuse_a_finished_run(tmp_path):
+    """The run key leaves out loader processes, data checks, validation frequency, preset and experiment
+    names: changing them finds the finished run; changing a result-relevant field does not."""
+    run = resolve("smoke", overrides=SMOKE)
+    fit(run, tmp_path / run.run_hash)
+    same = [replace(run, data=replace(run.data, workers=2)), replace(run, data=replace(run.data, check=False)),
+            replace(run, train=replace(run.train, eval_every=0)), replace(run, preset="quick"),
+            replace(run, experiment="another-name")]
+    for other in same:
+        assert other.run_hash == run.run_hash
+        events = []
+        fit(other, tmp_path / other.run_hash, lambda e, **kw: events.append(e))
+        assert events == ["finished"]
+    for other in (replace(run, train=replace(run.train, lr=0.003)), replace(run, data=replace(run.data, size=48)),
+                  replace(run, train=replace(run.train, seed=1))):
+        assert other.run_hash != run.run_hash
+
+
+@pytest.mark.slow
 def test_experiment_file_and_flags(tmp_path):
     exp = tmp_path / "e.yaml"
     exp.write_text("# why: a forward-only variant\npreset: smoke\nmodel:\n  offsets: '1'\ntrain:\n  epochs: 1\n")

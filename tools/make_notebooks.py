@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from selfy_lab import paper, results
+from selfy_lab import paper, results, tables
 
 # committed results by default; tests point this at a small fixture
 RESULTS = Path(os.environ.get("SELFY_LAB_RESULTS", "../results")).resolve()
@@ -35,11 +35,11 @@ NOTEBOOKS = {
         "paper's numbers (SS-V1, from `selfy_lab.paper`). Our runs are on the built-in motion benchmark with narrow "
         "backbones trained from scratch unless the run's config says otherwise, so compare orderings, not values.",
         [
-            ("code", '''runs = results.load_runs(RESULTS)
+            ("code", '''runs = tables.load_runs(RESULTS)
 print(f"{len(runs)} rows, {runs['run_id'].nunique() if len(runs) else 0} runs, experiments: "
       f"{sorted(runs['experiment'].unique()) if len(runs) else []}")'''),
             ("code", '''def show(table_id):
-    view = results.table_view(runs, table_id)
+    view = tables.table_view(runs, table_id)
     display(Markdown(f"**{paper.TABLES[table_id]['title']}**"))
     cols = [c for c in ("variant", "backbone", "gflops", "top1", "top1_std", "top5", "top5_std", "seeds",
                         "paper_top1", "paper_top5") if c in view.columns]
@@ -53,7 +53,7 @@ for table_id in ("3a-tsn", "3a-tsm", "3b", "5", "7b", "7c", "7d", "7e", "7f", "8
 
 ladder = runs[runs["experiment"].isin(paper.TABLE_EXPERIMENTS["3a-tsn"] + paper.TABLE_EXPERIMENTS["3a-tsm"])]
 if len(ladder):
-    summary = results.summarize(ladder)
+    summary = tables.summarize(ladder)
     paper_rows = {f"{t[3:]}-r18": {r["variant"]["offsets"]: r["top1"] for r in paper.TABLES[t]["rows"]}
                   for t in ("3a-tsn", "3a-tsm")}
     fig = temporal_range_figure(summary, paper_rows)
@@ -69,19 +69,19 @@ else:
         [
             ("code", '''from selfy_lab.viz import robustness_figure
 
-rob = results.load_robustness_results(RESULTS)
+rob = tables.load_robustness(RESULTS)
 print(f"{len(rob)} rows; kinds: {sorted(rob['kind'].unique()) if len(rob) else []}")
 for kind in (sorted(rob["kind"].unique()) if len(rob) else []):
     robustness_figure(rob, kind)
     plt.show()'''),
             ("md", "## mPC and rPC per variant (mean ± std over seeds)"),
-            ("code", '''summary = results.load_robustness_summary(RESULTS)
+            ("code", '''summary = tables.load_robustness_summary(RESULTS)
 if len(summary):
     table = (summary.groupby(["kind", "backbone", "offsets", "metric"])["value"].agg(["mean", "std", "count"])
              .unstack("metric"))
     display(table.style.format(precision=3, na_rep="-"))'''),
             ("md", "## Example clips (Fig. 5c)"),
-            ("code", '''for f in results.find_figures(RESULTS, "**/examples/*.png")[:4]:
+            ("code", '''for f in tables.find_figures(RESULTS, "**/examples/*.png")[:4]:
     display(Markdown(f"`{f.relative_to(RESULTS)}`"), Image(filename=str(f), width=720))'''),
         ]),
     "gradcam": nb(
@@ -105,7 +105,7 @@ if len(pair) == 2:
         cam_figure(s["frames"], s["rows"], f"clip {s['index']}: {s['label']}")
         plt.show()
 else:
-    figures = results.find_figures(RESULTS, "cam/*.png")
+    figures = tables.find_figures(RESULTS, "cam/*.png")
     print(f"no local checkpoints of an offsets sweep: showing {len(figures)} committed figure(s)")
     for f in figures:
         display(Image(filename=str(f), width=900))'''),
@@ -119,6 +119,7 @@ else:
             ("code", '''import ipywidgets as W
 
 from selfy_lab.data import synthetic as syn
+from selfy_lab.data.transforms import clip_from_frames
 from selfy_lab.explain import stss_from_model, stss_from_pixels
 from selfy_lab.train import load_run
 from selfy_lab.viz import default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
@@ -132,9 +133,7 @@ print("sources:", list(sources))
 OFFSETS = {"{1}": (1,), "-1..1": (-1, 0, 1), "{-2,0,2}": (-2, 0, 2), "-3..3": (-3, -2, -1, 0, 1, 2, 3)}'''),
             ("code", '''def explore(source="raw pixels", clip=0, offsets="-3..3", query_t=3, query_y=-1, query_x=-1):
     arr, label = syn.render_clip(0, "val", clip, 8, 64)
-    import torch
-
-    x = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+    x = clip_from_frames(arr)
     if sources[source] is None:
         st = stss_from_pixels(x, OFFSETS[offsets], (5, 5), cell=4)
     else:
@@ -152,8 +151,11 @@ OFFSETS = {"{1}": (1,), "-1..1": (-1, 0, 1), "{-2,0,2}": (-2, 0, 2), "-3..3": (-
 explore()  # a static view with the defaults (also what an HTML report shows)'''),
             ("md", "Interactive: pick the source (raw pixels or a trained model), the clip, the offsets and the "
                    "query point (y, x = -1: the most moving cell)."),
-            ("code", '''W.interact(explore, source=list(sources), clip=W.IntSlider(0, 0, 63), offsets=list(OFFSETS),
-           query_t=W.IntSlider(3, 0, 7), query_y=W.IntSlider(-1, -1, 15), query_x=W.IntSlider(-1, -1, 15));'''),
+            ("code", '''if os.environ.get("SELFY_LAB_HEADLESS"):  # set by `selfy-lab report` and the tests: no frontend for widgets
+    print("executed headless: the controls need a live notebook")
+else:
+    W.interact(explore, source=list(sources), clip=W.IntSlider(0, 0, 63), offsets=list(OFFSETS),
+               query_t=W.IntSlider(3, 0, 7), query_y=W.IntSlider(-1, -1, 15), query_x=W.IntSlider(-1, -1, 15));'''),
         ]),
     "flops": nb(
         "FLOPs: the paper's table and how STSS cost scales",
@@ -161,7 +163,7 @@ explore()  # a static view with the defaults (also what an HTML report shows)'''
         "for the STSS itself, beside the paper's values; then the SELFY block's cost as L, U x V and the input "
         "resolution grow.",
         [
-            ("code", '''table = results.load_flops_table(RESULTS)
+            ("code", '''table = tables.load_flops_table(RESULTS)
 if len(table):
     display(table.style.format({"paper_gflops": "{:.1f}", "gflops": "{:.2f}", "rel_diff": "{:+.1%}", "params_m": "{:.2f}"})
             .hide(axis="index"))
@@ -195,9 +197,9 @@ fig.tight_layout()
 plt.show()
 display(scaling)'''),
             ("md", "## Benchmarks (`selfy-lab bench`)"),
-            ("code", '''bench = RESULTS / "bench" / "bench.csv"
-if bench.exists():
-    display(pd.read_csv(bench)[["benchmark", "impl", "size", "metric", "value", "device"]])'''),
+            ("code", '''bench = tables.load_bench(RESULTS)
+if len(bench):
+    display(bench[["benchmark", "impl", "size", "metric", "value", "device"]])'''),
         ]),
 }
 

@@ -1,9 +1,9 @@
-"""``selfy-lab``: each command parses its flags, builds a config and calls one library function."""
+"""``selfy-lab``: each command parses its flags, calls one library function and prints."""
 import sys
 
 from ..errors import SelfyError
 from . import models, runs, sweeps, visual  # noqa: F401  (register the commands)
-from .common import app, run_from_flags  # noqa: F401
+from .common import app  # noqa: F401
 
 
 def main() -> None:
@@ -18,4 +18,3 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-

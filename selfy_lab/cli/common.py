@@ -1,15 +1,14 @@
-"""Shared pieces of the command line: the app, the flags every model command takes, tables and progress."""
+"""Shared pieces of the command line: the app, the flags every model command takes (named like the config
+fields they set), edge checks of numeric flags, tables and progress displays."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from ..config import BLOCKS, EXTRACTORS, FUSIONS, INTEGRATORS, SIMILARITIES, ModelConfig
+from ..config import BLOCKS, EXTRACTORS, FUSIONS, INTEGRATORS, SIMILARITIES
 from ..errors import SelfyError
-from ..grammar import parse_offsets, parse_window
 
 app = typer.Typer(
     name="selfy-lab",
@@ -45,9 +44,6 @@ Reduce = Annotated[Optional[int], typer.Option(
     help="STSS resolution reduction 1, 2 or 4 (0 = per position: 14x14 at 224 input, as the reference code).",
     rich_help_panel="Model")]
 
-MODEL_FLAGS = ("backbone", "frames", "block", "offsets", "window", "extractor", "integrator", "similarity", "fusion",
-               "position", "reduce")
-
 # ---- flags shared by the commands that train or evaluate ----
 Experiment = Annotated[Optional[Path], typer.Option(
     help="YAML experiment file (only the fields that differ from the defaults); flags override it.",
@@ -79,49 +75,19 @@ Pretrained = Annotated[Optional[str], typer.Option(help="Backbone weights: none,
                                                    rich_help_panel="Model")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel="Run")]
 
-SECTION_OF = {
-    **{k: "model" for k in MODEL_FLAGS}, "pretrained": "model",
-    "dataset": "data", "data_root": "data", "train_list": "data", "val_list": "data", "categories": "data",
-    "frame_template": "data", "flip": "data", "test_clips": "data", "workers": "data",
-    "epochs": "train", "batch_size": "train", "lr": "train", "seed": "train",
-}
+def at_least(value, lo, flag: str):
+    """A numeric flag checked at the edge: a one-line error below ``lo``."""
+    if value is not None and value < lo:
+        raise SelfyError(f"{flag} must be at least {lo}, got {value}")
+    return value
 
 
-def flag_overrides(flags: dict[str, Any]) -> dict[str, Any]:
-    """Non-empty flags as a nested override dict (model / data / train)."""
-    out: dict[str, Any] = {}
-    for k, v in flags.items():
-        if k in SECTION_OF and v is not None:
-            out.setdefault(SECTION_OF[k], {})[k] = v
-    return out
+def comma_list(value: Optional[str]) -> list[str]:
+    """``a,b, c`` -> ['a', 'b', 'c'] (empty items dropped)."""
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
-def run_from_flags(flags: dict[str, Any], experiment_name: str = ""):
-    """RunConfig from an optional experiment file and the flags (flags win)."""
-    from ..experiments import Experiment as Exp, build_run, default_preset, load_experiment, merge_overrides
-
-    exp = load_experiment(flags["experiment"]) if flags.get("experiment") else Exp()
-    dataset = flags.get("dataset") or exp.dataset
-    preset = flags.get("preset") or exp.preset or default_preset(dataset)
-    exp_overrides, exp.sweep = exp.for_preset(preset)
-    overrides = merge_overrides(exp_overrides, flag_overrides(flags))
-    return build_run(preset, dataset, overrides, experiment_name or exp.name), exp
-
-
-def model_config(base: ModelConfig, flags: dict[str, Any]) -> ModelConfig:
-    """Apply the non-empty model flags to ``base``; invalid values become one-line errors."""
-    changes = {k: v for k, v in flags.items() if k in MODEL_FLAGS and v is not None}
-    try:
-        if "offsets" in changes:
-            changes["offsets"] = parse_offsets(changes["offsets"])
-        if "window" in changes:
-            changes["window"] = parse_window(changes["window"])
-        return replace(base, **changes)
-    except ValueError as e:
-        raise SelfyError(str(e)) from None
-
-
-def _console():
+def console():
     import shutil
 
     from rich.console import Console
@@ -130,7 +96,7 @@ def _console():
     return Console(width=shutil.get_terminal_size((140, 24)).columns)
 
 
-def _table(title: str, columns: list[str], rows: list[list[str]]):
+def table(title: str, columns: list[str], rows: list[list[str]]):
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
@@ -195,16 +161,8 @@ class RunDisplay:
             p.console.print(f"{pre}already finished in {kw['run_dir']}")
 
 
-def _metrics_table(title: str, metrics: dict[str, float]):
-    return _table(title, ["metric", "value"], [[k, f"{v:.4f}"] for k, v in metrics.items()])
-
-
-def default_run_dir(run) -> Path:
-    return Path("runs") / (run.experiment or "train") / run.run_hash
-
-
-def _comma(value: Optional[str]) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+def metrics_table(title: str, metrics: dict[str, float]):
+    return table(title, ["metric", "value"], [[k, f"{v:.4f}"] for k, v in metrics.items()])
 
 
 class SweepDisplay:

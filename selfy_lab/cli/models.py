@@ -7,11 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import ModelConfig
 from ..errors import SelfyError
 from ..grammar import format_offsets
 from .common import (Backbone, Block, Extractor, Frames, Fusion, Integrator, Offsets, Position, Reduce,
-                     Similarity, Window, _comma, _console, _table, app, model_config)
+                     Similarity, Window, app, at_least, comma_list, console, table)
 
 
 @app.command()
@@ -31,26 +30,24 @@ def flops(
 
       selfy-lab flops --paper --out results/flops
     """
+    flags = dict(locals())
+    from ..experiments import model_from_flags
     from ..flops import model_cost, paper_table
 
-    con = _console()
+    at_least(size, 16, "--size")
+    con = console()
     if paper:
-        rows = paper_table(size)
-        con.print(_table(
+        rows, path = paper_table(size, out)
+        con.print(table(
             f"FLOPs per clip at {size}x{size} (multiply-accumulates), ours vs the paper",
             ["model", "backbone", "frames", "offsets", "window", "paper G", "ours G", "diff", "params M"],
             [[r["model"], r["backbone"], str(r["frames"]), r["offsets"], r["window"], f"{r['paper_gflops']:.1f}",
               f"{r['gflops']:.2f}", f"{r['rel_diff'] * 100:+.1f}%", f"{r['params_m']:.2f}"] for r in rows]))
-        worst = max(abs(r["rel_diff"]) for r in rows)
-        con.print(f"largest |difference|: {worst * 100:.1f}% over {len(rows)} rows")
-        if out:
-            from ..results import write_csv
-
-            cols = ["model", "backbone", "frames", "offsets", "window", "paper_gflops", "gflops", "rel_diff", "params_m"]
-            path = write_csv(Path(out) / "paper_table.csv", rows, cols)
+        con.print(f"largest |difference|: {max(abs(r['rel_diff']) for r in rows) * 100:.1f}% over {len(rows)} rows")
+        if path:
             con.print(f"wrote {path}")
         return
-    cfg = model_config(ModelConfig(), locals())
+    cfg = model_from_flags(flags)
     cost = model_cost(cfg, size)
     base = model_cost(replace(cfg, block="none"), size)
     v = cfg.variant()
@@ -78,44 +75,22 @@ def bench(
     and an F.unfold version; (b) SELFYNet-TSM-R18 vs TSM-R18 training step on one 8x3x224x224 clip,
     interleaved, median; (c) memory of those steps.
     """
-    import torch
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from .. import bench as B
-    from ..results import provenance, write_csv
-    from ..train import select_device
+    from ..bench import run_bench
 
-    dev = select_device(device)
-    parts = _comma(only)
-    unknown = [p for p in parts if p not in ("stss", "step", "memory")]
-    if unknown or not parts:
-        raise SelfyError(f"unknown bench part '{unknown[0] if unknown else only}': use stss, step, memory")
+    at_least(repeats, 1, "--repeats")
     try:
-        size_list = tuple(int(s) for s in sizes.split(","))
+        size_list = tuple(int(s) for s in comma_list(sizes))
     except ValueError:
         raise SelfyError(f"--sizes '{sizes}' must be a comma list of integers, e.g. 14,28,56") from None
-    if repeats < 1:
-        raise SelfyError("--repeats must be at least 1")
-    rows: list[dict] = []
+    for s in size_list:
+        at_least(s, 3, "--sizes")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as prog:
         task = prog.add_task("bench", total=None)
-
-        def say(s):
-            prog.update(task, description=s)
-
-        if "stss" in parts:
-            rows += B.bench_stss(size_list, dev, min(repeats, 3), progress=say)
-        if "step" in parts:
-            rows += B.bench_step(dev, repeats, channels_last, progress=say)
-        if "memory" in parts:
-            rows += B.bench_memory(dev, channels_last, progress=say)
-    dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
-    prov = provenance()
-    rows = [{**r, "device": dev_name, "torch": torch.__version__, **prov} for r in rows]
-    con = _console()
-    con.print(_table(f"bench on {dev_name}", ["benchmark", "impl", "size", "metric", "value"],
-                     [[r["benchmark"], r["impl"], str(r["size"]), r["metric"], f"{r['value']:.4g}"] for r in rows]))
-    path = write_csv(Path(out) / "bench.csv", rows)
+        rows, dev_name, path = run_bench(comma_list(only), device, size_list, repeats, channels_last, out,
+                                         lambda s: prog.update(task, description=s))
+    con = console()
+    con.print(table(f"bench on {dev_name}", ["benchmark", "impl", "size", "metric", "value"],
+                    [[r["benchmark"], r["impl"], str(r["size"]), r["metric"], f"{r['value']:.4g}"] for r in rows]))
     con.print(f"wrote {path}")
-
-

@@ -17,7 +17,7 @@ from . import synthetic as syn
 from .flip import flip_table
 from .lists import ListEntry, read_categories, read_list
 from .sampling import segment_indices
-from .transforms import center_crop, hflip, random_scale_crop, resize
+from .transforms import center_crop, clip_from_frames, hflip, random_scale_crop, resize
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 
@@ -62,7 +62,7 @@ class SyntheticClips(ClipDataset):
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, 0)
         label = index % len(syn.CLASSES)
-        clip = torch.from_numpy(np.array(self.clips[index])).permute(0, 3, 1, 2)  # copy out of the memmap; (T, C, H, W)
+        clip = clip_from_frames(np.array(self.clips[index]))  # copied out of the read-only memmap
         if self.train:
             clip, label = self._augment(clip, label, np.random.default_rng(seed))
         return clip, label
@@ -124,7 +124,7 @@ class ListClips(ClipDataset):
         out = []
         for row in idx:
             frames = video[row] if video is not None else np.stack([self._frame(e, int(i) + 1) for i in row])
-            clip = resize(torch.from_numpy(frames).permute(0, 3, 1, 2), self.cfg.resize)  # (T, C, H, W)
+            clip = resize(clip_from_frames(frames), self.cfg.resize)  # (T, C, H, W)
             if self.train:
                 clip = random_scale_crop(clip, self.cfg.size, self.cfg.scales, rng)
             else:
@@ -223,3 +223,22 @@ def build_dataset(run: RunConfig, split: str, check: bool | None = None, progres
     if cfg.check if check is None else check:
         check_entries(entries, template, progress)
     return ListClips(cfg, frames, entries, template, train, names)
+
+
+def class_rows(dataset: str, data_root: str = "", categories: str = "") -> tuple[list[str], list[list[str]]]:
+    """`selfy-lab describe`: one row per class (label, name, and for the built-in benchmark its pair and
+    kind) with the class its clips become when flipped; returns (columns, rows)."""
+    from ..config import DataConfig
+    from .flip import mirror_pairs
+
+    if dataset == "synthetic":
+        pairs = mirror_pairs(list(syn.CLASS_NAMES))
+        return (["label", "class", "pair", "kind", "flip ->"],
+                [[str(i), c.name, c.pair, c.kind, str(pairs.get(i, "-"))] for i, c in enumerate(syn.CLASSES)])
+    try:
+        cfg = DataConfig(dataset=dataset, data_root=data_root or "", categories=categories or "")
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    names = read_categories(resolve_paths(cfg, ("categories",))["categories"])
+    pairs = mirror_pairs(names)
+    return ["label", "class", "flip ->"], [[str(i), n, str(pairs.get(i, "-"))] for i, n in enumerate(names)]

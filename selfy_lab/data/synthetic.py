@@ -53,7 +53,6 @@ CLASSES: tuple[MotionClass, ...] = (
     MotionClass("something falling and landing", "bounce", "context"),
 )
 CLASS_NAMES = tuple(c.name for c in CLASSES)
-ORDER_PAIRS = tuple(sorted({c.pair for c in CLASSES if c.kind in ("reverse", "mirror")}))
 
 # actor and distractor shapes: unions of convex polygons in unit coordinates; none is rotation-invariant
 # at the per-frame rotation steps used (<= 10 degrees), so rotation is visible for every shape

@@ -36,6 +36,11 @@ def random_scale_crop(clip: torch.Tensor, size: int, scales, rng: np.random.Gene
     return TF.resize(clip[..., y : y + ch, x : x + cw], [size, size], antialias=True)
 
 
+def clip_from_frames(frames: np.ndarray) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3), as decoders and renderers give them -> a clip tensor (T, C, H, W)."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).contiguous()
+
+
 def hflip(clip: torch.Tensor) -> torch.Tensor:
     return clip.flip(-1)
 

@@ -15,6 +15,13 @@ import torch.nn as nn
 from torchvision.models import resnet as tvr
 
 ARCHS = {18: (tvr.BasicBlock, [2, 2, 2, 2]), 34: (tvr.BasicBlock, [3, 4, 6, 3]), 50: (tvr.Bottleneck, [3, 4, 6, 3])}
+# the paper's stage names -> torchvision's ResNet attributes (pool1 is the stem's output, after maxpool)
+STAGES = {"res2": "layer1", "res3": "layer2", "res4": "layer3", "res5": "layer4"}
+
+
+def stages(net: tvr.ResNet) -> dict[str, nn.Sequential]:
+    """The residual stages of ``net`` by the paper's names, in network order."""
+    return {name: getattr(net, attr) for name, attr in STAGES.items()}
 
 
 def temporal_shift(x: torch.Tensor, frames: int, fold_div: int = 8) -> torch.Tensor:
@@ -83,7 +90,7 @@ def build_resnet(depth: int, width: int = 64, tsm: bool = False, frames: int = 8
     block, layers = ARCHS[depth]
     net = tvr.ResNet(block, layers) if width == 64 else NarrowResNet(block, layers, width)
     if tsm:
-        for stage in (net.layer1, net.layer2, net.layer3, net.layer4):
+        for stage in stages(net).values():
             for blk in stage:
                 blk.conv1 = ShiftConv2d.from_conv(blk.conv1, frames)
     return net
@@ -92,5 +99,4 @@ def build_resnet(depth: int, width: int = 64, tsm: bool = False, frames: int = 8
 def stage_channels(net: tvr.ResNet) -> dict[str, int]:
     """Channels of the feature map after each insertion point."""
     exp = net.layer1[0].expansion  # planes = conv1's output channels in both block types
-    stages = {"res2": net.layer1, "res3": net.layer2, "res4": net.layer3, "res5": net.layer4}
-    return {"pool1": net.conv1.out_channels, **{k: s[0].conv1.out_channels * exp for k, s in stages.items()}}
+    return {"pool1": net.conv1.out_channels, **{k: s[0].conv1.out_channels * exp for k, s in stages(net).items()}}

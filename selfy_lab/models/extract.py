@@ -43,8 +43,16 @@ def _out_size(size: int, k: int, s: int, p: int) -> int:
     return (size + 2 * p - k) // s + 1
 
 
+def soft_argmax(s: torch.Tensor, tau: float = 0.01) -> torch.Tensor:
+    """Soft-argmax displacement (Eq. 2): [E u; E v] under softmax(S / tau) over the U x V window of
+    similarities ``s`` (..., U, V) -> (..., 2), (u, v) in window cells from its centre."""
+    U, V = s.shape[-2:]
+    p = torch.softmax(upcast(s).flatten(-2) / tau, dim=-1).unflatten(-1, (U, V))
+    return _expected_displacement(p).to(s.dtype)
+
+
 class SoftArgmax(nn.Module):
-    """Soft-argmax displacement [E u; E v] under softmax(S / tau) over the window (Eq. 2)."""
+    """Soft-argmax extraction: (N, L, U, V) -> (N, L, 2)."""
 
     def __init__(self, window: tuple[int, int], tau: float = 0.01):
         super().__init__()
@@ -52,9 +60,7 @@ class SoftArgmax(nn.Module):
         self.out_channels = 2
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        N, L, U, V = s.shape
-        p = torch.softmax(upcast(s).reshape(N, L, U * V) / self.tau, dim=-1).view(N, L, U, V)
-        return _expected_displacement(p).to(s.dtype)  # (N, L, 2)
+        return soft_argmax(s, self.tau)
 
 
 class KernelSoftArgmaxConfidence(nn.Module):
@@ -93,7 +99,7 @@ def _grid(U: int, V: int, device, dtype=torch.float32) -> tuple[torch.Tensor, to
 def _expected_displacement(p: torch.Tensor) -> torch.Tensor:
     U, V = p.shape[-2:]
     u, v = _grid(U, V, p.device, p.dtype)
-    return torch.stack([(p * u).sum((-2, -1)), (p * v).sum((-2, -1))], dim=-1)  # (N, L, 2)
+    return torch.stack([(p * u).sum((-2, -1)), (p * v).sum((-2, -1))], dim=-1)  # (..., U, V) -> (..., 2)
 
 
 class MLPExtractor(nn.Module):

@@ -6,7 +6,7 @@ import torch.nn as nn
 from torchvision.models.resnet import ResNet
 
 from ..config import POSITIONS, ModelConfig
-from .backbones import build_resnet, stage_channels
+from .backbones import build_resnet, stage_channels, stages
 from .selfy import BlockWidths, build_block
 
 
@@ -45,7 +45,7 @@ class SELFYNet(nn.Module):
         x = x.flatten(0, 1)  # (B*T, 3, H, W): the 2-D backbone sees frames as a batch
         x = bb.maxpool(bb.relu(bb.bn1(bb.conv1(x))))
         x = self._maybe_block("pool1", x, B, T)
-        for name, stage in (("res2", bb.layer1), ("res3", bb.layer2), ("res4", bb.layer3), ("res5", bb.layer4)):
+        for name, stage in stages(bb).items():
             x = self._maybe_block(name, stage(x), B, T)
         return x  # (B*T, C5, h, w)
 

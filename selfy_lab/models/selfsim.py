@@ -56,7 +56,16 @@ def stss(
     Returns:
         (B, T, L, U, V, H, W)
     """
-    vol = stss_volumes(video, offsets, window, similarity, key)  # (B, T, H, W, L, U, V)
+    from ..grammar import parse_offsets, parse_window
+
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"unknown similarity '{similarity}': choose from {', '.join(SIMILARITIES)}")
+    if video.dim() != 5:
+        raise ValueError(f"video must be (B, T, C, H, W), got shape {tuple(video.shape)}")
+    offs = parse_offsets(offsets)
+    if isinstance(offsets, (tuple, list)) and tuple(offsets) != offs:
+        raise ValueError(f"offsets {tuple(offsets)} must be sorted and distinct: the L axis follows their order")
+    vol = stss_volumes(video, offs, parse_window(window), similarity, key)  # (B, T, H, W, L, U, V)
     return vol.permute(0, 1, 4, 5, 6, 2, 3)  # -> (B, T, L, U, V, H, W)
 
 
@@ -67,18 +76,9 @@ def stss_volumes(
     similarity: str = "cosine",
     key: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Same as :func:`stss` but in the layout the SELFY block consumes: (B, T, H, W, L, U, V), contiguous."""
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"unknown similarity '{similarity}': choose from {', '.join(SIMILARITIES)}")
-    if video.dim() != 5:
-        raise ValueError(f"video must be (B, T, C, H, W), got shape {tuple(video.shape)}")
-    offsets = tuple(int(o) for o in offsets)
-    if not offsets or list(offsets) != sorted(set(offsets)):
-        raise ValueError(f"offsets must be a non-empty sorted tuple of distinct ints, got {offsets}")
-    U, V = int(window[0]), int(window[1])
-    if U % 2 == 0 or V % 2 == 0:
-        raise ValueError(f"window sides must be odd, got {U}x{V}")
-
+    """Same as :func:`stss` but in the layout the SELFY block consumes: (B, T, H, W, L, U, V), contiguous.
+    Inside the models: the arguments are trusted (checked where they enter, by the config or :func:`stss`)."""
+    U, V = window
     q = video
     k = video if key is None else key
     if similarity == "cosine":

@@ -49,7 +49,6 @@ class Reduce(nn.Module):
     def __init__(self, cin: int, cout: int, r: int):
         super().__init__()
         k = 3 if r <= 2 else r + 1
-        self.r = r
         self.net = _cbr(cin, cout, k, r, k // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,179 @@
+"""Pandas views of the result files (read through :mod:`selfy_lab.results`' layout): the tables the
+notebooks, the README and the command line show. Summaries are group-bys of the tidy rows, never edited.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import results as R
+
+# Table 3a's ladder, in the order it is shown
+LADDER_ORDER = ("none", "{0}", "{1}", "-1..1", "-2..2", "-3..3", "-4..4")
+_DTYPES = {"offsets": str, "window": str, "corrupted_frames": str, "seed": int}
+
+
+def ladder_index(offsets: str) -> int:
+    """Position of an offsets label in the ladder; other sets after it."""
+    return LADDER_ORDER.index(offsets) if offsets in LADDER_ORDER else len(LADDER_ORDER)
+
+
+def _read(files: list[Path], columns, subset) -> pd.DataFrame:
+    if not files:
+        return pd.DataFrame(columns=list(columns))
+    df = pd.concat([pd.read_csv(f, dtype=_DTYPES) for f in files], ignore_index=True)
+    df["value"] = df["value"].astype(float)
+    return df.drop_duplicates(subset=list(subset), keep="last").reset_index(drop=True)
+
+
+def _files(paths, name: str) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files += sorted(p.glob(f"**/{name}"))
+        elif p.exists():
+            files.append(p)
+    return files
+
+
+def load_runs(*paths: str | Path) -> pd.DataFrame:
+    """Tidy rows of one or more runs.csv files (or every runs.csv under a directory)."""
+    return _read(_files(paths, R.RUNS_TABLE), R.RUN_COLUMNS, ["run_id", "split", "metric"])
+
+
+def load_robustness(*paths: str | Path) -> pd.DataFrame:
+    """Tidy rows of one or more robustness.csv files (or every one under a directory)."""
+    return _read(_files(paths, R.ROBUSTNESS_TABLE), R.ROBUSTNESS_COLUMNS,
+                 ["run_id", *R.ROBUSTNESS_KEYS, "metric"])
+
+
+def load_robustness_summary(*paths: str | Path) -> pd.DataFrame:
+    """mPC / rPC rows of one or more robustness_summary.csv files (or every one under a directory)."""
+    return _read(_files(paths, R.ROBUSTNESS_SUMMARY), R.ROBUSTNESS_SUMMARY_COLUMNS,
+                 ["run_id", "kind", "corrupted_frames", "metric"])
+
+
+def summarize(df: pd.DataFrame, metrics=("top1", "top5"), split: str = "val", by=None) -> pd.DataFrame:
+    """Mean, std and count over seeds of each variant: one row per variant, wide in the metrics
+    (``top1_mean``, ``top1_std``, ``top1_count``, ...), with its GFLOPs; in ladder order."""
+    by = list(by or [c for c in R.VARIANT_FIELDS if c in df.columns])
+    sub = df[(df["split"] == split) & (df["metric"].isin(metrics))]
+    if sub.empty:
+        return pd.DataFrame(columns=[*by, "gflops"])
+    g = sub.groupby([*by, "metric"])["value"].agg(["mean", "std", "count"]).unstack("metric")
+    g.columns = [f"{metric}_{stat}" for stat, metric in g.columns]
+    out = g.join(df.groupby(by)["gflops"].first()).reset_index()
+    out["_ladder"] = out["offsets"].map(ladder_index)
+    keys = [c for c in ("backbone", "block") if c in out] + ["_ladder"]
+    return out.sort_values(keys).drop(columns="_ladder").reset_index(drop=True)
+
+
+def _matches(row, variant: dict) -> bool:
+    """Does a summary row hold the paper row ``variant`` (the fields it names; a baseline by block only)?"""
+    is_base = variant.get("block") == "none"
+    if is_base != (row.get("block") == "none"):
+        return False
+    return all(str(row.get(k)) == str(v) for k, v in variant.items() if not (k == "block" and is_base) and k in row)
+
+
+def paper_column(summary: pd.DataFrame, table_id: str) -> pd.DataFrame:
+    """``summary`` with the paper's top-1 / top-5 of the row each variant reproduces in
+    ``paper.TABLES[table_id]`` (NaN where none); the backbone must be of the table's family (tsn / tsm)."""
+    from .paper import TABLES
+
+    table = TABLES[table_id]
+    family = table["default"].get("backbone", "").split("-")[0]
+    top1, top5 = [], []
+    for _, r in summary.iterrows():
+        hit = None
+        if not family or str(r.get("backbone", "")).startswith(family):
+            hit = next((row for row in table["rows"] if _matches(r, row["variant"])), None)
+        top1.append(hit["top1"] if hit else float("nan"))
+        top5.append(hit["top5"] if hit else float("nan"))
+    return summary.assign(paper_top1=top1, paper_top5=top5)
+
+
+def table_view(df: pd.DataFrame, table_id: str) -> pd.DataFrame:
+    """One paper table rebuilt from tidy run rows: a row per paper row, our top-1 / top-5 (%, mean and std
+    over seeds, GFLOPs) beside the paper's. Our cells are empty where no run matches."""
+    from .paper import TABLE_EXPERIMENTS, TABLES
+
+    table = TABLES[table_id]
+    family = table["default"].get("backbone", "").split("-")[0]
+    exps = TABLE_EXPERIMENTS.get(table_id, ())
+    sub = df[df["experiment"].isin(exps) & df["backbone"].astype(str).str.startswith(family)] if len(df) else df
+    summ = summarize(sub) if len(sub) else pd.DataFrame()
+    out = []
+    for row in table["rows"]:
+        variant = row["variant"]
+        rec = {"variant": ", ".join(f"{k}={v}" for k, v in variant.items()), "paper_top1": row["top1"],
+               "paper_top5": row["top5"], "paper_gflops": row.get("gflops", float("nan")),
+               **dict.fromkeys(("top1", "top1_std", "top5", "top5_std", "seeds", "gflops"), float("nan")), "backbone": ""}
+        hit = next((h for _, h in summ.iterrows() if _matches(h, variant)), None) if len(summ) else None
+        if hit is not None:
+            rec.update(top1=100 * hit["top1_mean"], top1_std=100 * _zero_nan(hit.get("top1_std")),
+                       top5=100 * hit["top5_mean"], top5_std=100 * _zero_nan(hit.get("top5_std")),
+                       seeds=int(hit["top1_count"]), gflops=hit["gflops"], backbone=hit["backbone"])
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def _zero_nan(v) -> float:
+    return 0.0 if v is None or v != v else float(v)
+
+
+def sweep_table_id(summary: pd.DataFrame, paper_table: str = "") -> str:
+    """The paper table a sweep reproduces: the one its experiment names, else Table 3a (of the sweep's
+    backbone family) for a plain offsets ladder, else none."""
+    if paper_table or summary.empty:
+        return paper_table
+    families = {b.split("-")[0] for b in summary["backbone"]}
+    if set(summary["offsets"]) <= set(LADDER_ORDER[:6]) and len(families) == 1:
+        return f"3a-{families.pop()}"
+    return ""
+
+
+def robustness_by_severity(df: pd.DataFrame, summary: pd.DataFrame, kind: str, metric: str = "top1") -> pd.DataFrame:
+    """For one corruption kind: per (backbone, offsets), top-1 mean and std over seeds at every severity, and
+    the mean mPC / rPC over seeds; in ladder order."""
+    sub = df[(df["kind"] == kind) & (df["metric"] == metric)]
+    if sub.empty:
+        return pd.DataFrame()
+    g = sub.groupby(["backbone", "offsets", "severity"])["value"].agg(["mean", "std"]).unstack("severity")
+    g.columns = [f"{stat}_{sev}" for stat, sev in g.columns]
+    s = summary[summary["kind"] == kind].groupby(["backbone", "offsets", "metric"])["value"].mean().unstack("metric")
+    out = g.join(s[[c for c in ("mPC", "rPC") if c in s]]).reset_index()
+    out["_ladder"] = out["offsets"].map(ladder_index)
+    return out.sort_values(["backbone", "_ladder"]).drop(columns="_ladder").reset_index(drop=True)
+
+
+def find_figures(root: str | Path, pattern: str) -> list[Path]:
+    """Figures written by the CLI under ``root`` (e.g. ``cam/*.png``, ``**/examples/*.png``)."""
+    return sorted(Path(root).glob(pattern))
+
+
+def load_flops_table(root: str | Path) -> pd.DataFrame:
+    f = Path(root) / "flops" / "paper_table.csv"
+    return pd.read_csv(f) if f.exists() else pd.DataFrame()
+
+
+def load_bench(root: str | Path) -> pd.DataFrame:
+    f = Path(root) / "bench" / "bench.csv"
+    return pd.read_csv(f) if f.exists() else pd.DataFrame()
+
+
+def sweep_summary(sweep_dir: str | Path, paper_table: str = "") -> tuple[pd.DataFrame, str, list[str]]:
+    """A sweep's variants (mean / std / count over seeds, beside the paper's row where it reproduces a paper
+    table), the paper table's id ("" if none) and the variant fields that vary across the sweep."""
+    df = load_runs(Path(sweep_dir) / R.RUNS_TABLE)
+    summ = summarize(df) if len(df) else pd.DataFrame()
+    if summ.empty:
+        return summ, "", []
+    table_id = sweep_table_id(summ, paper_table)
+    if table_id:
+        summ = paper_column(summ, table_id)
+    blocks = summ[summ["block"] != "none"]
+    varying = [c for c in R.VARIANT_FIELDS if c != "frames" and (summ if c == "backbone" else blocks)[c].nunique() > 1]
+    return summ, table_id, varying or ["offsets"]

@@ -1,0 +1,30 @@
+"""Fixtures shared by several test modules."""
+import pytest
+
+from helpers import SHARED, make_frames_tree
+
+
+@pytest.fixture
+def fake_ssv1(tmp_path):
+    """An SS-V1 tree: real list lines (authors' absolute paths), generated JPEGs, the real class list."""
+    lines = [ln for ln in (SHARED / "v1_val_list_excerpt.txt").read_text().splitlines()[:8]]
+    lines = [f"{p} {min(int(n), 12)} {lab}" for p, n, lab in (ln.split() for ln in lines)]
+    make_frames_tree(tmp_path, lines)
+    (tmp_path / "train_videofolder.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "val_videofolder.txt").write_text("\n".join(lines[:4]) + "\n")
+    (tmp_path / "category.txt").write_text((SHARED / "category.txt").read_text())
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory):
+    """A trained smoke sweep of the ladder baseline, {1} and -3..3 (8 frames, with checkpoints), shared by the
+    robustness, CAM and notebook tests. Tests copy it before writing into it."""
+    from selfy_lab import ablate as A
+    from selfy_lab.config import resolve
+
+    out = tmp_path_factory.mktemp("results") / "sweep"
+    runs = A.plan(resolve("smoke", overrides={"model": {"frames": 8}}, experiment="ablate"),
+                  [None, (1,), (-3, -2, -1, 0, 1, 2, 3)], seeds=[0, 1])
+    A.run_sweep(runs, out)
+    return out

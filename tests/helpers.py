@@ -1,0 +1,65 @@
+"""Plain helpers shared by the tests (fixtures live in conftest.py)."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parent / "fixtures" / "something-something"  # real list lines and class names
+
+
+def rows(path):
+    """The rows of a CSV file as dicts."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def cli(*args, env=None, timeout=600, cwd=None):
+    """Run ``selfy-lab ARGS`` in a subprocess, as a user does."""
+    return subprocess.run([sys.executable, "-m", "selfy_lab.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def one_line_error(p, msg: str) -> bool:
+    """The command stopped with status 2 and exactly one line on stderr holding ``msg``, no traceback."""
+    lines = p.stderr.strip().splitlines()
+    return p.returncode == 2 and len(lines) == 1 and msg in lines[0] and "Traceback" not in p.stderr
+
+
+def make_frames_tree(root: Path, list_lines: list[str], size=(60, 80), template="{:05d}.jpg"):
+    """Frame folders (random JPEGs) for the given list lines."""
+    rng = np.random.default_rng(0)
+    for line in list_lines:
+        folder, n, _ = line.split()
+        d = root / Path(folder).name
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(1, int(n) + 1):
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(d / template.format(i), quality=70)
+
+
+def cli_inproc(*args, cwd=None):
+    """Run ``selfy-lab ARGS`` in this process, for input that must stop before any work (it is much faster
+    than a subprocess). Returns an object like ``subprocess.CompletedProcess``."""
+    import contextlib
+    import io
+
+    from selfy_lab.cli import main
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    old_argv, old_cwd = sys.argv, os.getcwd()
+    sys.argv = ["selfy-lab", *map(str, args)]
+    try:
+        if cwd:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = old_argv
+        os.chdir(old_cwd)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())

@@ -1,0 +1,85 @@
+"""The one owner of the results layout and of config merging: run keys, "finished", writability, merges."""
+import os
+
+import pytest
+
+from selfy_lab import results as R
+from selfy_lab.config import ModelConfig, RunConfig, deep_merge, identity, override, resolve
+from selfy_lab.errors import SelfyError
+
+
+def test_deep_merge_later_layers_win_and_sections_merge_key_by_key():
+    a = {"model": {"offsets": "1", "window": (5, 5)}, "train": {"lr": 0.1}, "preset": "quick"}
+    b = {"model": {"offsets": "-2..2"}, "train": None, "data": {"size": 32}}
+    c = {"model": {"extractor": "mlp"}, "preset": "smoke"}
+    m = deep_merge(a, b, c)
+    assert m == {"model": {"offsets": "-2..2", "window": (5, 5), "extractor": "mlp"}, "train": None,
+                 "data": {"size": 32}, "preset": "smoke"}
+    assert a["model"] == {"offsets": "1", "window": (5, 5)}  # inputs are not modified
+    assert deep_merge() == {} and deep_merge(None, {"x": 1}) == {"x": 1}
+
+
+def test_override_validates_like_a_new_config():
+    m = override(ModelConfig(), {"offsets": "-1..1", "window": "3x3"})
+    assert m.offsets == (-1, 0, 1) and m.window == (3, 3)
+    assert override(m, None) is m
+    with pytest.raises(ValueError, match="unknown field 'colour'"):
+        override(m, {"colour": "red"})
+    with pytest.raises(ValueError, match="odd"):
+        override(m, {"window": "4x4"})
+    run = override(resolve("smoke"), {"data": {"test_clips": 2}})
+    assert isinstance(run, RunConfig) and run.data.test_clips == 2 and run.preset == "smoke"
+
+
+def test_run_key_covers_exactly_the_fields_that_change_the_result():
+    ids = identity(resolve("smoke"))
+    assert "preset" not in ids and "experiment" not in ids
+    assert "workers" not in ids["data"] and "check" not in ids["data"] and "eval_every" not in ids["train"]
+    assert {"lr", "seed", "epochs", "batch_size"} <= set(ids["train"]) and {"size", "synthetic_seed"} <= set(ids["data"])
+    assert set(ids["model"]) == {f for f in ModelConfig.__dataclass_fields__}
+
+
+def test_layout_and_finished(tmp_path):
+    run = resolve("smoke")
+    d = R.run_dir(tmp_path, run.run_hash)
+    assert d == tmp_path / "runs" / run.run_hash and R.default_run_dir(run).parts[:2] == ("runs", "train")
+    assert not R.is_finished(d)
+    R.write_run_config(d, run)
+    assert R.read_run_config(d) == run and not R.is_finished(d)
+    R.write_metrics(d, R.result_rows(run, {"top1": 0.5}))
+    assert R.is_finished(d) and R.read_metrics(d) == {"top1": 0.5}
+    with pytest.raises(SelfyError, match="no checkpoint"):
+        R.sweep_run_dirs(tmp_path)  # finished, but nothing to load
+    (d / R.CHECKPOINT).write_bytes(b"")
+    assert R.sweep_run_dirs(tmp_path) == [d] and R.find_checkpoints(tmp_path) == [d]
+    assert R.checkpoint_path(d) == d / R.CHECKPOINT and R.run_dir_of(d / R.CHECKPOINT) == d
+
+
+def test_one_row_builder_for_every_result_file():
+    run = resolve("smoke")
+    rows = R.result_rows(run, {"top1": 0.25, "loss": 2.0}, "val", "robustness", {"kind": "blur", "severity": 3,
+                                                                                  "corrupted_frames": "center"})
+    assert [r["metric"] for r in rows] == ["top1", "loss"]
+    assert set(rows[0]) == set(R.ROBUSTNESS_COLUMNS) and rows[0]["run_id"] == run.run_hash
+    assert rows[0]["experiment"] == "robustness" and rows[0]["gflops"] > 0 and rows[0]["offsets"] == "-2..2"
+    assert set(R.result_rows(run, {"top1": 1.0})[0]) == set(R.RUN_COLUMNS)
+
+
+def test_append_replaces_rows_with_the_same_key(tmp_path):
+    run = resolve("smoke")
+    key = {"test_clips": 1}
+    R.append_eval(tmp_path / "eval.csv", R.result_rows(run, {"top1": 0.1}, keys=key))
+    R.append_eval(tmp_path / "eval.csv", R.result_rows(run, {"top1": 0.2}, keys=key))
+    R.append_eval(tmp_path / "eval.csv", R.result_rows(run, {"top1": 0.3}, keys={"test_clips": 2}))
+    got = {(r["test_clips"], r["value"]) for r in R.read_csv(tmp_path / "eval.csv")}
+    assert got == {("1", "0.2"), ("2", "0.3")}
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and not os.path.exists("/proc/self"), reason="needs /proc")
+def test_ensure_writable(tmp_path):
+    assert R.ensure_writable(tmp_path / "a" / "b").is_dir()
+    with pytest.raises(SelfyError, match="cannot write to /proc/selfy-lab-x .*: pass a writable directory as --out"):
+        R.ensure_writable("/proc/selfy-lab-x")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SelfyError, match="cannot write to"):
+        R.ensure_writable(tmp_path / "file" / "sub")

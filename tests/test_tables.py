@@ -1,0 +1,91 @@
+"""The pandas views behind the README's and the notebooks' numbers: summaries over seeds, the paper's column,
+paper tables rebuilt from tidy rows, the robustness table."""
+import math
+
+import pandas as pd
+import pytest
+
+from selfy_lab import tables as T
+from selfy_lab.results import RUN_COLUMNS, VARIANT_FIELDS
+
+
+def run_rows(experiment, backbone, block, offsets, seed, top1, top5, **variant):
+    base = {"experiment": experiment, "run_id": f"{backbone}-{block}-{offsets}-{seed}-{variant}", "backbone": backbone,
+            "frames": 8, "block": block, "offsets": offsets, "window": "5x5", "extractor": "conv", "integrator": "conv",
+            "similarity": "cosine", "fusion": "R+V", "position": "res3", "gflops": 0.1 if block == "none" else 0.2,
+            "params_m": 1.0, "seed": seed, "split": "val", "version": "0", "git_rev": "x", "time": "t"}
+    base.update(variant)
+    if block == "none":
+        base.update({k: "none" for k in ("offsets", "window", "extractor", "integrator", "similarity", "fusion", "position")})
+    return [{**base, "metric": "top1", "value": top1}, {**base, "metric": "top5", "value": top5},
+            {**base, "split": "train", "metric": "top1", "value": 0.99}]
+
+
+@pytest.fixture
+def ladder():
+    rows = []
+    for seed, (b, one, three) in enumerate([(0.20, 0.60, 0.80), (0.22, 0.64, 0.84), (0.18, 0.62, 0.82)]):
+        rows += run_rows("table3a-tsn", "tsn-r18-w16", "none", "none", seed, b, b + 0.3)
+        rows += run_rows("table3a-tsn", "tsn-r18-w16", "selfy", "{1}", seed, one, one + 0.2)
+        rows += run_rows("table3a-tsn", "tsn-r18-w16", "selfy", "-3..3", seed, three, three + 0.1)
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def test_summarize_is_mean_std_count_over_seeds_in_ladder_order(ladder):
+    s = T.summarize(ladder)
+    assert list(s["offsets"]) == ["none", "{1}", "-3..3"]
+    base = s.iloc[0]
+    assert base["top1_mean"] == pytest.approx(0.20) and base["top1_std"] == pytest.approx(0.02)
+    assert base["top1_count"] == 3 and base["top5_mean"] == pytest.approx(0.50) and base["gflops"] == 0.1
+    assert s.iloc[2]["top1_mean"] == pytest.approx(0.82)
+    assert T.summarize(ladder, split="test").empty  # no rows of that split
+    assert set(VARIANT_FIELDS) <= set(s.columns)
+
+
+def test_paper_column_matches_rows_by_variant_and_backbone_family(ladder):
+    s = T.paper_column(T.summarize(ladder), "3a-tsn")
+    assert list(s["paper_top1"]) == [16.2, 39.7, 46.9] and list(s["paper_top5"]) == [40.8, 68.9, 76.2]
+    tsm = T.paper_column(T.summarize(ladder), "3a-tsm")  # a TSN run does not stand for a TSM row
+    assert all(math.isnan(v) for v in tsm["paper_top1"])
+
+
+def test_table_view_puts_our_numbers_beside_every_paper_row(ladder):
+    v = T.table_view(ladder, "3a-tsn")
+    assert len(v) == 6 and list(v["paper_top1"]) == [16.2, 16.8, 39.7, 44.7, 46.9, 46.9]
+    ours = v.set_index("variant")
+    assert ours.loc["offsets=none, block=none", "top1"] == pytest.approx(20.0)
+    assert ours.loc["offsets=none, block=none", "top1_std"] == pytest.approx(2.0)
+    assert ours.loc["offsets=-3..3, block=selfy", "seeds"] == 3
+    assert math.isnan(ours.loc["offsets={0}, block=selfy", "top1"])  # no run: empty cell
+    other = ladder.assign(experiment="some-other-sweep")
+    assert T.table_view(other, "3a-tsn")["top1"].isna().all()  # only the table's experiments count
+
+
+def test_table_view_tells_blocks_apart():
+    rows = []
+    for block, acc in (("none", 0.2), ("stcb", 0.5), ("selfy-s", 0.7)):
+        rows += run_rows("table5", "tsn-r18-w16", block, "-2..2" if block != "none" else "none", 0, acc, acc)
+    v = T.table_view(pd.DataFrame(rows), "5").set_index("variant")
+    assert v.loc["block=stcb", "top1"] == pytest.approx(50) and v.loc["block=selfy-s", "top1"] == pytest.approx(70)
+    assert math.isnan(v.loc["block=parallel", "top1"])
+
+
+def test_sweep_table_id_and_summary(ladder, tmp_path):
+    from selfy_lab.results import write_csv
+
+    write_csv(tmp_path / "runs.csv", ladder.to_dict("records"), RUN_COLUMNS)
+    summ, table_id, varying = T.sweep_summary(tmp_path)
+    assert table_id == "3a-tsn" and varying == ["offsets"] and "paper_top1" in summ
+    assert T.sweep_summary(tmp_path, "7f")[1] == "7f"
+    assert T.sweep_summary(tmp_path / "nothing")[0].empty
+
+
+def test_robustness_by_severity():
+    df = pd.DataFrame([{"backbone": "b", "offsets": o, "kind": "blur", "metric": "top1", "severity": s, "value": v,
+                        "seed": seed} for o in ("none", "-1..1") for seed in (0, 1) for s, v in ((0, 0.5 + seed * 0.1), (1, 0.3))])
+    summ = pd.DataFrame([{"backbone": "b", "offsets": o, "kind": "blur", "metric": m, "value": v}
+                         for o in ("none", "-1..1") for m, v in (("mPC", 0.3), ("rPC", 0.55))])
+    view = T.robustness_by_severity(df, summ, "blur")
+    assert list(view["offsets"]) == ["none", "-1..1"]
+    assert view.iloc[0]["mean_0"] == pytest.approx(0.55) and view.iloc[0]["std_1"] == pytest.approx(0.0)
+    assert view.iloc[0]["mPC"] == pytest.approx(0.3) and T.robustness_by_severity(df, summ, "occlusion").empty
