@@ -5,7 +5,9 @@
     (one global H*W x H*W similarity product per frame pair, then the U x V window picked out with
     diagonal slices) and a plain ``F.unfold`` neighbourhood version.
 (b) One training step (forward + backward) of SELFYNet-TSM-R18 (res3, -2..2, 9x9) against plain
-    TSM-R18 on one 8 x 3 x 224 x 224 clip, interleaved, median of the repeats, reported as a ratio.
+    TSM-R18 on one 8 x 3 x 224 x 224 clip, and of the built-in benchmark's pair as the quick preset trains
+    it (narrow TSN-R18 at 64x64, -3..3, 5x5, a batch of 16), interleaved, median of the repeats, reported
+    as time and FLOP ratios.
 (c) Memory of the same two steps: bytes saved for backward (activations) everywhere, the CUDA
     allocator's peak on GPUs, and the peak resident size of a fresh process per step on CPUs.
 """
@@ -133,8 +135,8 @@ def bench_stss(sizes=(14, 28, 56), device="cpu", repeats: int = 3, unfold_max_si
     return rows
 
 
-def _clip(device, frames=8, size=224):
-    return torch.randn(1, frames, 3, size, size, device=device)
+def _clip(device, frames=8, size=224, batch=1):
+    return torch.randn(batch, frames, 3, size, size, device=device)
 
 
 def _make(cfg: ModelConfig, device, channels_last: bool):
@@ -152,28 +154,52 @@ def _train_step(model, x, y, amp_dtype):
     loss.backward()
 
 
+def quick_pair() -> tuple[ModelConfig, ModelConfig, int, int]:
+    """The built-in benchmark's pair as the quick preset trains it: (plain backbone, SELFY -3..3, batch, size)."""
+    from .config import resolve
+
+    run = resolve("quick", overrides={"model": {"offsets": "-3..3"}})
+    return replace(run.model, block="none"), run.model, run.train.batch_size, run.data.size
+
+
+def step_pairs() -> dict[str, tuple[ModelConfig, ModelConfig, int, int]]:
+    """The training-step comparisons: name -> (plain backbone, with the block, batch, input side). Besides the
+    full-width pair and the quick preset's, ``train_step_quick_8x8`` is the quick pair with the STSS at res3's
+    full 8x8 and a 5x5 window (the CPU preset before its STSS took the reference's 2x reduction)."""
+    base, block, batch, size = quick_pair()
+    return {"train_step": (TSM_R18, SELFY_TSM_R18, 1, 224), "train_step_quick": (base, block, batch, size),
+            "train_step_quick_8x8": (base, replace(block, reduce=1, window=(5, 5)), 16, size)}
+
+
 def bench_step(device="cpu", repeats: int = 7, channels_last: bool = True, amp: bool | None = None,
                progress: Callable[[str], None] = lambda s: None) -> list[dict]:
-    device = torch.device(device)
-    amp_dtype = torch.bfloat16 if (amp if amp is not None else device.type == "cuda") else None
-    models = {"tsm-r18": _make(TSM_R18, device, channels_last), "selfy-tsm-r18": _make(SELFY_TSM_R18, device, channels_last)}
-    x = _clip(device)
-    y = torch.zeros(1, dtype=torch.long, device=device)
-    times: dict[str, list[float]] = {k: [] for k in models}
-    for r in range(repeats + 1):
-        for name, m in models.items():
-            progress(f"train step {name} {r}/{repeats}")
-            t = time_call(lambda: _train_step(m, x, y, amp_dtype), device)
-            if r:
-                times[name].append(t)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    rows = [dict(benchmark="train_step", impl=k, size=224, metric="seconds", value=v) for k, v in med.items()]
-    rows.append(dict(benchmark="train_step", impl="selfy-tsm-r18", size=224, metric="time_ratio",
-                     value=med["selfy-tsm-r18"] / med["tsm-r18"]))
+    """Each pair of :func:`step_pairs`: both models' training steps interleaved (one warm-up round, then
+    ``repeats``), the medians, their ratio and the FLOP ratio."""
     from .flops import model_cost
 
-    flop_ratio = model_cost(SELFY_TSM_R18)["gflops"] / model_cost(TSM_R18)["gflops"]
-    rows.append(dict(benchmark="train_step", impl="selfy-tsm-r18", size=224, metric="flop_ratio", value=flop_ratio))
+    device = torch.device(device)
+    amp_dtype = torch.bfloat16 if (amp if amp is not None else device.type == "cuda") else None
+    rows = []
+    for bench, (base_cfg, block_cfg, batch, size) in step_pairs().items():
+        names = (f"{base_cfg.backbone}", f"{block_cfg.block}-{base_cfg.backbone}")
+        models = dict(zip(names, (_make(base_cfg, device, channels_last), _make(block_cfg, device, channels_last))))
+        x = _clip(device, base_cfg.frames, size, batch)
+        if channels_last:
+            x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
+        y = torch.zeros(batch, dtype=torch.long, device=device)
+        times: dict[str, list[float]] = {k: [] for k in models}
+        for r in range(repeats + 1):
+            for name, m in models.items():
+                progress(f"{bench} {name} {r}/{repeats}")
+                t = time_call(lambda: _train_step(m, x, y, amp_dtype), device)
+                if r:
+                    times[name].append(t)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows += [dict(benchmark=bench, impl=k, size=size, metric="seconds", value=v) for k, v in med.items()]
+        flop_ratio = model_cost(block_cfg, size)["gflops"] / model_cost(base_cfg, size)["gflops"]
+        rows.append(dict(benchmark=bench, impl=names[1], size=size, metric="time_ratio", value=med[names[1]] / med[names[0]]))
+        rows.append(dict(benchmark=bench, impl=names[1], size=size, metric="flop_ratio", value=flop_ratio))
+        del models
     return rows
 
 
@@ -268,6 +294,9 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
     from .errors import SelfyError
     from .train import select_device
 
+    from .runtime import keep_freed_memory
+
+    keep_freed_memory()  # as training does
     unknown = [p for p in parts if p not in PARTS]
     if unknown or not parts:
         raise SelfyError(f"unknown bench part '{unknown[0] if unknown else ''}': use {', '.join(PARTS)}")

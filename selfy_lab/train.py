@@ -32,6 +32,7 @@ from .metrics import classification_metrics
 from .models import build_model
 
 Callback = Callable[..., None]
+INIT_STREAM = 2**31 - 1  # the "epoch" of the seed stream that initialises the weights (epochs count from 0)
 
 
 def _quiet(event: str, **info) -> None:
@@ -97,10 +98,14 @@ def _amp(run: RunConfig, device: torch.device) -> torch.dtype | None:
 
 
 def build_run_model(run: RunConfig, device: torch.device, pretrained: bool = True):
-    """The run's network on ``device`` (channels-last where asked), with its pretrained backbone."""
+    """The run's network on ``device`` (channels-last where asked), with its pretrained backbone. The random
+    initialisation is a function of the run's seed alone, whatever the process drew before (other runs of
+    a sweep, a test)."""
     from .weights import load_pretrained
 
-    model = build_model(run.model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(sample_seed(run.train.seed, INIT_STREAM, 0))
+        model = build_model(run.model)
     report = load_pretrained(model, run.model.pretrained, run.model.depth, run.model.width) if pretrained else None
     model = model.to(device)
     if run.train.channels_last:
@@ -180,6 +185,9 @@ def extra_metrics(dataset_name: str, logits: torch.Tensor, labels: torch.Tensor)
 
 def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device: str = "auto") -> dict[str, float]:
     """Train ``run`` in ``run_dir`` (resuming if it holds a checkpoint); returns the final val metrics."""
+    from .runtime import keep_freed_memory
+
+    keep_freed_memory()
     run_dir = Path(run_dir)
     dist = init_distributed(device)
     if (run_dir / R.CONFIG).exists() and R.read_run_config(run_dir).run_hash != run.run_hash:

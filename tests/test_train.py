@@ -57,6 +57,20 @@ def test_two_runs_are_identical_and_an_interrupted_run_resumes_to_the_same_resul
     assert events[-1][0] == "finished"
 
 
+def test_a_run_does_not_depend_on_what_the_process_ran_before(tmp_path):
+    """Weights are initialised from the run's seed alone: a run gives the same metrics whether it is the first
+    thing a process does or comes after other runs (a sweep) and other uses of the random generator."""
+    run = resolve("smoke", overrides=dict(model=dict(block="none")))
+    first = fit(run, tmp_path / "first")
+    fit(resolve("smoke", overrides=dict(model=dict(offsets="1"))), tmp_path / "other")  # another run in between
+    torch.rand(1000)
+    again = fit(run, tmp_path / "again")
+    assert again == first
+    a = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "again" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_run_directory_refuses_another_configuration(tmp_path):
     fit(resolve("smoke"), tmp_path)
     from selfy_lab.errors import SelfyError
