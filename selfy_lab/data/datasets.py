@@ -72,9 +72,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SELFY_LAB_CACHE") or Path.home() / ".cache" / "selfy-lab")
 
 
+PARALLEL_MIN_CLIPS = 256  # fewer clips render faster in this process than worker processes start
+
+
 def synthetic_array(split: str, n: int, frames: int, size: int, seed: int, distractors: int,
-                    progress=None) -> np.ndarray:
-    """uint8 (n, T, H, W, 3) clips of the built-in benchmark, cached under ``cache_dir()``."""
+                    progress=None, workers: int | None = None) -> np.ndarray:
+    """uint8 (n, T, H, W, 3) clips of the built-in benchmark, cached under ``cache_dir()`` (read back
+    memory-mapped). A missing cache is rendered by ``workers`` forked processes (default: one per CPU)
+    straight into the file; it appears under its name only when complete."""
     key = hashlib.sha256(f"{syn.GENERATOR_VERSION}|{split}|{n}|{frames}|{size}|{seed}|{distractors}".encode()).hexdigest()[:16]
     path = cache_dir() / f"synthetic-{split}-{key}.npy"
     if path.exists():
@@ -84,16 +89,44 @@ def synthetic_array(split: str, n: int, frames: int, size: int, seed: int, distr
                 return arr
         except (OSError, ValueError):
             pass  # a torn or foreign file: regenerate
-    arr = np.empty((n, frames, size, size, 3), np.uint8)
-    for i in range(n):
-        arr[i] = syn.render_clip(seed, split, i, frames, size, distractors)[0]
-        if progress:
-            progress(i + 1, n)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
-    return arr
+    np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, frames, size, size, 3)).flush()
+    job = (str(tmp), seed, split, frames, size, distractors)
+    workers = min(workers or os.cpu_count() or 1, max(1, n // (PARALLEL_MIN_CLIPS // 2)))
+    chunks = [(lo, min(n, lo + 64)) for lo in range(0, n, 64)]
+    import multiprocessing as mp
+
+    try:
+        # forked workers (numpy only: safe after torch has started threads), so that scripts without a
+        # __main__ guard can build the benchmark too; where fork is missing, this process renders alone
+        if workers > 1 and n >= PARALLEL_MIN_CLIPS and "fork" in mp.get_all_start_methods():
+            import concurrent.futures as cf
+
+            with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as ex:
+                for hi in ex.map(_render_into, [(*job, lo, hi) for lo, hi in chunks]):  # in order
+                    if progress:
+                        progress(hi, n)
+        else:
+            for lo, hi in chunks:
+                _render_into((*job, lo, hi))
+                if progress:
+                    progress(hi, n)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return np.load(path, mmap_mode="r")
+
+
+def _render_into(job) -> int:
+    """Render clips [lo, hi) into the .npy file being built; returns hi."""
+    file, seed, split, frames, size, distractors, lo, hi = job
+    arr = np.load(file, mmap_mode="r+")
+    for i in range(lo, hi):
+        arr[i] = syn.render_clip(seed, split, i, frames, size, distractors)[0]
+    arr.flush()
+    return hi
 
 
 class ListClips(ClipDataset):

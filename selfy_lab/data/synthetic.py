@@ -94,13 +94,21 @@ class Renderer:
 
     def draw(self, canvas: np.ndarray, obj: _Object) -> None:
         r = obj.radius * obj.scale
+        # only the pixels around the object change: every shape lies within 1.3 radii of its centre, and the
+        # soft edge adds half a pixel (outside, the mask is exactly 0 and the canvas stays as it is)
+        reach = 1.3 * r + 2
+        y0, y1 = max(0, int(obj.y - reach)), min(self.size, int(np.ceil(obj.y + reach)) + 1)
+        x0, x1 = max(0, int(obj.x - reach)), min(self.size, int(np.ceil(obj.x + reach)) + 1)
+        if y0 >= y1 or x0 >= x1:
+            return
+        canvas = canvas[y0:y1, x0:x1]
         c, s = np.cos(obj.angle), np.sin(obj.angle)
-        dx, dy = self.xs - obj.x, self.ys - obj.y
+        dx, dy = self.xs[y0:y1, x0:x1] - obj.x, self.ys[y0:y1, x0:x1] - obj.y
         u = (c * dx + s * dy) / r  # object coordinates: rotate by -angle, unit radius
         v = (-s * dx + c * dy) / r
         inside = None
-        for poly in _SHAPES[obj.shape]:
-            d = _convex_inside_distance(u, v, poly) * r  # pixels, > 0 inside
+        for edges in _EDGES[obj.shape]:
+            d = _convex_inside_distance(u, v, edges) * r  # pixels, > 0 inside
             inside = d if inside is None else np.maximum(inside, d)
         mask = np.clip(inside + 0.5, 0.0, 1.0) * obj.alpha  # one-pixel soft edge
         if obj.texture == "solid":
@@ -116,18 +124,28 @@ class Renderer:
         canvas += colour * mask[..., None]
 
 
-def _convex_inside_distance(u, v, poly) -> np.ndarray:
-    """Signed distance to the boundary of a convex polygon (vertices counter-clockwise in y-down
-    coordinates are handled by normalising the edge normals inward)."""
+def _inward_edges(poly) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(vertex, unit inward normal) of every edge of a convex polygon (either vertex order)."""
     pts = np.asarray(poly, dtype=np.float32)
     centre = pts.mean(0)
-    d = None
+    edges = []
     for a, b in zip(pts, np.roll(pts, -1, axis=0)):
         e = b - a
         n = np.array([-e[1], e[0]], dtype=np.float32)
         n /= np.linalg.norm(n)
         if np.dot(centre - a, n) < 0:
             n = -n  # point the normal inward
+        edges.append((a, n))
+    return edges
+
+
+_EDGES = {name: [_inward_edges(poly) for poly in polys] for name, polys in _SHAPES.items()}
+
+
+def _convex_inside_distance(u, v, edges) -> np.ndarray:
+    """Signed distance to the boundary of a convex polygon given by its inward edges: > 0 inside."""
+    d = None
+    for a, n in edges:
         di = (u - a[0]) * n[0] + (v - a[1]) * n[1]
         d = di if d is None else np.minimum(d, di)
     return d
