@@ -48,6 +48,20 @@ def cam_layer(model, name: str = "res5") -> torch.nn.Module:
     return model.blocks[name] if name in model.blocks else layers[name]
 
 
+MIN_CAM_CELLS = 7  # the paper's res5 map at 224 input
+
+
+def auto_cam_layer(size: int, min_cells: int = MIN_CAM_CELLS) -> str:
+    """The deepest stage whose map has at least ``min_cells`` x ``min_cells`` cells at ``size`` x ``size`` input
+    (res5 at the paper's 224; res3, 8x8, on the built-in benchmark's 64): deeper maps carry more class
+    evidence, but a 2x2 map says which frame, not where."""
+    from .models.backbones import stage_sizes
+
+    sides = stage_sizes(size)
+    fit = [name for name in ("res5", "res4", "res3", "res2") if sides[name] >= min_cells]
+    return fit[0] if fit else "res2"
+
+
 def _flatten_frames(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(0, 1) if x.dim() == 5 else x  # blocks output (B, T, C, h, w)
 
@@ -181,10 +195,11 @@ def compare_cams(models: list, dataset, clips: list[int] | None = None, class_id
 
 def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("results"), clips: list[int] | None = None,
                 class_name: str | None = None, disagree: bool = False, count: int = 2, method: str = "gradcam",
-                layer: str = "res5", data_changes: dict | None = None, device: str = "auto") -> list[dict]:
+                layer: str = "auto", data_changes: dict | None = None, device: str = "auto") -> list[dict]:
     """`selfy-lab cam`: CAMs of the models (default: the paper's Fig. 7 pair of the latest offsets sweep
-    under ``results_root``) on chosen validation clips, one PNG per clip in ``out``. Returns per clip its
-    ``path`` and ``rows`` (label, prediction, correct)."""
+    under ``results_root``) on chosen validation clips, one PNG per clip in ``out``, at ``layer`` (``auto``:
+    :func:`auto_cam_layer` of the clips' size). Returns per clip its ``path``, ``layer``, map ``cells`` and
+    ``rows`` (label, prediction, correct)."""
     from . import results as R
     from .data.datasets import build_dataset
     from .robustness import latest_offsets_sweep
@@ -193,8 +208,8 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
 
     if method not in CAM_METHODS:
         raise SelfyError(f"unknown CAM method '{method}': choose from {', '.join(CAM_METHODS)}")
-    if layer not in ("res2", "res3", "res4", "res5"):
-        raise SelfyError(f"unknown CAM layer '{layer}': choose from res2, res3, res4, res5")
+    if layer not in ("auto", "res2", "res3", "res4", "res5"):
+        raise SelfyError(f"unknown CAM layer '{layer}': choose from auto, res2, res3, res4, res5")
     R.ensure_writable(out)
     paths = list(checkpoints)
     if not paths:
@@ -221,13 +236,19 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
     bad = [c for c in (clips or []) if not 0 <= c < len(ds)]
     if bad:
         raise SelfyError(f"--clip {bad[0]} is out of range: the validation set has {len(ds)} clips")
+    from .models.backbones import stage_sizes
+
+    layer = auto_cam_layer(run0.data.size) if layer == "auto" else layer
+    cells = stage_sizes(run0.data.size)[layer]
     want_disagree = disagree or (len(loaded) > 1 and class_id is None and not clips)
     shown = compare_cams(list(zip(labels, [m for _, m in loaded])), ds, clips, class_id, want_disagree, count, method, layer)
     if not shown:
         raise SelfyError("no validation clip matches (the models agree everywhere?): pass --clip N")
     for r in shown:
-        fig = cam_figure(r["frames"], r["rows"], f"clip {r['index']}: {r['label']}  ({method} at {layer}, normalised per clip)")
-        r["path"] = save_figure(fig, Path(out) / f"cam_clip{r['index']}", formats=("png",), dpi=120)[0]
+        title = f"clip {r['index']}: {r['label']}  ({method} at {layer}, {cells}x{cells} map, normalised per clip)"
+        r["path"] = save_figure(cam_figure(r["frames"], r["rows"], title), Path(out) / f"cam_clip{r['index']}",
+                                formats=("png",), dpi=120)[0]
+        r.update(layer=layer, cells=cells)
     return shown
 
 

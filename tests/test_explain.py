@@ -111,3 +111,25 @@ def test_cam_and_stss_commands_on_trained_models(smoke_sweep, tmp_path):
     assert one_line_error(cli_inproc("stss", "--checkpoint", runs[(None, 0)], "--out", tmp_path / "st"), "no SELFY block")
     assert one_line_error(cli_inproc("cam", "--checkpoint", tmp_path / "nope"), "no checkpoint")
     assert one_line_error(cli_inproc("cam", "--out", "/proc/selfy-lab-cam"), "cannot write to /proc/selfy-lab-cam")
+
+
+@pytest.mark.parametrize("size", [32, 64, 97, 112, 224])
+def test_stage_sizes_match_the_network_and_pick_the_cam_layer(size):
+    from selfy_lab.explain import auto_cam_layer
+    from selfy_lab.models.backbones import stage_sizes, stages
+
+    net = build_model(ModelConfig(backbone="tsn-r18-w8", block="none", frames=1, num_classes=3)).eval()
+    seen = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o.shape[-1]))
+             for n, m in stages(net.backbone).items()]
+    with torch.no_grad():
+        net(torch.zeros(1, 1, 3, size, size))
+    for h in hooks:
+        h.remove()
+    sides = stage_sizes(size)
+    assert {n: sides[n] for n in seen} == seen
+    layer = auto_cam_layer(size)
+    assert sides[layer] >= 7 or layer == "res2"
+    deeper = {"res2": "res3", "res3": "res4", "res4": "res5"}.get(layer)
+    assert deeper is None or sides[deeper] < 7  # the deepest stage that is large enough
+    assert auto_cam_layer(224) == "res5" and auto_cam_layer(64) == "res3"

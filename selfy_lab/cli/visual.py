@@ -21,7 +21,8 @@ def cam(
     count: Annotated[int, typer.Option(help="How many clips with --class / --disagree.")] = 2,
     method: Annotated[str, typer.Option(help="CAM method of pytorch-grad-cam: gradcam, gradcam++, xgradcam, hirescam, "
                                         "layercam, eigencam, eigengradcam, gradcamelementwise.")] = "gradcam",
-    layer: Annotated[str, typer.Option(help="Feature map: res5 (before global pooling, the paper), res4, res3, res2.")] = "res5",
+    layer: Annotated[str, typer.Option(help="Feature map: auto (the deepest stage with a map of at least 7x7 cells: res5 "
+                                       "at 224 input, as the paper; res3 at the built-in benchmark's 64), res5, res4, res3, res2.")] = "auto",
     results_root: Annotated[Path, typer.Option(help="Where the default models' sweep is looked for.")] = Path("results"),
     out: Annotated[Path, typer.Option(help="Directory for the PNGs.")] = Path("results/cam"),
     data_root: DataRoot = None, val_list: ValList = None, categories: Categories = None,
@@ -40,7 +41,7 @@ def cam(
                         dict(data_root=data_root, val_list=val_list, categories=categories), device)
     con = console()
     for r in shown:
-        con.print(f"wrote {r['path']}: " + "; ".join(f"{x['label']} -> {x['pred']} ({'correct' if x['correct'] else 'wrong'})"
+        con.print(f"wrote {r['path']} ({r['layer']}, {r['cells']}x{r['cells']} map): " + "; ".join(f"{x['label']} -> {x['pred']} ({'correct' if x['correct'] else 'wrong'})"
                                                      for x in r["rows"]))
 
 

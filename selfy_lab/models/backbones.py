@@ -19,6 +19,20 @@ ARCHS = {18: (tvr.BasicBlock, [2, 2, 2, 2]), 34: (tvr.BasicBlock, [3, 4, 6, 3]),
 STAGES = {"res2": "layer1", "res3": "layer2", "res4": "layer3", "res5": "layer4"}
 
 
+def stage_sizes(size: int) -> dict[str, int]:
+    """Side of each insertion point's feature map for a ``size`` x ``size`` input (the stem: 7x7 conv stride 2
+    and 3x3 max-pool stride 2; every later stage halves the side with a padded 3x3 stride-2 convolution)."""
+    out = {"pool1": _halve(_halve(size, 7, 3), 3, 1)}
+    side = out["res2"] = out["pool1"]
+    for name in ("res3", "res4", "res5"):
+        side = out[name] = _halve(side, 3, 1)
+    return out
+
+
+def _halve(side: int, k: int, p: int) -> int:
+    return (side + 2 * p - k) // 2 + 1
+
+
 def stages(net: tvr.ResNet) -> dict[str, nn.Sequential]:
     """The residual stages of ``net`` by the paper's names, in network order."""
     return {name: getattr(net, attr) for name, attr in STAGES.items()}
