@@ -262,13 +262,14 @@ def run_sweep(runs: list[PlannedRun], out: str | Path, jobs: int = 1, device: st
             todo.append(pr)
     on_event("plan", total=len(runs), done=len(runs) - len(todo))
     run_ids = [pr.run_id for pr in runs]
+    experiment = runs[0].run.experiment if runs else None
     R.write_status(out, status.values())
-    R.collect_runs(out, run_ids)
+    R.collect_runs(out, run_ids, experiment)
 
     def finished(row: dict, pr: PlannedRun) -> None:
         status[row["run_id"]] = row
         R.write_status(out, status.values())
-        R.collect_runs(out, run_ids)
+        R.collect_runs(out, run_ids, experiment)
         on_event("run_end", run=pr, row=row)
 
     if jobs <= 1 or len(todo) <= 1:
@@ -313,9 +314,12 @@ def _run_parallel(todo, out, jobs, device, finished, on_event) -> None:
 
 
 def run_plan(plan: SweepPlan, out: str | Path, jobs: int = 1, device: str = "auto",
-             on_event: Callable[..., None] = lambda e, **k: None) -> tuple[list[dict], list[Path]]:
-    """`selfy-lab ablate`: run a planned sweep into ``out``, then draw its figure. Returns the status rows
-    and the figure files."""
+             on_event: Callable[..., None] = lambda e, **k: None,
+             runs_dir: str | Path | None = None) -> tuple[list[dict], list[Path]]:
+    """`selfy-lab ablate`: run a planned sweep into ``out`` (its run directories in the shared store
+    ``runs_dir`` if given), then draw its figure. Returns the status rows and the figure files."""
+    if runs_dir is not None:
+        R.link_runs(R.ensure_writable(out), R.ensure_writable(runs_dir, "--runs-dir"))
     status = run_sweep(plan.runs, out, jobs, device, on_event, plan.record)
     return status, write_sweep_figure(out, plan.paper_table)
 

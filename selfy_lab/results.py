@@ -13,7 +13,7 @@ Layout::
         eval.csv              rows of `selfy-lab eval` (one set per test protocol)
     <sweep dir>/
         sweep.yaml            what the sweep planned: base config, axes, offset sets, seeds, runs
-        runs/<run_id>/        one run directory per variant x seed
+        runs/<run_id>/        one run directory per variant x seed (or a link to a store shared by sweeps)
         runs.csv              tidy rows of every finished run of the sweep (rebuilt from the run dirs)
         status.csv            one row per planned run: done / failed (with the error) / pending
         figures/              accuracy vs temporal range
@@ -79,12 +79,30 @@ def run_dir_of(path: str | Path) -> Path:
     return path if path.is_dir() else path.parent
 
 
+def link_runs(sweep_dir: str | Path, store: str | Path) -> Path:
+    """Make SWEEP/runs a link to ``store``, a run directory shared by several sweeps (a variant that several
+    sweeps plan is then trained once). An existing SWEEP/runs must already be that link."""
+    runs, store = Path(sweep_dir) / RUNS_DIR, Path(store)
+    store.mkdir(parents=True, exist_ok=True)
+    if runs.is_symlink() and runs.resolve() == store.resolve():
+        return runs
+    if runs.exists() or runs.is_symlink():
+        raise SelfyError(f"{runs} already exists and is not a link to {store}: use another --out, or move its runs "
+                         f"into {store} and remove it")
+    runs.parent.mkdir(parents=True, exist_ok=True)
+    runs.symlink_to(os.path.relpath(store.resolve(), runs.parent.resolve()), target_is_directory=True)
+    return runs
+
+
 def sweep_run_dirs(sweep_dir: str | Path) -> list[Path]:
-    """The finished runs of a sweep that have their checkpoint (what robustness and CAM can load)."""
+    """The finished runs of a sweep that have their checkpoint (what robustness and CAM can load): those its
+    record plans (its runs directory may be shared with other sweeps), else every run found there."""
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / RUNS_DIR).is_dir():
         raise SelfyError(f"{sweep_dir} is not a sweep directory (no runs/): pass the --out of a selfy-lab ablate run")
-    finished = sorted(d for d in (sweep_dir / RUNS_DIR).iterdir() if is_finished(d))
+    planned = [r["run_id"] for r in read_sweep_record(sweep_dir).get("runs") or [] if isinstance(r, dict)]
+    dirs = [run_dir(sweep_dir, i) for i in planned] if planned else list((sweep_dir / RUNS_DIR).iterdir())
+    finished = sorted(d for d in dirs if is_finished(d))
     loadable = [d for d in finished if checkpoint_path(d).is_file()]
     if not loadable:
         why = (f"its {len(finished)} finished runs have no checkpoint (checkpoints are local, never committed): "
@@ -305,11 +323,13 @@ def write_status(sweep_dir: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
     return write_csv(Path(sweep_dir) / STATUS_TABLE, rows, STATUS_COLUMNS)
 
 
-def collect_runs(sweep_dir: str | Path, run_ids: Iterable[str]) -> Path:
-    """Rebuild SWEEP/runs.csv from the finished run directories of these runs (atomic, no duplicates)."""
+def collect_runs(sweep_dir: str | Path, run_ids: Iterable[str], experiment: str | None = None) -> Path:
+    """Rebuild SWEEP/runs.csv from the finished run directories of these runs (atomic, no duplicates). Rows
+    are labelled with the sweep's ``experiment`` when given: a run trained for another sweep of a shared
+    store is also a row of this one."""
     rows: list[dict[str, str]] = []
     for run_id in run_ids:
-        rows += read_csv(run_dir(sweep_dir, run_id) / METRICS)
+        rows += [{**r, "experiment": experiment} if experiment else r for r in read_csv(run_dir(sweep_dir, run_id) / METRICS)]
     return write_csv(Path(sweep_dir) / RUNS_TABLE, rows, RUN_COLUMNS)
 
 

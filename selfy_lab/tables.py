@@ -40,7 +40,7 @@ def _files(paths, name: str) -> list[Path]:
 
 def load_runs(*paths: str | Path) -> pd.DataFrame:
     """Tidy rows of one or more runs.csv files (or every runs.csv under a directory)."""
-    return _read(_files(paths, R.RUNS_TABLE), R.RUN_COLUMNS, ["run_id", "split", "metric"])
+    return _read(_files(paths, R.RUNS_TABLE), R.RUN_COLUMNS, ["experiment", "run_id", "split", "metric"])
 
 
 def load_robustness(*paths: str | Path) -> pd.DataFrame:
@@ -104,6 +104,7 @@ def table_view(df: pd.DataFrame, table_id: str) -> pd.DataFrame:
     family = table["default"].get("backbone", "").split("-")[0]
     exps = TABLE_EXPERIMENTS.get(table_id, ())
     sub = df[df["experiment"].isin(exps) & df["backbone"].astype(str).str.startswith(family)] if len(df) else df
+    sub = sub.drop_duplicates(["run_id", "split", "metric"]) if len(sub) else sub  # a run two sweeps share counts once
     summ = summarize(sub) if len(sub) else pd.DataFrame()
     out = []
     for row in table["rows"]:
@@ -177,3 +178,25 @@ def sweep_summary(sweep_dir: str | Path, paper_table: str = "") -> tuple[pd.Data
     blocks = summ[summ["block"] != "none"]
     varying = [c for c in R.VARIANT_FIELDS if c != "frames" and (summ if c == "backbone" else blocks)[c].nunique() > 1]
     return summ, table_id, varying or ["offsets"]
+
+
+def pairwise_orderings(view: pd.DataFrame) -> pd.DataFrame:
+    """For every pair of rows of a :func:`table_view` that the paper orders (different top-1), whether our
+    runs reproduce that ordering: ``reproduced`` when our difference has the paper's sign and is larger
+    than the seeds' spread (the sum of the two rows' standard deviations over seeds), ``contradicted`` when
+    it has the other sign and is larger than that spread, ``cannot separate`` otherwise; rows without runs
+    are left out. Columns: higher, lower (the paper's), paper_diff, ours_diff, spread, verdict."""
+    rows = view.dropna(subset=["top1"]).reset_index(drop=True)
+    out = []
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            a, b = rows.iloc[i], rows.iloc[j]
+            if a["paper_top1"] == b["paper_top1"]:
+                continue
+            hi, lo = (a, b) if a["paper_top1"] > b["paper_top1"] else (b, a)
+            ours = hi["top1"] - lo["top1"]
+            spread = _zero_nan(hi["top1_std"]) + _zero_nan(lo["top1_std"])
+            verdict = "reproduced" if ours > spread else ("contradicted" if -ours > spread else "cannot separate")
+            out.append({"higher": hi["variant"], "lower": lo["variant"], "paper_diff": hi["paper_top1"] - lo["paper_top1"],
+                        "ours_diff": ours, "spread": spread, "verdict": verdict})
+    return pd.DataFrame(out, columns=["higher", "lower", "paper_diff", "ours_diff", "spread", "verdict"])

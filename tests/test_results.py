@@ -83,3 +83,25 @@ def test_ensure_writable(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(SelfyError, match="cannot write to"):
         R.ensure_writable(tmp_path / "file" / "sub")
+
+
+def test_sweeps_can_share_a_run_store(tmp_path):
+    from selfy_lab import ablate as A
+
+    base = resolve("smoke", overrides={"model": {"frames": 8}})
+    store = tmp_path / "store"
+    a, b = tmp_path / "table-a", tmp_path / "table-b"
+    A.run_plan(A.plan_sweep({"preset": "smoke", "frames": 8}, offsets=["1"]), a, runs_dir=store)
+    calls = []
+    plan_b = A.plan_sweep({"preset": "smoke", "frames": 8}, offsets=["1", "-1..1"])
+    status, _ = A.run_plan(plan_b, b, runs_dir=store, on_event=lambda e, **k: calls.append(k) if e == "plan" else None)
+    assert calls == [{"total": 3, "done": 2}]  # the baseline and {1} were trained for table a
+    assert (a / "runs").is_symlink() and (b / "runs").resolve() == store.resolve()
+    assert len(list(store.iterdir())) == 3
+    assert len(R.sweep_run_dirs(a)) == 2 and len(R.sweep_run_dirs(b)) == 3  # each sweep's own runs only
+    assert len(R.read_csv(a / "runs.csv")) < len(R.read_csv(b / "runs.csv"))
+    # the baseline trained for sweep a is a row of sweep b too, under b's experiment name
+    assert {r["experiment"] for r in R.read_csv(b / "runs.csv")} == {plan_b.runs[0].run.experiment}
+    with pytest.raises(SelfyError, match="not a link"):
+        R.link_runs(a, tmp_path / "elsewhere")
+    assert base.run_hash  # the store is keyed like any run directory

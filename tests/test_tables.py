@@ -59,6 +59,8 @@ def test_table_view_puts_our_numbers_beside_every_paper_row(ladder):
     assert math.isnan(ours.loc["offsets={0}, block=selfy", "top1"])  # no run: empty cell
     other = ladder.assign(experiment="some-other-sweep")
     assert T.table_view(other, "3a-tsn")["top1"].isna().all()  # only the table's experiments count
+    twice = pd.concat([ladder, ladder.assign(experiment="ablate")], ignore_index=True)  # one run, two sweeps
+    assert T.table_view(twice, "3a-tsn").set_index("variant").loc["offsets=-3..3, block=selfy", "seeds"] == 3
 
 
 def test_table_view_tells_blocks_apart():
@@ -89,3 +91,20 @@ def test_robustness_by_severity():
     assert list(view["offsets"]) == ["none", "-1..1"]
     assert view.iloc[0]["mean_0"] == pytest.approx(0.55) and view.iloc[0]["std_1"] == pytest.approx(0.0)
     assert view.iloc[0]["mPC"] == pytest.approx(0.3) and T.robustness_by_severity(df, summ, "occlusion").empty
+
+
+def test_pairwise_orderings_use_the_seeds_spread():
+    view = pd.DataFrame([
+        {"variant": "a", "paper_top1": 40.0, "top1": 60.0, "top1_std": 2.0},
+        {"variant": "b", "paper_top1": 45.0, "top1": 70.0, "top1_std": 3.0},   # paper b > a, ours +10 > 5: reproduced
+        {"variant": "c", "paper_top1": 50.0, "top1": 66.0, "top1_std": 1.0},   # paper c > b, ours -4 vs 4: cannot separate
+        {"variant": "d", "paper_top1": 30.0, "top1": 72.0, "top1_std": 0.5},   # paper d < a, ours +12 > 2.5: contradicted
+        {"variant": "e", "paper_top1": 50.0, "top1": float("nan"), "top1_std": float("nan")},  # no run: left out
+        {"variant": "f", "paper_top1": 45.0, "top1": 50.0, "top1_std": 0.0},   # paper tie with b: no ordering
+    ])
+    o = T.pairwise_orderings(view).set_index(["higher", "lower"])
+    assert o.loc[("b", "a"), "verdict"] == "reproduced" and o.loc[("b", "a"), "ours_diff"] == pytest.approx(10)
+    assert o.loc[("c", "b"), "verdict"] == "cannot separate" and o.loc[("c", "b"), "spread"] == pytest.approx(4)
+    assert o.loc[("a", "d"), "verdict"] == "contradicted"
+    assert not any("e" in k for k in o.index) and ("b", "f") not in o.index and ("f", "b") not in o.index
+    assert len(o) == 9  # pairs of a, b, c, d, f with different paper values: 10 minus the b-f tie

@@ -44,6 +44,11 @@ print(f"{len(runs)} rows, {runs['run_id'].nunique() if len(runs) else 0} runs, e
     cols = [c for c in ("variant", "backbone", "gflops", "top1", "top1_std", "top5", "top5_std", "seeds",
                         "paper_top1", "paper_top5") if c in view.columns]
     display(view[cols].style.format(precision=2, na_rep="-").hide(axis="index"))
+    orders = tables.pairwise_orderings(view)  # the paper's orderings; spread = sum of the two stds over seeds
+    if len(orders):
+        counts = orders["verdict"].value_counts().to_dict()
+        display(Markdown("paper's orderings among the rows run here: " + ", ".join(f"{v} {k}" for k, v in counts.items())))
+        display(orders.style.format(precision=1).hide(axis="index"))
 
 
 for table_id in ("3a-tsn", "3a-tsm", "3b", "5", "7b", "7c", "7d", "7e", "7f", "8"):
@@ -86,13 +91,13 @@ if len(summary):
         ]),
     "gradcam": nb(
         "Grad-CAM: two SELFYNets side by side (Fig. 7)",
-        "Per-frame Grad-CAM at the map before global pooling, the clip's predicted class as target, normalised "
-        "per clip. With local checkpoints the maps are computed here, for the paper's pair ({1} vs the widest "
+        "Per-frame Grad-CAM at the deepest map of at least 7x7 cells (res5, before global pooling, at the paper's "
+        "224 input; res3 on the built-in benchmark's 64), the clip's predicted class as target, normalised per clip. With local checkpoints the maps are computed here, for the paper's pair ({1} vs the widest "
         "offset range) on clips where they disagree; checkpoints are not committed, so on a fresh clone the "
         "committed figures are shown instead.",
         [
             ("code", '''from selfy_lab.data.datasets import build_dataset
-from selfy_lab.explain import compare_cams, model_label, paper_pair
+from selfy_lab.explain import auto_cam_layer, compare_cams, model_label, paper_pair
 from selfy_lab.train import load_run
 from selfy_lab.viz import cam_figure
 
@@ -100,9 +105,10 @@ pair = paper_pair(results.find_checkpoints(RESULTS))
 if len(pair) == 2:
     loaded = [load_run(p, "cpu") for p in pair]
     dataset = build_dataset(loaded[0][0], "val")
-    shown = compare_cams([(model_label(r), m) for r, m in loaded], dataset, disagree=True, count=2)
+    layer = auto_cam_layer(loaded[0][0].data.size)  # the deepest map of at least 7x7 cells
+    shown = compare_cams([(model_label(r), m) for r, m in loaded], dataset, disagree=True, count=2, layer=layer)
     for s in shown:
-        cam_figure(s["frames"], s["rows"], f"clip {s['index']}: {s['label']}")
+        cam_figure(s["frames"], s["rows"], f"clip {s['index']}: {s['label']} (Grad-CAM at {layer})")
         plt.show()
 else:
     figures = tables.find_figures(RESULTS, "cam/*.png")

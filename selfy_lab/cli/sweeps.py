@@ -64,6 +64,9 @@ def ablate(
     jobs: Annotated[int, typer.Option(help="Runs in parallel (worker processes; one per GPU when there are GPUs).",
                                       rich_help_panel="Sweep")] = 1,
     out: Annotated[Path, typer.Option(help="Sweep directory: runs/, runs.csv, status.csv, figures/.")] = Path("runs/ablate"),
+    runs_dir: Annotated[Optional[Path], typer.Option(
+        help="Keep the run directories in this store, shared by several sweeps (OUT/runs links to it): a variant "
+        "that several sweeps plan, e.g. the baseline of every table, trains once.", rich_help_panel="Sweep")] = None,
     experiment: Experiment = None, preset: Preset = None,
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None, val_list: ValList = None,
     categories: Categories = None, frame_template: FrameTemplate = None, workers: Workers = None,
@@ -85,7 +88,8 @@ def ablate(
     """
     axes = dict(extractor=extractor, integrator=integrator, position=position, window=window, similarity=similarity,
                 fusion=fusion, backbone=backbone, block=block)
-    sweep_args = (*axes, "axes", "sweep_args", "offsets", "ladder", "no_baseline", "seeds", "jobs", "out", "device")
+    sweep_args = (*axes, "axes", "sweep_args", "offsets", "ladder", "no_baseline", "seeds", "jobs", "out", "runs_dir",
+                  "device")
     flags = {k: v for k, v in locals().items() if k not in sweep_args}  # the run flags
     from .. import ablate as A
     from ..results import ensure_writable
@@ -99,7 +103,7 @@ def ablate(
               f"on {plan.base.data.dataset}, {plan.base.preset} preset -> {out}")
     try:
         with SweepDisplay(con) as display:
-            status, figures = A.run_plan(plan, out, jobs, device, display)
+            status, figures = A.run_plan(plan, out, jobs, device, display, runs_dir)
     except KeyboardInterrupt:
         con.print(f"interrupted: re-run the same command to skip finished runs and resume the rest ({out})")
         raise typer.Exit(130)
