@@ -101,6 +101,32 @@ def test_block_is_exact_identity_at_init(cfg, mode):
         assert torch.equal(base(x), selfy(x))
 
 
+def test_zero_init_off_starts_every_block_active():
+    """With ``zero_init=False`` the block's last BN starts at 1: the block changes the output from the start and
+    its inner layers get a gradient at the first step; with the default it is an identity."""
+    torch.manual_seed(0)
+    cfg = replace(TINY, zero_init=False)
+    base, selfy = build_model(replace(cfg, block="none")).eval(), build_model(cfg).eval()
+    selfy.load_state_dict(base.state_dict(), strict=False)
+    restores = [m for m in selfy.modules() if isinstance(m, Restore)]
+    assert restores and all(torch.equal(m.bn.weight, torch.ones_like(m.bn.weight)) for m in restores)
+    x = torch.randn(2, cfg.frames, 3, 64, 64)
+    with torch.no_grad():
+        assert not torch.equal(base(x), selfy(x))
+    selfy.train()
+    selfy(x).sum().backward()
+    extract = selfy.blocks["res3"].branches[0].extract
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in extract.parameters())
+
+
+@pytest.mark.parametrize("std", [0.001, 0.01])
+def test_head_std_sets_the_classifier_initialisation(std):
+    torch.manual_seed(0)
+    fc = build_model(replace(TINY, num_classes=64, head_std=std)).fc
+    assert fc.weight.std().item() == pytest.approx(std, rel=0.15)
+    assert torch.equal(fc.bias, torch.zeros_like(fc.bias))
+
+
 def test_fusion_r_alone_is_not_identity():
     torch.manual_seed(0)
     cfg = replace(TINY, fusion="R")

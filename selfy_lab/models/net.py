@@ -19,7 +19,7 @@ class SELFYNet(nn.Module):
     """
 
     def __init__(self, backbone: ResNet, blocks: dict[str, nn.Module], num_classes: int, frames: int,
-                 dropout: float = 0.5, tsm: bool = False):
+                 dropout: float = 0.5, tsm: bool = False, head_std: float = 0.001):
         super().__init__()
         backbone.fc = nn.Identity()  # our head replaces torchvision's 1000-way classifier
         self.backbone = backbone
@@ -28,7 +28,7 @@ class SELFYNet(nn.Module):
         feat = stage_channels(backbone)["res5"]
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(feat, num_classes)
-        nn.init.normal_(self.fc.weight, 0, 0.001)  # TSN/TSM head initialisation
+        nn.init.normal_(self.fc.weight, 0, head_std)  # TSN/TSM: 0.001
         nn.init.zeros_(self.fc.bias)
 
     def _maybe_block(self, name: str, x: torch.Tensor, B: int, T: int) -> torch.Tensor:
@@ -68,7 +68,7 @@ def build_model(cfg: ModelConfig) -> SELFYNet:
             blocks[pos] = build_block(
                 cfg.block, chans[pos], offsets=cfg.offsets, window=cfg.window, extractor=cfg.extractor,
                 integrator=cfg.integrator, similarity=cfg.similarity, fusion=cfg.fusion, residual=cfg.residual,
-                fuse=cfg.fuse, reduce=cfg.reduce_at(pos), widths=widths,
+                fuse=cfg.fuse, reduce=cfg.reduce_at(pos), widths=widths, zero_init=cfg.zero_init,
             )
     return SELFYNet(backbone, {p: blocks[p] for p in POSITIONS if p in blocks}, cfg.num_classes, cfg.frames,
-                    cfg.dropout, cfg.tsm)
+                    cfg.dropout, cfg.tsm, cfg.head_std)

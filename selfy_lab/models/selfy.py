@@ -7,8 +7,9 @@ relational feature R; a :class:`ResidualBlock` fuses it with the visual feature 
 * ``residual="paper"`` (Eq. 9): Z = ReLU(R) + V
 * ``fusion="R"`` (Table 7e): Z = ReLU(R), no visual feature
 
-R ends with a BatchNorm whose weight starts at zero, so R = 0 at initialisation and a block with
-``fusion="R+V"`` is an exact identity on the (non-negative) ResNet features it is inserted after.
+R ends with a BatchNorm whose weight starts at zero (``zero_init``, the default), so R = 0 at initialisation
+and a block with ``fusion="R+V"`` is an exact identity on the (non-negative) ResNet features it is inserted
+after; with ``zero_init=False`` that BN starts at weight 1 like every other.
 """
 from __future__ import annotations
 
@@ -58,11 +59,12 @@ class Reduce(nn.Module):
 class Restore(nn.Module):
     """1x1 transposed conv (stride r) back to the input's channels and size, then a zero-initialised BN."""
 
-    def __init__(self, cin: int, cout: int, r: int):
+    def __init__(self, cin: int, cout: int, r: int, zero_init: bool = True):
         super().__init__()
         self.conv = nn.ConvTranspose2d(cin, cout, 1, stride=r, output_padding=r - 1, bias=False)
         self.bn = nn.BatchNorm2d(cout)
-        nn.init.zeros_(self.bn.weight)  # R = 0 at init: the block starts as an identity
+        if zero_init:
+            nn.init.zeros_(self.bn.weight)  # R = 0 at init: the block starts as an identity
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         x = self.conv(x)[..., : size[0], : size[1]]  # stride-r output is r*h >= H; crop odd sizes
@@ -120,6 +122,7 @@ class SelfyBranch(nn.Module):
         reduce: int = 2,
         fuse: str = "reference",
         widths: BlockWidths = BlockWidths(),
+        zero_init: bool = True,
     ):
         super().__init__()
         if similarity not in SIMILARITIES:
@@ -138,10 +141,10 @@ class SelfyBranch(nn.Module):
         fused = L * self.integrate.out_channels
         if fuse == "reference":  # 3x3 conv over the L*C channels, then 1x1 back to C_in
             self.fuse = _cbr(fused, widths.integrate, 3)
-            self.restore = Restore(widths.integrate, in_channels, reduce)
+            self.restore = Restore(widths.integrate, in_channels, reduce, zero_init)
         else:  # Eq. 9: a single 1x1 layer from L*C to C_in
             self.fuse = nn.Identity()
-            self.restore = Restore(fused, in_channels, reduce)
+            self.restore = Restore(fused, in_channels, reduce, zero_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
@@ -171,7 +174,7 @@ class STCBBranch(nn.Module):
     (3,3,3)/(3,3,3)/(1,3,3)/(1,3,3) convolutions over (T, h, w) instead of the STSS path, giving a
     +-2 frame, 9x9 receptive field (that of an L=5, 9x9 SELFY-s) with a similar parameter count."""
 
-    def __init__(self, in_channels: int, reduce: int = 2, widths: BlockWidths = BlockWidths()):
+    def __init__(self, in_channels: int, reduce: int = 2, widths: BlockWidths = BlockWidths(), zero_init: bool = True):
         super().__init__()
         c_mid, c = max(4, widths.integrate // 2), widths.integrate
         self.reduce = Reduce(in_channels, widths.hidden, reduce)
@@ -183,7 +186,7 @@ class STCBBranch(nn.Module):
                        nn.ReLU(inplace=True)]
         self.convs = nn.Sequential(*layers)
         self.fuse = _cbr(c, c, 3)
-        self.restore = Restore(c, in_channels, reduce)
+        self.restore = Restore(c, in_channels, reduce, zero_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
@@ -234,16 +237,17 @@ def build_block(
     fuse: str = "reference",
     reduce: int = 2,
     widths: BlockWidths = BlockWidths(),
+    zero_init: bool = True,
 ) -> nn.Module:
     """Build one insertion: ``selfy``, ``selfy-s`` (no spatial integration convs), ``stcb``, or a Table 5
     combination: ``stcb+stcb`` / ``selfy-s+selfy-s`` (two stacked), ``parallel`` (SELFY-s and STCB
     summed in one residual), ``sequential`` (SELFY-s then STCB)."""
 
     def selfy(integ: str) -> SelfyBranch:
-        return SelfyBranch(in_channels, offsets, window, extractor, integ, similarity, reduce, fuse, widths)
+        return SelfyBranch(in_channels, offsets, window, extractor, integ, similarity, reduce, fuse, widths, zero_init)
 
     def stcb() -> STCBBranch:
-        return STCBBranch(in_channels, reduce, widths)
+        return STCBBranch(in_channels, reduce, widths, zero_init)
 
     def res(*branches: nn.Module) -> ResidualBlock:
         return ResidualBlock(list(branches), fusion, residual)
