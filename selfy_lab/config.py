@@ -18,7 +18,9 @@ from .grammar import format_offsets, format_window, parse_offsets, parse_window
 # ---- vocabularies (the models import these) ----
 BACKBONE_RE = re.compile(r"^(tsn|tsm)-r(18|34|50)(?:-w(\d+))?$")
 BACKBONE_EXAMPLES = ("tsn-r18", "tsm-r18", "tsn-r34", "tsm-r34", "tsn-r50", "tsm-r50", "tsn-r18-w16", "tsm-r18-w16")
-BLOCKS = ("none", "selfy", "selfy-s", "stcb", "stcb+stcb", "selfy-s+selfy-s", "parallel", "sequential")
+SELFY_BLOCKS = ("selfy", "selfy-s", "stcb", "stcb+stcb", "selfy-s+selfy-s", "parallel", "sequential")
+MOTION_BLOCKS = ("nonlocal", "ms", "tea", "tam", "stm")  # the field's other modules (models/motion.py)
+BLOCKS = ("none", *SELFY_BLOCKS, *MOTION_BLOCKS)
 EXTRACTORS = ("smax", "kscm", "mlp", "conv", "conv3d")
 INTEGRATORS = ("conv", "mlp", "fc", "none")
 SIMILARITIES = ("cosine", "dot", "embedded_gaussian")
@@ -127,7 +129,7 @@ class ModelConfig:
         _number(self.num_classes, "num_classes", 2, integer=True)
         _number(self.dropout, "dropout", 0, 1, hi_open=True)
         _number(self.head_std, "head_std", 0, 1, lo_open=True)
-        if self.block != "none" and max(abs(o) for o in self.offsets) >= self.frames:
+        if self.block in SELFY_BLOCKS and max(abs(o) for o in self.offsets) >= self.frames:
             raise ValueError(
                 f"offsets {format_offsets(self.offsets)} reach beyond a {self.frames}-frame clip: "
                 f"use offsets within +-{self.frames - 1}"
@@ -152,17 +154,17 @@ class ModelConfig:
 
     def variant(self) -> dict[str, Any]:
         """The fields that tell ablation variants apart, in canonical string form (tidy result columns)."""
-        has_block = self.block != "none"
+        has_block, stss = self.block != "none", self.block in SELFY_BLOCKS  # the STSS fields mean nothing elsewhere
         return {
             "backbone": self.backbone,
             "frames": self.frames,
             "block": self.block,
-            "offsets": format_offsets(self.offsets) if has_block else "none",
-            "window": format_window(self.window) if has_block else "none",
-            "extractor": self.extractor if has_block else "none",
-            "integrator": self.integrator if has_block else "none",
-            "similarity": self.similarity if has_block else "none",
-            "fusion": self.fusion if has_block else "none",
+            "offsets": format_offsets(self.offsets) if stss else "none",
+            "window": format_window(self.window) if stss else "none",
+            "extractor": self.extractor if stss else "none",
+            "integrator": self.integrator if stss else "none",
+            "similarity": self.similarity if stss else "none",
+            "fusion": self.fusion if stss else "none",
             "position": format_positions(self.position) if has_block else "none",
         }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .config import ModelConfig
+from .config import SELFY_BLOCKS, ModelConfig
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -100,7 +100,7 @@ def paper_table(size: int = 224, out: str | Path | None = None) -> tuple[list[di
     rows = []
     for ref in paper.FLOPS:
         cfg = ModelConfig(backbone=ref["backbone"], frames=ref["frames"], block=ref["block"])
-        if ref["block"] != "none":
+        if ref["block"] in SELFY_BLOCKS:
             cfg = replace(cfg, offsets=ref["offsets"], window=ref["window"])  # parsed by the config
         cost = model_cost(cfg, size)
         rows.append({

@@ -29,7 +29,8 @@ FLOPS = [
         for w, g in (("5x5", 17.1), ("9x9", 17.3), ("13x13", 18.4), ("17x17", 19.8))
     ],
 ]
-# not reproduced (no non-local / CP implementation in this toolkit): TSM-R18 + NL 24.8, + CP 25.6
+FLOPS.append(dict(model="TSM-R18 + non-local (res3)", backbone="tsm-r18", frames=8, block="nonlocal", offsets="none",
+                  window="none", paper_gflops=24.8))  # Table 7a; its CP row (25.6) waits for a CP module
 
 # ---- accuracy (top-1 / top-5 %, SS-V1 unless noted) ----
 # Each table: list of rows; "variant" holds the fields that differ from the table's default model.

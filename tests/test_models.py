@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from selfy_lab.config import BLOCKS, EXTRACTORS, FUSIONS, INTEGRATORS, SIMILARITIES, ModelConfig
+from selfy_lab.config import EXTRACTORS, FUSIONS, INTEGRATORS, SELFY_BLOCKS, SIMILARITIES, ModelConfig
 from selfy_lab.models import build_model, conv_plan
 from selfy_lab.models.selfy import Restore
 
@@ -40,7 +40,7 @@ def test_every_extractor_integrator_fusion(extractor, integrator, fusion):
     check_forward_backward(replace(TINY, extractor=extractor, integrator=integrator, fusion=fusion))
 
 
-@pytest.mark.parametrize("block", [b for b in BLOCKS if b != "none"])
+@pytest.mark.parametrize("block", SELFY_BLOCKS)  # the other motion modules: test_motion.py
 def test_every_block_kind(block):
     check_forward_backward(replace(TINY, block=block))
 

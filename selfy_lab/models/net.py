@@ -1,12 +1,13 @@
-"""SELFYNet: a TSN/TSM ResNet with SELFY (or STCB) blocks after any of pool1, res2..res5."""
+"""SELFYNet: a TSN/TSM ResNet with SELFY (or STCB, or another motion module) blocks after any of pool1, res2..res5."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 from torchvision.models.resnet import ResNet
 
-from ..config import POSITIONS, ModelConfig
+from ..config import MOTION_BLOCKS, POSITIONS, ModelConfig
 from .backbones import build_resnet, stage_channels, stages
+from .motion import build_motion_block
 from .selfy import BlockWidths, build_block
 
 
@@ -63,7 +64,9 @@ def build_model(cfg: ModelConfig) -> SELFYNet:
     chans = stage_channels(backbone)
     widths = BlockWidths().scaled(cfg.width / 64)
     blocks = {}
-    if cfg.block != "none":
+    if cfg.block in MOTION_BLOCKS:
+        blocks = {pos: build_motion_block(cfg.block, chans[pos], cfg.frames) for pos in cfg.position}
+    elif cfg.block != "none":
         for pos in cfg.position:
             blocks[pos] = build_block(
                 cfg.block, chans[pos], offsets=cfg.offsets, window=cfg.window, extractor=cfg.extractor,

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import BLOCKS, FUSE_HEADS, FUSIONS, INTEGRATORS, RESIDUALS, SIMILARITIES
+from ..config import FUSE_HEADS, FUSIONS, INTEGRATORS, RESIDUALS, SELFY_BLOCKS, SIMILARITIES
 from .extract import DEFAULT_CHANNELS, build_extractor
 from .selfsim import stss_macs, stss_volumes
 
@@ -266,4 +266,4 @@ def build_block(
         return res(selfy("none"), stcb())
     if kind == "sequential":
         return nn.Sequential(res(selfy("none")), res(stcb()))
-    raise ValueError(f"unknown block '{kind}': choose from {', '.join(b for b in BLOCKS if b != 'none')}")
+    raise ValueError(f"unknown block '{kind}': choose from {', '.join(SELFY_BLOCKS)}")
