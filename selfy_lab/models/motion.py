@@ -55,7 +55,11 @@ class NonLocal(nn.Module):
     Choices: theta, phi, g and W_z are 1x1x1 convolutions (run as 1x1 2-D convolutions on every frame);
     the inner width is C by default, not the paper's C/2: SELFY's Table 7a counts 24.8 G for TSM-R18 with
     one block after res3 (14.6 G without), which a C-wide block gives (25.1 G) and a C/2 block does not
-    (19.8 G); phi and g are not subsampled (SELFY: "the others do not [downsample]")."""
+    (19.8 G) under this toolkit's one convention (a matrix product of N x M x K counts N*M*K MACs). A counter
+    that counts the attention products twice (multiply and add) would give 24.9 G for the paper's C/2, and
+    would also explain Table 7a's CP row (25.6 G) with CPNet's own settings: that question is open until the
+    CP module is built. ``inner`` sets the width. phi and g are not subsampled (SELFY: "the others do not
+    [downsample]")."""
 
     def __init__(self, channels: int, inner: int | None = None):
         super().__init__()
