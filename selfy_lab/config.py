@@ -19,7 +19,7 @@ from .grammar import format_offsets, format_window, parse_offsets, parse_window
 BACKBONE_RE = re.compile(r"^(tsn|tsm)-r(18|34|50)(?:-w(\d+))?$")
 BACKBONE_EXAMPLES = ("tsn-r18", "tsm-r18", "tsn-r34", "tsm-r34", "tsn-r50", "tsm-r50", "tsn-r18-w16", "tsm-r18-w16")
 SELFY_BLOCKS = ("selfy", "selfy-s", "stcb", "stcb+stcb", "selfy-s+selfy-s", "parallel", "sequential")
-MOTION_BLOCKS = ("nonlocal", "ms", "tea", "tam", "stm")  # the field's other modules (models/motion.py)
+MOTION_BLOCKS = ("nonlocal", "ms", "tea", "tam", "stm", "cost-a", "cost-b", "cp")  # the field's other modules (models/motion.py)
 BLOCKS = ("none", *SELFY_BLOCKS, *MOTION_BLOCKS)
 EXTRACTORS = ("smax", "kscm", "mlp", "conv", "conv3d")
 INTEGRATORS = ("conv", "mlp", "fc", "none")

@@ -24,8 +24,11 @@ _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
-def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass of ``model(x)``."""
+def count_macs(model: nn.Module, x: torch.Tensor, activation_products: int = 1) -> int:
+    """Multiply-accumulates of one forward pass of ``model(x)``. Products of two activations (attention,
+    all-pairs distances: modules with ``activation_product = True``) count ``activation_products`` times
+    their MACs: 1 is this toolkit's convention; 2 reproduces SELFY's Table 7a, whose counter evidently
+    counted their multiplications and additions separately (see ``paper.FLOPS``)."""
     total = 0
     suppress = 0
     handles = []
@@ -38,7 +41,7 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> int:
         nonlocal suppress, total
         suppress -= 1
         if suppress == 0:
-            total += int(mod.macs(inputs, output))
+            total += int(mod.macs(inputs, output)) * (activation_products if getattr(mod, "activation_product", False) else 1)
 
     def post_std(mod, inputs, output):
         nonlocal total
@@ -74,19 +77,19 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def model_cost(cfg: ModelConfig, size: int = 224, batch: int = 1) -> dict[str, float]:
+def model_cost(cfg: ModelConfig, size: int = 224, batch: int = 1, activation_products: int = 1) -> dict[str, float]:
     """GMACs per clip of ``cfg.frames`` frames at ``size`` x ``size`` and parameters (millions)."""
-    return dict(_model_cost(cfg, size, batch))
+    return dict(_model_cost(cfg, size, batch, activation_products))
 
 
 @functools.lru_cache(maxsize=256)  # result rows ask for it once per row set
-def _model_cost(cfg: ModelConfig, size: int, batch: int) -> dict[str, float]:
+def _model_cost(cfg: ModelConfig, size: int, batch: int, activation_products: int = 1) -> dict[str, float]:
     from .models import build_model
 
     with torch.device("meta"):
         model = build_model(cfg).eval()
         x = torch.empty(batch, cfg.frames, 3, size, size)
-    return {"gflops": count_macs(model, x) / batch / 1e9, "params_m": count_params(model) / 1e6}
+    return {"gflops": count_macs(model, x, activation_products) / batch / 1e9, "params_m": count_params(model) / 1e6}
 
 
 def paper_table(size: int = 224, out: str | Path | None = None) -> tuple[list[dict], Path | None]:
@@ -102,7 +105,7 @@ def paper_table(size: int = 224, out: str | Path | None = None) -> tuple[list[di
         cfg = ModelConfig(backbone=ref["backbone"], frames=ref["frames"], block=ref["block"])
         if ref["block"] in SELFY_BLOCKS:
             cfg = replace(cfg, offsets=ref["offsets"], window=ref["window"])  # parsed by the config
-        cost = model_cost(cfg, size)
+        cost = model_cost(cfg, size, activation_products=ref.get("activation_products", 1))
         rows.append({
             "model": ref["model"], "backbone": ref["backbone"], "frames": ref["frames"], "offsets": ref["offsets"],
             "window": ref["window"], "paper_gflops": ref["paper_gflops"], "gflops": cost["gflops"],

@@ -15,11 +15,14 @@ from selfy_lab.models.motion import (
     AdaptiveTemporalConv,
     Attention,
     ChannelTemporalConv,
+    CorrespondenceProposal,
+    CoSTConv,
     MotionExcitation,
     NextFrameCorrelation,
     NonLocal,
-    frame_difference,
     build_motion_block,
+    frame_difference,
+    other_frame_neighbours,
 )
 
 
@@ -142,13 +145,17 @@ def test_channel_temporal_conv_equals_a_loop():
                 assert torch.allclose(y[:, t, c], ref)
 
 
-def test_non_local_flops_match_selfy_table_7a():
+def test_table_7a_flops_count_the_products_of_activations_twice():
+    n, c = 8 * 28 * 28, 128  # res3 of TSM-R18 at 224, 8 frames
     base = model_cost(ModelConfig(backbone="tsm-r18", block="none", frames=8))["gflops"]
-    nl = model_cost(ModelConfig(backbone="tsm-r18", block="nonlocal", frames=8, position="res3"))["gflops"]
-    assert abs(nl / 24.8 - 1) < 0.03 and abs(base / 14.6 - 1) < 0.03
-    # the attention products are counted: one N x N x C product each way at res3 (N = 8 x 28 x 28, C = 128)
-    n = 8 * 28 * 28
-    assert nl - base == pytest.approx((2 * n * n * 128 + 4 * n * 128 * 128) / 1e9, rel=1e-3)
+    nl = ModelConfig(backbone="tsm-r18", block="nonlocal", frames=8, position="res3")
+    once, twice = model_cost(nl)["gflops"], model_cost(nl, activation_products=2)["gflops"]
+    inner = c // 2
+    assert once - base == pytest.approx((2 * n * n * inner + 4 * n * c * inner) / 1e9, rel=1e-3)
+    assert twice - once == pytest.approx(2 * n * n * inner / 1e9, rel=1e-3)
+    assert abs(twice / 24.8 - 1) < 0.03
+    cp = ModelConfig(backbone="tsm-r18", block="cp", frames=8, position="res3")
+    assert model_cost(cp, activation_products=2)["gflops"] - model_cost(cp)["gflops"] == pytest.approx(n * n * c / 1e9, rel=1e-3)
 
 
 def test_counted_modules_report_their_own_arithmetic():
@@ -157,3 +164,62 @@ def test_counted_modules_report_their_own_arithmetic():
     convs = sum(m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3] * m.out_channels * 4 * 8 * 8
                 for m in mod.lift.modules() if isinstance(m, nn.Conv2d))
     assert count_macs(mod, x) == 4 * 8 * 8 * 15 * 15 * 16 + convs
+
+
+def test_cost_views_share_one_kernel_over_three_planes():
+    torch.manual_seed(0)
+    m = CoSTConv(2, 3, "a").double()
+    x = torch.randn(1, 2, 3, 4, 4, dtype=torch.float64)  # (B, C, T, H, W)
+    v = m.views(x)  # (B, 3, C', T, H, W)
+    w = m.weight
+
+    def at(t, y, z):
+        ok = 0 <= t < 3 and 0 <= y < 4 and 0 <= z < 4
+        return x[0, :, t, y, z] if ok else torch.zeros(2, dtype=torch.float64)
+
+    for t in range(3):
+        for y in range(4):
+            for z in range(4):
+                hw = sum(w[:, :, a, b] @ at(t, y + a - 1, z + b - 1) for a in range(3) for b in range(3))
+                tw = sum(w[:, :, a, b] @ at(t + a - 1, y, z + b - 1) for a in range(3) for b in range(3))
+                th = sum(w[:, :, a, b] @ at(t + a - 1, y + b - 1, z) for a in range(3) for b in range(3))
+                for view, ref in enumerate((hw, tw, th)):
+                    assert torch.allclose(v[0, view, :, t, y, z], ref)
+    with torch.no_grad():  # CoST(a) starts as the mean of the views; CoST(b)'s weights sum to 1 per channel
+        assert torch.allclose(m(x), v.mean(1))
+        b = CoSTConv(2, 3, "b").double()
+        coef = b.coefficients(b.views(x))
+        assert coef.shape == (1, 3, 3) and torch.allclose(coef.sum(1), torch.ones(1, 3, dtype=torch.float64))
+
+
+def test_cp_neighbours_are_the_nearest_in_other_frames():
+    torch.manual_seed(0)
+    T, H, W, C, k = 3, 2, 2, 4, 3
+    f = torch.randn(2, T * H * W, C, dtype=torch.float64)
+    idx = other_frame_neighbours(f, T, k)
+    for b in range(2):
+        for i in range(T * H * W):
+            others = [j for j in range(T * H * W) if j // (H * W) != i // (H * W)]
+            ref = sorted(others, key=lambda j: float((f[b, i] - f[b, j]).pow(2).sum()))[:k]
+            assert sorted(idx[b, i].tolist()) == sorted(ref)
+
+
+def test_cp_max_pools_an_mlp_over_the_proposed_pairs():
+    torch.manual_seed(0)
+    cp = CorrespondenceProposal(4, k=2).double().eval()
+    nn.init.uniform_(cp.bn.weight, 0.5, 1.5)
+    x = torch.rand(1, 2, 4, 2, 2, dtype=torch.float64)
+    f = x.permute(0, 1, 3, 4, 2).reshape(1, 8, 4)
+    idx = other_frame_neighbours(f, 2, 2)
+    coords = [(t / 2, y / 2, z / 2) for t in range(2) for y in range(2) for z in range(2)]
+    g = torch.zeros(8, cp.out.in_channels, dtype=torch.float64)
+    with torch.no_grad():
+        for i in range(8):
+            pairs = []
+            for j in idx[0, i].tolist():
+                d = torch.tensor([coords[j][a] - coords[i][a] for a in range(3)], dtype=torch.float64)
+                pairs.append(cp.mlp(torch.cat([f[0, i], f[0, j], d])[None])[0])
+            g[i] = torch.stack(pairs).amax(0)
+        g = g.view(1, 2, 2, 2, -1).permute(0, 1, 4, 2, 3).flatten(0, 1)
+        ref = F.relu(x + cp.bn(cp.out(g)).view_as(x))
+        assert torch.allclose(cp(x), ref)

@@ -10,6 +10,8 @@ backbones as SELFY's widths do. Each class states the choices its paper leaves o
 * ``tea``: :class:`MotionExcitation`, TEA's motion excitation (Li et al., CVPR 2020)
 * ``tam``: :class:`TemporalAdaptive`, TANet's temporal adaptive module (Liu et al., ICCV 2021)
 * ``stm``: :class:`STMBlock`, STM's CSTM + CMM block (Jiang et al., ICCV 2019)
+* ``cost-a`` / ``cost-b``: :class:`CoSTBlock`, CoST's collaborative convolution (Li et al., CVPR 2019)
+* ``cp``: :class:`CorrespondenceProposal`, CPNet's CP module (Liu et al., CVPR 2019)
 
 Operations that are not a convolution or a linear layer (attention products, correlations, the adaptive
 temporal kernels) run inside small modules with a ``macs`` method, so ``selfy-lab flops`` counts them.
@@ -39,6 +41,8 @@ def _bn_relu_conv(cin: int, cout: int, k: int = 1, groups: int = 1) -> nn.Sequen
 class Attention(nn.Module):
     """softmax(q k^T) v over all positions: (B, N, Cq), (B, M, Cq), (B, M, Cv) -> (B, N, Cv)."""
 
+    activation_product = True  # both products multiply two activations (see flops.count_macs)
+
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
 
@@ -53,17 +57,13 @@ class NonLocal(nn.Module):
     z = x + BN(W_z softmax(theta(x)^T phi(x)) g(x)), the BN's weight at zero (the paper's identity init).
 
     Choices: theta, phi, g and W_z are 1x1x1 convolutions (run as 1x1 2-D convolutions on every frame);
-    the inner width is C by default, not the paper's C/2: SELFY's Table 7a counts 24.8 G for TSM-R18 with
-    one block after res3 (14.6 G without), which a C-wide block gives (25.1 G) and a C/2 block does not
-    (19.8 G) under this toolkit's one convention (a matrix product of N x M x K counts N*M*K MACs). A counter
-    that counts the attention products twice (multiply and add) would give 24.9 G for the paper's C/2, and
-    would also explain Table 7a's CP row (25.6 G) with CPNet's own settings: that question is open until the
-    CP module is built. ``inner`` sets the width. phi and g are not subsampled (SELFY: "the others do not
-    [downsample]")."""
+    the inner width is C/2 (the paper's; ``inner`` sets another); phi and g are not subsampled (SELFY: "the
+    others do not [downsample]"). SELFY's Table 7a (24.8 G for TSM-R18 with one block after res3) counts the
+    two attention products twice (see ``paper.FLOPS``); in MACs throughout the block adds 5.2 G (19.8 G)."""
 
     def __init__(self, channels: int, inner: int | None = None):
         super().__init__()
-        ci = inner or channels
+        ci = inner or max(4, channels // 2)
         self.theta, self.phi, self.g = (nn.Conv2d(channels, ci, 1) for _ in range(3))
         self.attend = Attention()
         self.out = nn.Conv2d(ci, channels, 1, bias=False)
@@ -266,6 +266,132 @@ class STMBlock(nn.Module):
         return F.relu(x + self.bn(self.expand(cstm + cmm)).view(B, T, C, H, W))
 
 
+class CoSTConv(nn.Module):
+    """CoST's collaborative convolution (Li et al., CVPR 2019): one 3x3 kernel applied to the three
+    orthogonal views of the (T, H, W) volume, as 3-D kernels 1x3x3 (H-W), 3x1x3 (T-W) and 3x3x1 (T-H), the
+    three responses summed with weights: ``variant="a"`` learns one softmax over the views per output
+    channel; ``"b"`` predicts them from the globally pooled view responses (a shared FC layer over the
+    channels, then a softmax over the views). (B, C, T, H, W) -> (B, C', T, H, W).
+
+    Choices: in CoST(b) the FC layer is shared by the three views and C' x C' wide (its paper draws it
+    without the widths); the view weights start equal (softmax of zeros) in CoST(a)."""
+
+    def __init__(self, cin: int, cout: int, variant: str = "a"):
+        super().__init__()
+        if variant not in ("a", "b"):
+            raise ValueError(f"unknown CoST variant '{variant}': choose a or b")
+        self.variant = variant
+        self.weight = nn.Parameter(torch.empty(cout, cin, 3, 3))
+        nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
+        if variant == "a":
+            self.alpha = nn.Parameter(torch.zeros(cout, 3))
+        else:
+            self.predict = nn.Linear(cout, cout)
+
+    def views(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B, 3, C', T, H, W): the H-W, T-W and T-H responses of the shared kernel."""
+        w = self.weight
+        return torch.stack([F.conv3d(x, w[:, :, None], padding=(0, 1, 1)),
+                            F.conv3d(x, w[:, :, :, None], padding=(1, 0, 1)),
+                            F.conv3d(x, w[..., None], padding=(1, 1, 0))], dim=1)
+
+    def coefficients(self, v: torch.Tensor) -> torch.Tensor:
+        """(B, 3, C', ...) view responses -> (B, 3, C') weights, a softmax over the views."""
+        if self.variant == "a":
+            return self.alpha.t().softmax(0).expand(v.shape[0], 3, -1)
+        return self.predict(v.mean((-3, -2, -1))).softmax(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.views(x)
+        return (self.coefficients(v)[..., None, None, None] * v).sum(1)
+
+    def macs(self, inputs, output) -> int:
+        B, C = inputs[0].shape[:2]
+        fc = B * 3 * output.shape[1] ** 2 if self.variant == "b" else 0
+        return 3 * output.numel() * C * 9 + fc
+
+
+class CoSTBlock(nn.Module):
+    """CoST as one residual insertion: the bottleneck CoST builds on (1x1 to C/4, BN, ReLU, the
+    collaborative 3x3, BN, ReLU, 1x1 back to C, BN at zero), z = ReLU(x + ...). CoST replaces the 3x3
+    convolution of every bottleneck of a 3-D ResNet; here it is one block at an insertion point."""
+
+    def __init__(self, channels: int, variant: str = "a", ratio: int = 4):
+        super().__init__()
+        cb = max(4, channels // ratio)
+        self.reduce = _bn_relu_conv(channels, cb)
+        self.cost = CoSTConv(cb, cb, variant)
+        self.post = nn.Sequential(nn.BatchNorm3d(cb), nn.ReLU(inplace=True))
+        self.expand = nn.Conv2d(cb, channels, 1, bias=False)
+        self.bn = _zero_bn(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C, H, W = x.shape
+        r = self.reduce(x.flatten(0, 1)).view(B, T, -1, H, W).transpose(1, 2)  # (B, Cb, T, H, W)
+        y = self.post(self.cost(r)).transpose(1, 2).flatten(0, 1)
+        return F.relu(x + self.bn(self.expand(y)).view(B, T, C, H, W))
+
+
+class PairwiseDistance(nn.Module):
+    """Negative squared L2 distances between all positions of a clip: (B, N, C) -> (B, N, N)."""
+
+    activation_product = True
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        sq = f.pow(2).sum(-1)
+        return 2 * f @ f.transpose(1, 2) - sq[:, :, None] - sq[:, None, :]
+
+    @staticmethod
+    def macs(inputs, output) -> int:
+        B, N, C = inputs[0].shape
+        return B * N * N * C
+
+
+def other_frame_neighbours(f: torch.Tensor, frames: int, k: int, distance: nn.Module | None = None) -> torch.Tensor:
+    """Indices (B, N, k) of the k nearest positions (L2 distance of the features f, (B, N, C), N = T*H*W in
+    (t, y, x) order) that lie in other frames than the query's."""
+    B, N, _ = f.shape
+    d = (distance or PairwiseDistance())(f)
+    t = torch.arange(N, device=f.device) // (N // frames)
+    d = d.masked_fill(t[:, None] == t[None, :], float("-inf"))
+    return d.topk(k, dim=-1).indices
+
+
+class CorrespondenceProposal(nn.Module):
+    """CPNet's correspondence proposal module (Liu et al., CVPR 2019): for every position, its k nearest
+    neighbours in feature space (L2) among the positions of the other frames; an MLP on each pair's
+    [own feature, neighbour's feature, displacement (dt, dy, dx)], max-pooled over the k, a 1x1 layer back to
+    C, added to the features: z = ReLU(x + BN(...)), the BN at zero (identity at init).
+
+    Choices (from CPNet's ResNet-18 model at res3): k = 8, MLP widths C/4 and C/2 (each linear + BN + ReLU),
+    displacements normalised by T, H and W; no spatial subsampling before the search (SELFY's Table 7a setup);
+    the neighbour search is not differentiated (indices), the features are."""
+
+    def __init__(self, channels: int, k: int = 8):
+        super().__init__()
+        self.k = k
+        c1, c2 = max(4, channels // 4), max(4, channels // 2)
+        self.distance = PairwiseDistance()
+        self.mlp = nn.Sequential(nn.Linear(2 * channels + 3, c1, bias=False), nn.BatchNorm1d(c1), nn.ReLU(inplace=True),
+                                 nn.Linear(c1, c2, bias=False), nn.BatchNorm1d(c2), nn.ReLU(inplace=True))
+        self.out = nn.Conv2d(c2, channels, 1, bias=False)
+        self.bn = _zero_bn(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C, H, W = x.shape
+        N, k = T * H * W, min(self.k, (T - 1) * H * W)
+        f = x.permute(0, 1, 3, 4, 2).reshape(B, N, C)
+        idx = other_frame_neighbours(f.detach(), T, k, self.distance)  # (B, N, k)
+        nb = torch.gather(f, 1, idx.reshape(B, N * k, 1).expand(-1, -1, C)).view(B, N, k, C)
+        grid = torch.stack(torch.meshgrid(torch.arange(T) / T, torch.arange(H) / H, torch.arange(W) / W,
+                                          indexing="ij"), -1).to(x).reshape(N, 3)
+        disp = grid[idx] - grid[None, :, None]  # (B, N, k, 3)
+        pair = torch.cat([f[:, :, None].expand(-1, -1, k, -1), nb, disp], dim=-1)
+        g = self.mlp(pair.reshape(B * N * k, -1)).view(B, N, k, -1).amax(2)  # (B, N, C2)
+        g = g.view(B, T, H, W, -1).permute(0, 1, 4, 2, 3).flatten(0, 1)
+        return F.relu(x + self.bn(self.out(g)).view(B, T, C, H, W))
+
+
 def build_motion_block(kind: str, channels: int, frames: int) -> nn.Module:
     """One of :data:`MOTION_BLOCKS` for a C = ``channels`` feature map of ``frames``-frame clips."""
     if kind == "nonlocal":
@@ -278,4 +404,8 @@ def build_motion_block(kind: str, channels: int, frames: int) -> nn.Module:
         return TemporalAdaptive(channels, frames)
     if kind == "stm":
         return STMBlock(channels)
+    if kind in ("cost-a", "cost-b"):
+        return CoSTBlock(channels, kind[-1])
+    if kind == "cp":
+        return CorrespondenceProposal(channels)
     raise ValueError(f"unknown motion block '{kind}': choose from {', '.join(MOTION_BLOCKS)}")
