@@ -72,8 +72,10 @@ def bench(
     """Speed and memory of the STSS and of a SELFYNet training step, as ratios measured side by side.
 
     (a) STSS forward+backward (8 frames, C=128, -2..2, 9x9) vs the reference code's global-matmul path
-    and an F.unfold version; (b) SELFYNet-TSM-R18 vs TSM-R18 training step on one 8x3x224x224 clip,
-    interleaved, median; (c) memory of those steps.
+    and an F.unfold version; (b) training steps, block vs plain backbone, interleaved, median, each beside
+    its FLOP ratio: SELFYNet-TSM-R18 vs TSM-R18 on one 8x3x224x224 clip (train_step), the quick preset's
+    -3..3 pair at its batch (train_step_quick) and with the STSS at res3's full 8x8, 5x5 window
+    (train_step_quick_8x8); (c) memory of the full-width steps.
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
