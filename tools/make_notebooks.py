@@ -106,7 +106,11 @@ if len(pair) == 2:
     loaded = [load_run(p, "cpu") for p in pair]
     dataset = build_dataset(loaded[0][0], "val")
     layer = auto_cam_layer(loaded[0][0].data.size)  # the deepest map of at least 7x7 cells
-    shown = compare_cams([(model_label(r), m) for r, m in loaded], dataset, disagree=True, count=2, layer=layer)
+    named = [(model_label(r), m) for r, m in loaded]
+    shown = compare_cams(named, dataset, disagree=True, count=2, layer=layer)
+    if not shown:  # the two models agree on every clip: show the first ones
+        print("the two models agree on every validation clip: showing the first two")
+        shown = compare_cams(named, dataset, count=2, layer=layer)
     for s in shown:
         cam_figure(s["frames"], s["rows"], f"clip {s['index']}: {s['label']} (Grad-CAM at {layer})")
         plt.show()
