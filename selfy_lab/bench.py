@@ -5,9 +5,9 @@
     (one global H*W x H*W similarity product per frame pair, then the U x V window picked out with
     diagonal slices) and a plain ``F.unfold`` neighbourhood version.
 (b) One training step (forward + backward) of SELFYNet-TSM-R18 (res3, -2..2, 9x9) against plain
-    TSM-R18 on one 8 x 3 x 224 x 224 clip, and of the built-in benchmark's pair as the quick preset trains
-    it (narrow TSN-R18 at 64x64, -3..3, 5x5, a batch of 16), interleaved, median of the repeats, reported
-    as time and FLOP ratios.
+    TSM-R18 on one 8 x 3 x 224 x 224 clip, and of the built-in benchmark's -3..3 pair as the quick preset
+    trains it and with its STSS at res3's full 8x8 (see :func:`step_pairs`), interleaved, median of the
+    repeats, reported as time and FLOP ratios.
 (c) Memory of the same two steps: bytes saved for backward (activations) everywhere, the CUDA
     allocator's peak on GPUs, and the peak resident size of a fresh process per step on CPUs.
 """
@@ -292,9 +292,8 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
     OUT/bench.csv when ``out`` is given. Returns (rows, device name, path)."""
     from . import results as R
     from .errors import SelfyError
-    from .train import select_device
-
     from .runtime import keep_freed_memory
+    from .train import select_device
 
     keep_freed_memory()  # as training does
     unknown = [p for p in parts if p not in PARTS]

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from .data.transforms import clip_from_frames, normalize
 from .errors import SelfyError
+from .models.backbones import STAGES, stage_sizes
 from .models.selfy import STSS
 
 # gradient-based methods of pytorch-grad-cam whose maps come from one layer's activations and gradients
@@ -55,10 +56,8 @@ def auto_cam_layer(size: int, min_cells: int = MIN_CAM_CELLS) -> str:
     """The deepest stage whose map has at least ``min_cells`` x ``min_cells`` cells at ``size`` x ``size`` input
     (res5 at the paper's 224; res3, 8x8, on the built-in benchmark's 64): deeper maps carry more class
     evidence, but a 2x2 map says which frame, not where."""
-    from .models.backbones import stage_sizes
-
     sides = stage_sizes(size)
-    fit = [name for name in ("res5", "res4", "res3", "res2") if sides[name] >= min_cells]
+    fit = [name for name in reversed(STAGES) if sides[name] >= min_cells]
     return fit[0] if fit else "res2"
 
 
@@ -208,8 +207,8 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
 
     if method not in CAM_METHODS:
         raise SelfyError(f"unknown CAM method '{method}': choose from {', '.join(CAM_METHODS)}")
-    if layer not in ("auto", "res2", "res3", "res4", "res5"):
-        raise SelfyError(f"unknown CAM layer '{layer}': choose from auto, res2, res3, res4, res5")
+    if layer not in ("auto", *STAGES):
+        raise SelfyError(f"unknown CAM layer '{layer}': choose from auto, {', '.join(STAGES)}")
     R.ensure_writable(out)
     paths = list(checkpoints)
     if not paths:
@@ -236,8 +235,6 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
     bad = [c for c in (clips or []) if not 0 <= c < len(ds)]
     if bad:
         raise SelfyError(f"--clip {bad[0]} is out of range: the validation set has {len(ds)} clips")
-    from .models.backbones import stage_sizes
-
     layer = auto_cam_layer(run0.data.size) if layer == "auto" else layer
     cells = stage_sizes(run0.data.size)[layer]
     want_disagree = disagree or (len(loaded) > 1 and class_id is None and not clips)

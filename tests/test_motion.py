@@ -61,6 +61,15 @@ def test_every_module_is_an_identity_at_initialisation(block):
         assert torch.allclose(mod(x), x, atol=1e-6)
 
 
+@pytest.mark.parametrize("block", MOTION_BLOCKS)
+def test_zero_init_off_starts_every_module_active(block):
+    torch.manual_seed(0)
+    mod = build_motion_block(block, 16, frames=4, zero_init=False).eval()
+    x = torch.rand(2, 4, 16, 6, 6)
+    with torch.no_grad():
+        assert not torch.allclose(mod(x), x, atol=1e-6)
+
+
 def test_attention_equals_a_loop():
     torch.manual_seed(0)
     q, k, v = torch.randn(2, 5, 3, dtype=torch.float64), torch.randn(2, 7, 3, dtype=torch.float64), torch.randn(2, 7, 4, dtype=torch.float64)

@@ -2,7 +2,8 @@
 
 Every module maps a clip's feature map (B, T, C, H, W) to the same shape and is residual: its last
 BatchNorm (or, for TEA's excitation, its last convolution) starts at zero, so an inserted module is an
-identity at initialisation, as a SELFY block is. Hidden widths are ratios of C, so they scale with narrow
+identity at initialisation, as a SELFY block is; ``zero_init=False`` (the model option that SELFY blocks
+share) starts it like every other layer. Hidden widths are ratios of C, so they scale with narrow
 backbones as SELFY's widths do. Each class states the choices its paper leaves open.
 
 * ``nonlocal``: :class:`NonLocal`, embedded Gaussian non-local block (Wang et al., CVPR 2018)
@@ -25,17 +26,16 @@ import torch.nn.functional as F
 from ..config import MOTION_BLOCKS
 from .extract import KernelSoftArgmaxConfidence
 from .selfsim import stss_macs, stss_volumes
+from .selfy import _cbr
 
 
-def _zero_bn(c: int, dims: int = 2) -> nn.Module:
-    bn = nn.BatchNorm2d(c) if dims == 2 else nn.BatchNorm1d(c)
-    nn.init.zeros_(bn.weight)
+def _last_bn(c: int, zero_init: bool = True) -> nn.BatchNorm2d:
+    """A module's last BatchNorm: weight 0 (the module starts as an identity) or, with ``zero_init=False``,
+    1 like every other BN (the choice the quick preset makes for SELFY blocks trained from scratch)."""
+    bn = nn.BatchNorm2d(c)
+    if zero_init:
+        nn.init.zeros_(bn.weight)
     return bn
-
-
-def _bn_relu_conv(cin: int, cout: int, k: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, 1, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
 
 
 class Attention(nn.Module):
@@ -61,13 +61,13 @@ class NonLocal(nn.Module):
     others do not [downsample]"). SELFY's Table 7a (24.8 G for TSM-R18 with one block after res3) counts the
     two attention products twice (see ``paper.FLOPS``); in MACs throughout the block adds 5.2 G (19.8 G)."""
 
-    def __init__(self, channels: int, inner: int | None = None):
+    def __init__(self, channels: int, inner: int | None = None, zero_init: bool = True):
         super().__init__()
         ci = inner or max(4, channels // 2)
         self.theta, self.phi, self.g = (nn.Conv2d(channels, ci, 1) for _ in range(3))
         self.attend = Attention()
         self.out = nn.Conv2d(ci, channels, 1, bias=False)
-        self.bn = _zero_bn(channels)
+        self.bn = _last_bn(channels, zero_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
@@ -117,7 +117,7 @@ class MotionSqueeze(nn.Module):
     3x3 convolutions and a fusion layer on a reduced map, MotionSqueeze lifts the 3 channels of a single
     offset with per-channel convolutions at full resolution."""
 
-    def __init__(self, channels: int, window: tuple[int, int] = (15, 15)):
+    def __init__(self, channels: int, window: tuple[int, int] = (15, 15), zero_init: bool = True):
         super().__init__()
         self.correlate = NextFrameCorrelation(window)
         self.squeeze = KernelSoftArgmaxConfidence(window, tau=0.01, sigma=window[0] / 3.0)
@@ -125,7 +125,7 @@ class MotionSqueeze(nn.Module):
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
             layers += [nn.Conv2d(a, a, 3, 1, 1, groups=a, bias=False), nn.Conv2d(a, b, 1, bias=False)]
-            layers += [nn.BatchNorm2d(b), nn.ReLU(inplace=True)] if i < 3 else [_zero_bn(b)]
+            layers += [nn.BatchNorm2d(b), nn.ReLU(inplace=True)] if i < 3 else [_last_bn(b, zero_init)]
         self.lift = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,14 +151,15 @@ class MotionExcitation(nn.Module):
     Choices: one module at the insertion point (TEA puts one in every bottleneck); the expanding 1x1
     convolution starts at zero, so sigmoid(0) - 0.5 = 0 and the module is an identity at init."""
 
-    def __init__(self, channels: int, ratio: int = 16):
+    def __init__(self, channels: int, ratio: int = 16, zero_init: bool = True):
         super().__init__()
         cr = max(4, channels // ratio)
         self.reduce = nn.Sequential(nn.Conv2d(channels, cr, 1, bias=False), nn.BatchNorm2d(cr))
         self.transform = nn.Conv2d(cr, cr, 3, 1, 1, groups=cr, bias=False)
         self.expand = nn.Conv2d(cr, channels, 1)
-        nn.init.zeros_(self.expand.weight)
-        nn.init.zeros_(self.expand.bias)
+        if zero_init:
+            nn.init.zeros_(self.expand.weight)
+            nn.init.zeros_(self.expand.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
@@ -193,7 +194,8 @@ class TemporalAdaptive(nn.Module):
     branch z = x + BN(TAM(x)), the BN's weight at zero (identity at init); the number of frames is fixed
     at construction (the global branch's FC is T wide), as in TANet."""
 
-    def __init__(self, channels: int, frames: int, kernel: int = 3, alpha: int = 2, beta: int = 4):
+    def __init__(self, channels: int, frames: int, kernel: int = 3, alpha: int = 2, beta: int = 4,
+                 zero_init: bool = True):
         super().__init__()
         self.frames, self.kernel = frames, kernel
         cb = max(4, channels // beta)
@@ -203,7 +205,7 @@ class TemporalAdaptive(nn.Module):
                                    nn.ReLU(inplace=True), nn.Linear(alpha * frames, kernel, bias=False),
                                    nn.Softmax(dim=-1))
         self.conv = AdaptiveTemporalConv()
-        self.bn = _zero_bn(channels)
+        self.bn = _last_bn(channels, zero_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
@@ -241,21 +243,21 @@ class STMBlock(nn.Module):
     point (with an ImageNet backbone it then adds to, rather than replaces, a pretrained bottleneck);
     CSTM's temporal convolution starts as the identity (centre tap 1), as STM initialises it."""
 
-    def __init__(self, channels: int, ratio: int = 4, cmm_ratio: int = 16):
+    def __init__(self, channels: int, ratio: int = 4, cmm_ratio: int = 16, zero_init: bool = True):
         super().__init__()
         cb = max(4, channels // ratio)
         cm = max(4, cb // cmm_ratio)
-        self.reduce = _bn_relu_conv(channels, cb)
+        self.reduce = _cbr(channels, cb, 1)
         self.temporal = ChannelTemporalConv(cb)
         with torch.no_grad():
             self.temporal.conv.weight.zero_()
             self.temporal.conv.weight[:, 0, 1] = 1.0
-        self.spatial = _bn_relu_conv(cb, cb, 3)
-        self.cmm_reduce = _bn_relu_conv(cb, cm)
+        self.spatial = _cbr(cb, cb, 3)
+        self.cmm_reduce = _cbr(cb, cm, 1)
         self.cmm_transform = nn.Conv2d(cm, cm, 3, 1, 1, bias=False)
-        self.cmm_expand = _bn_relu_conv(cm, cb)
+        self.cmm_expand = _cbr(cm, cb, 1)
         self.expand = nn.Conv2d(cb, channels, 1, bias=False)
-        self.bn = _zero_bn(channels)
+        self.bn = _last_bn(channels, zero_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
@@ -316,14 +318,14 @@ class CoSTBlock(nn.Module):
     collaborative 3x3, BN, ReLU, 1x1 back to C, BN at zero), z = ReLU(x + ...). CoST replaces the 3x3
     convolution of every bottleneck of a 3-D ResNet; here it is one block at an insertion point."""
 
-    def __init__(self, channels: int, variant: str = "a", ratio: int = 4):
+    def __init__(self, channels: int, variant: str = "a", ratio: int = 4, zero_init: bool = True):
         super().__init__()
         cb = max(4, channels // ratio)
-        self.reduce = _bn_relu_conv(channels, cb)
+        self.reduce = _cbr(channels, cb, 1)
         self.cost = CoSTConv(cb, cb, variant)
         self.post = nn.Sequential(nn.BatchNorm3d(cb), nn.ReLU(inplace=True))
         self.expand = nn.Conv2d(cb, channels, 1, bias=False)
-        self.bn = _zero_bn(channels)
+        self.bn = _last_bn(channels, zero_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
@@ -367,7 +369,7 @@ class CorrespondenceProposal(nn.Module):
     displacements normalised by T, H and W; no spatial subsampling before the search (SELFY's Table 7a setup);
     the neighbour search is not differentiated (indices), the features are."""
 
-    def __init__(self, channels: int, k: int = 8):
+    def __init__(self, channels: int, k: int = 8, zero_init: bool = True):
         super().__init__()
         self.k = k
         c1, c2 = max(4, channels // 4), max(4, channels // 2)
@@ -375,7 +377,7 @@ class CorrespondenceProposal(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(2 * channels + 3, c1, bias=False), nn.BatchNorm1d(c1), nn.ReLU(inplace=True),
                                  nn.Linear(c1, c2, bias=False), nn.BatchNorm1d(c2), nn.ReLU(inplace=True))
         self.out = nn.Conv2d(c2, channels, 1, bias=False)
-        self.bn = _zero_bn(channels)
+        self.bn = _last_bn(channels, zero_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
@@ -383,8 +385,8 @@ class CorrespondenceProposal(nn.Module):
         f = x.permute(0, 1, 3, 4, 2).reshape(B, N, C)
         idx = other_frame_neighbours(f.detach(), T, k, self.distance)  # (B, N, k)
         nb = torch.gather(f, 1, idx.reshape(B, N * k, 1).expand(-1, -1, C)).view(B, N, k, C)
-        grid = torch.stack(torch.meshgrid(torch.arange(T) / T, torch.arange(H) / H, torch.arange(W) / W,
-                                          indexing="ij"), -1).to(x).reshape(N, 3)
+        axes = [torch.arange(n, device=x.device, dtype=x.dtype) / n for n in (T, H, W)]
+        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(N, 3)
         disp = grid[idx] - grid[None, :, None]  # (B, N, k, 3)
         pair = torch.cat([f[:, :, None].expand(-1, -1, k, -1), nb, disp], dim=-1)
         g = self.mlp(pair.reshape(B * N * k, -1)).view(B, N, k, -1).amax(2)  # (B, N, C2)
@@ -392,20 +394,21 @@ class CorrespondenceProposal(nn.Module):
         return F.relu(x + self.bn(self.out(g)).view(B, T, C, H, W))
 
 
-def build_motion_block(kind: str, channels: int, frames: int) -> nn.Module:
-    """One of :data:`MOTION_BLOCKS` for a C = ``channels`` feature map of ``frames``-frame clips."""
+def build_motion_block(kind: str, channels: int, frames: int, zero_init: bool = True) -> nn.Module:
+    """One of :data:`MOTION_BLOCKS` for a C = ``channels`` feature map of ``frames``-frame clips; ``zero_init``
+    as for SELFY blocks (the module's last BN, TEA's last convolution, at zero: an identity at init)."""
     if kind == "nonlocal":
-        return NonLocal(channels)
+        return NonLocal(channels, zero_init=zero_init)
     if kind == "ms":
-        return MotionSqueeze(channels)
+        return MotionSqueeze(channels, zero_init=zero_init)
     if kind == "tea":
-        return MotionExcitation(channels)
+        return MotionExcitation(channels, zero_init=zero_init)
     if kind == "tam":
-        return TemporalAdaptive(channels, frames)
+        return TemporalAdaptive(channels, frames, zero_init=zero_init)
     if kind == "stm":
-        return STMBlock(channels)
+        return STMBlock(channels, zero_init=zero_init)
     if kind in ("cost-a", "cost-b"):
-        return CoSTBlock(channels, kind[-1])
+        return CoSTBlock(channels, kind[-1], zero_init=zero_init)
     if kind == "cp":
-        return CorrespondenceProposal(channels)
+        return CorrespondenceProposal(channels, zero_init=zero_init)
     raise ValueError(f"unknown motion block '{kind}': choose from {', '.join(MOTION_BLOCKS)}")

@@ -65,7 +65,7 @@ def build_model(cfg: ModelConfig) -> SELFYNet:
     widths = BlockWidths().scaled(cfg.width / 64)
     blocks = {}
     if cfg.block in MOTION_BLOCKS:
-        blocks = {pos: build_motion_block(cfg.block, chans[pos], cfg.frames) for pos in cfg.position}
+        blocks = {pos: build_motion_block(cfg.block, chans[pos], cfg.frames, cfg.zero_init) for pos in cfg.position}
     elif cfg.block != "none":
         for pos in cfg.position:
             blocks[pos] = build_block(
