@@ -132,6 +132,8 @@ def describe(run: RunConfig) -> str:
     if m.block == "none":
         return f"{m.backbone} baseline, seed {run.train.seed}"
     v = m.variant()
+    if v["offsets"] == "none":  # a motion module: the STSS fields mean nothing
+        return f"{m.backbone} {m.block} @{v['position']}, seed {run.train.seed}"
     return (f"{m.backbone} {m.block} {v['offsets']} {v['window']} {m.extractor}/{m.integrator} {m.similarity} "
             f"{m.fusion} @{v['position']}, seed {run.train.seed}")
 

@@ -8,7 +8,11 @@
     TSM-R18 on one 8 x 3 x 224 x 224 clip, and of the built-in benchmark's -3..3 pair as the quick preset
     trains it and with its STSS at res3's full 8x8 (see :func:`step_pairs`), interleaved, median of the
     repeats, reported as time and FLOP ratios.
-(c) Memory of the same two steps: bytes saved for backward (activations) everywhere, the CUDA
+(c) Every block of the toolkit (SELFY and the field's other motion modules, ``--block``) at res3 against
+    the plain backbone: training-step time ratio beside the FLOP ratio, all models of a setting
+    interleaved, on the quick preset (the motion-modules comparison's setting) and on full-width TSM-R18
+    at 8 x 224^2 (see :func:`bench_modules`).
+(d) Memory of the same two steps: bytes saved for backward (activations) everywhere, the CUDA
     allocator's peak on GPUs, and the peak resident size of a fresh process per step on CPUs.
 """
 from __future__ import annotations
@@ -203,6 +207,58 @@ def bench_step(device="cpu", repeats: int = 7, channels_last: bool = True, amp: 
     return rows
 
 
+def module_settings() -> dict[str, tuple[ModelConfig, int, int]]:
+    """The module comparison's settings: name -> (plain backbone, batch, input side)."""
+    base, _, batch, size = quick_pair()
+    return {"modules_quick": (base, batch, size), "modules_tsm_r18": (TSM_R18, 1, 224)}
+
+
+def module_configs(base: ModelConfig) -> dict[str, ModelConfig]:
+    """Every block at res3 of ``base``: SELFY with -3..3 and each motion module, on the base's other fields."""
+    from .config import MOTION_BLOCKS
+
+    selfy = replace(base, block="selfy", offsets=(-3, -2, -1, 0, 1, 2, 3), position=("res3",))
+    return {"selfy": selfy, **{b: replace(selfy, block=b) for b in MOTION_BLOCKS}}
+
+
+def bench_modules(device="cpu", repeats: int = 5, channels_last: bool = True, amp: bool | None = None,
+                  settings: dict | None = None, blocks: tuple[str, ...] | None = None,
+                  progress: Callable[[str], None] = lambda s: None) -> list[dict]:
+    """For each setting of :func:`module_settings`, the training step of the plain backbone and of every
+    block of :func:`module_configs` (or ``blocks``), interleaved round by round (one warm-up round), the
+    medians, and per block its time ratio and FLOP ratio against the plain backbone."""
+    from .flops import model_cost
+
+    device = torch.device(device)
+    amp_dtype = torch.bfloat16 if (amp if amp is not None else device.type == "cuda") else None
+    rows = []
+    for bench, (base_cfg, batch, size) in (settings or module_settings()).items():
+        cfgs = {"none": base_cfg, **{b: c for b, c in module_configs(base_cfg).items() if blocks is None or b in blocks}}
+        models = {b: _make(c, device, channels_last) for b, c in cfgs.items()}
+        x = _clip(device, base_cfg.frames, size, batch)
+        if channels_last:
+            x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
+        y = torch.zeros(batch, dtype=torch.long, device=device)
+        times: dict[str, list[float]] = {b: [] for b in models}
+        for r in range(repeats + 1):
+            for b, m in models.items():
+                progress(f"{bench} {b} {r}/{repeats}")
+                t = time_call(lambda: _train_step(m, x, y, amp_dtype), device)
+                if r:
+                    times[b].append(t)
+        med = {b: statistics.median(v) for b, v in times.items()}
+        base_gflops = model_cost(base_cfg, size)["gflops"]
+        for b, cfg in cfgs.items():
+            impl = base_cfg.backbone if b == "none" else f"{b}-{base_cfg.backbone}"
+            rows.append(dict(benchmark=bench, impl=impl, size=size, metric="seconds", value=med[b]))
+            if b != "none":
+                rows.append(dict(benchmark=bench, impl=impl, size=size, metric="time_ratio", value=med[b] / med["none"]))
+                rows.append(dict(benchmark=bench, impl=impl, size=size, metric="flop_ratio",
+                                 value=model_cost(cfg, size)["gflops"] / base_gflops))
+        del models
+    return rows
+
+
 def saved_tensor_bytes(model, x, y) -> int:
     """Bytes autograd keeps for backward during one forward pass (each storage counted once)."""
     seen: dict[int, int] = {}
@@ -282,7 +338,7 @@ def bench_memory(device="cpu", channels_last: bool = True, rss: bool = True,
     return rows
 
 
-PARTS = ("stss", "step", "memory")
+PARTS = ("stss", "step", "modules", "memory")
 
 
 def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (14, 28, 56), repeats: int = 5,
@@ -307,6 +363,8 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
         rows += bench_stss(sizes, dev, min(repeats, 3), progress=progress)
     if "step" in parts:
         rows += bench_step(dev, repeats, channels_last, progress=progress)
+    if "modules" in parts:
+        rows += bench_modules(dev, repeats, channels_last, progress=progress)
     if "memory" in parts:
         rows += bench_memory(dev, channels_last, progress=progress)
     dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"

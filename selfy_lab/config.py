@@ -63,14 +63,27 @@ def _number(value, what: str, lo: float | None = None, hi: float | None = None, 
     return value
 
 
+EVERY = ":every"  # ``res3:every``: one module inside every residual block of res3 (motion modules)
+
+
+def position_stage(position: str) -> str:
+    """The stage a position names: ``res3`` for both ``res3`` and ``res3:every``."""
+    return position.removesuffix(EVERY)
+
+
 def parse_positions(spec: str | tuple | list) -> tuple[str, ...]:
-    """``res3`` or ``res2+res3+res4`` -> positions in network order."""
+    """``res3``, ``res2+res3+res4`` or ``res2:every+res3:every`` -> positions in network order. A plain stage
+    name puts one block after the stage's output; ``STAGE:every`` puts one inside every residual block of the
+    stage (before its second convolution, where STM, TEA and TANet put theirs)."""
     items = list(spec) if isinstance(spec, (tuple, list)) else [p.strip() for p in str(spec).split("+")]
     for p in items:
-        _choice(p, POSITIONS, "position")
-    if len(set(items)) != len(items):
+        _choice(position_stage(p), POSITIONS, "position")
+        if p.endswith(EVERY) and p == "pool1" + EVERY:
+            raise ValueError("position 'pool1:every': pool1 has no residual blocks (use res2..res5)")
+    stages = [position_stage(p) for p in items]
+    if len(set(stages)) != len(stages):
         raise ValueError(f"position '{spec}' names a stage twice")
-    return tuple(sorted(items, key=POSITIONS.index))
+    return tuple(sorted(items, key=lambda p: POSITIONS.index(position_stage(p))))
 
 
 def format_positions(positions: tuple[str, ...]) -> str:
@@ -129,6 +142,9 @@ class ModelConfig:
         _number(self.num_classes, "num_classes", 2, integer=True)
         _number(self.dropout, "dropout", 0, 1, hi_open=True)
         _number(self.head_std, "head_std", 0, 1, lo_open=True)
+        if self.block in SELFY_BLOCKS and any(p.endswith(EVERY) for p in self.position):
+            raise ValueError(f"position '{format_positions(self.position)}': ':every' (a module inside every residual "
+                             f"block) is for the motion modules ({', '.join(MOTION_BLOCKS)}); {self.block} goes after a stage")
         if self.block in SELFY_BLOCKS and max(abs(o) for o in self.offsets) >= self.frames:
             raise ValueError(
                 f"offsets {format_offsets(self.offsets)} reach beyond a {self.frames}-frame clip: "
@@ -150,6 +166,7 @@ class ModelConfig:
         return int(w) if w else 64
 
     def reduce_at(self, position: str) -> int:
+        position = position_stage(position)
         return self.reduce or DEFAULT_REDUCE[position]
 
     def variant(self) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 import torch
 
 from selfy_lab import stss
-from selfy_lab.bench import bench_stss, saved_tensor_bytes, stss_reference_global, stss_unfold
+from selfy_lab.bench import bench_modules, bench_stss, saved_tensor_bytes, stss_reference_global, stss_unfold
 from selfy_lab.config import ModelConfig
 from selfy_lab.models import build_model
 
@@ -33,3 +33,13 @@ def test_saved_tensor_bytes_grows_with_the_block():
     base = saved_tensor_bytes(build_model(ModelConfig(**{**cfg.__dict__, "block": "none"})), x, y)
     selfy = saved_tensor_bytes(build_model(cfg), x, y)
     assert 0 < base < selfy
+
+
+def test_bench_modules_gives_each_block_a_time_and_flop_ratio():
+    base = ModelConfig(backbone="tsn-r18-w16", frames=8, num_classes=3, block="none")
+    rows = bench_modules(repeats=1, settings={"tiny": (base, 2, 32)}, blocks=("selfy", "tea", "nonlocal"))
+    ratios = {(r["impl"], r["metric"]): r["value"] for r in rows if r["metric"] != "seconds"}
+    assert set(ratios) == {(f"{b}-tsn-r18-w16", m) for b in ("selfy", "tea", "nonlocal") for m in ("time_ratio", "flop_ratio")}
+    assert all(v > 0 for v in ratios.values())
+    assert all(ratios[(f"{b}-tsn-r18-w16", "flop_ratio")] > 1 for b in ("selfy", "tea", "nonlocal"))
+    assert {r["impl"] for r in rows if r["metric"] == "seconds"} >= {"tsn-r18-w16"}

@@ -52,6 +52,53 @@ def test_every_module_trains_at_every_position(block, backbone):
         assert p.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize("block", ["stm", "tea", "tam"])
+@pytest.mark.parametrize("backbone", ["tsn-r18-w8", "tsm-r18-w8"])
+def test_every_block_of_a_stage_gets_a_module(block, backbone):
+    """STAGE:every: one module inside each residual block of the stage, before its second convolution."""
+    cfg = ModelConfig(backbone=backbone, block=block, frames=4, num_classes=5, position="res2:every+res4:every",
+                      dropout=0.0)
+    model = wake(build_model(cfg)).train()
+    assert list(model.blocks) == ["res2:every-0", "res2:every-1", "res4:every-0", "res4:every-1"]  # R18: 2 per stage
+    assert model.backbone.layer2[0].conv2.__class__ is nn.Conv2d  # res3 (torchvision layer2) untouched
+    torch.manual_seed(0)
+    out = model(torch.randn(2, 4, 3, 64, 64))
+    F.cross_entropy(out, torch.tensor([0, 3])).backward()
+    for name, p in model.blocks.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    plain = build_model(ModelConfig(backbone=backbone, block="none", frames=4, num_classes=5))
+    assert model.backbone.state_dict().keys() == plain.backbone.state_dict().keys()  # ImageNet weights still load
+    assert sum(p.numel() for p in model.parameters()) == (
+        sum(p.numel() for p in plain.parameters()) + sum(p.numel() for p in model.blocks.parameters()))
+
+
+def test_modules_in_every_block_start_as_the_plain_backbone_and_survive_a_copy():
+    import copy
+
+    cfg = ModelConfig(backbone="tsm-r18-w8", block="tea", frames=4, num_classes=5, position="res3:every", dropout=0.0)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    plain = build_model(ModelConfig(backbone="tsm-r18-w8", block="none", frames=4, num_classes=5, dropout=0.0)).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("blocks.")})
+    x = torch.randn(2, 4, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), plain(x), atol=1e-6)  # zero-initialised: an identity in every branch
+    twin = copy.deepcopy(model)
+    assert twin.backbone.layer2[1].conv2.motion is twin.blocks["res3:every-1"]  # the copy runs its own modules
+    wake(twin)
+    with torch.no_grad():
+        assert not torch.allclose(twin(x), model(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("position, message", [("pool1:every", "pool1 has no residual blocks"),
+                                               ("res3+res3:every", "names a stage twice")])
+def test_bad_every_positions_are_refused(position, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(block="stm", position=position)
+    with pytest.raises(ValueError, match="is for the motion modules"):
+        ModelConfig(block="selfy", position="res3:every")
+
+
 @pytest.mark.parametrize("block", MOTION_BLOCKS)
 def test_every_module_is_an_identity_at_initialisation(block):
     torch.manual_seed(0)

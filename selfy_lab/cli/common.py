@@ -38,7 +38,8 @@ Similarity = Annotated[Optional[str], typer.Option(help=f"Similarity: {', '.join
 Fusion = Annotated[Optional[str], typer.Option(help=f"Output: {', '.join(FUSIONS)} (Table 7e).",
                                                rich_help_panel="Model")]
 Position = Annotated[Optional[str], typer.Option(
-    help="Where blocks go: pool1, res2, res3, res4, res5, or several joined by + (res2+res3+res4).",
+    help="Where blocks go: pool1, res2, res3, res4, res5, or several joined by + (res2+res3+res4). Motion modules "
+    "also take STAGE:every, one module inside every residual block of the stage (STM/TEA/TANet's placement).",
     rich_help_panel="Model")]
 Reduce = Annotated[Optional[int], typer.Option(
     help="STSS resolution reduction 1, 2 or 4 (0 = per position: 14x14 at 224 input, as the reference code).",

@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from ..grammar import format_offsets
 from .common import (Backbone, Block, Extractor, Frames, Fusion, Integrator, Offsets, Position, Reduce,
                      Similarity, Window, app, at_least, comma_list, console, table)
 
@@ -51,8 +50,9 @@ def flops(
     cost = model_cost(cfg, size)
     base = model_cost(replace(cfg, block="none"), size)
     v = cfg.variant()
-    desc = cfg.backbone + (f" + {cfg.block} at {v['position']} offsets {format_offsets(cfg.offsets)} window {v['window']}"
-                           f" {cfg.extractor}/{cfg.integrator}" if cfg.block != "none" else "")
+    stss = (f" offsets {v['offsets']} window {v['window']} {cfg.extractor}/{cfg.integrator}"
+            if v["offsets"] != "none" else "")  # the STSS fields mean nothing for the other motion modules
+    desc = cfg.backbone + (f" + {cfg.block} at {v['position']}{stss}" if cfg.block != "none" else "")
     con.print(f"{desc}, {cfg.frames} frames at {size}x{size}")
     con.print(f"  {cost['gflops']:.2f} GFLOPs (multiply-accumulates) per clip, {cost['params_m']:.2f} M parameters")
     if cfg.block != "none":
@@ -64,7 +64,7 @@ def flops(
 def bench(
     out: Annotated[Path, typer.Option(help="Directory for bench.csv (tidy rows).")] = Path("results/bench"),
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when present).")] = "auto",
-    only: Annotated[str, typer.Option(help="Comma list of parts: stss, step, memory.")] = "stss,step,memory",
+    only: Annotated[str, typer.Option(help="Comma list of parts: stss, step, modules, memory.")] = "stss,step,modules,memory",
     sizes: Annotated[str, typer.Option(help="STSS map sizes (comma list).")] = "14,28,56",
     repeats: Annotated[int, typer.Option(help="Timed repeats per measurement (after one warm-up).")] = 5,
     channels_last: Annotated[bool, typer.Option(help="Run both models channels-last in the step benchmark.")] = True,
@@ -75,7 +75,8 @@ def bench(
     and an F.unfold version; (b) training steps, block vs plain backbone, interleaved, median, each beside
     its FLOP ratio: SELFYNet-TSM-R18 vs TSM-R18 on one 8x3x224x224 clip (train_step), the quick preset's
     -3..3 pair at its batch (train_step_quick) and with the STSS at res3's full 8x8, 5x5 window
-    (train_step_quick_8x8); (c) memory of the full-width steps.
+    (train_step_quick_8x8); (c) every --block (SELFY -3..3 and each motion module) at res3 vs the plain
+    backbone, on the quick preset and on TSM-R18 at 8x224x224 (modules_*); (d) memory of the full-width steps.
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

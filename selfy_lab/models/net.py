@@ -5,10 +5,35 @@ import torch
 import torch.nn as nn
 from torchvision.models.resnet import ResNet
 
-from ..config import MOTION_BLOCKS, POSITIONS, ModelConfig
+from ..config import EVERY, MOTION_BLOCKS, ModelConfig, position_stage
 from .backbones import build_resnet, stage_channels, stages
 from .motion import build_motion_block
 from .selfy import BlockWidths, build_block
+
+
+class BranchConv2d(nn.Conv2d):
+    """A residual block's second convolution with a motion module run on its input: the block's branch
+    becomes conv1 -> BN -> ReLU -> module -> conv2 -> ..., where STM, TEA and TANet put theirs. The
+    convolution keeps its parameters under the same names (ImageNet weights load into the backbone as
+    before); the module is registered in ``SELFYNet.blocks`` and only referenced here, outside the module
+    tree, so it is counted, moved and saved once."""
+
+    @classmethod
+    def wrap(cls, conv: nn.Conv2d, module: nn.Module, frames: int) -> "BranchConv2d":
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                  conv.dilation, conv.groups, conv.bias is not None, device=conv.weight.device)
+        new.weight, new.bias = conv.weight, conv.bias
+        new.frames = frames
+        object.__setattr__(new, "motion", module)  # not a child: SELFYNet.blocks owns it
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        BT, C, H, W = x.shape
+        x = self.motion(x.view(BT // self.frames, self.frames, C, H, W)).flatten(0, 1)
+        return super().forward(x)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", then motion module {type(self.motion).__name__} (blocks)"
 
 
 class SELFYNet(nn.Module):
@@ -65,7 +90,14 @@ def build_model(cfg: ModelConfig) -> SELFYNet:
     widths = BlockWidths().scaled(cfg.width / 64)
     blocks = {}
     if cfg.block in MOTION_BLOCKS:
-        blocks = {pos: build_motion_block(cfg.block, chans[pos], cfg.frames, cfg.zero_init) for pos in cfg.position}
+        for pos in cfg.position:
+            if not pos.endswith(EVERY):
+                blocks[pos] = build_motion_block(cfg.block, chans[pos], cfg.frames, cfg.zero_init)
+                continue
+            for i, blk in enumerate(stages(backbone)[position_stage(pos)]):  # one inside every residual block
+                inner = build_motion_block(cfg.block, blk.conv2.in_channels, cfg.frames, cfg.zero_init)
+                blocks[f"{pos}-{i}"] = inner
+                blk.conv2 = BranchConv2d.wrap(blk.conv2, inner, cfg.frames)
     elif cfg.block != "none":
         for pos in cfg.position:
             blocks[pos] = build_block(
@@ -73,5 +105,5 @@ def build_model(cfg: ModelConfig) -> SELFYNet:
                 integrator=cfg.integrator, similarity=cfg.similarity, fusion=cfg.fusion, residual=cfg.residual,
                 fuse=cfg.fuse, reduce=cfg.reduce_at(pos), widths=widths, zero_init=cfg.zero_init,
             )
-    return SELFYNet(backbone, {p: blocks[p] for p in POSITIONS if p in blocks}, cfg.num_classes, cfg.frames,
+    return SELFYNet(backbone, blocks, cfg.num_classes, cfg.frames,  # in network order: cfg.position is sorted
                     cfg.dropout, cfg.tsm, cfg.head_std)
