@@ -14,6 +14,17 @@ backbones as SELFY's widths do. Each class states the choices its paper leaves o
 * ``cost-a`` / ``cost-b``: :class:`CoSTBlock`, CoST's collaborative convolution (Li et al., CVPR 2019)
 * ``cp``: :class:`CorrespondenceProposal`, CPNet's CP module (Liu et al., CVPR 2019)
 
+Not here: TDN's short-term difference module (Wang et al., CVPR 2021). It does not see a feature map: for
+each sampled frame it takes the RGB differences of the few consecutive frames around it (TDN samples a
+5-frame window per segment), encodes them with its own small stem and adds the result to the backbone's stem
+features. A single-position insertion receives one frame per segment, T = 8 frames spread over the whole
+clip, so the "short-term" differences it could form are those between sampled frames, seconds apart on
+Something-Something: TDN's long-term module, not the short-term one. Building it faithfully means a loader
+that decodes a window around every sampled frame and a second stem, not a ``--block``.
+
+``STAGE:every`` positions (``res3:every``) put one module inside every residual block of a stage, before its
+second convolution (:class:`selfy_lab.models.net.BranchConv2d`), as STM, TEA and TANet place theirs.
+
 Operations that are not a convolution or a linear layer (attention products, correlations, the adaptive
 temporal kernels) run inside small modules with a ``macs`` method, so ``selfy-lab flops`` counts them.
 """
