@@ -31,12 +31,18 @@ POSITIONS = ("pool1", "res2", "res3", "res4", "res5")
 # STSS resolution reduction per insertion point (reference code: res3's 28x28 -> 14x14 at 224 input)
 DEFAULT_REDUCE = {"pool1": 4, "res2": 4, "res3": 2, "res4": 1, "res5": 1}
 REDUCE_CHOICES = (1, 2, 4)
+HIERARCHIES = ("none", "diff", "selfy")  # HCML's motion encoder (models/hcml.py)
+AUX_LOSSES = ("none", "hcml")
+PREVIOUS_STAGE = {"res2": "pool1", "res3": "res2", "res4": "res3", "res5": "res4"}
 
 
 # Fields marked ``NOT_IDENTITY`` do not change what a run computes (how many loader processes, whether
 # the data is checked up front, how often it is validated, the names it is filed under): they are left
 # out of the run key, so changing them re-uses a finished run.
 NOT_IDENTITY = {"identity": False}
+# Fields added after runs were committed key a run only when they differ from their default, so every
+# earlier run keeps its key (and its directory) and a run that uses the new option gets a new one.
+KEY_IF_SET = {"identity": "if_set"}
 
 
 def _choice(value: str, choices: tuple[str, ...], what: str) -> str:
@@ -116,6 +122,13 @@ class ModelConfig:
     # std of the classifier's normal initialisation: 0.001 is TSN/TSM's (a head on pretrained features); from
     # scratch, so small a head lets some seeds sit at the uniform prediction for epochs (measured, results/tuning)
     head_std: float = 0.001
+    # hierarchical contrastive motion learning (models/hcml.py): the motion encoder of its levels (none = no
+    # hierarchy), the stages it attaches to, and its contrastive objective (frames ahead, temperature, grid)
+    hierarchy: str = field(default="none", metadata=KEY_IF_SET)
+    hierarchy_levels: tuple[str, ...] = field(default=("res2", "res3", "res4"), metadata=KEY_IF_SET)
+    hcml_delta: int = field(default=1, metadata=KEY_IF_SET)
+    hcml_tau: float = field(default=0.1, metadata=KEY_IF_SET)
+    hcml_grid: int = field(default=4, metadata=KEY_IF_SET)
 
     def __post_init__(self):
         m = BACKBONE_RE.match(self.backbone)
@@ -142,6 +155,17 @@ class ModelConfig:
         _number(self.num_classes, "num_classes", 2, integer=True)
         _number(self.dropout, "dropout", 0, 1, hi_open=True)
         _number(self.head_std, "head_std", 0, 1, lo_open=True)
+        _choice(self.hierarchy, HIERARCHIES, "hierarchy")
+        levels = parse_positions(self.hierarchy_levels)
+        if not levels or any(p not in PREVIOUS_STAGE for p in levels):
+            raise ValueError(f"hierarchy levels '{format_positions(levels)}': use stages among res2, res3, res4, res5 "
+                             f"joined by + (each predicts the stage before it)")
+        object.__setattr__(self, "hierarchy_levels", levels)
+        _number(self.hcml_delta, "hcml_delta", 1, integer=True)
+        if self.hierarchy != "none" and self.hcml_delta >= self.frames:
+            raise ValueError(f"hcml_delta {self.hcml_delta} looks past a {self.frames}-frame clip: use 1..{self.frames - 1}")
+        _number(self.hcml_tau, "hcml_tau", 0, lo_open=True)
+        _number(self.hcml_grid, "hcml_grid", 1, integer=True)
         if self.block in SELFY_BLOCKS and any(p.endswith(EVERY) for p in self.position):
             raise ValueError(f"position '{format_positions(self.position)}': ':every' (a module inside every residual "
                              f"block) is for the motion modules ({', '.join(MOTION_BLOCKS)}); {self.block} goes after a stage")
@@ -281,6 +305,9 @@ class TrainConfig:
     # validate every N epochs (the last epoch always); 0 = only after the last. Validation draws no random
     # numbers and changes no weights, so it is not part of the run key.
     eval_every: int = field(default=1, metadata=NOT_IDENTITY)
+    # an auxiliary loss added to the classification loss: hcml = the motion hierarchy's InfoNCE
+    aux: str = field(default="none", metadata=KEY_IF_SET)
+    aux_weight: float = field(default=1.0, metadata=KEY_IF_SET)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -297,6 +324,8 @@ class TrainConfig:
         _number(self.seed, "seed", 0, integer=True)
         _number(self.label_smoothing, "label_smoothing", 0, 1, hi_open=True)
         _number(self.eval_every, "eval_every", 0, integer=True)
+        _choice(self.aux, AUX_LOSSES, "auxiliary loss")
+        _number(self.aux_weight, "aux_weight", 0)
         object.__setattr__(self, "lr_steps", tuple(int(v) for v in self.lr_steps))
 
 
@@ -311,6 +340,8 @@ class RunConfig:
     experiment: str = field(default="", metadata=NOT_IDENTITY)  # the name results are filed under
 
     def __post_init__(self):
+        if self.train.aux == "hcml" and self.model.hierarchy == "none":  # the loss needs its hierarchy
+            object.__setattr__(self, "model", dataclasses.replace(self.model, hierarchy="diff"))
         if self.preset not in PRESET_NAMES:
             raise ValueError(f"unknown preset '{self.preset}': choose from {', '.join(PRESET_NAMES)}")
         if self.model.num_classes != self.data.conventions["num_classes"] and self.data.dataset == "synthetic":
@@ -433,8 +464,17 @@ def override(cfg, changes: dict[str, Any] | None, where: str = "config"):
 
 
 def identity(cfg) -> dict[str, Any]:
-    """``to_dict(cfg)`` without the fields marked ``NOT_IDENTITY``: what keys a run."""
+    """``to_dict(cfg)`` without the fields marked ``NOT_IDENTITY`` and the ``KEY_IF_SET`` fields at their
+    default: what keys a run."""
     if not dataclasses.is_dataclass(cfg):
         return cfg
     return {f.name: identity(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name))
-            else to_dict(getattr(cfg, f.name)) for f in fields(cfg) if f.metadata.get("identity", True)}
+            else to_dict(getattr(cfg, f.name)) for f in fields(cfg) if _keys_run(cfg, f)}
+
+
+def _keys_run(cfg, f) -> bool:
+    key = f.metadata.get("identity", True)
+    if key == "if_set":
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        return getattr(cfg, f.name) != default
+    return key

@@ -217,8 +217,11 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
         scaler.load_state_dict(ck["scaler"])
         start, history = int(ck["epoch"]), list(ck["history"])
         callback("resume", epoch=start)
-    net = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
     t = run.train
+    aux = t.aux == "hcml"
+    # a hierarchy trained without its loss leaves its predictor heads without gradients
+    unused = run.model.hierarchy != "none" and not aux
+    net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused) if dist.world > 1 else model
     pin = dist.device.type == "cuda"
     train_loader = make_loader(train_ds, t.batch_size, t.seed, True, run.data.workers, dist.rank, dist.world, pin)
     val_loader = make_loader(val_ds, t.batch_size, t.seed, False, run.data.workers, dist.rank, dist.world, pin)
@@ -233,6 +236,7 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=dist.device)
         hits = torch.zeros((), device=dist.device)
+        aux_sum = torch.zeros((), device=dist.device)
         seen = 0
         callback("epoch_start", epoch=epoch, epochs=t.epochs, steps=steps)
         for step, (clips, labels) in enumerate(train_loader):
@@ -243,6 +247,10 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
             with torch.autocast(dist.device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 logits = net(x)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=t.label_smoothing)
+                if aux:  # the motion hierarchy's InfoNCE of this forward pass
+                    aux_loss = model.hierarchy.loss()
+                    loss = loss + t.aux_weight * aux_loss
+                    aux_sum += aux_loss.detach() * len(y)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if t.clip_grad:
@@ -257,9 +265,9 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
                 callback("step", epoch=epoch, step=step + 1, steps=steps, loss=(loss_sum / seen).item(),
                          acc=(hits / seen).item(), lr=opt.param_groups[0]["lr"])
         if dist.world > 1:
-            tot = torch.stack([loss_sum, hits, torch.tensor(float(seen), device=dist.device)])
+            tot = torch.stack([loss_sum, hits, aux_sum, torch.tensor(float(seen), device=dist.device)])
             tdist.all_reduce(tot)
-            loss_sum, hits, seen = tot[0], tot[1], int(tot[2].item())
+            loss_sum, hits, aux_sum, seen = tot[0], tot[1], tot[2], int(tot[3].item())
         train_time = time.perf_counter() - t0
         last = epoch + 1 == t.epochs
         if last or (t.eval_every and (epoch + 1) % t.eval_every == 0):
@@ -271,6 +279,7 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
             val = {}
         history.append({"epoch": epoch + 1, "train_loss": (loss_sum / seen).item(), "train_top1": (hits / seen).item(),
                         "train_seconds": train_time, "lr": lr_at(run, epoch + 1 - 1e-9),
+                        **({"train_aux_loss": (aux_sum / seen).item()} if aux else {}),
                         **{f"val_{k}": v for k, v in val.items()}})
         if dist.main:
             _save_checkpoint(ckpt_path, model, opt, scaler, epoch + 1, history, run)
@@ -296,7 +305,8 @@ def run_rows(run: RunConfig, history: list[dict]) -> list[dict]:
     """Tidy rows of a finished run: final val metrics, last-epoch train loss/top-1, total train seconds."""
     last = history[-1]
     train = {"loss": last["train_loss"], "top1": last["train_top1"],
-             "seconds": sum(h["train_seconds"] for h in history)}
+             "seconds": sum(h["train_seconds"] for h in history),
+             **({"aux_loss": last["train_aux_loss"]} if "train_aux_loss" in last else {})}
     return (R.result_rows(run, {k[4:]: v for k, v in last.items() if k.startswith("val_")}, "val")
             + R.result_rows(run, train, "train"))
 

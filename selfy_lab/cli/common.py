@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import BLOCKS, EXTRACTORS, FUSIONS, INTEGRATORS, SIMILARITIES
+from ..config import AUX_LOSSES, BLOCKS, EXTRACTORS, FUSIONS, HIERARCHIES, INTEGRATORS, SIMILARITIES
 from ..errors import SelfyError
 
 app = typer.Typer(
@@ -45,6 +45,14 @@ Reduce = Annotated[Optional[int], typer.Option(
     help="STSS resolution reduction 1, 2 or 4 (0 = per position: 14x14 at 224 input, as the reference code).",
     rich_help_panel="Model")]
 
+Hierarchy = Annotated[Optional[str], typer.Option(
+    help=f"Motion hierarchy of hierarchical contrastive motion learning: {', '.join(HIERARCHIES)} (diff = "
+    "frame-difference encoders, selfy = SELFY's STSS branch); --aux hcml adds diff unless this names one.",
+    rich_help_panel="Model")]
+HierarchyLevels = Annotated[Optional[str], typer.Option(
+    help="Stages the hierarchy attaches to, joined by + (default res2+res3+res4); each predicts the stage before it.",
+    rich_help_panel="Model")]
+
 # ---- flags shared by the commands that train or evaluate ----
 Experiment = Annotated[Optional[Path], typer.Option(
     help="YAML experiment file (only the fields that differ from the defaults); flags override it.",
@@ -74,6 +82,9 @@ Lr = Annotated[Optional[float], typer.Option(help="Peak learning rate.", rich_he
 Seed = Annotated[Optional[int], typer.Option(help="Random seed (data order, augmentation, init).", rich_help_panel="Run")]
 Pretrained = Annotated[Optional[str], typer.Option(help="Backbone weights: none, imagenet, or a state-dict file.",
                                                    rich_help_panel="Model")]
+Aux = Annotated[Optional[str], typer.Option(
+    help=f"Auxiliary loss: {', '.join(AUX_LOSSES)} (hcml = the motion hierarchy's contrastive loss).", rich_help_panel="Run")]
+AuxWeight = Annotated[Optional[float], typer.Option(help="Weight of the auxiliary loss (default 1).", rich_help_panel="Run")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel="Run")]
 
 def at_least(value, lo, flag: str):

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (Backbone, Block, Extractor, Frames, Fusion, Integrator, Offsets, Position, Reduce,
+from .common import (Backbone, Block, Extractor, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Offsets,
+                     Position, Reduce,
                      Similarity, Window, app, at_least, comma_list, console, table)
 
 
@@ -20,6 +21,7 @@ def flops(
     backbone: Backbone = None, frames: Frames = None, block: Block = None, offsets: Offsets = None,
     window: Window = None, extractor: Extractor = None, integrator: Integrator = None,
     similarity: Similarity = None, fusion: Fusion = None, position: Position = None, reduce: Reduce = None,
+    hierarchy: Hierarchy = None, hierarchy_levels: HierarchyLevels = None,
 ):
     """Multiply-accumulates per clip (the papers' "GFLOPs") and parameters of a configuration.
 
@@ -48,14 +50,15 @@ def flops(
         return
     cfg = model_from_flags(flags)
     cost = model_cost(cfg, size)
-    base = model_cost(replace(cfg, block="none"), size)
+    base = model_cost(replace(cfg, block="none", hierarchy="none"), size)
     v = cfg.variant()
     stss = (f" offsets {v['offsets']} window {v['window']} {cfg.extractor}/{cfg.integrator}"
             if v["offsets"] != "none" else "")  # the STSS fields mean nothing for the other motion modules
-    desc = cfg.backbone + (f" + {cfg.block} at {v['position']}{stss}" if cfg.block != "none" else "")
+    desc = cfg.backbone + (f" + {cfg.block} at {v['position']}{stss}" if cfg.block != "none" else "") + (
+        f" + {cfg.hierarchy} motion hierarchy at {'+'.join(cfg.hierarchy_levels)}" if cfg.hierarchy != "none" else "")
     con.print(f"{desc}, {cfg.frames} frames at {size}x{size}")
     con.print(f"  {cost['gflops']:.2f} GFLOPs (multiply-accumulates) per clip, {cost['params_m']:.2f} M parameters")
-    if cfg.block != "none":
+    if cfg.block != "none" or cfg.hierarchy != "none":
         con.print(f"  backbone alone: {base['gflops']:.2f} GFLOPs, {base['params_m']:.2f} M parameters "
                   f"(+{cost['gflops'] - base['gflops']:.2f} G, x{cost['gflops'] / base['gflops']:.3f})")
 

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (Backbone, BatchSize, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
-                     Extractor, Flip, FrameTemplate, Frames, Fusion, Integrator, Lr, Offsets, Position, Preset,
+from .common import (Aux, AuxWeight, Backbone, BatchSize, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
+                     Extractor, Flip, FrameTemplate, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Lr, Offsets, Position, Preset,
                      Pretrained, Reduce, RunDisplay, Seed, Similarity, TestClips, TrainList, ValList, Window,
                      Workers, app, at_least, console, metrics_table, table)
 
@@ -24,8 +24,9 @@ def train(
     backbone: Backbone = None, frames: Frames = None, block: Block = None, offsets: Offsets = None,
     window: Window = None, extractor: Extractor = None, integrator: Integrator = None,
     similarity: Similarity = None, fusion: Fusion = None, position: Position = None, reduce: Reduce = None,
-    pretrained: Pretrained = None,
+    pretrained: Pretrained = None, hierarchy: Hierarchy = None, hierarchy_levels: HierarchyLevels = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
+    aux: Aux = None, aux_weight: AuxWeight = None,
     device: Device = "auto",
 ):
     """Train one model; writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv.

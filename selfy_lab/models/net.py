@@ -5,8 +5,9 @@ import torch
 import torch.nn as nn
 from torchvision.models.resnet import ResNet
 
-from ..config import EVERY, MOTION_BLOCKS, ModelConfig, position_stage
+from ..config import EVERY, MOTION_BLOCKS, PREVIOUS_STAGE, ModelConfig, position_stage
 from .backbones import build_resnet, stage_channels, stages
+from .hcml import MotionHierarchy, build_hierarchy
 from .motion import build_motion_block
 from .selfy import BlockWidths, build_block
 
@@ -45,11 +46,13 @@ class SELFYNet(nn.Module):
     """
 
     def __init__(self, backbone: ResNet, blocks: dict[str, nn.Module], num_classes: int, frames: int,
-                 dropout: float = 0.5, tsm: bool = False, head_std: float = 0.001):
+                 dropout: float = 0.5, tsm: bool = False, head_std: float = 0.001,
+                 hierarchy: MotionHierarchy | None = None):
         super().__init__()
         backbone.fc = nn.Identity()  # our head replaces torchvision's 1000-way classifier
         self.backbone = backbone
         self.blocks = nn.ModuleDict(blocks)
+        self.hierarchy = hierarchy  # HCML's motion levels (models/hcml.py), or None
         self.frames, self.tsm = frames, tsm
         feat = stage_channels(backbone)["res5"]
         self.dropout = nn.Dropout(dropout)
@@ -71,8 +74,14 @@ class SELFYNet(nn.Module):
         x = x.flatten(0, 1)  # (B*T, 3, H, W): the 2-D backbone sees frames as a batch
         x = bb.maxpool(bb.relu(bb.bn1(bb.conv1(x))))
         x = self._maybe_block("pool1", x, B, T)
+        hier = self.hierarchy
+        if hier is not None:
+            hier.start()
         for name, stage in stages(bb).items():
-            x = self._maybe_block(name, stage(x), B, T)
+            y = stage(x)
+            if hier is not None and name in hier.levels:  # x: the previous stage's output, the level's target
+                y = hier.level(name, y.view(B, T, *y.shape[1:]), x.view(B, T, *x.shape[1:])).flatten(0, 1)
+            x = self._maybe_block(name, y, B, T)
         return x  # (B*T, C5, h, w)
 
     def forward_head(self, feats: torch.Tensor, batch: int) -> torch.Tensor:
@@ -105,5 +114,11 @@ def build_model(cfg: ModelConfig) -> SELFYNet:
                 integrator=cfg.integrator, similarity=cfg.similarity, fusion=cfg.fusion, residual=cfg.residual,
                 fuse=cfg.fuse, reduce=cfg.reduce_at(pos), widths=widths, zero_init=cfg.zero_init,
             )
+    hierarchy = None
+    if cfg.hierarchy != "none":
+        hierarchy = build_hierarchy(cfg.hierarchy, cfg.hierarchy_levels, chans, PREVIOUS_STAGE, cfg.frames,
+                                    cfg.width / 64, cfg.offsets, cfg.window,
+                                    {p: cfg.reduce_at(p) for p in cfg.hierarchy_levels}, cfg.hcml_delta,
+                                    cfg.hcml_tau, cfg.hcml_grid, cfg.zero_init)
     return SELFYNet(backbone, blocks, cfg.num_classes, cfg.frames,  # in network order: cfg.position is sorted
-                    cfg.dropout, cfg.tsm, cfg.head_std)
+                    cfg.dropout, cfg.tsm, cfg.head_std, hierarchy)

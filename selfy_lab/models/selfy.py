@@ -123,8 +123,10 @@ class SelfyBranch(nn.Module):
         fuse: str = "reference",
         widths: BlockWidths = BlockWidths(),
         zero_init: bool = True,
+        out_channels: int | None = None,  # default: the input's (a block's R); another width for HCML's encoder
     ):
         super().__init__()
+        out_channels = out_channels or in_channels
         if similarity not in SIMILARITIES:
             raise ValueError(f"unknown similarity '{similarity}': choose from {', '.join(SIMILARITIES)}")
         if fuse not in FUSE_HEADS:
@@ -141,10 +143,10 @@ class SelfyBranch(nn.Module):
         fused = L * self.integrate.out_channels
         if fuse == "reference":  # 3x3 conv over the L*C channels, then 1x1 back to C_in
             self.fuse = _cbr(fused, widths.integrate, 3)
-            self.restore = Restore(widths.integrate, in_channels, reduce, zero_init)
+            self.restore = Restore(widths.integrate, out_channels, reduce, zero_init)
         else:  # Eq. 9: a single 1x1 layer from L*C to C_in
             self.fuse = nn.Identity()
-            self.restore = Restore(fused, in_channels, reduce, zero_init)
+            self.restore = Restore(fused, out_channels, reduce, zero_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
@@ -165,8 +167,8 @@ class SelfyBranch(nn.Module):
             f = f.permute(0, 2, 3, 1).reshape(B * T, L, h, w, -1).permute(0, 2, 3, 1, 4)  # (BT, h, w, L, C_I)
         # flatten (L, C) into channels; storage (B*T, h, w, L*C) is channels-last NCHW
         f = f.reshape(B * T, h, w, -1).permute(0, 3, 1, 2)  # (B*T, L*C, h, w)
-        out = self.restore(self.fuse(f), (H, W))  # (B*T, C, H, W)
-        return out.view(B, T, C, H, W)
+        out = self.restore(self.fuse(f), (H, W))  # (B*T, C_out, H, W)
+        return out.view(B, T, -1, H, W)
 
 
 class STCBBranch(nn.Module):

@@ -1,0 +1,122 @@
+"""Hierarchical contrastive motion learning: the InfoNCE loss, its pairs, the hierarchy in every level subset."""
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from selfy_lab.config import ModelConfig, resolve
+from selfy_lab.models import build_model
+from selfy_lab.models.hcml import future_pairs, info_nce
+
+LEVELS = ("res2", "res3", "res4", "res5")
+
+
+def test_info_nce_equals_a_direct_computation():
+    torch.manual_seed(0)
+    p, z, tau = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 5, dtype=torch.float64), 0.2
+    ref = 0.0
+    for i in range(6):
+        sims = [float(p[i] @ z[j]) / float(p[i].norm() * z[j].norm()) / tau for j in range(6)]
+        ref += -(sims[i] - math.log(sum(math.exp(s) for s in sims)))
+    assert info_nce(p, z, tau).item() == pytest.approx(ref / 6, rel=1e-6)
+
+
+def test_info_nce_is_minimised_by_the_true_future_features():
+    torch.manual_seed(0)
+    z = torch.randn(32, 16)
+    true = info_nce(z, z, 0.1)
+    shuffled = info_nce(z, z[torch.randperm(32)], 0.1)
+    noisy = info_nce(z + 0.5 * torch.randn_like(z), z, 0.1)
+    assert true < noisy < shuffled
+    assert true < 0.05  # distinct targets, a small temperature: the positive takes nearly all the mass
+    p = torch.randn(32, 16, requires_grad=True)  # and gradient descent on the predictions finds them
+    opt = torch.optim.SGD([p], lr=1.0)
+    for _ in range(200):
+        opt.zero_grad()
+        info_nce(p, z, 0.1).backward()
+        opt.step()
+    sims = F.normalize(p.detach(), dim=1) @ F.normalize(z, dim=1).t()
+    assert torch.equal(sims.argmax(1), torch.arange(32))  # every prediction now picks its own future
+
+
+def test_pairs_put_time_t_beside_the_previous_level_at_t_plus_delta():
+    B, T, D, delta, grid = 2, 5, 4, 2, 2
+    idx = torch.arange(B * T, dtype=torch.float32).view(B, T, 1, 1, 1)
+    cell = torch.arange(grid * grid, dtype=torch.float32).view(1, 1, 1, grid, grid)
+    pred = (idx * 10 + cell).expand(B, T, D, grid, grid)  # value = 10 * (b T + t) + cell
+    # the previous level at twice the resolution: each cell a constant 2x2 patch, so pooling keeps its value
+    target = (idx * 10 + cell).repeat_interleave(2, -1).repeat_interleave(2, -2).expand(B, T, D, 2 * grid, 2 * grid)
+    p, z = future_pairs(pred, target, delta, grid)
+    assert p.shape == z.shape == (B * (T - delta) * grid * grid, D)
+    # same clip, same cell, delta frames later: the target's index is the prediction's + 10 * delta
+    assert torch.equal(z[:, 0] - p[:, 0], torch.full((len(p),), 10.0 * delta))
+    rows = [(b, t, c) for b in range(B) for t in range(T - delta) for c in range(grid * grid)]
+    assert p[:, 0].tolist() == [10 * (b * T + t) + c for b, t, c in rows]
+
+
+def tiny(levels, encoder="diff", **kw):
+    return ModelConfig(backbone="tsm-r18-w8", frames=4, num_classes=5, block="none", hierarchy=encoder,
+                       hierarchy_levels=levels, offsets=(-1, 0, 1), window=(3, 3), dropout=0.0, **kw)
+
+
+@pytest.mark.parametrize("encoder", ["diff", "selfy"])
+@pytest.mark.parametrize("levels", [c for n in range(1, 5) for c in itertools.combinations(LEVELS, n)],
+                         ids=lambda c: "+".join(c))
+def test_the_hierarchy_trains_at_every_level_subset(levels, encoder):
+    torch.manual_seed(0)
+    model = build_model(tiny(levels, encoder)).train()
+    out = model(torch.randn(2, 4, 3, 64, 64))
+    aux = model.hierarchy.loss()
+    assert out.shape == (2, 5) and torch.isfinite(out).all() and torch.isfinite(aux)
+    (F.cross_entropy(out, torch.tensor([0, 3])) + aux).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert set(model.hierarchy.levels) == set(levels)
+
+
+def test_the_hierarchy_starts_as_the_plain_backbone():
+    torch.manual_seed(0)
+    model = build_model(tiny(("res2", "res3", "res4"))).eval()
+    plain = build_model(ModelConfig(backbone="tsm-r18-w8", frames=4, num_classes=5, block="none", dropout=0.0)).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("hierarchy.")})
+    x = torch.randn(2, 4, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), plain(x), atol=1e-6)
+
+
+def test_the_target_is_not_trained_by_the_loss():
+    torch.manual_seed(0)
+    model = build_model(tiny(("res3",))).train()
+    hier = model.hierarchy
+    hier.start()
+    x = torch.randn(2, 4, 16, 8, 8)  # res3 output of the w8 backbone at 64x64
+    prev = torch.randn(2, 4, 8, 16, 16, requires_grad=True)  # res2 output: the level's target
+    hier.level("res3", x, prev)
+    hier.loss().backward()
+    assert prev.grad is None  # stop-gradient on the previous level
+    assert hier.levels["res3"].target.weight.grad is not None
+
+
+def test_aux_hcml_adds_the_frame_difference_hierarchy_and_keeps_earlier_run_keys():
+    plain = resolve("quick")
+    aux = resolve("quick", overrides={"train": {"aux": "hcml"}})
+    assert aux.model.hierarchy == "diff" and plain.model.hierarchy == "none"
+    assert aux.run_hash != plain.run_hash
+    assert resolve("quick", overrides={"train": {"aux_weight": 1.0}}).run_hash == plain.run_hash  # defaults key nothing
+    with pytest.raises(ValueError, match="looks past"):
+        tiny(("res3",), hcml_delta=4)
+    with pytest.raises(ValueError, match="hierarchy levels"):
+        tiny(("pool1", "res3"))
+
+
+@pytest.mark.slow
+def test_training_with_the_auxiliary_loss_records_it(tmp_path):
+    from selfy_lab import results as R
+    from selfy_lab.train import fit
+
+    run = resolve("smoke", overrides={"train": {"aux": "hcml", "aux_weight": 0.5}})
+    fit(run, tmp_path)
+    train = R.read_metrics(tmp_path, "train")
+    assert train["aux_loss"] > 0 and train["loss"] > 0.5 * train["aux_loss"]  # the total holds the weighted term
