@@ -34,7 +34,10 @@ from .errors import SelfyError, user_message
 from .experiments import run_from_flags
 from .grammar import format_offsets, parse_offsets
 
-AXES = ("backbone", "block", "extractor", "integrator", "position", "window", "similarity", "fusion")
+AXES = ("backbone", "block", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
+        "aux", "aux_weight")
+TRAIN_AXES = ("aux", "aux_weight")  # the axes that change the training, not the network
+BASELINE_AXES = ("backbone", "hierarchy", *TRAIN_AXES)  # the axes a baseline (no block) follows too
 LADDER_HEAD = ((0,), (1,))
 
 
@@ -94,7 +97,8 @@ def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str,
          variants: list[dict[str, Any]] | None = None, seeds: list[int] = (0,)) -> list[PlannedRun]:
     """Every run of a sweep: (offsets x other axes, or explicit variants) x seeds; one baseline per backbone.
 
-    Baselines ignore the block axes (they have no block), so they are planned once per backbone x seed.
+    Baselines ignore the block axes (they have no block), so they are planned once per backbone (hierarchy,
+    auxiliary loss) x seed.
     """
     axes = {k: v for k, v in (axes or {}).items() if v}
     for k in axes:
@@ -112,14 +116,15 @@ def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str,
             for combo in combos:
                 changes = dict(combo)
                 if off is None:
-                    changes = {"block": "none", **({"backbone": combo["backbone"]} if "backbone" in combo else {})}
+                    changes = {"block": "none", **{k: combo[k] for k in BASELINE_AXES if k in combo}}
                 elif "offsets" not in changes:
                     changes["offsets"] = off
+                train = {k: changes.pop(k) for k in list(changes) if k in TRAIN_AXES}  # e.g. aux: none / hcml
                 try:
                     model = override(base.model, changes, "sweep")
+                    run = replace(base, model=model, train=override(base.train, {**train, "seed": seed}, "sweep"))
                 except (ValueError, TypeError) as e:
                     raise SelfyError(f"sweep variant {combo}: {e}") from None
-                run = replace(base, model=model, train=replace(base.train, seed=seed))
                 if run.run_hash in seen:
                     continue
                 seen.add(run.run_hash)
@@ -129,13 +134,14 @@ def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str,
 
 def describe(run: RunConfig) -> str:
     m = run.model
+    v = run.variant()
+    extra = "".join(f" {k}={v[k]}" for k in ("hierarchy", "aux") if v[k] != "none")
     if m.block == "none":
-        return f"{m.backbone} baseline, seed {run.train.seed}"
-    v = m.variant()
+        return f"{m.backbone} baseline{extra}, seed {run.train.seed}"
     if v["offsets"] == "none":  # a motion module: the STSS fields mean nothing
-        return f"{m.backbone} {m.block} @{v['position']}, seed {run.train.seed}"
+        return f"{m.backbone} {m.block} @{v['position']}{extra}, seed {run.train.seed}"
     return (f"{m.backbone} {m.block} {v['offsets']} {v['window']} {m.extractor}/{m.integrator} {m.similarity} "
-            f"{m.fusion} @{v['position']}, seed {run.train.seed}")
+            f"{m.fusion} @{v['position']}{extra}, seed {run.train.seed}")
 
 
 @dataclass(frozen=True)
@@ -197,7 +203,7 @@ def sweep_record(runs: list[PlannedRun], axes: dict | None = None) -> dict:
     offsets = list(dict.fromkeys(r.run.model.variant()["offsets"] for r in runs))
     return {"base": to_dict(runs[0].run) if runs else {}, "axes": {k: list(v) for k, v in (axes or {}).items()},
             "offsets": offsets, "seeds": sorted({r.run.train.seed for r in runs}),
-            "runs": [{"run_id": r.run_id, "label": r.label, **r.run.model.variant(), "seed": r.run.train.seed} for r in runs]}
+            "runs": [{"run_id": r.run_id, "label": r.label, **r.run.variant(), "seed": r.run.train.seed} for r in runs]}
 
 
 # ---- execution ----

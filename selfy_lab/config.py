@@ -207,6 +207,7 @@ class ModelConfig:
             "similarity": self.similarity if stss else "none",
             "fusion": self.fusion if stss else "none",
             "position": format_positions(self.position) if has_block else "none",
+            "hierarchy": "none" if self.hierarchy == "none" else f"{self.hierarchy}@{format_positions(self.hierarchy_levels)}",
         }
 
 
@@ -347,6 +348,10 @@ class RunConfig:
         if self.model.num_classes != self.data.conventions["num_classes"] and self.data.dataset == "synthetic":
             raise ValueError(f"the built-in benchmark has {self.data.conventions['num_classes']} classes, "
                              f"the model has {self.model.num_classes}")
+
+    def variant(self) -> dict[str, Any]:
+        """The model's variant fields and the auxiliary loss it trained with (tidy result columns)."""
+        return {**self.model.variant(), "aux": self.train.aux}
 
     @property
     def run_hash(self) -> str:

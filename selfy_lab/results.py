@@ -168,7 +168,7 @@ def read_run_config(path: str | Path) -> "RunConfig":
 
 # ---- schema ----
 VARIANT_FIELDS = ("backbone", "frames", "block", "offsets", "window", "extractor", "integrator", "similarity",
-                  "fusion", "position")
+                  "fusion", "position", "hierarchy", "aux")  # files written before the last two read them as "none"
 PROVENANCE = ("version", "git_rev", "time")
 EVAL_KEYS = ("test_clips",)
 ROBUSTNESS_KEYS = ("kind", "severity", "corrupted_frames")
@@ -214,7 +214,7 @@ def result_rows(run: "RunConfig", metrics: dict[str, float], split: str = "val",
     from .flops import model_cost
 
     cost = model_cost(run.model, run.data.size)
-    base = {"experiment": experiment or run.experiment or "train", "run_id": run.run_hash, **run.model.variant(),
+    base = {"experiment": experiment or run.experiment or "train", "run_id": run.run_hash, **run.variant(),
             "gflops": cost["gflops"], "params_m": cost["params_m"], "seed": run.train.seed, **(keys or {}),
             "split": split}
     prov = provenance()
@@ -222,7 +222,7 @@ def result_rows(run: "RunConfig", metrics: dict[str, float], split: str = "val",
 
 
 def status_row(run: "RunConfig", status: str, error: str = "", seconds: float | str = "") -> dict[str, Any]:
-    return {"run_id": run.run_hash, **run.model.variant(), "seed": run.train.seed, "status": status, "error": error,
+    return {"run_id": run.run_hash, **run.variant(), "seed": run.train.seed, "status": status, "error": error,
             "seconds": seconds}
 
 

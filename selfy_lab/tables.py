@@ -24,6 +24,9 @@ def _read(files: list[Path], columns, subset) -> pd.DataFrame:
         return pd.DataFrame(columns=list(columns))
     df = pd.concat([pd.read_csv(f, dtype=_DTYPES) for f in files], ignore_index=True)
     df["value"] = df["value"].astype(float)
+    for c in ("hierarchy", "aux"):  # variant columns that files written before them lack
+        if c in columns:
+            df[c] = df[c].fillna("none") if c in df else "none"
     return df.drop_duplicates(subset=list(subset), keep="last").reset_index(drop=True)
 
 
@@ -62,9 +65,9 @@ def summarize(df: pd.DataFrame, metrics=("top1", "top5"), split: str = "val", by
     sub = df[(df["split"] == split) & (df["metric"].isin(metrics))]
     if sub.empty:
         return pd.DataFrame(columns=[*by, "gflops"])
-    g = sub.groupby([*by, "metric"])["value"].agg(["mean", "std", "count"]).unstack("metric")
+    g = sub.groupby([*by, "metric"], dropna=False)["value"].agg(["mean", "std", "count"]).unstack("metric")
     g.columns = [f"{metric}_{stat}" for stat, metric in g.columns]
-    out = g.join(df.groupby(by)["gflops"].first()).reset_index()
+    out = g.join(df.groupby(by, dropna=False)["gflops"].first()).reset_index()
     out["_ladder"] = out["offsets"].map(ladder_index)
     keys = [c for c in ("backbone", "block") if c in out] + ["_ladder"]
     return out.sort_values(keys).drop(columns="_ladder").reset_index(drop=True)

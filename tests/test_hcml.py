@@ -120,3 +120,14 @@ def test_training_with_the_auxiliary_loss_records_it(tmp_path):
     fit(run, tmp_path)
     train = R.read_metrics(tmp_path, "train")
     assert train["aux_loss"] > 0 and train["loss"] > 0.5 * train["aux_loss"]  # the total holds the weighted term
+
+
+def test_a_sweep_crosses_the_auxiliary_loss_baseline_included():
+    from selfy_lab import ablate as A
+
+    base = resolve("smoke", overrides={"model": {"frames": 8}})
+    runs = A.plan(base, [None, (-3, -2, -1, 0, 1, 2, 3)], {"aux": ["none", "hcml"]}, seeds=[0])
+    got = sorted((r.run.model.block, r.run.train.aux, r.run.model.hierarchy) for r in runs)
+    assert got == [("none", "hcml", "diff"), ("none", "none", "none"), ("selfy", "hcml", "diff"), ("selfy", "none", "none")]
+    assert len({r.run_id for r in runs}) == 4 and any("aux=hcml" in r.label for r in runs)
+    assert {r.run.variant()["aux"] for r in runs} == {"none", "hcml"}  # a column of every result row

@@ -1,4 +1,5 @@
 """The one owner of the results layout and of config merging: run keys, "finished", writability, merges."""
+import dataclasses
 import os
 
 import pytest
@@ -36,7 +37,11 @@ def test_run_key_covers_exactly_the_fields_that_change_the_result():
     assert "preset" not in ids and "experiment" not in ids
     assert "workers" not in ids["data"] and "check" not in ids["data"] and "eval_every" not in ids["train"]
     assert {"lr", "seed", "epochs", "batch_size"} <= set(ids["train"]) and {"size", "synthetic_seed"} <= set(ids["data"])
-    assert set(ids["model"]) == {f for f in ModelConfig.__dataclass_fields__}
+    keyed_if_set = {f.name for f in dataclasses.fields(ModelConfig) if f.metadata.get("identity") == "if_set"}
+    assert keyed_if_set == {"hierarchy", "hierarchy_levels", "hcml_delta", "hcml_tau", "hcml_grid"}
+    assert set(ids["model"]) == {f for f in ModelConfig.__dataclass_fields__} - keyed_if_set  # at their defaults
+    hcml = identity(resolve("smoke", overrides={"model": {"hierarchy": "diff", "hcml_tau": 0.2}}))
+    assert hcml["model"]["hierarchy"] == "diff" and hcml["model"]["hcml_tau"] == 0.2 and "hcml_grid" not in hcml["model"]
 
 
 def test_layout_and_finished(tmp_path):

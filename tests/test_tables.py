@@ -12,7 +12,7 @@ from selfy_lab.results import RUN_COLUMNS, VARIANT_FIELDS
 def run_rows(experiment, backbone, block, offsets, seed, top1, top5, **variant):
     base = {"experiment": experiment, "run_id": f"{backbone}-{block}-{offsets}-{seed}-{variant}", "backbone": backbone,
             "frames": 8, "block": block, "offsets": offsets, "window": "5x5", "extractor": "conv", "integrator": "conv",
-            "similarity": "cosine", "fusion": "R+V", "position": "res3", "gflops": 0.1 if block == "none" else 0.2,
+            "similarity": "cosine", "fusion": "R+V", "position": "res3", "hierarchy": "none", "aux": "none", "gflops": 0.1 if block == "none" else 0.2,
             "params_m": 1.0, "seed": seed, "split": "val", "version": "0", "git_rev": "x", "time": "t"}
     base.update(variant)
     if block == "none":
