@@ -33,6 +33,7 @@ DEFAULT_REDUCE = {"pool1": 4, "res2": 4, "res3": 2, "res4": 1, "res5": 1}
 REDUCE_CHOICES = (1, 2, 4)
 HIERARCHIES = ("none", "diff", "selfy")  # HCML's motion encoder (models/hcml.py)
 AUX_LOSSES = ("none", "hcml")
+OBJECTIVES = ("supervised", "hcml")  # hcml: self-supervised pretraining of the motion hierarchy, labels unread
 PREVIOUS_STAGE = {"res2": "pool1", "res3": "res2", "res4": "res3", "res5": "res4"}
 
 
@@ -255,6 +256,9 @@ class DataConfig:
     synthetic_val: int = 800
     synthetic_seed: int = 0
     synthetic_distractors: int = 1  # static extra objects per clip: 0..N (besides the actor and the second object)
+    # the share of the training clips (and labels) used: the same clips for every seed, the same share of
+    # every class (label-efficiency experiments)
+    label_fraction: float = field(default=1.0, metadata=KEY_IF_SET)
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -268,6 +272,7 @@ class DataConfig:
         _number(self.synthetic_train, "synthetic_train", 1, integer=True)
         _number(self.synthetic_val, "synthetic_val", 1, integer=True)
         _number(self.synthetic_distractors, "synthetic_distractors", 0, integer=True)
+        _number(self.label_fraction, "label_fraction", 0, 1, lo_open=True)
         object.__setattr__(self, "resize", tuple(int(v) for v in self.resize))
         object.__setattr__(self, "scales", tuple(float(v) for v in self.scales))
         for v in self.resize:
@@ -309,6 +314,10 @@ class TrainConfig:
     # an auxiliary loss added to the classification loss: hcml = the motion hierarchy's InfoNCE
     aux: str = field(default="none", metadata=KEY_IF_SET)
     aux_weight: float = field(default=1.0, metadata=KEY_IF_SET)
+    # supervised (labels, cross-entropy) or hcml (`selfy-lab pretrain`: the hierarchy's InfoNCE alone)
+    objective: str = field(default="supervised", metadata=KEY_IF_SET)
+    # a linear probe: the pretrained parts (backbone, hierarchy) stay fixed, BatchNorm statistics included
+    freeze_backbone: bool = field(default=False, metadata=KEY_IF_SET)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -326,6 +335,9 @@ class TrainConfig:
         _number(self.label_smoothing, "label_smoothing", 0, 1, hi_open=True)
         _number(self.eval_every, "eval_every", 0, integer=True)
         _choice(self.aux, AUX_LOSSES, "auxiliary loss")
+        _choice(self.objective, OBJECTIVES, "objective")
+        if self.objective == "hcml" and self.aux != "none":
+            raise ValueError("pretraining (objective hcml) has no labels to add an auxiliary loss to: drop --aux")
         _number(self.aux_weight, "aux_weight", 0)
         object.__setattr__(self, "lr_steps", tuple(int(v) for v in self.lr_steps))
 
@@ -341,8 +353,11 @@ class RunConfig:
     experiment: str = field(default="", metadata=NOT_IDENTITY)  # the name results are filed under
 
     def __post_init__(self):
-        if self.train.aux == "hcml" and self.model.hierarchy == "none":  # the loss needs its hierarchy
+        if "hcml" in (self.train.aux, self.train.objective) and self.model.hierarchy == "none":  # the loss needs its hierarchy
             object.__setattr__(self, "model", dataclasses.replace(self.model, hierarchy="diff"))
+        if self.train.freeze_backbone and self.model.pretrained in ("", "none"):
+            raise ValueError("--freeze-backbone (a linear probe) needs pretrained weights: pass --pretrained with a "
+                             "run of selfy-lab pretrain, imagenet or a weights file")
         if self.preset not in PRESET_NAMES:
             raise ValueError(f"unknown preset '{self.preset}': choose from {', '.join(PRESET_NAMES)}")
         if self.model.num_classes != self.data.conventions["num_classes"] and self.data.dataset == "synthetic":

@@ -116,7 +116,8 @@ def build_run_model(run: RunConfig, device: torch.device, pretrained: bool = Tru
 def _optimizer(run: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
+        if p.requires_grad:  # a probe's frozen parts are not optimised
+            (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
     t = run.train
     groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if t.optimizer == "adamw":
@@ -200,11 +201,14 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
         R.write_run_config(run_dir, run)
 
     callback("data", message="preparing data")
-    train_ds = build_dataset(run, "train", progress=lambda i, n: callback("data", message=f"checking {i}/{n}"))
-    val_ds = build_dataset(run, "val", progress=lambda i, n: callback("data", message=f"checking {i}/{n}"))
+    t = run.train
+    pretrain = t.objective == "hcml"  # self-supervised: the hierarchy's InfoNCE, labels never read, no validation
+    train_ds = training_set(run, lambda i, n: callback("data", message=f"checking {i}/{n}"))
+    val_ds = None if pretrain else build_dataset(run, "val", progress=lambda i, n: callback("data", message=f"checking {i}/{n}"))
     model, report = build_run_model(run, dist.device)
     if report and report["loaded"]:
         callback("weights", **report)
+    frozen = freeze(model, report["prefixes"]) if t.freeze_backbone else []
     opt = _optimizer(run, model)
     amp = _amp(run, dist.device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
@@ -217,14 +221,14 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
         scaler.load_state_dict(ck["scaler"])
         start, history = int(ck["epoch"]), list(ck["history"])
         callback("resume", epoch=start)
-    t = run.train
     aux = t.aux == "hcml"
     # a hierarchy trained without its loss leaves its predictor heads without gradients
     unused = run.model.hierarchy != "none" and not aux
     net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused) if dist.world > 1 else model
     pin = dist.device.type == "cuda"
     train_loader = make_loader(train_ds, t.batch_size, t.seed, True, run.data.workers, dist.rank, dist.world, pin)
-    val_loader = make_loader(val_ds, t.batch_size, t.seed, False, run.data.workers, dist.rank, dist.world, pin)
+    val_loader = None if pretrain else make_loader(val_ds, t.batch_size, t.seed, False, run.data.workers, dist.rank,
+                                                   dist.world, pin)
     if len(train_loader) == 0:
         raise SelfyError(f"the training set has {len(train_ds)} clips, fewer than one batch of {t.batch_size // dist.world}")
     steps = len(train_loader)
@@ -233,6 +237,8 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
         torch.manual_seed(sample_seed(t.seed, epoch, 2**32 - 1))  # dropout etc.: a function of (seed, epoch)
         train_loader.batch_sampler.set_epoch(epoch)
         net.train()
+        for m in frozen:  # a probe keeps the pretrained BatchNorm statistics
+            m.eval()
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=dist.device)
         hits = torch.zeros((), device=dist.device)
@@ -246,7 +252,10 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
             y = labels.to(dist.device, non_blocking=True)
             with torch.autocast(dist.device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 logits = net(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=t.label_smoothing)
+                if pretrain:
+                    loss = model.hierarchy.loss()
+                else:
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=t.label_smoothing)
                 if aux:  # the motion hierarchy's InfoNCE of this forward pass
                     aux_loss = model.hierarchy.loss()
                     loss = loss + t.aux_weight * aux_loss
@@ -270,14 +279,15 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
             loss_sum, hits, aux_sum, seen = tot[0], tot[1], tot[2], int(tot[3].item())
         train_time = time.perf_counter() - t0
         last = epoch + 1 == t.epochs
-        if last or (t.eval_every and (epoch + 1) % t.eval_every == 0):
+        if not pretrain and (last or (t.eval_every and (epoch + 1) % t.eval_every == 0)):
             callback("eval_start", epoch=epoch)
             logits, labels = predict(model, val_loader, dist.device, amp, t.channels_last, dist,
                                      callback=lambda ev, **kw: callback(ev, epoch=epoch, **kw))
             val = {**classification_metrics(logits, labels), **extra_metrics(run.data.dataset, logits, labels)}
         else:
             val = {}
-        history.append({"epoch": epoch + 1, "train_loss": (loss_sum / seen).item(), "train_top1": (hits / seen).item(),
+        history.append({"epoch": epoch + 1, "train_loss": (loss_sum / seen).item(),
+                        "train_top1": float("nan") if pretrain else (hits / seen).item(),
                         "train_seconds": train_time, "lr": lr_at(run, epoch + 1 - 1e-9),
                         **({"train_aux_loss": (aux_sum / seen).item()} if aux else {}),
                         **{f"val_{k}": v for k, v in val.items()}})
@@ -293,6 +303,29 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
     return {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
 
 
+def training_set(run: RunConfig, progress=None):
+    """The run's training clips: all, or ``label_fraction`` of each class; without labels when pretraining."""
+    from .data.datasets import Unlabeled, label_subset
+
+    ds = build_dataset(run, "train", progress=progress)
+    if run.data.label_fraction < 1:
+        if run.train.objective != "supervised":
+            raise SelfyError("pretraining reads no labels, so it cannot pick a share of them: drop --label-fraction")
+        ds = label_subset(ds, run.data.label_fraction)
+    return Unlabeled(ds) if run.train.objective != "supervised" else ds
+
+
+def freeze(model: torch.nn.Module, prefixes: list[str]) -> list[torch.nn.Module]:
+    """Fix the parameters under ``prefixes`` (the pretrained parts); returns their modules, which training
+    keeps in eval mode (BatchNorm statistics fixed too)."""
+    if not prefixes:
+        raise SelfyError("--freeze-backbone: nothing pretrained was loaded to freeze")
+    for name, p in model.named_parameters():
+        if any(name.startswith(pre) for pre in prefixes):
+            p.requires_grad_(False)
+    return [getattr(model, pre.rstrip(".")) for pre in prefixes]
+
+
 def _save_checkpoint(path: Path, model, opt, scaler, epoch: int, history: list, run: RunConfig) -> None:
     tmp = path.with_suffix(".pt.tmp")
     torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -304,7 +337,7 @@ def _save_checkpoint(path: Path, model, opt, scaler, epoch: int, history: list, 
 def run_rows(run: RunConfig, history: list[dict]) -> list[dict]:
     """Tidy rows of a finished run: final val metrics, last-epoch train loss/top-1, total train seconds."""
     last = history[-1]
-    train = {"loss": last["train_loss"], "top1": last["train_top1"],
+    train = {"loss": last["train_loss"], **({} if math.isnan(last["train_top1"]) else {"top1": last["train_top1"]}),
              "seconds": sum(h["train_seconds"] for h in history),
              **({"aux_loss": last["train_aux_loss"]} if "train_aux_loss" in last else {})}
     return (R.result_rows(run, {k[4:]: v for k, v in last.items() if k.startswith("val_")}, "val")

@@ -58,10 +58,35 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return sd
 
 
+def read_run_checkpoint(source: str | Path) -> dict[str, torch.Tensor] | None:
+    """The model state dict of a selfy-lab run (its directory or its checkpoint.pt, e.g. one that
+    ``selfy-lab pretrain`` wrote), or None when ``source`` is not one."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+        if not path.is_file():
+            raise SelfyError(f"{source} holds no checkpoint.pt: pass a run directory of selfy-lab train / pretrain "
+                             f"or a weights file")
+    if not path.is_file():
+        return None
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None  # not a run checkpoint: read_state_dict says what it is
+    if isinstance(ck, dict) and isinstance(ck.get("model"), dict) and "config" in ck:
+        return ck["model"]
+    return None
+
+
 def load_pretrained(model: nn.Module, source: str, depth: int, width: int = 64) -> dict:
-    """Load ``source`` (``none``, ``imagenet`` or a path) into ``model.backbone``; returns a report."""
+    """Load ``source`` (``none``, ``imagenet``, a torchvision-format file, or a selfy-lab run directory /
+    checkpoint) into ``model.backbone`` (and, from a run, into its motion hierarchy); returns a report whose
+    ``prefixes`` name the loaded parts."""
     if source in ("", "none", None):
-        return {"source": "none", "loaded": 0, "new": [n for n, _ in model.named_parameters()]}
+        return {"source": "none", "loaded": 0, "new": [n for n, _ in model.named_parameters()], "prefixes": []}
+    run_sd = read_run_checkpoint(source) if source != "imagenet" else None
+    if run_sd is not None:
+        return _load_run_parts(model, run_sd, source)
     if source == "imagenet":
         if width != 64:
             raise SelfyError("ImageNet weights exist only for the full-width backbones: drop the -wN suffix or use --pretrained none")
@@ -84,4 +109,25 @@ def load_pretrained(model: nn.Module, source: str, depth: int, width: int = 64) 
         raise SelfyError(f"{source}: tensor {bad[0]} has shape {tuple(sd[bad[0]].shape)}, the backbone needs {tuple(own[bad[0]].shape)}")
     model.backbone.load_state_dict(sd, strict=True)
     new = [n for n, _ in model.named_parameters() if not n.startswith("backbone.")]
-    return {"source": str(source), "loaded": len(sd), "new": new}
+    return {"source": str(source), "loaded": len(sd), "new": new, "prefixes": ["backbone."]}
+
+
+def _load_run_parts(model: nn.Module, sd: dict[str, torch.Tensor], source: str) -> dict:
+    """A selfy-lab run's backbone, and its motion hierarchy where both have one; every tensor of a loaded
+    part must fit (same backbone, same hierarchy), the classifier and the blocks are not taken."""
+    prefixes = ["backbone."] + (["hierarchy."] if getattr(model, "hierarchy", None) is not None else [])
+    if "hierarchy." not in prefixes and any(k.startswith("hierarchy.") for k in sd):
+        raise SelfyError(f"{source} was trained with a motion hierarchy and this model has none: pass the same "
+                         f"--hierarchy and --hierarchy-levels to use it")
+    own = model.state_dict()
+    for prefix in prefixes:
+        mine = {k for k in own if k.startswith(prefix) and not k.endswith("num_batches_tracked")}
+        theirs = {k for k in sd if k.startswith(prefix) and not k.endswith("num_batches_tracked")}
+        if mine != theirs or any(own[k].shape != sd[k].shape for k in mine):
+            what = prefix.rstrip(".")
+            raise SelfyError(f"{source}: its {what} does not match this model's ({len(mine ^ theirs)} tensors differ, "
+                             f"e.g. {sorted(mine ^ theirs)[:1] or 'a shape'}): use the same backbone and hierarchy")
+    take = {k: v for k, v in sd.items() if any(k.startswith(p) for p in prefixes)}
+    model.load_state_dict(take, strict=False)
+    new = [n for n, _ in model.named_parameters() if not any(n.startswith(p) for p in prefixes)]
+    return {"source": str(source), "loaded": len(take), "new": new, "prefixes": prefixes}

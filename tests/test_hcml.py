@@ -131,3 +131,83 @@ def test_a_sweep_crosses_the_auxiliary_loss_baseline_included():
     assert got == [("none", "hcml", "diff"), ("none", "none", "none"), ("selfy", "hcml", "diff"), ("selfy", "none", "none")]
     assert len({r.run_id for r in runs}) == 4 and any("aux=hcml" in r.label for r in runs)
     assert {r.run.variant()["aux"] for r in runs} == {"none", "hcml"}  # a column of every result row
+
+
+# ---- pretraining without labels, then fine-tuning or a linear probe ----
+
+PRETRAIN = dict(model=dict(block="none"), train=dict(objective="hcml", epochs=2), data=dict(synthetic_train=32))
+
+
+def _weights(path):
+    return torch.load(path / "checkpoint.pt", weights_only=True)["model"]
+
+
+@pytest.mark.slow
+def test_pretraining_never_reads_a_label_and_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    from selfy_lab.data.datasets import SyntheticClips
+    from selfy_lab.train import fit
+
+    def no_labels(*a, **kw):
+        raise AssertionError("pretraining read a label")
+
+    monkeypatch.setattr(SyntheticClips, "__getitem__", no_labels)  # (clip, label) items
+    monkeypatch.setattr(SyntheticClips, "labels", no_labels)
+    run = resolve("smoke", overrides=PRETRAIN)
+    assert run.model.hierarchy == "diff"
+    assert fit(run, tmp_path / "a") == {}  # no validation: nothing labelled to score
+    train = __import__("selfy_lab.results", fromlist=["x"]).read_metrics(tmp_path / "a", "train")
+    assert train["loss"] > 0 and "top1" not in train
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(event, **kw):
+        if event == "epoch_end" and kw["epoch"] == 0:
+            raise Stop
+
+    with pytest.raises(Stop):
+        fit(run, tmp_path / "b", stop_after_first_epoch)
+    fit(run, tmp_path / "b")
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_pretrain_then_fine_tune_or_probe_then_eval(tmp_path):
+    from selfy_lab.train import evaluate_run, fit
+
+    pre = tmp_path / "pre"
+    fit(resolve("smoke", overrides=PRETRAIN), pre)
+    pretrained = _weights(pre)
+    common = dict(model=dict(block="none", hierarchy="diff", pretrained=str(pre)), data=dict(label_fraction=0.5))
+    fit(resolve("smoke", overrides=common), tmp_path / "ft")
+    tuned = _weights(tmp_path / "ft")
+    assert not torch.equal(tuned["backbone.conv1.weight"], pretrained["backbone.conv1.weight"])  # fine-tuned
+
+    probe = resolve("smoke", overrides={**common, "train": dict(freeze_backbone=True)})
+    fit(probe, tmp_path / "probe")
+    probed = _weights(tmp_path / "probe")
+    fixed = [k for k in pretrained if k.startswith(("backbone.", "hierarchy."))]
+    assert fixed and all(torch.equal(probed[k], pretrained[k]) for k in fixed)  # BN statistics too
+    assert not torch.equal(probed["fc.weight"], tuned["fc.weight"])
+    _, metrics, _ = evaluate_run(tmp_path / "probe", device="cpu")
+    assert 0 <= metrics["top1"] <= 1
+
+
+def test_label_fraction_keeps_the_same_share_of_every_class():
+    from selfy_lab.data.datasets import build_dataset, label_subset
+
+    run = resolve("smoke", overrides=dict(data=dict(synthetic_train=64)))
+    full = build_dataset(run, "train")
+    sub = label_subset(full, 0.25)
+    counts = torch.bincount(torch.as_tensor(sub.labels()), minlength=16)
+    assert len(sub) == 16 and (counts == 1).all()  # 4 clips per class -> 1
+    assert list(label_subset(full, 0.25).indices) == list(sub.indices)  # the same clips every time
+    assert torch.equal(sub[(0, 7)][0], full[(int(sub.indices[0]), 7)][0])
+
+
+def test_bad_pretraining_combinations_are_refused():
+    with pytest.raises(ValueError, match="needs pretrained weights"):
+        resolve("smoke", overrides=dict(train=dict(freeze_backbone=True)))
+    with pytest.raises(ValueError, match="no labels to add"):
+        resolve("smoke", overrides=dict(train=dict(objective="hcml", aux="hcml")))

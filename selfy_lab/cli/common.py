@@ -85,6 +85,12 @@ Pretrained = Annotated[Optional[str], typer.Option(help="Backbone weights: none,
 Aux = Annotated[Optional[str], typer.Option(
     help=f"Auxiliary loss: {', '.join(AUX_LOSSES)} (hcml = the motion hierarchy's contrastive loss).", rich_help_panel="Run")]
 AuxWeight = Annotated[Optional[float], typer.Option(help="Weight of the auxiliary loss (default 1).", rich_help_panel="Run")]
+LabelFraction = Annotated[Optional[float], typer.Option(
+    help="Share of the training clips (and labels) used, the same share of every class and the same clips for "
+    "every seed (e.g. 0.1).", rich_help_panel="Data")]
+FreezeBackbone = Annotated[Optional[bool], typer.Option(
+    "--freeze-backbone/--no-freeze-backbone", help="A linear probe: keep the pretrained backbone (and hierarchy) "
+    "fixed, BatchNorm statistics included; needs --pretrained.", rich_help_panel="Run")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel="Run")]
 
 def at_least(value, lo, flag: str):

@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (Aux, AuxWeight, Backbone, BatchSize, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
+from ..errors import SelfyError
+
+from .common import (Aux, AuxWeight, Backbone, BatchSize, FreezeBackbone, LabelFraction, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
                      Extractor, Flip, FrameTemplate, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Lr, Offsets, Position, Preset,
                      Pretrained, Reduce, RunDisplay, Seed, Similarity, TestClips, TrainList, ValList, Window,
                      Workers, app, at_least, console, metrics_table, table)
@@ -20,13 +22,13 @@ def train(
         rich_help_panel="Run")] = None,
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None, val_list: ValList = None,
     categories: Categories = None, frame_template: FrameTemplate = None, flip: Flip = None,
-    test_clips: TestClips = None, workers: Workers = None,
+    test_clips: TestClips = None, workers: Workers = None, label_fraction: LabelFraction = None,
     backbone: Backbone = None, frames: Frames = None, block: Block = None, offsets: Offsets = None,
     window: Window = None, extractor: Extractor = None, integrator: Integrator = None,
     similarity: Similarity = None, fusion: Fusion = None, position: Position = None, reduce: Reduce = None,
     pretrained: Pretrained = None, hierarchy: Hierarchy = None, hierarchy_levels: HierarchyLevels = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
-    aux: Aux = None, aux_weight: AuxWeight = None,
+    aux: Aux = None, aux_weight: AuxWeight = None, freeze_backbone: FreezeBackbone = None,
     device: Device = "auto",
 ):
     """Train one model; writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv.
@@ -36,6 +38,10 @@ def train(
       selfy-lab train --preset quick --offsets -3..3          # built-in benchmark, CPU minutes
 
       selfy-lab train --dataset something-v1 --data-root /data/ssv1 --backbone tsm-r50
+
+      selfy-lab train --aux hcml --aux-weight 0.5             # + hierarchical contrastive motion loss
+
+      selfy-lab train --pretrained runs/hcml --freeze-backbone --label-fraction 0.1   # linear probe
 
     Interrupt it at any time: re-running the same command resumes after the last finished epoch.
     Multi-GPU / multi-node: torchrun --nproc-per-node N -m selfy_lab.cli train ...
@@ -58,6 +64,55 @@ def train(
         raise typer.Exit(130)
     if int(os.environ.get("RANK", "0")) == 0:
         con.print(metrics_table(f"validation ({run_dir})", metrics))
+
+
+@app.command()
+def pretrain(
+    method: Annotated[str, typer.Option(help="Self-supervised objective: hcml (hierarchical contrastive motion "
+                                              "learning: the motion hierarchy's InfoNCE).")] = "hcml",
+    out: Annotated[Optional[Path], typer.Option(
+        help="Run directory (default runs/pretrain/<run id>); fine-tune with train --pretrained OUT.",
+        rich_help_panel="Run")] = None,
+    experiment: Experiment = None, preset: Preset = None,
+    dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None,
+    categories: Categories = None, frame_template: FrameTemplate = None, workers: Workers = None,
+    backbone: Backbone = None, frames: Frames = None, hierarchy: Hierarchy = None,
+    hierarchy_levels: HierarchyLevels = None, offsets: Offsets = None, window: Window = None,
+    epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
+    device: Device = "auto",
+):
+    """Pretrain a backbone and its motion hierarchy on unlabeled training clips (labels are never read).
+
+    Examples:
+
+      selfy-lab pretrain --method hcml --out runs/hcml                   # built-in benchmark, quick preset
+
+      selfy-lab train --pretrained runs/hcml --label-fraction 0.1       # then fine-tune on 10% of the labels
+
+    Writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv (the final InfoNCE);
+    re-running the same command resumes from the last checkpoint.
+    """
+    flags = {**dict(locals()), "objective": method, "block": "none"}  # the hierarchy alone, no block
+    from ..config import OBJECTIVES
+    from ..experiments import run_from_flags
+    from ..results import default_run_dir, ensure_writable
+    from ..train import fit
+
+    if method not in OBJECTIVES[1:]:
+        raise SelfyError(f"unknown pretraining method '{method}': use {', '.join(OBJECTIVES[1:])}")
+    run, _ = run_from_flags(flags, "pretrain")
+    run_dir = ensure_writable(out or default_run_dir(run))
+    con = console()
+    con.print(f"pretrain {run.run_hash}: {run.model.backbone} + {run.model.hierarchy} motion hierarchy at "
+              f"{'+'.join(run.model.hierarchy_levels)} on {run.data.dataset}, labels unread "
+              f"({run.preset} preset, {run.train.epochs} epochs) -> {run_dir}")
+    try:
+        with RunDisplay(con) as display:
+            fit(run, run_dir, display, device)
+    except KeyboardInterrupt:
+        con.print(f"interrupted: re-run the same command to resume from the last checkpoint in {run_dir}")
+        raise typer.Exit(130)
+    con.print(f"pretrained: {run_dir} (fine-tune: selfy-lab train --pretrained {run_dir})")
 
 
 @app.command("eval")

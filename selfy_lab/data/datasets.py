@@ -37,6 +37,11 @@ class ClipDataset(torch.utils.data.Dataset):
     def labels(self) -> np.ndarray:
         raise NotImplementedError
 
+    def clip(self, item) -> torch.Tensor:
+        """The item's clip, sampled and cropped as ``__getitem__`` does but never flipped and without reading
+        its label (what self-supervised pretraining sees)."""
+        raise NotImplementedError
+
     def _augment(self, clip: torch.Tensor, label: int, rng) -> tuple[torch.Tensor, int]:
         """Flip (per the policy) after the crop; the crop is dataset specific."""
         target = self.flip[label]
@@ -59,10 +64,14 @@ class SyntheticClips(ClipDataset):
     def labels(self) -> np.ndarray:
         return np.arange(len(self)) % len(syn.CLASSES)
 
+    def clip(self, item) -> torch.Tensor:
+        index = item[0] if isinstance(item, tuple) else item
+        return clip_from_frames(np.array(self.clips[index]))  # copied out of the read-only memmap
+
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, 0)
         label = index % len(syn.CLASSES)
-        clip = clip_from_frames(np.array(self.clips[index]))  # copied out of the read-only memmap
+        clip = self.clip(item)
         if self.train:
             clip, label = self._augment(clip, label, np.random.default_rng(seed))
         return clip, label
@@ -143,10 +152,24 @@ class ListClips(ClipDataset):
     def labels(self) -> np.ndarray:
         return np.array([e.label for e in self.entries])
 
+    def clip(self, item) -> torch.Tensor:
+        index, seed = item if isinstance(item, tuple) else (item, 0)
+        out = self._views(index, np.random.default_rng(seed))
+        return out[0] if len(out) == 1 else torch.stack(out)
+
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, 0)
-        e = self.entries[index]
         rng = np.random.default_rng(seed)
+        out = self._views(index, rng)
+        label = self.entries[index].label
+        if self.train:
+            clip, label = self._augment(out[0], label, rng)
+            return clip, label
+        return (out[0] if len(out) == 1 else torch.stack(out)), label
+
+    def _views(self, index: int, rng) -> list[torch.Tensor]:
+        """The item's sampled, resized and cropped clips (one in training, ``test_clips`` in testing)."""
+        e = self.entries[index]
         if e.path.suffix.lower() in VIDEO_SUFFIXES:
             video = decode_video(e)
             n = len(video)
@@ -163,11 +186,7 @@ class ListClips(ClipDataset):
             else:
                 clip = center_crop(clip, self.cfg.size)
             out.append(clip)
-        label = e.label
-        if self.train:
-            clip, label = self._augment(out[0], label, rng)
-            return clip, label
-        return (out[0] if clips == 1 else torch.stack(out)), label
+        return out
 
     def _frame(self, e: ListEntry, number: int) -> np.ndarray:
         path = e.path / self.template.format(number)
@@ -238,6 +257,55 @@ def frame_template(cfg: DataConfig) -> str:
     except (IndexError, KeyError, ValueError):
         raise DataError(f"frame template '{template}' must contain one integer field, e.g. {{:05d}}.jpg or img_{{:05d}}.jpg") from None
     return template
+
+
+class Subset(torch.utils.data.Dataset):
+    """Some items of a dataset (addressed as ``(index, sample_seed)`` like the dataset itself)."""
+
+    def __init__(self, dataset: ClipDataset, indices: np.ndarray):
+        self.dataset, self.indices = dataset, np.asarray(indices)
+        self.class_names = dataset.class_names
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _item(self, item):
+        index, seed = item if isinstance(item, tuple) else (item, 0)
+        return int(self.indices[index]), seed
+
+    def __getitem__(self, item):
+        return self.dataset[self._item(item)]
+
+    def clip(self, item) -> torch.Tensor:
+        return self.dataset.clip(self._item(item))
+
+    def labels(self) -> np.ndarray:
+        return self.dataset.labels()[self.indices]
+
+
+def label_subset(dataset: ClipDataset, fraction: float) -> Subset:
+    """``fraction`` of every class's clips (at least one each), the same ones whatever the run's seed."""
+    labels = dataset.labels()
+    rng = np.random.default_rng(0)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        keep += sorted(rng.permutation(idx)[: max(1, round(fraction * len(idx)))].tolist())
+    return Subset(dataset, np.sort(np.array(keep, dtype=np.int64)))
+
+
+class Unlabeled(torch.utils.data.Dataset):
+    """A dataset's clips without their labels, for self-supervised pretraining: only ``clip`` is called, and
+    the label slot of each item is -1."""
+
+    def __init__(self, dataset: ClipDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        return self.dataset.clip(item), -1
 
 
 def build_dataset(run: RunConfig, split: str, check: bool | None = None, progress=None) -> ClipDataset:
