@@ -155,6 +155,8 @@ def _train_step(model, x, y, amp_dtype):
     model.zero_grad(set_to_none=True)
     with torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         loss = F.cross_entropy(model(x), y)
+        if model.hierarchy is not None:  # HCML's auxiliary loss, as --aux hcml trains it
+            loss = loss + model.hierarchy.loss()
     loss.backward()
 
 
@@ -214,11 +216,13 @@ def module_settings() -> dict[str, tuple[ModelConfig, int, int]]:
 
 
 def module_configs(base: ModelConfig) -> dict[str, ModelConfig]:
-    """Every block at res3 of ``base``: SELFY with -3..3 and each motion module, on the base's other fields."""
+    """Every block at res3 of ``base``: SELFY with -3..3 and each motion module, on the base's other fields;
+    and HCML's frame-difference hierarchy at res2-res4 (``hcml-diff``, trained with its auxiliary loss)."""
     from .config import MOTION_BLOCKS
 
     selfy = replace(base, block="selfy", offsets=(-3, -2, -1, 0, 1, 2, 3), position=("res3",))
-    return {"selfy": selfy, **{b: replace(selfy, block=b) for b in MOTION_BLOCKS}}
+    return {"selfy": selfy, **{b: replace(selfy, block=b) for b in MOTION_BLOCKS},
+            "hcml-diff": replace(base, hierarchy="diff")}  # the motion hierarchy at res2-res4, with its loss
 
 
 def bench_modules(device="cpu", repeats: int = 5, channels_last: bool = True, amp: bool | None = None,
