@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lab setup clean
+.PHONY: demo test lab setup clean hcml
 
 setup: $(STAMP)
 
@@ -21,6 +21,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# hierarchical contrastive motion learning on the built-in benchmark: pretraining per seed, then the
+# label-efficiency and auxiliary-loss sweeps (the latter shares the Table 3a TSN runs)
+hcml: $(STAMP)
+	for s in 0 1 2; do $(BIN)/selfy-lab pretrain --method hcml --seed $$s --out results/hcml/pretrain/seed-$$s || exit 1; done
+	$(BIN)/selfy-lab ablate --experiment experiments/hcml_labels.yaml --seeds 3 --out results/hcml/labels
+	$(BIN)/selfy-lab ablate --experiment experiments/hcml_aux.yaml --seeds 3 --out results/hcml/aux --runs-dir results/ablate-offsets/runs
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

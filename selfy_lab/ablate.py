@@ -35,9 +35,10 @@ from .experiments import run_from_flags
 from .grammar import format_offsets, parse_offsets
 
 AXES = ("backbone", "block", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
-        "aux", "aux_weight")
-TRAIN_AXES = ("aux", "aux_weight")  # the axes that change the training, not the network
-BASELINE_AXES = ("backbone", "hierarchy", *TRAIN_AXES)  # the axes a baseline (no block) follows too
+        "pretrained", "aux", "aux_weight", "freeze_backbone", "label_fraction")
+TRAIN_AXES = ("aux", "aux_weight", "freeze_backbone")  # the axes that change the training, not the network
+DATA_AXES = ("label_fraction",)  # and those that change the data
+BASELINE_AXES = ("backbone", "hierarchy", "pretrained", *TRAIN_AXES, *DATA_AXES)  # those a baseline (no block) follows too
 LADDER_HEAD = ((0,), (1,))
 
 
@@ -119,11 +120,15 @@ def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str,
                     changes = {"block": "none", **{k: combo[k] for k in BASELINE_AXES if k in combo}}
                 elif "offsets" not in changes:
                     changes["offsets"] = off
+                # "{seed}" in a value names the seed's own file, e.g. its pretrained run
+                changes = {k: v.format(seed=seed) if isinstance(v, str) else v for k, v in changes.items()}
                 train = {k: changes.pop(k) for k in list(changes) if k in TRAIN_AXES}  # e.g. aux: none / hcml
+                data = {k: changes.pop(k) for k in list(changes) if k in DATA_AXES}  # e.g. label_fraction
                 try:
                     model = override(base.model, changes, "sweep")
-                    run = replace(base, model=model, train=override(base.train, {**train, "seed": seed}, "sweep"))
-                except (ValueError, TypeError) as e:
+                    run = replace(base, model=model, train=override(base.train, {**train, "seed": seed}, "sweep"),
+                                  data=override(base.data, data, "sweep"))
+                except (ValueError, TypeError, KeyError, IndexError) as e:
                     raise SelfyError(f"sweep variant {combo}: {e}") from None
                 if run.run_hash in seen:
                     continue

@@ -365,8 +365,12 @@ class RunConfig:
                              f"the model has {self.model.num_classes}")
 
     def variant(self) -> dict[str, Any]:
-        """The model's variant fields and the auxiliary loss it trained with (tidy result columns)."""
-        return {**self.model.variant(), "aux": self.train.aux}
+        """The model's variant fields, the auxiliary loss, where its weights started (scratch, imagenet or a
+        file, ``-probe`` when they stayed fixed) and the share of training labels (tidy result columns)."""
+        src = self.model.pretrained
+        init = "scratch" if src in ("", "none") else "imagenet" if src == "imagenet" else "file"
+        return {**self.model.variant(), "aux": self.train.aux,
+                "init": init + ("-probe" if self.train.freeze_backbone else ""), "labels": f"{self.data.label_fraction:g}"}
 
     @property
     def run_hash(self) -> str:

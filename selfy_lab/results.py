@@ -168,7 +168,7 @@ def read_run_config(path: str | Path) -> "RunConfig":
 
 # ---- schema ----
 VARIANT_FIELDS = ("backbone", "frames", "block", "offsets", "window", "extractor", "integrator", "similarity",
-                  "fusion", "position", "hierarchy", "aux")  # files written before the last two read them as "none"
+                  "fusion", "position", "hierarchy", "aux", "init", "labels")  # see tables.NEWER_COLUMNS
 PROVENANCE = ("version", "git_rev", "time")
 EVAL_KEYS = ("test_clips",)
 ROBUSTNESS_KEYS = ("kind", "severity", "corrupted_frames")

@@ -11,7 +11,10 @@ from . import results as R
 
 # Table 3a's ladder, in the order it is shown
 LADDER_ORDER = ("none", "{0}", "{1}", "-1..1", "-2..2", "-3..3", "-4..4")
-_DTYPES = {"offsets": str, "window": str, "corrupted_frames": str, "seed": int}
+_DTYPES = {"offsets": str, "window": str, "corrupted_frames": str, "seed": int, "labels": str}
+# variant columns added after the first results: what a file without them means (the features did not exist;
+# where the weights started is not recorded there: tools/migrate_result_columns.py fills it from each run)
+NEWER_COLUMNS = {"hierarchy": "none", "aux": "none", "labels": "1", "init": "unrecorded"}
 
 
 def ladder_index(offsets: str) -> int:
@@ -24,9 +27,9 @@ def _read(files: list[Path], columns, subset) -> pd.DataFrame:
         return pd.DataFrame(columns=list(columns))
     df = pd.concat([pd.read_csv(f, dtype=_DTYPES) for f in files], ignore_index=True)
     df["value"] = df["value"].astype(float)
-    for c in ("hierarchy", "aux"):  # variant columns that files written before them lack
+    for c, value in NEWER_COLUMNS.items():  # variant columns that files written before them lack
         if c in columns:
-            df[c] = df[c].fillna("none") if c in df else "none"
+            df[c] = df[c].fillna(value) if c in df else value
     return df.drop_duplicates(subset=list(subset), keep="last").reset_index(drop=True)
 
 

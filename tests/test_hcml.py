@@ -211,3 +211,19 @@ def test_bad_pretraining_combinations_are_refused():
         resolve("smoke", overrides=dict(train=dict(freeze_backbone=True)))
     with pytest.raises(ValueError, match="no labels to add"):
         resolve("smoke", overrides=dict(train=dict(objective="hcml", aux="hcml")))
+
+
+def test_result_rows_tell_scratch_fine_tuned_and_probed_runs_apart(tmp_path):
+    from selfy_lab import results as R
+    from selfy_lab import tables as T
+
+    scratch = resolve("smoke", overrides=dict(data=dict(label_fraction=0.1)))
+    probe = resolve("smoke", overrides=dict(model=dict(pretrained="runs/hcml"), train=dict(freeze_backbone=True)))
+    assert (scratch.variant()["init"], scratch.variant()["labels"]) == ("scratch", "0.1")
+    assert (probe.variant()["init"], probe.variant()["labels"]) == ("file-probe", "1")
+    old = tmp_path / "old" / R.RUNS_TABLE  # a file from before these columns: read with what they meant then
+    rows = [{k: v for k, v in r.items() if k not in ("hierarchy", "aux", "init", "labels")}
+            for r in R.result_rows(resolve("smoke"), {"top1": 0.5})]
+    R.write_csv(old, rows)
+    df = T.load_runs(old)
+    assert (df["hierarchy"] == "none").all() and (df["labels"] == "1").all() and (df["init"] == "unrecorded").all()
