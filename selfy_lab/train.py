@@ -222,8 +222,9 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
         start, history = int(ck["epoch"]), list(ck["history"])
         callback("resume", epoch=start)
     aux = t.aux == "hcml"
-    # a hierarchy trained without its loss leaves its predictor heads without gradients
-    unused = run.model.hierarchy != "none" and not aux
+    # a hierarchy trained without its loss leaves its predictor heads without gradients, and pretraining the
+    # classifier (and the stages above the last level)
+    unused = (run.model.hierarchy != "none" and not aux) or pretrain
     net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused) if dist.world > 1 else model
     pin = dist.device.type == "cuda"
     train_loader = make_loader(train_ds, t.batch_size, t.seed, True, run.data.workers, dist.rank, dist.world, pin)
