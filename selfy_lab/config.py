@@ -85,7 +85,7 @@ def parse_positions(spec: str | tuple | list) -> tuple[str, ...]:
     items = list(spec) if isinstance(spec, (tuple, list)) else [p.strip() for p in str(spec).split("+")]
     for p in items:
         _choice(position_stage(p), POSITIONS, "position")
-        if p.endswith(EVERY) and p == "pool1" + EVERY:
+        if p == "pool1" + EVERY:
             raise ValueError("position 'pool1:every': pool1 has no residual blocks (use res2..res5)")
     stages = [position_stage(p) for p in items]
     if len(set(stages)) != len(stages):
