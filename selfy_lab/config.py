@@ -311,6 +311,8 @@ class TrainConfig:
     # validate every N epochs (the last epoch always); 0 = only after the last. Validation draws no random
     # numbers and changes no weights, so it is not part of the run key.
     eval_every: int = field(default=1, metadata=NOT_IDENTITY)
+    # also write TensorBoard event files (RUN/tensorboard): scalars per epoch, the config as hparams
+    tensorboard: bool = field(default=False, metadata=NOT_IDENTITY)
     # an auxiliary loss added to the classification loss: hcml = the motion hierarchy's InfoNCE
     aux: str = field(default="none", metadata=KEY_IF_SET)
     aux_weight: float = field(default=1.0, metadata=KEY_IF_SET)

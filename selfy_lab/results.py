@@ -50,6 +50,7 @@ CONFIG, CHECKPOINT, HISTORY, METRICS, ERROR, EVAL = (
     "config.yaml", "checkpoint.pt", "history.csv", "metrics.csv", "error.txt", "eval.csv")
 SWEEP_RECORD, RUNS_DIR, RUNS_TABLE, STATUS_TABLE, FIGURES = "sweep.yaml", "runs", "runs.csv", "status.csv", "figures"
 ROBUSTNESS_DIR, ROBUSTNESS_TABLE, ROBUSTNESS_SUMMARY = "robustness", "robustness.csv", "robustness_summary.csv"
+TENSORBOARD_DIR = "tensorboard"  # event files of --tensorboard, inside a run directory
 
 
 def run_dir(sweep_dir: str | Path, run_id: str) -> Path:

@@ -209,6 +209,7 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
     if report and report["loaded"]:
         callback("weights", **report)
     frozen = freeze(model, report["prefixes"]) if t.freeze_backbone else []
+    board = tensorboard_writer(run_dir) if t.tensorboard and dist.main else None
     opt = _optimizer(run, model)
     amp = _amp(run, dist.device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
@@ -295,11 +296,16 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
         if dist.main:
             _save_checkpoint(ckpt_path, model, opt, scaler, epoch + 1, history, run)
             R.write_history(run_dir, history)
+        if board is not None:
+            log_epoch(board, history[-1])
         dist.barrier()
         callback("epoch_end", epoch=epoch, epochs=t.epochs, metrics=val, train_seconds=train_time,
                  train_loss=history[-1]["train_loss"], train_top1=history[-1]["train_top1"])
     if dist.main:
         R.write_metrics(run_dir, run_rows(run, history))
+    if board is not None:
+        log_hparams(board, run, history[-1])
+        board.close()
     dist.barrier()
     return {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
 
@@ -325,6 +331,32 @@ def freeze(model: torch.nn.Module, prefixes: list[str]) -> list[torch.nn.Module]
         if any(name.startswith(pre) for pre in prefixes):
             p.requires_grad_(False)
     return [getattr(model, pre.rstrip(".")) for pre in prefixes]
+
+
+def tensorboard_writer(run_dir: Path):
+    """A TensorBoard writer into RUN/tensorboard (a resumed run adds an event file beside the first)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise SelfyError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(run_dir / R.TENSORBOARD_DIR))
+
+
+def log_epoch(board, row: dict) -> None:
+    """One epoch's history row as scalars: train/loss, train/top1, lr, val/<metric>, at step = epoch."""
+    step = row["epoch"]
+    for key, value in row.items():
+        if key in ("epoch", "train_seconds") or value != value:  # NaN: not measured (e.g. pretraining's top-1)
+            continue
+        board.add_scalar(key.replace("train_", "train/").replace("val_", "val/"), value, step)
+
+
+def log_hparams(board, run: RunConfig, row: dict) -> None:
+    """The run's variant and recipe as TensorBoard hparams, beside its final metrics."""
+    hp = {**run.variant(), "seed": run.train.seed, "epochs": run.train.epochs, "lr": run.train.lr,
+          "batch_size": run.train.batch_size, "preset": run.preset, "run_id": run.run_hash}
+    final = {f"hparam/{k}": v for k, v in row.items() if k.startswith(("val_", "train_loss")) and v == v}
+    board.add_hparams(hp, final, run_name=".")
 
 
 def _save_checkpoint(path: Path, model, opt, scaler, epoch: int, history: list, run: RunConfig) -> None:

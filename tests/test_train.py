@@ -32,6 +32,35 @@ def test_fit_writes_the_run_directory(tmp_path):
     assert 0 <= metrics["top1"] <= 1
 
 
+def test_tensorboard_gets_every_epoch_and_the_config_without_changing_the_run(tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = resolve("smoke", overrides=SMOKE)
+    logged = replace(run, train=replace(run.train, tensorboard=True))
+    assert logged.run_hash == run.run_hash  # logging is not part of what a run computes
+    fit(logged, tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2] and len(events.Scalars("val/top1")) == 2
+    assert {"lr", "val/top5", "hparam/val_top1"} <= set(events.Tags()["scalars"])
+    assert events.PluginTagToContent("hparams")  # the config, as hparams
+
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *a, **kw):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError(name)
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    from selfy_lab.errors import SelfyError
+
+    with pytest.raises(SelfyError, match="needs the tensorboard package"):
+        fit(replace(logged, train=replace(logged.train, epochs=1)), tmp_path / "other")
+
+
 def test_two_runs_are_identical_and_an_interrupted_run_resumes_to_the_same_result(tmp_path):
     run = resolve("smoke", overrides=SMOKE)
     a = fit(run, tmp_path / "a")

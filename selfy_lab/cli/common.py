@@ -91,6 +91,9 @@ LabelFraction = Annotated[Optional[float], typer.Option(
 FreezeBackbone = Annotated[Optional[bool], typer.Option(
     "--freeze-backbone/--no-freeze-backbone", help="A linear probe: keep the pretrained backbone (and hierarchy) "
     "fixed, BatchNorm statistics included; needs --pretrained.", rich_help_panel="Run")]
+Tensorboard = Annotated[Optional[bool], typer.Option(
+    "--tensorboard/--no-tensorboard", help="Also write TensorBoard event files (RUN/tensorboard): loss, lr, top-1/5 "
+    "per epoch and the config as hparams (needs the tensorboard package).", rich_help_panel="Run")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel="Run")]
 
 def at_least(value, lo, flag: str):

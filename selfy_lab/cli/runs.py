@@ -9,7 +9,7 @@ import typer
 
 from ..errors import SelfyError
 
-from .common import (Aux, AuxWeight, Backbone, BatchSize, FreezeBackbone, LabelFraction, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
+from .common import (Aux, AuxWeight, Backbone, BatchSize, FreezeBackbone, LabelFraction, Tensorboard, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
                      Extractor, Flip, FrameTemplate, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Lr, Offsets, Position, Preset,
                      Pretrained, Reduce, RunDisplay, Seed, Similarity, TestClips, TrainList, ValList, Window,
                      Workers, app, at_least, console, metrics_table, table)
@@ -29,7 +29,7 @@ def train(
     pretrained: Pretrained = None, hierarchy: Hierarchy = None, hierarchy_levels: HierarchyLevels = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
     aux: Aux = None, aux_weight: AuxWeight = None, freeze_backbone: FreezeBackbone = None,
-    device: Device = "auto",
+    tensorboard: Tensorboard = None, device: Device = "auto",
 ):
     """Train one model; writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv.
 
@@ -79,7 +79,7 @@ def pretrain(
     backbone: Backbone = None, frames: Frames = None, hierarchy: Hierarchy = None,
     hierarchy_levels: HierarchyLevels = None, offsets: Offsets = None, window: Window = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
-    device: Device = "auto",
+    tensorboard: Tensorboard = None, device: Device = "auto",
 ):
     """Pretrain a backbone and its motion hierarchy on unlabeled training clips (labels are never read).
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (BatchSize, Categories, DataRoot, Dataset, Device, Epochs, Experiment, FrameTemplate,
-                     Frames, Lr, Preset, Pretrained, SweepDisplay, TrainList, ValList, Workers, app, at_least,
+                     Frames, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList, ValList, Workers, app, at_least,
                      comma_list, console, table)
 
 
@@ -71,7 +71,7 @@ def ablate(
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None, val_list: ValList = None,
     categories: Categories = None, frame_template: FrameTemplate = None, workers: Workers = None,
     frames: Frames = None, pretrained: Pretrained = None,
-    epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None,
+    epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, tensorboard: Tensorboard = None,
     device: Device = "auto",
 ):
     """Run an ablation sweep, resumably: every variant x seed trains in OUT/runs/<run id>.
