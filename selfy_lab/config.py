@@ -249,6 +249,8 @@ class DataConfig:
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # random scale crop (TSN)
     flip: str = ""  # none | skip (never flip direction classes) | swap (flip, swap to the mirrored class)
     test_clips: int = 1  # 1 or 2 clips averaged at test time
+    # 1 (centre) or 3 crops (left / centre / right along the longer side, TSN's three-crop) per test clip
+    test_crops: int = field(default=1, metadata=KEY_IF_SET)
     workers: int = field(default=4, metadata=NOT_IDENTITY)  # loader processes: items are seeded, so any count gives the same clips
     check: bool = field(default=True, metadata=NOT_IDENTITY)  # check every listed folder and its last frame before training
     # the built-in benchmark
@@ -267,6 +269,8 @@ class DataConfig:
             raise ValueError(f"unknown flip policy '{self.flip}': choose from {', '.join(FLIPS)}")
         if self.test_clips not in (1, 2):
             raise ValueError(f"test_clips must be 1 or 2, got {self.test_clips}")
+        if self.test_crops not in (1, 3):
+            raise ValueError(f"test_crops must be 1 (centre) or 3 (three-crop), got {self.test_crops}")
         _number(self.size, "size (pixels)", 16, integer=True)
         _number(self.workers, "workers", 0, integer=True)
         _number(self.synthetic_train, "synthetic_train", 1, integer=True)

@@ -171,7 +171,7 @@ def read_run_config(path: str | Path) -> "RunConfig":
 VARIANT_FIELDS = ("backbone", "frames", "block", "offsets", "window", "extractor", "integrator", "similarity",
                   "fusion", "position", "hierarchy", "aux", "init", "labels")  # see tables.NEWER_COLUMNS
 PROVENANCE = ("version", "git_rev", "time")
-EVAL_KEYS = ("test_clips",)
+EVAL_KEYS = ("test_clips", "test_crops")
 ROBUSTNESS_KEYS = ("kind", "severity", "corrupted_frames")
 
 
@@ -302,6 +302,25 @@ def write_error(path: str | Path, text: str) -> None:
 def append_eval(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Rows of `selfy-lab eval`, one set per (run, test protocol); ``path`` is a CSV file."""
     return append_rows(path, rows, ("run_id", *EVAL_KEYS, "metric"), EVAL_COLUMNS)
+
+
+def eval_protocol(clips: int, crops: int) -> str:
+    """The test protocol's name in file names: ``2clips-3crops``."""
+    return f"{clips}clip{'s' if clips > 1 else ''}-{crops}crop{'s' if crops > 1 else ''}"
+
+
+def write_confusion(directory: str | Path, protocol: str, conf, class_names: list[str]) -> tuple[Path, Path]:
+    """confusion-PROTOCOL.csv (tidy: one row per non-empty cell) and per_class-PROTOCOL.csv in ``directory``."""
+    from .metrics import per_class_accuracy
+
+    names = list(class_names)
+    cells = [{"true": i, "true_class": names[i], "predicted": j, "predicted_class": names[j], "count": int(conf[i, j])}
+             for i in range(len(names)) for j in range(len(names)) if conf[i, j]]
+    acc = per_class_accuracy(conf)
+    per = [{"label": i, "class": names[i], "clips": int(conf[i].sum()), "top1": float(acc[i])} for i in range(len(names))]
+    d = ensure_writable(directory)
+    return (write_csv(d / f"confusion-{protocol}.csv", cells, ("true", "true_class", "predicted", "predicted_class", "count")),
+            write_csv(d / f"per_class-{protocol}.csv", per, ("label", "class", "clips", "top1")))
 
 
 def write_sweep_record(sweep_dir: str | Path, record: dict[str, Any]) -> None:

@@ -11,10 +11,11 @@ from . import results as R
 
 # Table 3a's ladder, in the order it is shown
 LADDER_ORDER = ("none", "{0}", "{1}", "-1..1", "-2..2", "-3..3", "-4..4")
-_DTYPES = {"offsets": str, "window": str, "corrupted_frames": str, "seed": int, "labels": str}
+_DTYPES = {"offsets": str, "window": str, "corrupted_frames": str, "seed": int, "labels": str, "test_clips": str,
+           "test_crops": str}
 # variant columns added after the first results: what a file without them means (the features did not exist;
 # where the weights started is not recorded there: tools/migrate_result_columns.py fills it from each run)
-NEWER_COLUMNS = {"hierarchy": "none", "aux": "none", "labels": "1", "init": "unrecorded"}
+NEWER_COLUMNS = {"hierarchy": "none", "aux": "none", "labels": "1", "init": "unrecorded", "test_crops": "1"}
 
 
 def ladder_index(offsets: str) -> int:

@@ -401,30 +401,60 @@ def load_run(path: str | Path, device: str = "auto") -> tuple[RunConfig, torch.n
     return run, model.eval()
 
 
+def predictions(run: RunConfig, model: torch.nn.Module, split: str = "val", dataset=None,
+                callback: Callback = _quiet) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, K) and labels (N,) of a trained ``model`` on ``split`` of the run's dataset (or on
+    ``dataset``), every test view of a clip averaged."""
+    dev = next(model.parameters()).device
+    ds = dataset if dataset is not None else build_dataset(run, split)
+    loader = make_loader(ds, run.train.batch_size, run.train.seed, False, run.data.workers)
+    return predict(model, loader, dev, _amp(run, dev), run.train.channels_last, callback=callback)
+
+
 def evaluate(run: RunConfig, model: torch.nn.Module, split: str = "val", dataset=None,
              callback: Callback = _quiet) -> dict[str, float]:
     """Metrics of a trained ``model`` on ``split`` of the run's dataset (or on ``dataset``, e.g. a
     corrupted view of it)."""
-    dev = next(model.parameters()).device
-    ds = dataset if dataset is not None else build_dataset(run, split)
-    loader = make_loader(ds, run.train.batch_size, run.train.seed, False, run.data.workers)
-    logits, labels = predict(model, loader, dev, _amp(run, dev), run.train.channels_last, callback=callback)
+    logits, labels = predictions(run, model, split, dataset, callback)
     return {**classification_metrics(logits, labels), **extra_metrics(run.data.dataset, logits, labels)}
 
 
-def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | Path | None = None,
-                 device: str = "auto", callback: Callback = _quiet) -> tuple[RunConfig, dict[str, float], Path]:
-    """`selfy-lab eval`: a trained run on its validation split, with the data settings in ``data_changes``
-    (re-rooted lists, test clips, ...); appends tidy rows to ``out`` (default RUN/eval.csv)."""
-    from .config import override
+@dataclass
+class EvalReport:
+    """What `selfy-lab eval` found beyond the metrics: the most frequent confusions (true class, predicted
+    class, clips, share of the true class) and the files written."""
 
-    run, model = load_run(path, device)
+    confusions: list[tuple[str, str, int, float]]
+    files: list[Path]
+
+
+def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | Path | None = None,
+                 device: str = "auto", callback: Callback = _quiet) -> tuple[RunConfig, dict[str, float], Path, EvalReport]:
+    """`selfy-lab eval`: a trained run on its validation split, with the data settings in ``data_changes``
+    (re-rooted lists, test clips and crops, ...). Appends tidy rows to ``out`` (default RUN/eval.csv, keyed by
+    the trained run's id and the test protocol) and writes, beside it, the confusion matrix (CSV + PNG) and
+    per-class accuracy of the protocol."""
+    from .config import override
+    from .metrics import confusion_matrix, top_confusions
+    from .viz import confusion_figure, save_figure
+
+    trained, model = load_run(path, device)
     try:
-        run = override(run, {"data": {k: v for k, v in (data_changes or {}).items() if v is not None}})
+        run = override(trained, {"data": {k: v for k, v in (data_changes or {}).items() if v is not None}})
     except (ValueError, TypeError) as e:
         raise SelfyError(str(e)) from None
     target = Path(out) if out else R.run_dir_of(path) / R.EVAL
     R.ensure_writable(target.parent)
-    metrics = evaluate(run, model, callback=callback)
-    path = R.append_eval(target, R.result_rows(run, metrics, "val", "eval", {"test_clips": run.data.test_clips}))
-    return run, metrics, path
+    ds = build_dataset(run, "val")
+    logits, labels = predictions(run, model, dataset=ds, callback=callback)
+    metrics = {**classification_metrics(logits, labels), **extra_metrics(run.data.dataset, logits, labels)}
+    protocol = {"test_clips": run.data.test_clips, "test_crops": run.data.test_crops}
+    csv_path = R.append_eval(target, R.result_rows(trained, metrics, "val", "eval", protocol))
+    conf = confusion_matrix(logits, labels, len(ds.class_names))
+    name = R.eval_protocol(run.data.test_clips, run.data.test_crops)
+    files = list(R.write_confusion(target.parent, name, conf, ds.class_names))
+    files += save_figure(confusion_figure(conf, ds.class_names, f"{R.run_dir_of(path).name}: {name}, "
+                                          f"top-1 {metrics['top1']:.1%}"), target.parent / f"confusion-{name}", ("png",))
+    names = ds.class_names
+    report = EvalReport([(names[i], names[j], c, share) for i, j, c, share in top_confusions(conf)], files)
+    return run, metrics, csv_path, report

@@ -284,3 +284,23 @@ def stss_likelihood_figure(frames: np.ndarray, st: dict, query: tuple[int, int, 
     fig.suptitle(f"motion likelihood of the query (t={t}, y={y}, x={x}) across offsets", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def confusion_figure(conf: np.ndarray, class_names: list[str], title: str = ""):
+    """Row-normalised confusion matrix (true class down, prediction across); class names as ticks up to 40
+    classes, indices beyond."""
+    plt = _plt()
+    K = len(class_names)
+    rows = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    side = min(14, 3 + 0.22 * K)
+    fig, ax = plt.subplots(figsize=(side, side))
+    im = ax.imshow(rows, cmap="viridis", vmin=0, vmax=1)
+    if K <= 40:
+        ax.set_xticks(range(K), [n[:28] for n in class_names], rotation=90, fontsize=7)
+        ax.set_yticks(range(K), [n[:28] for n in class_names], fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    fig.tight_layout()
+    return fig

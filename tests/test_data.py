@@ -10,6 +10,7 @@ from selfy_lab.data.flip import flip_table, mirror_pairs
 from selfy_lab.data.lists import read_categories, read_list
 from selfy_lab.data.loader import EpochBatchSampler
 from selfy_lab.data.sampling import segment_indices
+from selfy_lab.data.transforms import clip_from_frames, resize
 from selfy_lab.errors import DataError
 
 from helpers import SHARED
@@ -90,6 +91,16 @@ def test_frame_folder_dataset(fake_ssv1):
     two = build_dataset(resolve("smoke", "something-v1", {"data": {"data_root": str(fake_ssv1), "size": 32,
                                                                    "resize": [40, 52], "test_clips": 2}}), "val")
     assert two[(0, 0)][0].shape == (2, 4, 3, 32, 32)
+    three = build_dataset(resolve("smoke", "something-v1", {"data": {"data_root": str(fake_ssv1), "size": 32,
+                                                                     "resize": [40, 52], "test_crops": 3}}), "val")
+    crops = three[(0, 0)][0]
+    assert crops.shape == (3, 4, 3, 32, 32) and torch.equal(crops[1], val[(0, 0)][0])  # the middle crop is the centre one
+    full = resize(clip_from_frames(np.stack([three._frame(three.entries[0], int(i) + 1) for i in
+                                            segment_indices(three.entries[0].num_frames, 4, False, np.random.default_rng(0), 1)[0]])), (40, 52))
+    assert torch.equal(crops[0], full[..., 4:36, :32]) and torch.equal(crops[2], full[..., 4:36, 20:])  # left, right
+    six = build_dataset(resolve("smoke", "something-v1", {"data": {"data_root": str(fake_ssv1), "size": 32, "resize": [40, 52],
+                                                                   "test_clips": 2, "test_crops": 3}}), "val")
+    assert six[(0, 0)][0].shape == (6, 4, 3, 32, 32)
 
 
 def test_missing_frames_are_caught_before_training(fake_ssv1):

@@ -190,7 +190,7 @@ def test_pretrain_then_fine_tune_or_probe_then_eval(tmp_path):
     fixed = [k for k in pretrained if k.startswith(("backbone.", "hierarchy."))]
     assert fixed and all(torch.equal(probed[k], pretrained[k]) for k in fixed)  # BN statistics too
     assert not torch.equal(probed["fc.weight"], tuned["fc.weight"])
-    _, metrics, _ = evaluate_run(tmp_path / "probe", device="cpu")
+    _, metrics, _, _ = evaluate_run(tmp_path / "probe", device="cpu")
     assert 0 <= metrics["top1"] <= 1
 
 

@@ -142,6 +142,16 @@ def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):
     assert p.returncode == 0, p.stderr
     e = rows(out / "eval.csv")
     assert {r["test_clips"] for r in e} == {"2"} and any(r["metric"] == "top1" for r in e)
+    p = cli("eval", str(out), "--clips", "2", "--crops", "3")  # the paper's multi-view test
+    assert p.returncode == 0, p.stderr
+    e = rows(out / "eval.csv")
+    assert {(r["test_clips"], r["test_crops"]) for r in e} == {("2", "1"), ("2", "3")}
+    assert {r["run_id"] for r in e} == {m[0]["run_id"]}  # keyed by the trained run, whatever the protocol
+    for name in ("confusion-2clips-3crops.csv", "per_class-2clips-3crops.csv", "confusion-2clips-3crops.png"):
+        assert (out / name).is_file(), name
+    per_class = rows(out / "per_class-2clips-3crops.csv")
+    assert sum(int(r["clips"]) for r in per_class) == sum(int(r["count"]) for r in rows(out / "confusion-2clips-3crops.csv"))
+    assert "most frequent confusions" in p.stdout  # a one-epoch model confuses some classes
 
 
 def test_bad_data_is_one_line_through_the_cli(fake_ssv1, tmp_path):

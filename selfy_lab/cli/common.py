@@ -74,7 +74,12 @@ FrameTemplate = Annotated[Optional[str], typer.Option(help="Frame file names, e.
 Flip = Annotated[Optional[str], typer.Option(
     help="Horizontal flips: none, skip (never flip direction classes), swap (flip and take the mirrored class).",
     rich_help_panel="Data")]
-TestClips = Annotated[Optional[int], typer.Option(help="Clips averaged at test time (1 or 2).", rich_help_panel="Data")]
+TestClips = Annotated[Optional[int], typer.Option(
+    "--clips", "--test-clips", help="Clips averaged at test time (1 or 2; the built-in benchmark has one).",
+    rich_help_panel="Data")]
+TestCrops = Annotated[Optional[int], typer.Option(
+    "--crops", "--test-crops", help="Crops per test clip: 1 (centre) or 3 (left / centre / right, TSN's three-crop; "
+    "the built-in benchmark's frames are the crop).", rich_help_panel="Data")]
 Workers = Annotated[Optional[int], typer.Option(help="Data-loading worker processes.", rich_help_panel="Data")]
 Epochs = Annotated[Optional[int], typer.Option(help="Training epochs.", rich_help_panel="Run")]
 BatchSize = Annotated[Optional[int], typer.Option(help="Clips per batch (over all processes).", rich_help_panel="Run")]

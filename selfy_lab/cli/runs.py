@@ -11,7 +11,7 @@ from ..errors import SelfyError
 
 from .common import (Aux, AuxWeight, Backbone, BatchSize, FreezeBackbone, LabelFraction, Tensorboard, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
                      Extractor, Flip, FrameTemplate, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Lr, Offsets, Position, Preset,
-                     Pretrained, Reduce, RunDisplay, Seed, Similarity, TestClips, TrainList, ValList, Window,
+                     Pretrained, Reduce, RunDisplay, Seed, Similarity, TestClips, TestCrops, TrainList, ValList, Window,
                      Workers, app, at_least, console, metrics_table, table)
 
 
@@ -119,21 +119,33 @@ def pretrain(
 def evaluate_cmd(
     run_path: Annotated[Path, typer.Argument(help="Run directory or checkpoint.pt file.")],
     data_root: DataRoot = None, val_list: ValList = None, categories: Categories = None,
-    frame_template: FrameTemplate = None, test_clips: TestClips = None, workers: Workers = None,
+    frame_template: FrameTemplate = None, test_clips: TestClips = None, test_crops: TestCrops = None,
+    workers: Workers = None,
     out: Annotated[Optional[Path], typer.Option(help="CSV for the tidy rows (default RUN/eval.csv).")] = None,
     device: Device = "auto",
 ):
-    """Evaluate a trained model on its dataset's validation split (optionally re-rooted, 1 or 2 clips)."""
+    """Evaluate a trained model on its dataset's validation split: the paper's test protocol (--clips 1|2,
+    --crops 1|3, predictions averaged), optionally re-rooted data. Writes tidy rows (RUN/eval.csv) and, beside
+    them, the confusion matrix (CSV + PNG) and per-class accuracy, and lists the most frequent confusions.
+
+    Examples:
+
+      selfy-lab eval runs/train/abc123 --clips 2 --crops 3          # 2 clips x 3 crops, as the paper's Table 1
+    """
     from ..train import evaluate_run
 
     at_least(workers, 0, "--workers")
     con = console()
     with RunDisplay(con, "eval") as display:
-        run, metrics, path = evaluate_run(run_path, dict(data_root=data_root, val_list=val_list, categories=categories,
-                                                         frame_template=frame_template, test_clips=test_clips,
-                                                         workers=workers), out, device, display)
-    con.print(metrics_table(f"validation of {run_path} ({run.data.test_clips} clip(s))", metrics))
-    con.print(f"wrote {path}")
+        run, metrics, path, report = evaluate_run(
+            run_path, dict(data_root=data_root, val_list=val_list, categories=categories, frame_template=frame_template,
+                           test_clips=test_clips, test_crops=test_crops, workers=workers), out, device, display)
+    con.print(metrics_table(f"validation of {run_path} ({run.data.test_clips} clip(s) x {run.data.test_crops} "
+                            f"crop(s))", metrics))
+    if report.confusions:
+        con.print(table("most frequent confusions", ["true class", "predicted", "clips", "share of true"],
+                        [[t, p, str(c), f"{s:.0%}"] for t, p, c, s in report.confusions]))
+    con.print(f"wrote {path}, " + ", ".join(str(f) for f in report.files))
 
 
 @app.command()

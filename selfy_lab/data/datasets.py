@@ -17,7 +17,7 @@ from . import synthetic as syn
 from .flip import flip_table
 from .lists import ListEntry, read_categories, read_list
 from .sampling import segment_indices
-from .transforms import center_crop, clip_from_frames, hflip, random_scale_crop, resize
+from .transforms import center_crop, clip_from_frames, hflip, random_scale_crop, resize, three_crops
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 
@@ -168,7 +168,8 @@ class ListClips(ClipDataset):
         return (out[0] if len(out) == 1 else torch.stack(out)), label
 
     def _views(self, index: int, rng) -> list[torch.Tensor]:
-        """The item's sampled, resized and cropped clips (one in training, ``test_clips`` in testing)."""
+        """The item's sampled, resized and cropped clips (one in training, ``test_clips`` x ``test_crops`` in
+        testing)."""
         e = self.entries[index]
         if e.path.suffix.lower() in VIDEO_SUFFIXES:
             video = decode_video(e)
@@ -182,11 +183,12 @@ class ListClips(ClipDataset):
             frames = video[row] if video is not None else np.stack([self._frame(e, int(i) + 1) for i in row])
             clip = resize(clip_from_frames(frames), self.cfg.resize)  # (T, C, H, W)
             if self.train:
-                clip = random_scale_crop(clip, self.cfg.size, self.cfg.scales, rng)
+                out.append(random_scale_crop(clip, self.cfg.size, self.cfg.scales, rng))
+            elif self.cfg.test_crops == 3:
+                out += three_crops(clip, self.cfg.size)
             else:
-                clip = center_crop(clip, self.cfg.size)
-            out.append(clip)
-        return out
+                out.append(center_crop(clip, self.cfg.size))
+        return out  # clip-major: (clip 0: crops...), (clip 1: crops...)
 
     def _frame(self, e: ListEntry, number: int) -> np.ndarray:
         path = e.path / self.template.format(number)

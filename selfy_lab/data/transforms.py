@@ -23,6 +23,17 @@ def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
     return TF.center_crop(clip, [size, size])
 
 
+def three_crops(clip: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """TSN's three-crop test: ``size`` x ``size`` crops at the start, centre and end of the longer side,
+    centred on the shorter one (left / centre / right of a landscape frame)."""
+    H, W = clip.shape[-2:]
+    if W >= H:
+        y = (H - size) // 2
+        return [TF.crop(clip, y, x, size, size) for x in (0, (W - size) // 2, W - size)]
+    x = (W - size) // 2
+    return [TF.crop(clip, y, x, size, size) for y in (0, (H - size) // 2, H - size)]
+
+
 def random_scale_crop(clip: torch.Tensor, size: int, scales, rng: np.random.Generator) -> torch.Tensor:
     """TSN's multi-scale crop: side lengths from ``scales`` x the short side (width and height at most
     one scale step apart), a random position, then resized to ``size`` x ``size``."""
