@@ -31,6 +31,7 @@ POSITIONS = ("pool1", "res2", "res3", "res4", "res5")
 # STSS resolution reduction per insertion point (reference code: res3's 28x28 -> 14x14 at 224 input)
 DEFAULT_REDUCE = {"pool1": 4, "res2": 4, "res3": 2, "res4": 1, "res5": 1}
 REDUCE_CHOICES = (1, 2, 4)
+LIST_FORMATS = ("auto", "tsn", "two-column", "ssv2-json", "diving48-json")  # data/lists.py reads each
 HIERARCHIES = ("none", "diff", "selfy")  # HCML's motion encoder (models/hcml.py)
 AUX_LOSSES = ("none", "hcml")
 OBJECTIVES = ("supervised", "hcml")  # hcml: self-supervised pretraining of the motion hierarchy, labels unread
@@ -244,6 +245,8 @@ class DataConfig:
     val_list: str = ""
     categories: str = ""
     frame_template: str = ""
+    # the lists' format (auto: told from the file): tsn, two-column, ssv2-json, diving48-json (data/lists.py)
+    list_format: str = field(default="auto", metadata=NOT_IDENTITY)
     size: int = 224  # crop side fed to the network
     resize: tuple[int, int] = (240, 320)  # frames are first resized to (H, W)
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # random scale crop (TSN)
@@ -265,6 +268,8 @@ class DataConfig:
     def __post_init__(self):
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset '{self.dataset}': choose from {', '.join(DATASETS)}")
+        if self.list_format not in LIST_FORMATS:
+            raise ValueError(f"unknown list format '{self.list_format}': choose from {', '.join(LIST_FORMATS)}")
         if self.flip and self.flip not in FLIPS:
             raise ValueError(f"unknown flip policy '{self.flip}': choose from {', '.join(FLIPS)}")
         if self.test_clips not in (1, 2):

@@ -63,3 +63,22 @@ def cli_inproc(*args, cwd=None):
         sys.argv = old_argv
         os.chdir(old_cwd)
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def write_video(path: Path, n: int, size=(48, 64), codec: str = "libx264", fps: int = 25) -> Path:
+    """A real encoded video of ``n`` frames whose frame i is a flat grey of level 10 * i (H.264 .mp4 or
+    VP9 .webm), so a decoded frame tells which frame it was."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.height, stream.width = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(n):
+            img = np.full((*size, 3), min(255, 10 * i), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

@@ -68,7 +68,12 @@ DataRoot = Annotated[Optional[str], typer.Option(help="Dataset root; listed abso
 TrainList = Annotated[Optional[str], typer.Option(help="Training list file (<folder> <num_frames> <label>).",
                                                   rich_help_panel="Data")]
 ValList = Annotated[Optional[str], typer.Option(help="Validation list file.", rich_help_panel="Data")]
-Categories = Annotated[Optional[str], typer.Option(help="Class-name file, one per line.", rich_help_panel="Data")]
+Categories = Annotated[Optional[str], typer.Option(
+    help="Class names: a file with one per line, Something-Something V2's labels.json or Diving-48's vocabulary JSON.",
+    rich_help_panel="Data")]
+ListFormat = Annotated[Optional[str], typer.Option(
+    help="Format of --train-list / --val-list: auto (told from the file), tsn (<folder> <frames> <label>), "
+    "two-column (<video> <label>: MMAction2, FineGym), ssv2-json, diving48-json.", rich_help_panel="Data")]
 FrameTemplate = Annotated[Optional[str], typer.Option(help="Frame file names, e.g. {:05d}.jpg or img_{:05d}.jpg (1-based).",
                                                       rich_help_panel="Data")]
 Flip = Annotated[Optional[str], typer.Option(

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import SelfyError
 
-from .common import (Aux, AuxWeight, Backbone, BatchSize, FreezeBackbone, LabelFraction, Tensorboard, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
+from .common import (ListFormat, Aux, AuxWeight, Backbone, BatchSize, FreezeBackbone, LabelFraction, Tensorboard, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
                      Extractor, Flip, FrameTemplate, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Lr, Offsets, Position, Preset,
                      Pretrained, Reduce, RunDisplay, Seed, Similarity, TestClips, TestCrops, TrainList, ValList, Window,
                      Workers, app, at_least, console, metrics_table, table)
@@ -21,7 +21,7 @@ def train(
         help="Run directory (default runs/<experiment>/<run id>). Re-running resumes from its checkpoint.",
         rich_help_panel="Run")] = None,
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None, val_list: ValList = None,
-    categories: Categories = None, frame_template: FrameTemplate = None, flip: Flip = None,
+    categories: Categories = None, list_format: ListFormat = None, frame_template: FrameTemplate = None, flip: Flip = None,
     test_clips: TestClips = None, workers: Workers = None, label_fraction: LabelFraction = None,
     backbone: Backbone = None, frames: Frames = None, block: Block = None, offsets: Offsets = None,
     window: Window = None, extractor: Extractor = None, integrator: Integrator = None,
@@ -75,7 +75,7 @@ def pretrain(
         rich_help_panel="Run")] = None,
     experiment: Experiment = None, preset: Preset = None,
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None,
-    categories: Categories = None, frame_template: FrameTemplate = None, workers: Workers = None,
+    categories: Categories = None, list_format: ListFormat = None, frame_template: FrameTemplate = None, workers: Workers = None,
     backbone: Backbone = None, frames: Frames = None, hierarchy: Hierarchy = None,
     hierarchy_levels: HierarchyLevels = None, offsets: Offsets = None, window: Window = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
@@ -119,7 +119,8 @@ def pretrain(
 def evaluate_cmd(
     run_path: Annotated[Path, typer.Argument(help="Run directory or checkpoint.pt file.")],
     data_root: DataRoot = None, val_list: ValList = None, categories: Categories = None,
-    frame_template: FrameTemplate = None, test_clips: TestClips = None, test_crops: TestCrops = None,
+    list_format: ListFormat = None, frame_template: FrameTemplate = None, test_clips: TestClips = None,
+    test_crops: TestCrops = None,
     workers: Workers = None,
     out: Annotated[Optional[Path], typer.Option(help="CSV for the tidy rows (default RUN/eval.csv).")] = None,
     device: Device = "auto",
@@ -138,8 +139,8 @@ def evaluate_cmd(
     con = console()
     with RunDisplay(con, "eval") as display:
         run, metrics, path, report = evaluate_run(
-            run_path, dict(data_root=data_root, val_list=val_list, categories=categories, frame_template=frame_template,
-                           test_clips=test_clips, test_crops=test_crops, workers=workers), out, device, display)
+            run_path, dict(data_root=data_root, val_list=val_list, categories=categories, list_format=list_format,
+                           frame_template=frame_template, test_clips=test_clips, test_crops=test_crops, workers=workers), out, device, display)
     con.print(metrics_table(f"validation of {run_path} ({run.data.test_clips} clip(s) x {run.data.test_crops} "
                             f"crop(s))", metrics))
     if report.confusions:

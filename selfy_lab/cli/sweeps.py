@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (BatchSize, Categories, DataRoot, Dataset, Device, Epochs, Experiment, FrameTemplate,
+from .common import (ListFormat, BatchSize, Categories, DataRoot, Dataset, Device, Epochs, Experiment, FrameTemplate,
                      Frames, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList, ValList, Workers, app, at_least,
                      comma_list, console, table)
 
@@ -69,7 +69,7 @@ def ablate(
         "that several sweeps plan, e.g. the baseline of every table, trains once.", rich_help_panel="Sweep")] = None,
     experiment: Experiment = None, preset: Preset = None,
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None, val_list: ValList = None,
-    categories: Categories = None, frame_template: FrameTemplate = None, workers: Workers = None,
+    categories: Categories = None, list_format: ListFormat = None, frame_template: FrameTemplate = None, workers: Workers = None,
     frames: Frames = None, pretrained: Pretrained = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, tensorboard: Tensorboard = None,
     device: Device = "auto",

@@ -15,11 +15,10 @@ from ..config import DataConfig, RunConfig
 from ..errors import DataError
 from . import synthetic as syn
 from .flip import flip_table
-from .lists import ListEntry, read_categories, read_list
+from .lists import VIDEO_SUFFIXES, ListEntry, read_class_names, read_clips
 from .sampling import segment_indices
 from .transforms import center_crop, clip_from_frames, hflip, random_scale_crop, resize, three_crops
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -172,7 +171,9 @@ class ListClips(ClipDataset):
         testing)."""
         e = self.entries[index]
         if e.path.suffix.lower() in VIDEO_SUFFIXES:
-            video = decode_video(e)
+            video = decode_video(e)[e.start: None if e.end is None else e.end + 1]  # the listed range
+            if not len(video):
+                raise DataError(f"{e.source}: video {e.path} has no frame in {e.start}..{e.end}")
             n = len(video)
         else:
             video, n = None, e.num_frames
@@ -317,11 +318,11 @@ def build_dataset(run: RunConfig, split: str, check: bool | None = None, progres
     if cfg.dataset == "synthetic":
         return SyntheticClips(cfg, frames, split, train)
     paths = resolve_paths(cfg, ("categories", split))
-    names = read_categories(paths["categories"])
+    names = read_class_names(paths["categories"])
     if len(names) != run.model.num_classes:
         raise DataError(f"{paths['categories']} names {len(names)} classes, the model has {run.model.num_classes}: "
                         f"pass the class list of {cfg.dataset}")
-    entries = read_list(paths[split], cfg.data_root or None, len(names))
+    entries = read_clips(paths[split], cfg.list_format, cfg.data_root or None, len(names), names)
     template = frame_template(cfg)
     if cfg.check if check is None else check:
         check_entries(entries, template, progress)
@@ -342,6 +343,6 @@ def class_rows(dataset: str, data_root: str = "", categories: str = "") -> tuple
         cfg = DataConfig(dataset=dataset, data_root=data_root or "", categories=categories or "")
     except ValueError as e:
         raise DataError(str(e)) from None
-    names = read_categories(resolve_paths(cfg, ("categories",))["categories"])
+    names = read_class_names(resolve_paths(cfg, ("categories",))["categories"])
     pairs = mirror_pairs(names)
     return ["label", "class", "flip ->"], [[str(i), n, str(pairs.get(i, "-"))] for i, n in enumerate(names)]

@@ -1,18 +1,36 @@
-"""TSN/TSM list files (``<folder or video> <num_frames> <label>`` per line) and class-name files."""
+"""Clip lists in the formats users have, and class-name files.
+
+* ``tsn``: TSN/TSM list files, ``<folder or video> <num_frames> <label>`` per line;
+* ``two-column``: ``<video> <label>`` per line (MMAction2's video lists; FineGym's element-level splits, whose
+  first column is a clip id: the video is ``<clip id>.mp4`` (or another video suffix found) under the root);
+* ``ssv2-json``: Something-Something V2's ``train.json`` / ``validation.json`` (``id``, ``template`` with
+  brackets, ``placeholders``), classes from its ``labels.json``; videos ``<id>.webm`` under the root;
+* ``diving48-json``: Diving-48's ``Diving48_V2_*.json`` (``vid_name``, ``label``, ``start_frame``,
+  ``end_frame``); videos ``<vid_name>.mp4`` under the root, the clip being frames start..end.
+
+``auto`` (the default) tells them apart from the file itself. Every malformed line or item stops with one
+message naming the file and the line (or item).
+"""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import LIST_FORMATS
 from ..errors import DataError
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 
 
 @dataclass(frozen=True)
 class ListEntry:
     path: Path  # frame folder or video file, re-rooted
-    num_frames: int
+    num_frames: int  # listed frames (0: unknown until the video is opened)
     label: int
     source: str  # "list_file:line" for error messages
+    start: int = 0  # the clip's first frame in the video (0-based; Diving-48 lists a range)
+    end: int | None = None  # its last frame, inclusive (None: the end of the video)
 
 
 def reroot(raw: str, root: str | Path | None, list_dir: Path) -> Path:
@@ -51,6 +69,148 @@ def read_list(list_file: str | Path, root: str | Path | None = None, num_classes
     if not entries:
         raise DataError(f"{list_file} lists no clips")
     return entries
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of a clip list, from its content (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"list file {path} does not exist: pass --train-list / --val-list or --data-root")
+    if path.suffix.lower() == ".json":
+        items = _json_items(path)
+        keys = set(items[0]) if items and isinstance(items[0], dict) else set()
+        if {"id", "template"} <= keys:
+            return "ssv2-json"
+        if {"vid_name", "label"} <= keys:
+            return "diving48-json"
+        raise DataError(f"{path}: a JSON list of neither Something-Something V2 items (id, template) nor Diving-48 "
+                        f"items (vid_name, label, start_frame, end_frame): pass --list-format")
+    with open(path) as f:
+        first = next((line for line in f if line.strip()), "")
+    cols = len(first.split())
+    if cols in (2, 3):
+        return "tsn" if cols == 3 else "two-column"
+    raise DataError(f"{path}: cannot tell its format from its first line ({cols} columns): expected "
+                    f"'<folder> <num_frames> <label>' or '<video> <label>', or pass --list-format")
+
+
+def read_clips(path: str | Path, fmt: str = "auto", root: str | Path | None = None,
+               num_classes: int | None = None, class_names: list[str] | None = None) -> list[ListEntry]:
+    """The clips of a list in any of :data:`LIST_FORMATS`; ``class_names`` (in label order) are needed by
+    ``ssv2-json``, whose items name their class by its template."""
+    if fmt not in LIST_FORMATS:
+        raise DataError(f"unknown list format '{fmt}': choose from {', '.join(LIST_FORMATS)}")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "tsn":
+        return read_list(path, root, num_classes)
+    path = Path(path)
+    if fmt == "two-column":
+        entries = _read_two_column(path, root, num_classes)
+    elif fmt == "ssv2-json":
+        entries = _read_ssv2(path, root, class_names)
+    else:
+        entries = _read_diving48(path, root, num_classes)
+    if not entries:
+        raise DataError(f"{path} lists no clips")
+    return entries
+
+
+def _json_items(path: Path) -> list:
+    try:
+        items = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not a readable JSON file ({type(e).__name__}: {str(e)[:80]})") from None
+    if not isinstance(items, list):
+        raise DataError(f"{path}: expected a JSON list of clips, found a {type(items).__name__}")
+    return items
+
+
+def _video(root: str | Path | None, list_dir: Path, name: str, default_suffix: str) -> Path:
+    """A listed video: re-rooted, with ``default_suffix`` (or a video suffix found on disk) when it has none."""
+    p = reroot(name, root, list_dir)
+    if p.suffix.lower() in VIDEO_SUFFIXES:
+        return p
+    found = [p.with_name(p.name + s) for s in VIDEO_SUFFIXES if p.with_name(p.name + s).is_file()]
+    return found[0] if found else p.with_name(p.name + default_suffix)
+
+
+def _label(value, where: str, num_classes: int | None) -> int:
+    try:
+        label = int(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: the label must be an integer, got '{value}'") from None
+    if label < 0 or (num_classes is not None and label >= num_classes):
+        raise DataError(f"{where}: label {label} is out of range for {num_classes} classes (0-{(num_classes or 1) - 1})")
+    return label
+
+
+def _read_two_column(path: Path, root, num_classes) -> list[ListEntry]:
+    entries = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            cols, where = line.split(), f"{path}:{n}"
+            if len(cols) != 2:
+                raise DataError(f"{where}: expected 2 columns '<video> <label>', found {len(cols)}")
+            entries.append(ListEntry(_video(root, path.parent, cols[0], ".mp4"), 0, _label(cols[1], where, num_classes), where))
+    return entries
+
+
+def _read_ssv2(path: Path, root, class_names: list[str] | None) -> list[ListEntry]:
+    if not class_names:
+        raise DataError(f"{path}: Something-Something V2 items name their class by template: pass its labels.json as --categories")
+    ids = {name: i for i, name in enumerate(class_names)}
+    entries = []
+    for n, item in enumerate(_json_items(path), 1):
+        where = f"{path}: item {n}"
+        if not isinstance(item, dict) or "id" not in item or "template" not in item:
+            raise DataError(f"{where}: expected an object with 'id' and 'template' (test.json has no labels)")
+        template = str(item["template"]).replace("[", "").replace("]", "")
+        if template not in ids:
+            raise DataError(f"{where}: template '{item['template']}' is not a class of the labels file")
+        entries.append(ListEntry(_video(root, path.parent, str(item["id"]), ".webm"), 0, ids[template], where))
+    return entries
+
+
+def _read_diving48(path: Path, root, num_classes) -> list[ListEntry]:
+    entries = []
+    for n, item in enumerate(_json_items(path), 1):
+        where = f"{path}: item {n}"
+        if not isinstance(item, dict) or not {"vid_name", "label"} <= set(item):
+            raise DataError(f"{where}: expected an object with 'vid_name', 'label', 'start_frame' and 'end_frame'")
+        start, end = item.get("start_frame", 0), item.get("end_frame")
+        if not isinstance(start, int) or start < 0 or (end is not None and (not isinstance(end, int) or end < start)):
+            raise DataError(f"{where}: start_frame {start!r} and end_frame {end!r} must be frame numbers, start <= end")
+        frames = 0 if end is None else end - start + 1
+        entries.append(ListEntry(_video(root, path.parent, str(item["vid_name"]), ".mp4"), frames,
+                                 _label(item["label"], where, num_classes), where, start, end))
+    return entries
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """Class names in label order from a class-name file (one per line), Something-Something V2's
+    ``labels.json`` (template -> id) or Diving-48's vocabulary JSON (one list of words per class)."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        return read_categories(path)
+    if not path.is_file():
+        raise DataError(f"class-name file {path} does not exist: pass --categories")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not a readable JSON file ({type(e).__name__})") from None
+    if isinstance(data, dict):  # SS-V2 labels.json: {"Holding something next to something": "19", ...}
+        try:
+            by_id = {int(v): k for k, v in data.items()}
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: expected {{class template: id}} with integer ids") from None
+        if sorted(by_id) != list(range(len(by_id))):
+            raise DataError(f"{path}: class ids must be 0..{len(by_id) - 1}, each once")
+        return [by_id[i] for i in range(len(by_id))]
+    if isinstance(data, list) and data and all(isinstance(c, (list, str)) for c in data):  # Diving-48 vocabulary
+        return [" ".join(map(str, c)) if isinstance(c, list) else c for c in data]
+    raise DataError(f"{path}: neither a labels.json (template -> id) nor a list of class names")
 
 
 def read_categories(path: str | Path) -> list[str]:
