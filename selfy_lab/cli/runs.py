@@ -180,3 +180,7 @@ def describe(
     con.print(table(f"{ds}: {len(rows)} classes", columns, rows))
     con.print(f"direction classes (never flipped under 'skip', swapped under 'swap'): "
               f"{[int(r[0]) for r in rows if r[-1] != '-']}")
+    from ..data.video import decoder
+
+    con.print(f"video files are decoded with {decoder()}" + (
+        " (torchcodec is not installed or cannot load its FFmpeg libraries here)" if decoder() == "pyav" else ""))

@@ -18,6 +18,7 @@ from .flip import flip_table
 from .lists import VIDEO_SUFFIXES, ListEntry, read_class_names, read_clips
 from .sampling import segment_indices
 from .transforms import center_crop, clip_from_frames, hflip, random_scale_crop, resize, three_crops
+from .video import read_sampled
 
 
 
@@ -170,18 +171,24 @@ class ListClips(ClipDataset):
         """The item's sampled, resized and cropped clips (one in training, ``test_clips`` x ``test_crops`` in
         testing)."""
         e = self.entries[index]
-        if e.path.suffix.lower() in VIDEO_SUFFIXES:
-            video = decode_video(e)[e.start: None if e.end is None else e.end + 1]  # the listed range
-            if not len(video):
-                raise DataError(f"{e.source}: video {e.path} has no frame in {e.start}..{e.end}")
-            n = len(video)
-        else:
-            video, n = None, e.num_frames
         clips = 1 if self.train else self.cfg.test_clips
-        idx = segment_indices(n, self.frames, self.train, rng, clips)  # (clips, T)
+        if e.path.suffix.lower() in VIDEO_SUFFIXES:
+            sampled = {}
+
+            def pick(total: int) -> np.ndarray:  # sample inside the listed range once the length is known
+                last = total - 1 if e.end is None else min(e.end, total - 1)
+                if last < e.start:
+                    raise DataError(f"{e.source}: video {e.path} has {total} frames, none in {e.start}..{e.end}")
+                sampled["idx"] = e.start + segment_indices(last - e.start + 1, self.frames, self.train, rng, clips)
+                return sampled["idx"]
+
+            frames, inverse = read_sampled(e.path, pick, e.source)
+            views = frames[inverse.reshape(sampled["idx"].shape)]  # (clips, T, H, W, 3)
+        else:
+            idx = segment_indices(e.num_frames, self.frames, self.train, rng, clips)  # (clips, T)
+            views = [np.stack([self._frame(e, int(i) + 1) for i in row]) for row in idx]
         out = []
-        for row in idx:
-            frames = video[row] if video is not None else np.stack([self._frame(e, int(i) + 1) for i in row])
+        for frames in views:
             clip = resize(clip_from_frames(frames), self.cfg.resize)  # (T, C, H, W)
             if self.train:
                 out.append(random_scale_crop(clip, self.cfg.size, self.cfg.scales, rng))
@@ -202,22 +209,6 @@ class ListClips(ClipDataset):
             raise DataError(f"{e.source}: {e.path} has no frame {path.name} (the list says {e.num_frames} frames)") from None
         except (UnidentifiedImageError, OSError) as err:
             raise DataError(f"{e.source}: cannot read image {path} ({type(err).__name__})") from None
-
-
-def decode_video(e: ListEntry) -> np.ndarray:
-    """All frames of a video file as uint8 (N, H, W, 3), decoded with PyAV."""
-    import av
-
-    try:
-        with av.open(str(e.path)) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    except FileNotFoundError:
-        raise DataError(f"{e.source}: video {e.path} does not exist") from None
-    except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise DataError(f"{e.source}: cannot decode video {e.path} ({type(err).__name__})") from None
-    if not frames:
-        raise DataError(f"{e.source}: video {e.path} has no frames")
-    return np.stack(frames)
 
 
 def check_entries(entries: list[ListEntry], template: str, progress=None) -> None:
