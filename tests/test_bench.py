@@ -2,7 +2,7 @@
 import torch
 
 from selfy_lab import stss
-from selfy_lab.bench import bench_modules, bench_stss, saved_tensor_bytes, stss_reference_global, stss_unfold
+from selfy_lab.bench import bench_loader, bench_modules, bench_stss, saved_tensor_bytes, stss_reference_global, stss_unfold
 from selfy_lab.config import ModelConfig
 from selfy_lab.models import build_model
 
@@ -43,3 +43,9 @@ def test_bench_modules_gives_each_block_a_time_and_flop_ratio():
     assert all(v > 0 for v in ratios.values())
     assert all(ratios[(f"{b}-tsn-r18-w16", "flop_ratio")] > 1 for b in ("selfy", "tea", "nonlocal", "hcml-diff"))
     assert {r["impl"] for r in rows if r["metric"] == "seconds"} >= {"tsn-r18-w16"}
+
+
+def test_bench_loader_reads_frame_folders_and_videos_with_each_worker_count():
+    rows = bench_loader(workers=(0, 2), clips=4, batch=2, train_step=False)
+    assert {r["impl"] for r in rows} == {f"{s}, {w} workers" for s in ("frames", "videos") for w in (0, 2)}
+    assert all(r["metric"] == "clips_per_s" and r["value"] > 0 for r in rows)

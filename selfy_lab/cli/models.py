@@ -67,7 +67,7 @@ def flops(
 def bench(
     out: Annotated[Path, typer.Option(help="Directory for bench.csv (tidy rows).")] = Path("results/bench"),
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when present).")] = "auto",
-    only: Annotated[str, typer.Option(help="Comma list of parts: stss, step, modules, memory.")] = "stss,step,modules,memory",
+    only: Annotated[str, typer.Option(help="Comma list of parts: stss, step, modules, memory, loader (data loading vs training throughput).")] = "stss,step,modules,memory",
     sizes: Annotated[str, typer.Option(help="STSS map sizes (comma list).")] = "14,28,56",
     repeats: Annotated[int, typer.Option(help="Timed repeats per measurement (after one warm-up).")] = 5,
     channels_last: Annotated[bool, typer.Option(help="Run both models channels-last in the step benchmark.")] = True,
