@@ -156,13 +156,29 @@ def paper_pair(run_dirs) -> list:
     return one[:1] + [d for d in widest if d not in one]
 
 
+def explain_clip(models: list, x: torch.Tensor, names: list[str], label: int | None = None, target: int | None = None,
+                 method: str = "gradcam", layer: str = "res5") -> list[dict]:
+    """One row per (label, model) pair for a uint8 clip (T, C, H, W): its prediction and the CAM of ``target``
+    (default: the model's own prediction); ``correct`` is None when the clip's ``label`` is unknown."""
+    rows = []
+    for tag, m in models:
+        probs = predict_clip(m, x)
+        pred = int(probs.argmax())
+        explained = pred if target is None else target
+        rows.append({"label": tag, "cam": clip_cam(m, x, explained, method, layer), "pred": names[pred],
+                     "prob": float(probs[pred]), "correct": None if label is None else pred == label,
+                     "target": names[explained]})
+    return rows
+
+
 def compare_cams(models: list, dataset, clips: list[int] | None = None, class_id: int | None = None,
                  disagree: bool = False, count: int = 2, method: str = "gradcam", layer: str = "res5") -> list[dict]:
     """CAMs of several trained models on the same validation clips.
 
     ``models``: (label, model) pairs. Clips: the given indices, else the first ``count`` clips (of
     ``class_id`` if given) where -- with ``disagree`` -- the models' predictions differ and one is right.
-    Returns one dict per clip: ``index``, ``label``, ``frames`` uint8 (T, H, W, 3), ``rows`` (see viz.cam_figure)."""
+    The CAM explains ``class_id`` when given, else each model's prediction. Returns one dict per clip:
+    ``index``, ``label``, ``frames`` uint8 (T, H, W, 3), ``rows`` (see :func:`explain_clip`)."""
     chosen = list(clips or [])
     if not chosen:
         labels = dataset.labels()
@@ -180,25 +196,31 @@ def compare_cams(models: list, dataset, clips: list[int] | None = None, class_id
     for i in chosen:
         x, y = dataset[(i, 0)]
         x = x[0] if x.dim() == 5 else x
-        rows = []
-        for label, m in models:
-            probs = predict_clip(m, x)
-            pred = int(probs.argmax())
-            rows.append({"label": label, "cam": clip_cam(m, x, pred, method, layer), "pred": names[pred],
-                         "prob": float(probs[pred]), "correct": pred == y})
-        out.append({"index": i, "label": names[y], "frames": x.permute(0, 2, 3, 1).numpy(), "rows": rows})
+        out.append({"index": i, "label": names[y], "frames": x.permute(0, 2, 3, 1).numpy(),
+                    "rows": explain_clip(models, x, names, y, class_id, method, layer)})
     return out
+
+
+def user_clip(path: Path, run, frames: int | None = None, size: int | None = None) -> torch.Tensor:
+    """A user's video or frame folder as a run's test protocol samples it (the built-in benchmark's models:
+    shorter side to the run's size; others: the run's resize), uint8 (T, C, H, W)."""
+    from .data.datasets import load_user_clip
+
+    resize_to = None if run is None or run.data.dataset == "synthetic" else run.data.resize
+    return load_user_clip(path, frames or run.model.frames, size or run.data.size, resize_to)
 
 
 # ---- figures for the command line ----
 
 def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("results"), clips: list[int] | None = None,
                 class_name: str | None = None, disagree: bool = False, count: int = 2, method: str = "gradcam",
-                layer: str = "auto", data_changes: dict | None = None, device: str = "auto") -> list[dict]:
+                layer: str = "auto", data_changes: dict | None = None, device: str = "auto",
+                video: Path | None = None) -> list[dict]:
     """`selfy-lab cam`: CAMs of the models (default: the paper's Fig. 7 pair of the latest offsets sweep
-    under ``results_root``) on chosen validation clips, one PNG per clip in ``out``, at ``layer`` (``auto``:
-    :func:`auto_cam_layer` of the clips' size). Returns per clip its ``path``, ``layer``, map ``cells`` and
-    ``rows`` (label, prediction, correct)."""
+    under ``results_root``) on chosen validation clips, or on a user's ``video`` (a file or a frame folder),
+    one PNG per clip in ``out``, at ``layer`` (``auto``: :func:`auto_cam_layer` of the clips' size), explaining
+    ``class_name`` if given, else each model's prediction. Returns per clip its ``path``, ``layer``, map
+    ``cells`` and ``rows`` (label, prediction, correct, the class explained)."""
     from . import results as R
     from .data.datasets import build_dataset
     from .robustness import latest_offsets_sweep
@@ -221,39 +243,55 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
     if any(r.model.frames != run0.model.frames or r.data.size != run0.data.size for r, _ in loaded):
         raise SelfyError("the models differ in frames or input size: compare models trained on the same clips")
     data = {k: v for k, v in (data_changes or {}).items() if v}
-    ds = build_dataset(replace(run0, data=replace(run0.data, **data, test_clips=1)), "val")
+    run0 = replace(run0, data=replace(run0.data, **data, test_clips=1, test_crops=1))
     labels = [model_label(r) for r, _ in loaded]
     if len(set(labels)) < len(labels):
         labels = [f"{lab} [{Path(p).name}]" for lab, p in zip(labels, paths)]
+    if video is not None:
+        from .data.datasets import class_names_of
+
+        names, ds = class_names_of(run0), None
+    else:
+        ds = build_dataset(run0, "val")
+        names = ds.class_names
     class_id = None
     if class_name is not None:
-        names = ds.class_names
         class_id = int(class_name) if class_name.isdigit() else next(
             (i for i, n in enumerate(names) if n.lower() == class_name.lower()), None)
         if class_id is None or not 0 <= class_id < len(names):
             raise SelfyError(f"unknown class '{class_name}': give a label id or a name of the dataset's classes")
-    bad = [c for c in (clips or []) if not 0 <= c < len(ds)]
-    if bad:
-        raise SelfyError(f"--clip {bad[0]} is out of range: the validation set has {len(ds)} clips")
     layer = auto_cam_layer(run0.data.size) if layer == "auto" else layer
     cells = stage_sizes(run0.data.size)[layer]
-    want_disagree = disagree or (len(loaded) > 1 and class_id is None and not clips)
-    shown = compare_cams(list(zip(labels, [m for _, m in loaded])), ds, clips, class_id, want_disagree, count, method, layer)
+    models = list(zip(labels, [m for _, m in loaded]))
+    if video is not None:
+        if clips or disagree:
+            raise SelfyError("--video explains one clip of yours: drop --clip / --disagree")
+        x = user_clip(video, run0)
+        shown = [{"index": Path(video).stem, "label": Path(video).name, "frames": x.permute(0, 2, 3, 1).numpy(),
+                  "rows": explain_clip(models, x, names, None, class_id, method, layer)}]
+    else:
+        bad = [c for c in (clips or []) if not 0 <= c < len(ds)]
+        if bad:
+            raise SelfyError(f"--clip {bad[0]} is out of range: the validation set has {len(ds)} clips")
+        want_disagree = disagree or (len(loaded) > 1 and class_id is None and not clips)
+        shown = compare_cams(models, ds, clips, class_id, want_disagree, count, method, layer)
     if not shown:
         raise SelfyError("no validation clip matches (the models agree everywhere?): pass --clip N")
     for r in shown:
-        title = f"clip {r['index']}: {r['label']}  ({method} at {layer}, {cells}x{cells} map, normalised per clip)"
-        r["path"] = save_figure(cam_figure(r["frames"], r["rows"], title), Path(out) / f"cam_clip{r['index']}",
-                                formats=("png",), dpi=120)[0]
+        what = r["label"] if video is not None else f"clip {r['index']}: {r['label']}"
+        title = f"{what}  ({method} at {layer}, {cells}x{cells} map, normalised per clip)"
+        stem = f"cam_{r['index']}" if video is not None else f"cam_clip{r['index']}"
+        r["path"] = save_figure(cam_figure(r["frames"], r["rows"], title), Path(out) / stem, formats=("png",), dpi=120)[0]
         r.update(layer=layer, cells=cells)
     return shown
 
 
 def stss_figures(out: Path, checkpoint: Path | None = None, clip: int = 0, query: tuple[int, int, int] | None = None,
                  offsets: tuple[int, ...] | None = None, window: tuple[int, int] | None = None, cell: int = 4,
-                 frames: int = 8, size: int = 64, device: str = "auto") -> dict:
+                 frames: int = 8, size: int = 64, device: str = "auto", video: Path | None = None) -> dict:
     """`selfy-lab stss`: the query, flow and likelihood figures of a clip's STSS, at a trained model's block
-    (``checkpoint``) or from the raw pixels of a built-in benchmark clip. Returns ``paths``, the clip's
+    (``checkpoint``) or from raw pixels; the clip is a validation clip of the model, a built-in benchmark
+    clip, or a user's ``video`` (a file or a frame folder). Returns ``paths``, the clip's
     ``name``, the STSS ``source`` and the ``query`` used."""
     from . import results as R
     from .viz import default_query, save_figure, stss_flow_figure, stss_likelihood_figure, stss_query_figure
@@ -266,16 +304,25 @@ def stss_figures(out: Path, checkpoint: Path | None = None, clip: int = 0, query
         if offsets or window:
             raise SelfyError("--offsets / --window apply to raw pixels; a model's STSS uses the model's own")
         run, model = load_run(checkpoint, device)
-        ds = build_dataset(run, "val")
-        if not 0 <= clip < len(ds):
-            raise SelfyError(f"--clip {clip} is out of range: the validation set has {len(ds)} clips")
-        x, y = ds[(clip, 0)]
-        x = x[0] if x.dim() == 5 else x
+        if video is not None:
+            x, name = user_clip(video, run), Path(video).name
+        else:
+            ds = build_dataset(run, "val")
+            if not 0 <= clip < len(ds):
+                raise SelfyError(f"--clip {clip} is out of range: the validation set has {len(ds)} clips")
+            x, y = ds[(clip, 0)]
+            x = x[0] if x.dim() == 5 else x
+            name = ds.class_names[y]
         try:
             st = stss_from_model(model, x)
         except ValueError as e:
             raise SelfyError(str(e)) from None
-        name = ds.class_names[y]
+    elif video is not None:
+        offsets = offsets or (-3, -2, -1, 0, 1, 2, 3)
+        if max(abs(o) for o in offsets) >= frames:
+            raise SelfyError(f"offsets reach beyond a {frames}-frame clip")
+        x, name = user_clip(video, None, frames, size), Path(video).name
+        st = stss_from_pixels(x, offsets, window or (5, 5), cell)
     else:
         from .data import synthetic as syn
 

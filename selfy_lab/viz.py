@@ -146,7 +146,8 @@ def corruption_examples_figure(clip, kind: str, severities, frames, seed: int, t
 
 def cam_figure(frames: np.ndarray, rows: list[dict], title: str = ""):
     """Per-frame CAM overlays: one row per model. ``frames`` uint8 (T, H, W, 3); each row: ``label``,
-    ``cam`` (T, H, W) in [0, 1], ``pred`` (class name), ``prob``, ``correct`` (title green or red)."""
+    ``cam`` (T, H, W) in [0, 1], ``pred`` (class name), ``prob``, ``correct`` (title green or red; None: black,
+    the clip's class unknown) and optionally ``target``, the class the CAM explains when not the prediction."""
     plt = _plt()
     T = frames.shape[0]
     fig, axes = plt.subplots(len(rows), T, figsize=(T * 1.35, len(rows) * 1.6 + 0.5), squeeze=False)
@@ -157,9 +158,12 @@ def cam_figure(frames: np.ndarray, rows: list[dict], title: str = ""):
             ax.imshow(row["cam"][t], cmap="jet", alpha=0.45, vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-        colour = "green" if row["correct"] else "red"
-        axes[r, 0].text(0, 1.05, f"{row['label']}: {row['pred']} ({100 * row['prob']:.0f}%)", transform=axes[r, 0].transAxes,
-                        fontsize=9, color=colour, ha="left", va="bottom", fontweight="bold")
+        colour = "black" if row.get("correct") is None else "green" if row["correct"] else "red"  # None: label unknown
+        explained = row.get("target", row["pred"])
+        text = f"{row['label']}: {row['pred']} ({100 * row['prob']:.0f}%)" + (
+            f"; CAM of '{explained}'" if explained != row["pred"] else "")
+        axes[r, 0].text(0, 1.05, text, transform=axes[r, 0].transAxes, fontsize=9, color=colour, ha="left",
+                        va="bottom", fontweight="bold")
     for t in range(T):
         axes[-1, t].set_xlabel(f"t={t}", fontsize=8)
     if title:

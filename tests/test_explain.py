@@ -113,6 +113,39 @@ def test_cam_and_stss_commands_on_trained_models(smoke_sweep, tmp_path):
     assert one_line_error(cli_inproc("cam", "--out", "/proc/selfy-lab-cam"), "cannot write to /proc/selfy-lab-cam")
 
 
+def test_cam_and_stss_of_your_own_clip(smoke_sweep, tmp_path):
+    """--video takes a video file or a frame folder; --class makes the CAM explain that class."""
+    from PIL import Image
+
+    from selfy_lab.explain import cam_figures, stss_figures
+    from selfy_lab.results import read_run_config, sweep_run_dirs
+
+    from helpers import write_video
+
+    runs = {(c.model.offsets if c.model.block != "none" else None, c.train.seed): d
+            for d in sweep_run_dirs(smoke_sweep) for c in [read_run_config(d)]}
+    video = write_video(tmp_path / "mine.mp4", 30, size=(60, 80))
+    shown = cam_figures([runs[((1,), 0)], runs[((-3, -2, -1, 0, 1, 2, 3), 0)]], tmp_path / "cam", video=video,
+                        class_name="moving something right")
+    assert len(shown) == 1 and shown[0]["path"].name == "cam_mine.png" and shown[0]["path"].stat().st_size > 5000
+    assert all(r["correct"] is None and r["target"] == "moving something right" for r in shown[0]["rows"])
+    assert shown[0]["frames"].shape == (8, 32, 32, 3)  # sampled and cropped like the test protocol
+    own = cam_figures([runs[((1,), 0)]], tmp_path / "cam2", video=video)
+    assert own[0]["rows"][0]["target"] == own[0]["rows"][0]["pred"]  # no --class: the prediction is explained
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(12):
+        Image.fromarray(np.full((40, 50, 3), 20 * i, np.uint8)).save(folder / f"img_{i:03d}.png")
+    res = stss_figures(tmp_path / "st", video=folder, frames=8, size=32, cell=4)
+    assert res["name"] == "frames" and all(p.stat().st_size > 3000 for p in res["paths"])
+    res = stss_figures(tmp_path / "st2", runs[((1,), 0)], video=video)
+    assert res["name"] == "mine.mp4"
+    assert one_line_error(cli_inproc("cam", "--checkpoint", runs[((1,), 0)], "--video", tmp_path / "none.mp4",
+                                     "--out", tmp_path / "c3"), "none.mp4 does not exist")
+    assert one_line_error(cli_inproc("stss", "--video", tmp_path / "mine.txt", "--out", tmp_path / "s3"),
+                          "expected a video file")
+
+
 @pytest.mark.parametrize("size", [32, 64, 97, 112, 224])
 def test_stage_sizes_match_the_network_and_pick_the_cam_layer(size):
     from selfy_lab.explain import auto_cam_layer

@@ -16,7 +16,11 @@ def cam(
         help="Run directory or checkpoint (repeatable: models side by side). Default: the {1} and the widest-range "
         "run of the most recent offsets sweep under --results-root (the paper's Fig. 7).")] = None,
     clip: Annotated[Optional[list[int]], typer.Option(help="Validation clip index (repeatable).")] = None,
-    class_: Annotated[Optional[str], typer.Option("--class", help="Show clips of this class (name or label id).")] = None,
+    video: Annotated[Optional[Path], typer.Option(help="Your own clip: a video file or a folder of frames, sampled "
+                                                  "like the test protocol (T segment centres, centre crop).")] = None,
+    class_: Annotated[Optional[str], typer.Option("--class", help="Explain this class (name or label id) instead of "
+                                                  "each model's prediction; without --clip / --video, show validation "
+                                                  "clips of it.")] = None,
     disagree: Annotated[bool, typer.Option("--disagree", help="Show clips where the models' predictions differ.")] = False,
     count: Annotated[int, typer.Option(help="How many clips with --class / --disagree.")] = 2,
     method: Annotated[str, typer.Option(help="CAM method of pytorch-grad-cam: gradcam, gradcam++, xgradcam, hirescam, "
@@ -33,16 +37,22 @@ def cam(
     Each row is titled with the model's prediction, green if correct, red if wrong. Example:
 
       selfy-lab cam --disagree --count 3          # {1} vs -3..3 of the latest offsets sweep
+
+      selfy-lab cam --checkpoint RUN --video my_clip.mp4 --class "Pushing something from left to right"
     """
     from ..explain import cam_figures
 
     at_least(count, 1, "--count")
     shown = cam_figures(list(checkpoint or []), out, results_root, clip, class_, disagree, count, method, layer,
-                        dict(data_root=data_root, val_list=val_list, categories=categories), device)
+                        dict(data_root=data_root, val_list=val_list, categories=categories), device, video)
     con = console()
+
+    def verdict(x) -> str:
+        said = "" if x["correct"] is None else f" ({'correct' if x['correct'] else 'wrong'})"
+        return f"{x['label']} -> {x['pred']}{said}" + (f", CAM of '{x['target']}'" if x["target"] != x["pred"] else "")
+
     for r in shown:
-        con.print(f"wrote {r['path']} ({r['layer']}, {r['cells']}x{r['cells']} map): " + "; ".join(f"{x['label']} -> {x['pred']} ({'correct' if x['correct'] else 'wrong'})"
-                                                     for x in r["rows"]))
+        con.print(f"wrote {r['path']} ({r['layer']}, {r['cells']}x{r['cells']} map): " + "; ".join(map(verdict, r["rows"])))
 
 
 @app.command("stss")
@@ -51,6 +61,8 @@ def stss_cmd(
     checkpoint: Annotated[Optional[Path], typer.Option(help="Trained model: show the STSS at its SELFY block. "
                                                        "Default: raw pixels of a built-in benchmark clip.")] = None,
     clip: Annotated[int, typer.Option(help="Validation clip index.")] = 0,
+    video: Annotated[Optional[Path], typer.Option(help="Your own clip (a video file or a folder of frames) instead of "
+                                                  "a validation / built-in clip.")] = None,
     query: Annotated[Optional[str], typer.Option(help="Query t,y,x in STSS cells (default: centre frame, most moving cell).")] = None,
     offsets: Offsets = None, window: Window = None,
     cell: Annotated[int, typer.Option(help="Raw pixels: average cell x cell blocks first.")] = 4,
@@ -63,6 +75,8 @@ def stss_cmd(
       selfy-lab stss --out results/stss                         # a built-in clip, raw pixels
 
       selfy-lab stss --checkpoint results/ablate-offsets/runs/<id> --clip 5 --query 3,4,4
+
+      selfy-lab stss --video my_clip.mp4 --size 112              # your clip, raw pixels
     """
     from ..explain import stss_figures
     from ..grammar import parse_offsets, parse_window
@@ -82,12 +96,13 @@ def stss_cmd(
         q = ()
     if q is not None and len(q) != 3:
         raise SelfyError(f"--query '{query}' must be t,y,x (integers)")
-    res = stss_figures(out, checkpoint, clip, q, offs, win, cell, frames or 8, size, device)
+    res = stss_figures(out, checkpoint, clip, q, offs, win, cell, frames or 8, size, device, video)
     con = console()
     for p in res["paths"]:
         con.print(f"wrote {p}")
     q = res["query"]
-    con.print(f"clip {clip} ({res['name']}), {res['source']}, query t,y,x = {q[0]},{q[1]},{q[2]}")
+    con.print(f"{'clip ' + str(clip) if video is None else video} ({res['name']}), {res['source']}, "
+              f"query t,y,x = {q[0]},{q[1]},{q[2]}")
 
 
 @app.command()

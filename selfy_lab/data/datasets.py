@@ -253,6 +253,41 @@ def frame_template(cfg: DataConfig) -> str:
     return template
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def load_user_clip(path: str | Path, frames: int, size: int, resize_to: tuple[int, int] | None = None) -> torch.Tensor:
+    """A user's clip (a video file or a folder of frame images, in name order) sampled like the test protocol:
+    the centre frame of each of ``frames`` segments, resized to ``resize_to`` (H, W) -- or, without it, the
+    shorter side to ``size`` -- then centre-cropped to ``size``. uint8 (T, C, H, W)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"{path} holds no frame images ({', '.join(IMAGE_SUFFIXES)})")
+        idx = segment_indices(len(files), frames, False)[0]
+        try:
+            arr = np.stack([np.asarray(Image.open(files[i]).convert("RGB")) for i in idx])
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            raise DataError(f"{path}: cannot read its frames ({type(e).__name__}; all frames must be images of one size)") from None
+    elif path.suffix.lower() in VIDEO_SUFFIXES:
+        sampled = {}
+
+        def pick(n: int) -> np.ndarray:
+            sampled["idx"] = segment_indices(n, frames, False)[0]
+            return sampled["idx"]
+
+        got, inverse = read_sampled(path, pick, str(path))
+        arr = got[inverse]
+    else:
+        raise DataError(f"--video {path}: expected a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder of frames")
+    clip = clip_from_frames(arr)  # (T, C, H, W)
+    if resize_to is None:
+        H, W = clip.shape[-2:]
+        resize_to = (size, max(size, round(W * size / H))) if H <= W else (max(size, round(H * size / W)), size)
+    return center_crop(resize(clip, resize_to), size)
+
+
 class Subset(torch.utils.data.Dataset):
     """Some items of a dataset (addressed as ``(index, sample_seed)`` like the dataset itself)."""
 
@@ -318,6 +353,13 @@ def build_dataset(run: RunConfig, split: str, check: bool | None = None, progres
     if cfg.check if check is None else check:
         check_entries(entries, template, progress)
     return ListClips(cfg, frames, entries, template, train, names)
+
+
+def class_names_of(run: RunConfig) -> list[str]:
+    """The class names of a run's dataset, without reading its clip lists."""
+    if run.data.dataset == "synthetic":
+        return list(syn.CLASS_NAMES)
+    return read_class_names(resolve_paths(run.data, ("categories",))["categories"])
 
 
 def class_rows(dataset: str, data_root: str = "", categories: str = "") -> tuple[list[str], list[list[str]]]:
