@@ -261,9 +261,11 @@ def _worker(task_q, result_q, out: str, device: str, threads: int | None) -> Non
 
 
 def run_sweep(runs: list[PlannedRun], out: str | Path, jobs: int = 1, device: str = "auto",
-              on_event: Callable[..., None] = lambda e, **k: None, record: dict | None = None) -> list[dict]:
-    """Train every planned run not yet finished; keeps the sweep record, runs.csv and status.csv current.
-    Returns the status rows."""
+              on_event: Callable[..., None] = lambda e, **k: None, record: dict | None = None,
+              cluster=None) -> list[dict]:
+    """Train every planned run not yet finished (here, in ``jobs`` worker processes, or as submitit jobs when
+    ``cluster`` is a :class:`selfy_lab.cluster.ClusterOptions`); keeps the sweep record, runs.csv and
+    status.csv current. Returns the status rows."""
     out = R.ensure_writable(out)
     R.write_sweep_record(out, record or sweep_record(runs))
     status: dict[str, dict] = {}
@@ -285,7 +287,12 @@ def run_sweep(runs: list[PlannedRun], out: str | Path, jobs: int = 1, device: st
         R.collect_runs(out, run_ids, experiment)
         on_event("run_end", run=pr, row=row)
 
-    if jobs <= 1 or len(todo) <= 1:
+    if cluster is not None and cluster.executor != "process":
+        from .cluster import run_jobs
+
+        if todo:
+            run_jobs(todo, out, cluster, device, finished, on_event)
+    elif jobs <= 1 or len(todo) <= 1:
         for pr in todo:
             on_event("run_start", run=pr)
             row = _execute(pr, out, device, lambda e, **k: on_event("run_progress", run=pr, kind=e, **k))
@@ -328,12 +335,13 @@ def _run_parallel(todo, out, jobs, device, finished, on_event) -> None:
 
 def run_plan(plan: SweepPlan, out: str | Path, jobs: int = 1, device: str = "auto",
              on_event: Callable[..., None] = lambda e, **k: None,
-             runs_dir: str | Path | None = None) -> tuple[list[dict], list[Path]]:
+             runs_dir: str | Path | None = None, cluster=None) -> tuple[list[dict], list[Path]]:
     """`selfy-lab ablate`: run a planned sweep into ``out`` (its run directories in the shared store
-    ``runs_dir`` if given), then draw its figure. Returns the status rows and the figure files."""
+    ``runs_dir`` if given; as submitit jobs with ``cluster``), then draw its figure. Returns the status rows
+    and the figure files."""
     if runs_dir is not None:
         R.link_runs(R.ensure_writable(out), R.ensure_writable(runs_dir, "--runs-dir"))
-    status = run_sweep(plan.runs, out, jobs, device, on_event, plan.record)
+    status = run_sweep(plan.runs, out, jobs, device, on_event, plan.record, cluster)
     return status, write_sweep_figure(out, plan.paper_table)
 
 

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import SelfyError
 
-from .common import (ListFormat, Aux, AuxWeight, Backbone, BatchSize, FreezeBackbone, LabelFraction, Tensorboard, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
+from .common import (Aux, AuxWeight, Backbone, BatchSize, FreezeBackbone, LabelFraction, ListFormat, Tensorboard, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
                      Extractor, Flip, FrameTemplate, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Lr, Offsets, Position, Preset,
                      Pretrained, Reduce, RunDisplay, Seed, Similarity, TestClips, TestCrops, TrainList, ValList, Window,
                      Workers, app, at_least, console, metrics_table, table)

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ListFormat, BatchSize, Categories, DataRoot, Dataset, Device, Epochs, Experiment, FrameTemplate,
+from ..errors import SelfyError
+from .common import (BatchSize, Categories, DataRoot, Dataset, Device, Epochs, Experiment, FrameTemplate, ListFormat,
                      Frames, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList, ValList, Workers, app, at_least,
                      comma_list, console, table)
 
@@ -64,6 +65,15 @@ def ablate(
     jobs: Annotated[int, typer.Option(help="Runs in parallel (worker processes; one per GPU when there are GPUs).",
                                       rich_help_panel="Sweep")] = 1,
     out: Annotated[Path, typer.Option(help="Sweep directory: runs/, runs.csv, status.csv, figures/.")] = Path("runs/ablate"),
+    executor: Annotated[str, typer.Option(
+        help="Where runs train: process (this machine, --jobs worker processes), slurm (one submitit job per run, "
+        "requeued on preemption, resuming from its last epoch), local (submitit's local processes, to try the "
+        "cluster path here). Needs submitit for local / slurm.", rich_help_panel="Cluster")] = "process",
+    partition: Annotated[Optional[str], typer.Option(help="Slurm partition.", rich_help_panel="Cluster")] = None,
+    gpus_per_run: Annotated[int, typer.Option(help="GPUs per job (several: one DDP process per GPU).",
+                                              rich_help_panel="Cluster")] = 0,
+    time_min: Annotated[int, typer.Option("--time", help="Job time limit in minutes (a run that needs longer is "
+                                          "requeued and resumes).", rich_help_panel="Cluster")] = 24 * 60,
     runs_dir: Annotated[Optional[Path], typer.Option(
         help="Keep the run directories in this store, shared by several sweeps (OUT/runs links to it): a variant "
         "that several sweeps plan, e.g. the baseline of every table, trains once.", rich_help_panel="Sweep")] = None,
@@ -84,18 +94,30 @@ def ablate(
 
       selfy-lab ablate --experiment experiments/table3b.yaml --seeds 3
 
+      selfy-lab ablate --experiment experiments/table7f.yaml --preset paper --dataset something-v1 \\
+          --data-root /data/ssv1 --executor slurm --partition gpu --gpus-per-run 8 --time 1440
+
     Re-running the same command skips finished runs and resumes interrupted ones.
     """
     axes = dict(extractor=extractor, integrator=integrator, position=position, window=window, similarity=similarity,
                 fusion=fusion, backbone=backbone, block=block)
     sweep_args = (*axes, "axes", "sweep_args", "offsets", "ladder", "no_baseline", "seeds", "jobs", "out", "runs_dir",
-                  "device")
+                  "device", "executor", "partition", "gpus_per_run", "time_min")
     flags = {k: v for k, v in locals().items() if k not in sweep_args}  # the run flags
     from .. import ablate as A
     from ..results import ensure_writable
 
     at_least(seeds, 1, "--seeds")
     at_least(jobs, 1, "--jobs")
+    at_least(gpus_per_run, 0, "--gpus-per-run")
+    at_least(time_min, 1, "--time")
+    from ..cluster import EXECUTORS, ClusterOptions
+
+    if executor not in EXECUTORS:
+        raise SelfyError(f"unknown executor '{executor}': choose from {', '.join(EXECUTORS)}")
+    if executor == "slurm" and not partition:
+        raise SelfyError("--executor slurm needs --partition")
+    cluster = ClusterOptions(executor, partition or "", gpus_per_run, time_min)
     plan = A.plan_sweep(flags, offsets, ladder, not no_baseline, {k: comma_list(v) for k, v in axes.items()}, seeds)
     ensure_writable(out)
     con = console()
@@ -103,7 +125,7 @@ def ablate(
               f"on {plan.base.data.dataset}, {plan.base.preset} preset -> {out}")
     try:
         with SweepDisplay(con) as display:
-            status, figures = A.run_plan(plan, out, jobs, device, display, runs_dir)
+            status, figures = A.run_plan(plan, out, jobs, device, display, runs_dir, cluster)
     except KeyboardInterrupt:
         con.print(f"interrupted: re-run the same command to skip finished runs and resume the rest ({out})")
         raise typer.Exit(130)
