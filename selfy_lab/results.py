@@ -172,7 +172,7 @@ VARIANT_FIELDS = ("backbone", "frames", "block", "offsets", "window", "extractor
                   "fusion", "position", "hierarchy", "aux", "init", "labels")  # see tables.NEWER_COLUMNS
 PROVENANCE = ("version", "git_rev", "time")
 EVAL_KEYS = ("test_clips", "test_crops")
-ROBUSTNESS_KEYS = ("kind", "severity", "corrupted_frames")
+ROBUSTNESS_KEYS = ("kind", "severity", "corrupted_frames", *EVAL_KEYS)
 
 
 def row_columns(keys: Iterable[str] = ()) -> tuple[str, ...]:
@@ -186,7 +186,8 @@ RUN_COLUMNS = row_columns()
 EVAL_COLUMNS = row_columns(EVAL_KEYS)
 ROBUSTNESS_COLUMNS = row_columns(ROBUSTNESS_KEYS)
 STATUS_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "status", "error", "seconds")
-ROBUSTNESS_SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrupted_frames", "metric", "value")
+ROBUSTNESS_SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrupted_frames", *EVAL_KEYS, "metric",
+                              "value")
 
 
 def git_revision() -> str:
@@ -353,9 +354,11 @@ def collect_runs(sweep_dir: str | Path, run_ids: Iterable[str], experiment: str 
     return write_csv(Path(sweep_dir) / RUNS_TABLE, rows, RUN_COLUMNS)
 
 
-def robustness_cells(out: str | Path) -> set[tuple[str, str, str, str]]:
-    """(run_id, kind, severity, corrupted_frames) of every robustness cell already evaluated in ``out``."""
-    return {(r["run_id"], r["kind"], r["severity"], r["corrupted_frames"]) for r in read_csv(Path(out) / ROBUSTNESS_TABLE)}
+def robustness_cells(out: str | Path) -> set[tuple[str, ...]]:
+    """(run_id, kind, severity, corrupted_frames, test_clips, test_crops) of every robustness cell already
+    evaluated in ``out`` (rows from before the test protocol was a key are the 1-clip, 1-crop test)."""
+    return {(r["run_id"], r["kind"], r["severity"], r["corrupted_frames"], r.get("test_clips") or "1",
+             r.get("test_crops") or "1") for r in read_csv(Path(out) / ROBUSTNESS_TABLE)}
 
 
 def append_robustness(out: str | Path, rows: list[dict[str, Any]]) -> Path:

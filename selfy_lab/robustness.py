@@ -8,7 +8,7 @@ and the relative robustness rPC = mPC / clean, per model and kind.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -73,10 +73,13 @@ class RobustnessPlan:
     severities: list[int]
     frames: str  # center, all or 1-based numbers
     out: Path
+    clips: int = 1  # the test protocol: clips x crops per validation clip, predictions averaged
+    crops: int = 1
 
 
 def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sweeps: list[Path],
-                    checkpoints: list[Path], results_root: Path, out: Path | None) -> RobustnessPlan:
+                    checkpoints: list[Path], results_root: Path, out: Path | None, clips: int = 1,
+                    crops: int = 1) -> RobustnessPlan:
     """What `selfy-lab corrupt` evaluates: the kinds (names or comma lists), severities (``3``, ``1-6``,
     ``1,3,5``; default all of the kinds), corrupted frames, the models of the given sweeps and checkpoints
     (default: the latest offsets sweep under ``results_root``) and the output directory (default: the
@@ -117,14 +120,17 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
             parse_frames(spec, read_run_config(m).model.frames)
         except ValueError as e:
             raise SelfyError(f"--frames {frames}: {e}; use center, all or numbers like 4,5") from None
-    return RobustnessPlan(models, names, levels, spec, R.ensure_writable(out))
+    if clips not in (1, 2) or crops not in (1, 3):
+        raise SelfyError(f"the test protocol is --clips 1 or 2 and --crops 1 or 3, got {clips} and {crops}")
+    return RobustnessPlan(models, names, levels, spec, R.ensure_writable(out), clips, crops)
 
 
 def run_plan(plan: RobustnessPlan, seed: int = 0, examples: int = 0, device: str = "auto",
              on_event: Callable[..., None] = lambda e, **k: None) -> list[Path]:
     """`selfy-lab corrupt`: evaluate a plan, then draw its figures and ``examples`` strips per kind. Returns
     the written files, the robustness table first."""
-    table = evaluate_robustness(plan.models, plan.kinds, plan.severities, plan.frames, plan.out, seed, device, on_event)
+    table = evaluate_robustness(plan.models, plan.kinds, plan.severities, plan.frames, plan.out, seed, device, on_event,
+                                plan.clips, plan.crops)
     written = [table, *write_figures(plan.out, plan.kinds)]
     if examples:
         written += write_examples(plan.models[0], plan.kinds, plan.severities, plan.frames, seed, examples, plan.out)
@@ -133,8 +139,9 @@ def run_plan(plan: RobustnessPlan, seed: int = 0, examples: int = 0, device: str
 
 def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severities: list[int], frames_spec: str,
                         out: str | Path, seed: int = 0, device: str = "auto",
-                        on_event: Callable[..., None] = lambda e, **k: None) -> Path:
-    """Evaluate every model on every (kind, severity); appends to the robustness table in ``out``, skipping
+                        on_event: Callable[..., None] = lambda e, **k: None, clips: int = 1, crops: int = 1) -> Path:
+    """Evaluate every model on every (kind, severity) with the test protocol ``clips`` x ``crops`` (every view
+    of a clip corrupted alike, predictions averaged); appends to the robustness table in ``out``, skipping
     finished cells, then rewrites the summary."""
     from .data.datasets import build_dataset
     from .train import evaluate, load_run, read_run_config
@@ -152,13 +159,13 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
             frames = tuple(range(T)) if temporal else parse_frames(frames_spec, T)
             ftag = "all" if temporal else _frames_tag(frames_spec, frames)
             for sev in [0, *severities]:
-                key = (run.run_hash, kind, str(sev), ftag if sev else "none")
+                key = (run.run_hash, kind, str(sev), ftag if sev else "none", str(clips), str(crops))
                 if key in done:
                     on_event("cell", skipped=True, run=run, kind=kind, severity=sev)
                     continue
                 if model is None:
                     run, model = load_run(mpath, device)
-                    base = build_dataset(run, "val")
+                    base = build_dataset(replace(run, data=replace(run.data, test_clips=clips, test_crops=crops)), "val")
                 t0 = time.time()
                 if sev == 0:
                     clean = clean or evaluate(run, model, dataset=base)  # clean accuracy: once per model
@@ -167,7 +174,8 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
                     metrics = evaluate(run, model, dataset=CorruptedClips(base, kind, sev, frames, seed))
                 keep = {m: v for m, v in metrics.items() if m in ("top1", "top5", "mean_class", "loss")}
                 R.append_robustness(out, R.result_rows(run, keep, "val", "robustness",
-                                                       {"kind": kind, "severity": sev, "corrupted_frames": key[3]}))
+                                                       {"kind": kind, "severity": sev, "corrupted_frames": key[3],
+                                                        "test_clips": clips, "test_crops": crops}))
                 done.add(key)
                 on_event("cell", skipped=False, run=run, kind=kind, severity=sev, top1=metrics["top1"],
                          seconds=time.time() - t0)
@@ -186,22 +194,23 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     for r in rows:
         if r["metric"] != "top1":
             continue
-        g = groups.setdefault((r["run_id"], r["kind"]), {"meta": r, "clean": None, "corrupted": {}})
+        protocol = (r.get("test_clips") or "1", r.get("test_crops") or "1")  # older rows: the 1 x 1 test
+        g = groups.setdefault((r["run_id"], r["kind"], protocol), {"meta": r, "clean": None, "corrupted": {}})
         if r["severity"] == "0":
             g["clean"] = float(r["value"])
         else:
             g["corrupted"][(r["severity"], r["corrupted_frames"])] = float(r["value"])
             g["corrupted_frames"] = r["corrupted_frames"]
     summary = []
-    for (run_id, kind), g in groups.items():
+    for (run_id, kind, (clips, crops)), g in groups.items():
         if g["clean"] is None or not g["corrupted"]:
             continue
         mpc = float(np.mean(list(g["corrupted"].values())))
-        meta = {k: g["meta"][k] for k in ("run_id", *R.VARIANT_FIELDS, "seed")}
+        meta = {k: g["meta"].get(k, "") for k in ("run_id", *R.VARIANT_FIELDS, "seed")}
         for metric, value in (("clean_top1", g["clean"]), ("mPC", mpc),
                               ("rPC", mpc / g["clean"] if g["clean"] else float("nan"))):
-            summary.append({**meta, "kind": kind, "corrupted_frames": g.get("corrupted_frames", ""), "metric": metric,
-                            "value": value})
+            summary.append({**meta, "kind": kind, "corrupted_frames": g.get("corrupted_frames", ""), "test_clips": clips,
+                            "test_crops": crops, "metric": metric, "value": value})
     return summary
 
 

@@ -15,7 +15,8 @@ _DTYPES = {"offsets": str, "window": str, "corrupted_frames": str, "seed": int, 
            "test_crops": str}
 # variant columns added after the first results: what a file without them means (the features did not exist;
 # where the weights started is not recorded there: tools/migrate_result_columns.py fills it from each run)
-NEWER_COLUMNS = {"hierarchy": "none", "aux": "none", "labels": "1", "init": "unrecorded", "test_crops": "1"}
+NEWER_COLUMNS = {"hierarchy": "none", "aux": "none", "labels": "1", "init": "unrecorded", "test_clips": "1",
+                 "test_crops": "1"}
 
 
 def ladder_index(offsets: str) -> int:
@@ -143,9 +144,15 @@ def sweep_table_id(summary: pd.DataFrame, paper_table: str = "") -> str:
     return ""
 
 
-def robustness_by_severity(df: pd.DataFrame, summary: pd.DataFrame, kind: str, metric: str = "top1") -> pd.DataFrame:
-    """For one corruption kind: per (backbone, offsets), top-1 mean and std over seeds at every severity, and
-    the mean mPC / rPC over seeds; in ladder order."""
+def robustness_by_severity(df: pd.DataFrame, summary: pd.DataFrame, kind: str, metric: str = "top1",
+                           clips: int = 1, crops: int = 1) -> pd.DataFrame:
+    """For one corruption kind and test protocol (``clips`` x ``crops``): per (backbone, offsets), top-1 mean and
+    std over seeds at every severity, and the mean mPC / rPC over seeds; in ladder order."""
+    def protocol(d: pd.DataFrame) -> pd.Series:
+        return (d["test_clips"].astype(str) == str(clips)) & (d["test_crops"].astype(str) == str(crops))
+
+    df = df[protocol(df)] if len(df) else df
+    summary = summary[protocol(summary)] if len(summary) else summary
     sub = df[(df["kind"] == kind) & (df["metric"] == metric)]
     if sub.empty:
         return pd.DataFrame()

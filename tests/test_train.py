@@ -152,6 +152,14 @@ def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):
     per_class = rows(out / "per_class-2clips-3crops.csv")
     assert sum(int(r["clips"]) for r in per_class) == sum(int(r["count"]) for r in rows(out / "confusion-2clips-3crops.csv"))
     assert "most frequent confusions" in p.stdout  # a one-epoch model confuses some classes
+    for protocol in (["--clips", "2", "--crops", "3"], []):  # corrupt takes the same protocol; cells keep it apart
+        p = cli("corrupt", "--checkpoint", out, "--kind", "blur", "--severity", "1", "--out", tmp_path / "rob", *protocol)
+        assert p.returncode == 0, p.stderr
+    r = rows(tmp_path / "rob" / "robustness.csv")
+    assert {(x["test_clips"], x["test_crops"], x["severity"]) for x in r} == {
+        ("2", "3", "0"), ("2", "3", "1"), ("1", "1", "0"), ("1", "1", "1")}
+    summary = rows(tmp_path / "rob" / "robustness_summary.csv")
+    assert {(x["test_clips"], x["test_crops"]) for x in summary if x["metric"] == "mPC"} == {("2", "3"), ("1", "1")}
 
 
 def test_bad_data_is_one_line_through_the_cli(fake_ssv1, tmp_path):

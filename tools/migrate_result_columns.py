@@ -1,5 +1,6 @@
 """Bring committed result files to the current variant columns (``hierarchy``, ``aux``, ``init``, ``labels``),
-filling them from each run's own config.yaml (for a run that never finished, from its sweep's base config).
+and robustness files to the test-protocol columns (``test_clips``, ``test_crops``: 1 and 1, the only protocol
+they were evaluated with), filling the variant columns from each run's own config.yaml (for a run that never finished, from its sweep's base config).
 Values and run keys are untouched.
 
 Run from the repository root: ``python tools/migrate_result_columns.py [results]``. Idempotent.
@@ -31,7 +32,8 @@ def main(root: Path) -> None:
     for name, columns in TABLES.items():
         for path in sorted(root.glob(f"**/{name}")):
             rows = R.read_csv(path)
-            if not rows or "run_id" not in rows[0] or all(r.get(c) for r in rows for c in NEW):
+            protocol = [c for c in ("test_clips", "test_crops") if c in columns and name != R.METRICS]
+            if not rows or "run_id" not in rows[0] or all(r.get(c) for r in rows for c in (*NEW, *protocol)):
                 continue
             for r in rows:
                 rid = r["run_id"]
@@ -41,6 +43,7 @@ def main(root: Path) -> None:
                     else:  # a run that never finished: its sweep's base (these columns were not swept then)
                         variants[rid] = sweep_base(path).variant()
                 r.update({c: variants[rid][c] for c in NEW if not r.get(c)})
+                r.update({c: "1" for c in protocol if not r.get(c)})
             R.write_csv(path, rows, columns)
             print(f"migrated {path}")
 

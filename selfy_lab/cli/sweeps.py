@@ -155,6 +155,9 @@ def corrupt(
     examples: Annotated[int, typer.Option(help="Also save clean-vs-corrupted strips of N validation clips.")] = 0,
     list_kinds: Annotated[bool, typer.Option("--list", help="List every corruption with its severity range.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the per-clip random choices (blur angle, noise).")] = 0,
+    test_clips: Annotated[int, typer.Option("--clips", help="Test clips per video (1 or 2), every view corrupted "
+                                             "alike, predictions averaged.")] = 1,
+    test_crops: Annotated[int, typer.Option("--crops", help="Crops per test clip: 1 (centre) or 3 (three-crop).")] = 1,
     device: Device = "auto",
 ):
     """Evaluate trained models on corrupted validation clips (the paper's occlusion / motion-blur protocol and more).
@@ -178,7 +181,8 @@ def corrupt(
     at_least(seed, 0, "--seed")
     from .. import robustness as R
 
-    plan = R.plan_robustness(kind or [], severity, frames_spec, sweep or [], checkpoint or [], results_root, out)
+    plan = R.plan_robustness(kind or [], severity, frames_spec, sweep or [], checkpoint or [], results_root, out,
+                             test_clips, test_crops)
     con.print(f"{len(plan.models)} model(s) x {len(plan.kinds)} kind(s) x severities {plan.severities} (+ clean) -> {plan.out}")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -202,7 +206,7 @@ def corrupt(
             con.print(f"interrupted: re-run the same command to continue ({plan.out})")
             raise typer.Exit(130)
     con.print(f"evaluated in {time.time() - t0:.0f} s; wrote {written[0]}")
-    print_robustness_summary(con, plan.out, plan.kinds)
+    print_robustness_summary(con, plan.out, plan.kinds, plan.clips, plan.crops)
     figures = [p for p in written[1:] if p.parent.name != "examples"]
     for p in figures:
         con.print(f"wrote {p}")
@@ -210,13 +214,13 @@ def corrupt(
         con.print(f"wrote {len(written) - 1 - len(figures)} example strip(s) to {plan.out / 'examples'}")
 
 
-def print_robustness_summary(con, out: Path, names: list[str]) -> None:
-    """Per kind: top-1 by severity (mean ± std over seeds) and mPC / rPC per variant."""
+def print_robustness_summary(con, out: Path, names: list[str], clips: int = 1, crops: int = 1) -> None:
+    """Per kind: top-1 by severity (mean ± std over seeds) and mPC / rPC per variant, for one test protocol."""
     from ..tables import load_robustness, load_robustness_summary, robustness_by_severity
 
     df, summ = load_robustness(out), load_robustness_summary(out)
     for k in names:
-        view = robustness_by_severity(df, summ, k)
+        view = robustness_by_severity(df, summ, k, clips=clips, crops=crops)
         if view.empty:
             continue
         sevs = sorted(int(c[5:]) for c in view.columns if c.startswith("mean_"))
