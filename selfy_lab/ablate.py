@@ -121,7 +121,7 @@ def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str,
                 elif "offsets" not in changes:
                     changes["offsets"] = off
                 # "{seed}" in a value names the seed's own file, e.g. its pretrained run
-                changes = {k: v.format(seed=seed) if isinstance(v, str) else v for k, v in changes.items()}
+                changes = {k: v.replace("{seed}", str(seed)) if isinstance(v, str) else v for k, v in changes.items()}
                 train = {k: changes.pop(k) for k in list(changes) if k in TRAIN_AXES}  # e.g. aux: none / hcml
                 data = {k: changes.pop(k) for k in list(changes) if k in DATA_AXES}  # e.g. label_fraction
                 try:

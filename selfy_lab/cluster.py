@@ -5,7 +5,8 @@ submitit is an optional dependency (``pip install -e '.[cluster]'``). The sweep'
 records them in ``OUT/submitit/jobs.csv`` (run id -> job id) and waits, writing ``runs.csv`` and
 ``status.csv`` as jobs finish, exactly as a local sweep does. Re-running the same command after the sweep's
 process was stopped re-attaches to the jobs still queued or running and submits only the runs that are
-neither finished nor under way. A job asked for several GPUs runs one process per GPU with
+neither finished nor under way (Slurm jobs; a local job of an earlier invocation that is still running stops the
+sweep with one line instead of being doubled). A job asked for several GPUs runs one process per GPU with
 DistributedDataParallel (submitit's tasks, the torchrun environment exported).
 """
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import results as R
-from .errors import SelfyError
+from .errors import SelfyError, user_message
 
 EXECUTORS = ("process", "local", "slurm")  # process: this machine's worker processes (ablate --jobs)
+MAX_REQUEUES = 100  # timeouts after which a job is not requeued again (submitit's default is 3)
 LIVE_STATES = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED", "UNKNOWN")
 
 
@@ -77,14 +79,14 @@ def make_executor(out: Path, opts: ClusterOptions):
     submitit = _submitit()
     folder = Path(out) / "submitit"
     if opts.executor == "local":
-        ex = submitit.LocalExecutor(folder=folder)
+        ex = submitit.LocalExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
         ex.update_parameters(timeout_min=opts.time_min, gpus_per_node=opts.gpus_per_run,
                              tasks_per_node=max(1, opts.gpus_per_run))
         return ex
     if opts.executor == "slurm":
         if not opts.partition:
             raise SelfyError("--executor slurm needs --partition")
-        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        ex = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=MAX_REQUEUES)
         gpus = opts.gpus_per_run
         ex.update_parameters(slurm_partition=opts.partition, timeout_min=opts.time_min, nodes=1,
                              gpus_per_node=gpus, tasks_per_node=max(1, gpus),
@@ -92,6 +94,22 @@ def make_executor(out: Path, opts: ClusterOptions):
                              slurm_signal_delay_s=120, name="selfy-lab")
         return ex
     raise SelfyError(f"unknown executor '{opts.executor}': choose from {', '.join(EXECUTORS)}")
+
+
+def _alive(pid: str) -> bool:
+    """Is the local job (its id is its controller's process id) still running?"""
+    import os
+
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process not yet reaped by its parent is a zombie: gone for our purpose
+        return Path(f"/proc/{int(pid)}/stat").read_text().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
 
 
 def _job(opts: ClusterOptions, out: Path, job_id: str):
@@ -117,6 +135,9 @@ def run_jobs(todo: list, out: Path, opts: ClusterOptions, device: str, finished:
                 jobs[pr.run_id] = (pr, job)
                 on_event("run_queued", run=pr)
                 continue
+        if old and opts.executor == "local" and _alive(old):  # local jobs cannot be re-attached: do not double them
+            raise SelfyError(f"run {pr.run_id} is still training in local job {old} of an earlier invocation: "
+                             f"wait for it or stop it (kill {old}), then re-run")
         from .config import to_dict
 
         job = ex.submit(TrainJob(to_dict(pr.run), str(R.run_dir(out, pr.run_id)),
@@ -134,7 +155,7 @@ def run_jobs(todo: list, out: Path, opts: ClusterOptions, device: str, finished:
                 row = job.result()
                 row = row[0] if isinstance(row, list) else row  # several tasks: rank 0's row
             except Exception as e:  # the job failed or was killed: recorded, the sweep goes on
-                row = R.status_row(pr.run, "failed", f"job {job.job_id}: {str(e).strip().splitlines()[-1][:200]}")
+                row = R.status_row(pr.run, "failed", f"job {job.job_id}: {user_message(e)[:200]}")
             finished(row, pr)
         if jobs:
             time.sleep(opts.poll_s)

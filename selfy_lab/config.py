@@ -366,6 +366,9 @@ class RunConfig:
     def __post_init__(self):
         if "hcml" in (self.train.aux, self.train.objective) and self.model.hierarchy == "none":  # the loss needs its hierarchy
             object.__setattr__(self, "model", dataclasses.replace(self.model, hierarchy="diff"))
+        if self.train.freeze_backbone and self.train.aux != "none":
+            raise ValueError("--freeze-backbone (a linear probe) keeps the motion hierarchy fixed: it has no "
+                             "contrastive loss to add, drop --aux")
         if self.train.freeze_backbone and self.model.pretrained in ("", "none"):
             raise ValueError("--freeze-backbone (a linear probe) needs pretrained weights: pass --pretrained with a "
                              "run of selfy-lab pretrain, imagenet or a weights file")

@@ -273,13 +273,16 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def append_rows(path: str | Path, rows: Iterable[dict[str, Any]], key: Iterable[str], columns: Iterable[str]) -> Path:
+def append_rows(path: str | Path, rows: Iterable[dict[str, Any]], key: Iterable[str], columns: Iterable[str],
+                defaults: dict[str, str] | None = None) -> Path:
     """Append rows to a CSV atomically. Rows whose ``key`` columns match an existing row replace it,
-    so re-running a finished piece of work never duplicates rows."""
+    so re-running a finished piece of work never duplicates rows; ``defaults`` fill key columns that rows
+    written before them lack."""
     key = tuple(key)
     new = [{k: (_fmt(v) if isinstance(v, float) else str(v)) for k, v in r.items()} for r in rows]
     fresh = {tuple(r.get(k, "") for k in key) for r in new}
-    old = [r for r in read_csv(path) if tuple(r.get(k, "") for k in key) not in fresh]
+    old = [{**r, **{k: v for k, v in (defaults or {}).items() if not r.get(k)}} for r in read_csv(path)]
+    old = [r for r in old if tuple(r.get(k, "") for k in key) not in fresh]
     return write_csv(path, old + new, columns)
 
 
@@ -302,7 +305,7 @@ def write_error(path: str | Path, text: str) -> None:
 
 def append_eval(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Rows of `selfy-lab eval`, one set per (run, test protocol); ``path`` is a CSV file."""
-    return append_rows(path, rows, ("run_id", *EVAL_KEYS, "metric"), EVAL_COLUMNS)
+    return append_rows(path, rows, ("run_id", *EVAL_KEYS, "metric"), EVAL_COLUMNS, {"test_crops": "1"})
 
 
 def eval_protocol(clips: int, crops: int) -> str:
@@ -362,7 +365,8 @@ def robustness_cells(out: str | Path) -> set[tuple[str, ...]]:
 
 
 def append_robustness(out: str | Path, rows: list[dict[str, Any]]) -> Path:
-    return append_rows(Path(out) / ROBUSTNESS_TABLE, rows, ("run_id", *ROBUSTNESS_KEYS, "metric"), ROBUSTNESS_COLUMNS)
+    return append_rows(Path(out) / ROBUSTNESS_TABLE, rows, ("run_id", *ROBUSTNESS_KEYS, "metric"), ROBUSTNESS_COLUMNS,
+                       {"test_clips": "1", "test_crops": "1"})
 
 
 def read_robustness(out: str | Path) -> list[dict[str, str]]:

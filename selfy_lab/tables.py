@@ -31,7 +31,7 @@ def _read(files: list[Path], columns, subset) -> pd.DataFrame:
     df["value"] = df["value"].astype(float)
     for c, value in NEWER_COLUMNS.items():  # variant columns that files written before them lack
         if c in columns:
-            df[c] = df[c].fillna(value) if c in df else value
+            df[c] = df[c].astype(object).fillna(value) if c in df else value  # an all-empty column reads as floats
     return df.drop_duplicates(subset=list(subset), keep="last").reset_index(drop=True)
 
 
@@ -60,7 +60,7 @@ def load_robustness(*paths: str | Path) -> pd.DataFrame:
 def load_robustness_summary(*paths: str | Path) -> pd.DataFrame:
     """mPC / rPC rows of one or more robustness_summary.csv files (or every one under a directory)."""
     return _read(_files(paths, R.ROBUSTNESS_SUMMARY), R.ROBUSTNESS_SUMMARY_COLUMNS,
-                 ["run_id", "kind", "corrupted_frames", "metric"])
+                 ["run_id", "kind", "corrupted_frames", *R.EVAL_KEYS, "metric"])
 
 
 def summarize(df: pd.DataFrame, metrics=("top1", "top5"), split: str = "val", by=None) -> pd.DataFrame:
@@ -148,8 +148,11 @@ def robustness_by_severity(df: pd.DataFrame, summary: pd.DataFrame, kind: str, m
                            clips: int = 1, crops: int = 1) -> pd.DataFrame:
     """For one corruption kind and test protocol (``clips`` x ``crops``): per (backbone, offsets), top-1 mean and
     std over seeds at every severity, and the mean mPC / rPC over seeds; in ladder order."""
-    def protocol(d: pd.DataFrame) -> pd.Series:
-        return (d["test_clips"].astype(str) == str(clips)) & (d["test_crops"].astype(str) == str(crops))
+    def protocol(d: pd.DataFrame) -> pd.Series:  # frames built without the protocol columns: the 1 x 1 test
+        def col(c: str) -> pd.Series:
+            return d[c].astype(str) if c in d else pd.Series("1", index=d.index)
+
+        return (col("test_clips") == str(clips)) & (col("test_crops") == str(crops))
 
     df = df[protocol(df)] if len(df) else df
     summary = summary[protocol(summary)] if len(summary) else summary

@@ -209,6 +209,8 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
     if report and report["loaded"]:
         callback("weights", **report)
     frozen = freeze(model, report["prefixes"]) if t.freeze_backbone else []
+    if t.tensorboard:
+        tensorboard_writer(None)  # every rank checks the package, so none waits for a rank that stopped
     board = tensorboard_writer(run_dir) if t.tensorboard and dist.main else None
     opt = _optimizer(run, model)
     amp = _amp(run, dist.device)
@@ -223,10 +225,12 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
         start, history = int(ck["epoch"]), list(ck["history"])
         callback("resume", epoch=start)
     aux = t.aux == "hcml"
-    # a hierarchy trained without its loss leaves its predictor heads without gradients, and pretraining the
-    # classifier (and the stages above the last level)
+    # the contrastive loss is part of the wrapped module's output, so DistributedDataParallel sees its graph; a
+    # hierarchy trained without its loss leaves its heads without gradients, pretraining the classifier (and
+    # the stages above the last level)
     unused = (run.model.hierarchy != "none" and not aux) or pretrain
-    net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused) if dist.world > 1 else model
+    step_module = WithContrastive(model, "only" if pretrain else "added") if (aux or pretrain) else model
+    net = torch.nn.parallel.DistributedDataParallel(step_module, find_unused_parameters=unused) if dist.world > 1 else step_module
     pin = dist.device.type == "cuda"
     train_loader = make_loader(train_ds, t.batch_size, t.seed, True, run.data.workers, dist.rank, dist.world, pin)
     val_loader = None if pretrain else make_loader(val_ds, t.batch_size, t.seed, False, run.data.workers, dist.rank,
@@ -253,13 +257,14 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
             x = _to_input(clips, dist.device, t.channels_last)
             y = labels.to(dist.device, non_blocking=True)
             with torch.autocast(dist.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                logits = net(x)
-                if pretrain:
-                    loss = model.hierarchy.loss()
+                if pretrain:  # the motion hierarchy's InfoNCE alone
+                    loss = net(x)
+                    logits = torch.zeros(len(y), 1, device=dist.device)
                 else:
+                    out = net(x)
+                    logits, aux_loss = out if aux else (out, None)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=t.label_smoothing)
-                if aux:  # the motion hierarchy's InfoNCE of this forward pass
-                    aux_loss = model.hierarchy.loss()
+                if aux:  # plus the motion hierarchy's InfoNCE of this forward pass
                     loss = loss + t.aux_weight * aux_loss
                     aux_sum += aux_loss.detach() * len(y)
             opt.zero_grad(set_to_none=True)
@@ -310,6 +315,20 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
     return {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
 
 
+class WithContrastive(torch.nn.Module):
+    """The model with its motion hierarchy's contrastive loss in the output: (logits, loss) ("added") or the
+    loss alone ("only", pretraining), so that DistributedDataParallel sees the loss's graph."""
+
+    def __init__(self, model: torch.nn.Module, mode: str):
+        super().__init__()
+        self.model, self.mode = model, mode
+
+    def forward(self, x: torch.Tensor):
+        logits = self.model(x)
+        loss = self.model.hierarchy.loss()
+        return loss if self.mode == "only" else (logits, loss)
+
+
 def training_set(run: RunConfig, progress=None):
     """The run's training clips: all, or ``label_fraction`` of each class; without labels when pretraining."""
     from .data.datasets import Unlabeled, label_subset
@@ -333,13 +352,14 @@ def freeze(model: torch.nn.Module, prefixes: list[str]) -> list[torch.nn.Module]
     return [getattr(model, pre.rstrip(".")) for pre in prefixes]
 
 
-def tensorboard_writer(run_dir: Path):
-    """A TensorBoard writer into RUN/tensorboard (a resumed run adds an event file beside the first)."""
+def tensorboard_writer(run_dir: Path | None):
+    """A TensorBoard writer into RUN/tensorboard (a resumed run adds an event file beside the first); with
+    ``run_dir`` None, only check that the package is there."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise SelfyError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-    return SummaryWriter(str(run_dir / R.TENSORBOARD_DIR))
+    return SummaryWriter(str(run_dir / R.TENSORBOARD_DIR)) if run_dir is not None else None
 
 
 def log_epoch(board, row: dict) -> None:

@@ -74,6 +74,10 @@ def read_run_checkpoint(source: str | Path) -> dict[str, torch.Tensor] | None:
     except Exception:
         return None  # not a run checkpoint: read_state_dict says what it is
     if isinstance(ck, dict) and isinstance(ck.get("model"), dict) and "config" in ck:
+        if not (path.parent / "metrics.csv").is_file():  # results.METRICS: the run's "finished" mark
+            epochs = ck["config"].get("train", {}).get("epochs", "?")
+            raise SelfyError(f"{source} has not finished (epoch {ck.get('epoch', '?')} of {epochs}): finish it "
+                             f"first (re-run its command), then train from it")
         return ck["model"]
     return None
 
@@ -113,10 +117,12 @@ def load_pretrained(model: nn.Module, source: str, depth: int, width: int = 64) 
 
 
 def _load_run_parts(model: nn.Module, sd: dict[str, torch.Tensor], source: str) -> dict:
-    """A selfy-lab run's backbone, and its motion hierarchy where both have one; every tensor of a loaded
-    part must fit (same backbone, same hierarchy), the classifier and the blocks are not taken."""
-    prefixes = ["backbone."] + (["hierarchy."] if getattr(model, "hierarchy", None) is not None else [])
-    if "hierarchy." not in prefixes and any(k.startswith("hierarchy.") for k in sd):
+    """A selfy-lab run's backbone, and its motion hierarchy where both have one (a model with a hierarchy
+    from a run without one starts its hierarchy afresh; the reverse is refused, not to drop what was
+    pretrained); every tensor of a loaded part must fit, the classifier and the blocks are not taken."""
+    has_hierarchy = any(k.startswith("hierarchy.") for k in sd)
+    prefixes = ["backbone."] + (["hierarchy."] if getattr(model, "hierarchy", None) is not None and has_hierarchy else [])
+    if "hierarchy." not in prefixes and has_hierarchy:
         raise SelfyError(f"{source} was trained with a motion hierarchy and this model has none: pass the same "
                          f"--hierarchy and --hierarchy-levels to use it")
     own = model.state_dict()

@@ -1,5 +1,6 @@
 """Hierarchical contrastive motion learning: the InfoNCE loss, its pairs, the hierarchy in every level subset."""
 import itertools
+from dataclasses import replace
 import math
 
 import pytest
@@ -227,3 +228,51 @@ def test_result_rows_tell_scratch_fine_tuned_and_probed_runs_apart(tmp_path):
     R.write_csv(old, rows)
     df = T.load_runs(old)
     assert (df["hierarchy"] == "none").all() and (df["labels"] == "1").all() and (df["init"] == "unrecorded").all()
+
+
+@pytest.mark.parametrize("encoder", ["diff", "selfy"])
+def test_motion_features_never_see_the_frames_they_predict(encoder):
+    """m_t depends on frames <= t only: changing frames after t leaves m_0..m_t as they were."""
+    from selfy_lab.models.hcml import DifferenceEncoder, SelfyEncoder
+    from selfy_lab.models.selfy import BlockWidths
+
+    torch.manual_seed(0)
+    enc = (DifferenceEncoder(8, 4) if encoder == "diff" else
+           SelfyEncoder(8, 4, (-2, -1, 0, 1, 2), (3, 3), 1, BlockWidths().scaled(0.125))).eval()
+    x = torch.rand(2, 6, 8, 8, 8)
+    later = x.clone()
+    later[:, 3:] = torch.rand_like(later[:, 3:])  # new frames 3..5
+    with torch.no_grad():
+        a, b = enc(x), enc(later)
+    assert torch.allclose(a[:, :3], b[:, :3], atol=1e-6) and not torch.allclose(a[:, 3:], b[:, 3:])
+
+
+def test_sweep_variants_keep_braced_offsets_and_fill_seed_paths():
+    from selfy_lab import ablate as A
+
+    base = resolve("smoke", overrides={"model": {"frames": 8}})
+    runs = A.plan(base, [(-1, 0, 1)], variants=[{"block": "selfy", "offsets": "{1}"},
+                                                {"block": "none", "pretrained": "runs/pre/seed-{seed}"}], seeds=[0, 3])
+    assert {r.run.model.offsets for r in runs if r.run.model.block == "selfy"} == {(1,)}
+    assert sorted(r.run.model.pretrained for r in runs if r.run.model.block == "none") == ["runs/pre/seed-0", "runs/pre/seed-3"]
+
+
+def test_a_probe_takes_no_auxiliary_loss_and_an_unfinished_pretraining_is_refused(tmp_path):
+    from selfy_lab.errors import SelfyError
+    from selfy_lab.models import build_model
+    from selfy_lab.train import _save_checkpoint
+    from selfy_lab.weights import load_pretrained
+
+    with pytest.raises(ValueError, match="no contrastive loss to add"):
+        resolve("smoke", overrides=dict(model=dict(pretrained="runs/x"), train=dict(freeze_backbone=True, aux="hcml")))
+    run = resolve("smoke", overrides=dict(model=dict(block="none")))
+    model = build_model(run.model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    (tmp_path / "plain").mkdir()
+    _save_checkpoint(tmp_path / "plain" / "checkpoint.pt", model, opt, torch.amp.GradScaler("cuda", enabled=False), 1, [], run)
+    target = build_model(replace(run.model, hierarchy="diff"))
+    with pytest.raises(SelfyError, match="has not finished"):
+        load_pretrained(target, str(tmp_path / "plain"), 18, 8)
+    (tmp_path / "plain" / "metrics.csv").write_text("x\n")
+    report = load_pretrained(target, str(tmp_path / "plain"), 18, 8)  # a plain run: the backbone, a new hierarchy
+    assert report["prefixes"] == ["backbone."] and any(n.startswith("hierarchy.") for n in report["new"])

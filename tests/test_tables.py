@@ -91,6 +91,12 @@ def test_robustness_by_severity():
     assert list(view["offsets"]) == ["none", "-1..1"]
     assert view.iloc[0]["mean_0"] == pytest.approx(0.55) and view.iloc[0]["std_1"] == pytest.approx(0.0)
     assert view.iloc[0]["mPC"] == pytest.approx(0.3) and T.robustness_by_severity(df, summ, "occlusion").empty
+    three = df.assign(test_clips="2", test_crops="3", value=df["value"] + 0.1)  # another test protocol, kept apart
+    both, summ2 = pd.concat([df.assign(test_clips="1", test_crops="1"), three]), pd.concat([
+        summ.assign(test_clips="1", test_crops="1"), summ.assign(test_clips="2", test_crops="3", value=summ["value"] + 0.1)])
+    assert T.robustness_by_severity(both, summ2, "blur").iloc[0]["mean_0"] == pytest.approx(0.55)
+    multi = T.robustness_by_severity(both, summ2, "blur", clips=2, crops=3)
+    assert multi.iloc[0]["mean_0"] == pytest.approx(0.65) and multi.iloc[0]["mPC"] == pytest.approx(0.4)
 
 
 def test_pairwise_orderings_use_the_seeds_spread():

@@ -262,3 +262,16 @@ def test_torchrun_two_processes_write_the_same_results_once(tmp_path):
     # evaluation gathers every rank's share: the same number of validation clips is scored
     va, vb = ({r["metric"]: float(r["value"]) for r in x if r["split"] == "val"} for x in (a, b))
     assert 0 <= vb["top1"] <= 1 and set(va) == set(vb)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["pretrain", "--method", "hcml"], ["train", "--aux", "hcml"]], ids=["pretrain", "aux"])
+def test_torchrun_trains_the_contrastive_loss_in_two_processes(tmp_path, command):
+    """The hierarchy's loss is part of the DDP module's output: both processes agree on every gradient."""
+    out = tmp_path / "ddp"
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29519",
+                        "-m", "selfy_lab.cli", *command, "--preset", "smoke", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    train = {r["metric"]: float(r["value"]) for r in rows(out / "metrics.csv") if r["split"] == "train"}
+    assert train["loss"] > 0 and ("aux_loss" in train) == (command[0] == "train")

@@ -41,7 +41,7 @@ def train(
 
       selfy-lab train --aux hcml --aux-weight 0.5             # + hierarchical contrastive motion loss
 
-      selfy-lab train --pretrained runs/hcml --freeze-backbone --label-fraction 0.1   # linear probe
+      selfy-lab train --pretrained runs/hcml --hierarchy diff --freeze-backbone --label-fraction 0.1  # probe
 
     Interrupt it at any time: re-running the same command resumes after the last finished epoch.
     Multi-GPU / multi-node: torchrun --nproc-per-node N -m selfy_lab.cli train ...
@@ -87,7 +87,7 @@ def pretrain(
 
       selfy-lab pretrain --method hcml --out runs/hcml                   # built-in benchmark, quick preset
 
-      selfy-lab train --pretrained runs/hcml --label-fraction 0.1       # then fine-tune on 10% of the labels
+      selfy-lab train --pretrained runs/hcml --hierarchy diff --label-fraction 0.1   # fine-tune, 10% labels
 
     Writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv (the final InfoNCE);
     re-running the same command resumes from the last checkpoint.
@@ -112,7 +112,8 @@ def pretrain(
     except KeyboardInterrupt:
         con.print(f"interrupted: re-run the same command to resume from the last checkpoint in {run_dir}")
         raise typer.Exit(130)
-    con.print(f"pretrained: {run_dir} (fine-tune: selfy-lab train --pretrained {run_dir})")
+    con.print(f"pretrained: {run_dir} (fine-tune: selfy-lab train --pretrained {run_dir} --hierarchy "
+              f"{run.model.hierarchy} --hierarchy-levels {'+'.join(run.model.hierarchy_levels)})")
 
 
 @app.command("eval")

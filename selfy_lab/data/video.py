@@ -51,7 +51,7 @@ def _read_torchcodec(path, pick, prefix):
     from torchcodec.decoders import VideoDecoder
 
     try:
-        dec = VideoDecoder(str(path), seek_mode="approximate")
+        dec = VideoDecoder(str(path), seek_mode="exact")  # scans the file: frame i is the i-th decoded frame
         n = dec.metadata.num_frames or 0
         if n < 1:
             raise DataError(f"{prefix}video {path} has no frames")

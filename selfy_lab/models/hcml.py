@@ -29,8 +29,13 @@ is a number:
   times of the same clip and every cell of the other clips.
 * delta = 1 frame, temperature tau = 0.1; the loss is the mean over levels; motion width C_k / 8 (at
   least 8), so the diff hierarchy at res2-res4 of TSM-R50 adds about 1 GFLOP (``selfy-lab flops --hierarchy diff``).
-* the last ``delta`` frames have no future and predict nothing; the difference encoder's last frame sees a
-  zero difference (no frame after it).
+* the last ``delta`` frames have no future and predict nothing.
+* causality: the motion features look back only (backward frame differences; the SELFY encoder keeps the
+  offsets l <= 0), so the hierarchy itself never shows a level the future it predicts. The backbone can: a
+  TSM shift moves a share of frame t+1's channels into frame t in every residual block, and a SELFY (or
+  non-local) block with positive offsets mixes later frames in; with such a backbone the prediction is partly
+  visible (more so for the higher levels), and TSN without a block (or blocks with offsets <= 0) is the clean
+  setting for the objective.
 """
 from __future__ import annotations
 
@@ -65,8 +70,9 @@ def future_pairs(pred: torch.Tensor, target: torch.Tensor, delta: int, grid: int
 
 
 class DifferenceEncoder(nn.Module):
-    """m_t from x_{t+1} - x_t (zero after the last frame): 1x1 conv-BN-ReLU to the motion width, then a
-    depthwise 3x3 conv-BN-ReLU (lightweight: the encoder costs about two 1x1 layers at the motion width)."""
+    """m_t from x_t - x_{t-1} (zero at the first frame): 1x1 conv-BN-ReLU to the motion width, then a
+    depthwise 3x3 conv-BN-ReLU (lightweight: the encoder costs about two 1x1 layers at the motion width).
+    Backward differences keep m_t causal: it never sees the frames it is asked to predict."""
 
     def __init__(self, channels: int, width: int):
         super().__init__()
@@ -76,17 +82,19 @@ class DifferenceEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
-        diff = torch.cat([x[:, 1:] - x[:, :-1], torch.zeros_like(x[:, :1])], 1)  # (B, T, C, H, W)
+        diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], 1)  # (B, T, C, H, W): x_t - x_{t-1}
         return self.net(diff.flatten(0, 1)).view(B, T, -1, H, W)
 
 
 class SelfyEncoder(nn.Module):
-    """SELFY's STSS branch as a motion encoder, its output at the motion width (and not zero at init)."""
+    """SELFY's STSS branch as a motion encoder, its output at the motion width (and not zero at init). Only the
+    offsets l <= 0 of the given ones are kept (at least {0}), so m_t looks back, never ahead."""
 
     def __init__(self, channels: int, width: int, offsets: tuple[int, ...], window: tuple[int, int], reduce: int,
                  widths: BlockWidths):
         super().__init__()
-        self.branch = SelfyBranch(channels, offsets, window, reduce=reduce, widths=widths, zero_init=False,
+        causal = tuple(o for o in offsets if o <= 0) or (0,)
+        self.branch = SelfyBranch(channels, causal, window, reduce=reduce, widths=widths, zero_init=False,
                                   out_channels=width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
