@@ -158,7 +158,10 @@ class ModelConfig:
         _number(self.dropout, "dropout", 0, 1, hi_open=True)
         _number(self.head_std, "head_std", 0, 1, lo_open=True)
         _choice(self.hierarchy, HIERARCHIES, "hierarchy")
-        levels = parse_positions(self.hierarchy_levels)
+        try:
+            levels = parse_positions(self.hierarchy_levels)
+        except ValueError:
+            levels = (str(self.hierarchy_levels),)
         if not levels or any(p not in PREVIOUS_STAGE for p in levels):
             raise ValueError(f"hierarchy levels '{format_positions(levels)}': use stages among res2, res3, res4, res5 "
                              f"joined by + (each predicts the stage before it)")
