@@ -163,6 +163,29 @@ def _train_step(model, x, y, amp_dtype):
     loss.backward()
 
 
+def _step_input(device, frames: int, size: int, batch: int, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random clip batch (channels-last frames where asked) and its labels, for training-step timing."""
+    x = _clip(device, frames, size, batch)
+    if channels_last:
+        x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
+    return x, torch.zeros(batch, dtype=torch.long, device=device)
+
+
+def _interleaved_steps(models: dict, batch: tuple[torch.Tensor, torch.Tensor], amp_dtype, repeats: int,
+                       progress: Callable[[str, int], None]) -> dict[str, float]:
+    """Median training-step seconds of each model, the models taking turns (one warm-up round, then
+    ``repeats`` rounds), so that a change in the machine's load touches them all alike."""
+    x, y = batch
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for r in range(repeats + 1):
+        for name, m in models.items():
+            progress(name, r)
+            t = time_call(lambda: _train_step(m, x, y, amp_dtype), device=x.device)
+            if r:
+                times[name].append(t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def quick_pair() -> tuple[ModelConfig, ModelConfig, int, int]:
     """The built-in benchmark's pair as the quick preset trains it: (plain backbone, SELFY -3..3, batch, size)."""
     from .config import resolve
@@ -192,18 +215,8 @@ def bench_step(device="cpu", repeats: int = 7, channels_last: bool = True, amp: 
     for bench, (base_cfg, block_cfg, batch, size) in step_pairs().items():
         names = (f"{base_cfg.backbone}", f"{block_cfg.block}-{base_cfg.backbone}")
         models = dict(zip(names, (_make(base_cfg, device, channels_last), _make(block_cfg, device, channels_last))))
-        x = _clip(device, base_cfg.frames, size, batch)
-        if channels_last:
-            x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
-        y = torch.zeros(batch, dtype=torch.long, device=device)
-        times: dict[str, list[float]] = {k: [] for k in models}
-        for r in range(repeats + 1):
-            for name, m in models.items():
-                progress(f"{bench} {name} {r}/{repeats}")
-                t = time_call(lambda: _train_step(m, x, y, amp_dtype), device)
-                if r:
-                    times[name].append(t)
-        med = {k: statistics.median(v) for k, v in times.items()}
+        med = _interleaved_steps(models, _step_input(device, base_cfg.frames, size, batch, channels_last), amp_dtype,
+                                 repeats, lambda name, r: progress(f"{bench} {name} {r}/{repeats}"))
         rows += [dict(benchmark=bench, impl=k, size=size, metric="seconds", value=v) for k, v in med.items()]
         flop_ratio = model_cost(block_cfg, size)["gflops"] / model_cost(base_cfg, size)["gflops"]
         rows.append(dict(benchmark=bench, impl=names[1], size=size, metric="time_ratio", value=med[names[1]] / med[names[0]]))
@@ -242,18 +255,8 @@ def bench_modules(device="cpu", repeats: int = 5, channels_last: bool = True, am
     for bench, (base_cfg, batch, size) in (settings or module_settings()).items():
         cfgs = {"none": base_cfg, **{b: c for b, c in module_configs(base_cfg).items() if blocks is None or b in blocks}}
         models = {b: _make(c, device, channels_last) for b, c in cfgs.items()}
-        x = _clip(device, base_cfg.frames, size, batch)
-        if channels_last:
-            x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
-        y = torch.zeros(batch, dtype=torch.long, device=device)
-        times: dict[str, list[float]] = {b: [] for b in models}
-        for r in range(repeats + 1):
-            for b, m in models.items():
-                progress(f"{bench} {b} {r}/{repeats}")
-                t = time_call(lambda: _train_step(m, x, y, amp_dtype), device)
-                if r:
-                    times[b].append(t)
-        med = {b: statistics.median(v) for b, v in times.items()}
+        med = _interleaved_steps(models, _step_input(device, base_cfg.frames, size, batch, channels_last), amp_dtype,
+                                 repeats, lambda name, r: progress(f"{bench} {name} {r}/{repeats}"))
         base_gflops = model_cost(base_cfg, size)["gflops"]
         for b, cfg in cfgs.items():
             impl = base_cfg.backbone if b == "none" else f"{b}-{base_cfg.backbone}"

@@ -82,3 +82,13 @@ def write_video(path: Path, n: int, size=(48, 64), codec: str = "libx264", fps: 
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+class Stop(Exception):
+    """Raised by :func:`stop_after_first_epoch` to interrupt a training run."""
+
+
+def stop_after_first_epoch(event, **kw):
+    """A ``fit`` callback that interrupts the run once its first epoch is checkpointed."""
+    if event == "epoch_end" and kw["epoch"] == 0:
+        raise Stop

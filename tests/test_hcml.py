@@ -11,6 +11,8 @@ from selfy_lab.config import ModelConfig, resolve
 from selfy_lab.models import build_model
 from selfy_lab.models.hcml import future_pairs, info_nce
 
+from helpers import Stop, stop_after_first_epoch
+
 LEVELS = ("res2", "res3", "res4", "res5")
 
 
@@ -158,13 +160,6 @@ def test_pretraining_never_reads_a_label_and_resumes_to_the_same_weights(tmp_pat
     assert fit(run, tmp_path / "a") == {}  # no validation: nothing labelled to score
     train = __import__("selfy_lab.results", fromlist=["x"]).read_metrics(tmp_path / "a", "train")
     assert train["loss"] > 0 and "top1" not in train
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_first_epoch(event, **kw):
-        if event == "epoch_end" and kw["epoch"] == 0:
-            raise Stop
 
     with pytest.raises(Stop):
         fit(run, tmp_path / "b", stop_after_first_epoch)

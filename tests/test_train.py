@@ -11,7 +11,7 @@ from selfy_lab.config import resolve
 from selfy_lab.results import RUN_COLUMNS
 from selfy_lab.train import evaluate, fit, load_run, lr_at
 
-from helpers import cli, cli_inproc, one_line_error, rows
+from helpers import Stop, cli, cli_inproc, one_line_error, rows, stop_after_first_epoch
 
 SMOKE = dict(train=dict(epochs=2))
 
@@ -66,13 +66,6 @@ def test_two_runs_are_identical_and_an_interrupted_run_resumes_to_the_same_resul
     a = fit(run, tmp_path / "a")
     b = fit(run, tmp_path / "b")
     assert a == b  # deterministic on CPU for a given seed
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_first_epoch(event, **kw):
-        if event == "epoch_end" and kw["epoch"] == 0:
-            raise Stop
 
     with pytest.raises(Stop):
         fit(run, tmp_path / "c", stop_after_first_epoch)

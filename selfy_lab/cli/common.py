@@ -65,9 +65,11 @@ Dataset = Annotated[Optional[str], typer.Option(
     rich_help_panel="Data")]
 DataRoot = Annotated[Optional[str], typer.Option(help="Dataset root; listed absolute paths keep their last component under it.",
                                                  rich_help_panel="Data")]
-TrainList = Annotated[Optional[str], typer.Option(help="Training list file (<folder> <num_frames> <label>).",
-                                                  rich_help_panel="Data")]
-ValList = Annotated[Optional[str], typer.Option(help="Validation list file.", rich_help_panel="Data")]
+TrainList = Annotated[Optional[str], typer.Option(
+    help="Training clips: a TSN list, a two-column video list, or the SS-V2 / Diving-48 JSON (see --list-format).",
+    rich_help_panel="Data")]
+ValList = Annotated[Optional[str], typer.Option(help="Validation clips, in any format --train-list takes.",
+                                                rich_help_panel="Data")]
 Categories = Annotated[Optional[str], typer.Option(
     help="Class names: a file with one per line, Something-Something V2's labels.json or Diving-48's vocabulary JSON.",
     rich_help_panel="Data")]
