@@ -1,5 +1,6 @@
 """Video files: sampled frames only, real codecs (H.264 .mp4, VP9 .webm), variable frame rate, short and
 truncated files."""
+
 import numpy as np
 import pytest
 
