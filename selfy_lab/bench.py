@@ -151,7 +151,9 @@ def _make(cfg: ModelConfig, device, channels_last: bool):
 
     torch.manual_seed(0)
     m = build_model(cfg).to(device).train()
-    return m.to(memory_format=torch.channels_last) if channels_last else m
+    from .runtime import channels_last as to_channels_last
+
+    return to_channels_last(m) if channels_last else m
 
 
 def _train_step(model, x, y, amp_dtype):

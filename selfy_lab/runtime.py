@@ -5,7 +5,8 @@ every training step pays again for the page faults of its large activations (mea
 CPU step: 33,000 minor faults, of which 30,000 go once freed memory stays in the heap). ``keep_freed_memory``
 raises the mmap threshold to its maximum (32 MiB on 64-bit glibc) and stops trimming the heap: the process
 keeps its high-water mark of memory instead of returning and re-faulting it. A no-op where the C library is
-not glibc; CUDA memory is not affected (PyTorch's caching allocator keeps it already).
+not glibc; CUDA memory is not affected (PyTorch's caching allocator keeps it already). ``channels_last``
+puts a model's 4-D tensors in channels-last memory format and leaves 5-D ones (3-D convolutions) as they are.
 """
 from __future__ import annotations
 
@@ -31,3 +32,14 @@ def keep_freed_memory() -> bool:
     ok &= mallopt(_M_TRIM_THRESHOLD, min(_KEEP, 2**31 - 1)) == 1
     ok &= mallopt(_M_TOP_PAD, 64 * 1024 * 1024) == 1
     return bool(ok)
+
+
+def channels_last(model):
+    """``model`` with every 4-D parameter and buffer in channels-last memory format; 5-D ones (the conv3d
+    extractor's kernels) keep theirs, which ``model.to(memory_format=...)`` would refuse."""
+    import torch
+
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.dim() == 4:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return model

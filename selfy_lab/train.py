@@ -101,6 +101,7 @@ def build_run_model(run: RunConfig, device: torch.device, pretrained: bool = Tru
     """The run's network on ``device`` (channels-last where asked), with its pretrained backbone. The random
     initialisation is a function of the run's seed alone, whatever the process drew before (other runs of
     a sweep, a test)."""
+    from .runtime import channels_last
     from .weights import load_pretrained
 
     with torch.random.fork_rng(devices=[]):
@@ -109,7 +110,7 @@ def build_run_model(run: RunConfig, device: torch.device, pretrained: bool = Tru
     report = load_pretrained(model, run.model.pretrained, run.model.depth, run.model.width) if pretrained else None
     model = model.to(device)
     if run.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = channels_last(model)
     return model, report
 
 

@@ -32,6 +32,13 @@ def test_fit_writes_the_run_directory(tmp_path):
     assert 0 <= metrics["top1"] <= 1
 
 
+def test_a_model_with_3d_kernels_trains_channels_last(tmp_path):
+    """Table 7c's conv3d extractor holds 5-D kernels, which a channels-last conversion of the model must leave alone."""
+    run = resolve("smoke", overrides=dict(model=dict(extractor="conv3d", offsets="-1..1"), train=dict(epochs=1)))
+    assert run.train.channels_last
+    assert 0 <= fit(run, tmp_path / "run")["top1"] <= 1
+
+
 def test_tensorboard_gets_every_epoch_and_the_config_without_changing_the_run(tmp_path, monkeypatch):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
