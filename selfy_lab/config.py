@@ -226,7 +226,8 @@ PRESET_NAMES = ("smoke", "quick", "paper")
 DATASETS: dict[str, dict[str, Any]] = {
     "synthetic": dict(num_classes=16, flip="none", metric="top1"),
     "something-v1": dict(num_classes=174, template="{:05d}.jpg", train_list="train_videofolder.txt",
-                         val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1"),
+                         val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1",
+                         list_format="tsn"),  # SS-V1 ships frames only: its lists are TSN lists
     "something-v2": dict(num_classes=174, template="{:06d}.jpg", train_list="train_videofolder.txt",
                          val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1"),
     "diving48": dict(num_classes=48, template="img_{:05d}.jpg", train_list="train_videofolder.txt",

@@ -277,11 +277,14 @@ def append_rows(path: str | Path, rows: Iterable[dict[str, Any]], key: Iterable[
                 defaults: dict[str, str] | None = None) -> Path:
     """Append rows to a CSV atomically. Rows whose ``key`` columns match an existing row replace it,
     so re-running a finished piece of work never duplicates rows; ``defaults`` fill key columns that rows
-    written before them lack."""
+    lack (old files, callers that leave out a default protocol field)."""
     key = tuple(key)
-    new = [{k: (_fmt(v) if isinstance(v, float) else str(v)) for k, v in r.items()} for r in rows]
+    def filled(r: dict) -> dict:
+        return {**r, **{k: v for k, v in (defaults or {}).items() if not r.get(k)}}
+
+    new = [filled({k: (_fmt(v) if isinstance(v, float) else str(v)) for k, v in r.items()}) for r in rows]
     fresh = {tuple(r.get(k, "") for k in key) for r in new}
-    old = [{**r, **{k: v for k, v in (defaults or {}).items() if not r.get(k)}} for r in read_csv(path)]
+    old = [filled(r) for r in read_csv(path)]
     old = [r for r in old if tuple(r.get(k, "") for k in key) not in fresh]
     return write_csv(path, old + new, columns)
 

@@ -348,7 +348,8 @@ def build_dataset(run: RunConfig, split: str, check: bool | None = None, progres
     if len(names) != run.model.num_classes:
         raise DataError(f"{paths['categories']} names {len(names)} classes, the model has {run.model.num_classes}: "
                         f"pass the class list of {cfg.dataset}")
-    entries = read_clips(paths[split], cfg.list_format, cfg.data_root or None, len(names), names)
+    fmt = cfg.list_format if cfg.list_format != "auto" else cfg.conventions.get("list_format", "auto")
+    entries = read_clips(paths[split], fmt, cfg.data_root or None, len(names), names)
     template = frame_template(cfg)
     if cfg.check if check is None else check:
         check_entries(entries, template, progress)
