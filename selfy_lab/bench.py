@@ -378,7 +378,7 @@ def bench_loader(workers: tuple[int, ...] | None = None, clips: int = 48, batch:
         for source in ("frames", "videos"):
             run = resolve("paper", "something-v1", {"model": {"num_classes": 2}, "data": {
                 "train_list": str(files[source]), "val_list": str(files[source]), "categories": str(files["categories"]),
-                "check": False}})
+                "check": False, "list_format": "tsn" if source == "frames" else "two-column"}})
             ds = build_dataset(run, "train")
             for w in workers:
                 progress(f"loader {source}, {w} workers")
