@@ -42,13 +42,22 @@ def fetch_imagenet(depth: int) -> dict[str, torch.Tensor]:
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    return _state_dict_of(_read(path), Path(path))
+
+
+def _read(path: str | Path):
+    """The object a weights file holds (read once; every failure is one line)."""
     path = Path(path)
     if not path.is_file():
         raise SelfyError(f"weights file {path} does not exist")
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle / zip errors of every kind: the file is not a plain state dict
         raise SelfyError(f"cannot read {path} as a state dict ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+
+
+def _state_dict_of(sd, path: Path) -> dict[str, torch.Tensor]:
+    """A torchvision-format state dict from what a weights file holds."""
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
@@ -58,28 +67,29 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def read_run_checkpoint(source: str | Path) -> dict[str, torch.Tensor] | None:
-    """The model state dict of a selfy-lab run (its directory or its checkpoint.pt, e.g. one that
-    ``selfy-lab pretrain`` wrote), or None when ``source`` is not one."""
+def _weights_file(source: str | Path) -> Path:
+    """The file behind ``--pretrained``: a run directory's checkpoint.pt, else the path itself."""
     path = Path(source)
     if path.is_dir():
         path = path / "checkpoint.pt"
         if not path.is_file():
             raise SelfyError(f"{source} holds no checkpoint.pt: pass a run directory of selfy-lab train / pretrain "
                              f"or a weights file")
-    if not path.is_file():
+    return path
+
+
+def _run_model_state(ck, path: Path, source) -> dict[str, torch.Tensor] | None:
+    """The model state dict when ``ck`` is a selfy-lab run checkpoint (e.g. one ``selfy-lab pretrain`` wrote),
+    else None; a run that has not finished is refused."""
+    from . import results as R
+
+    if not (isinstance(ck, dict) and isinstance(ck.get("model"), dict) and "config" in ck):
         return None
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None  # not a run checkpoint: read_state_dict says what it is
-    if isinstance(ck, dict) and isinstance(ck.get("model"), dict) and "config" in ck:
-        if not (path.parent / "metrics.csv").is_file():  # results.METRICS: the run's "finished" mark
-            epochs = ck["config"].get("train", {}).get("epochs", "?")
-            raise SelfyError(f"{source} has not finished (epoch {ck.get('epoch', '?')} of {epochs}): finish it "
-                             f"first (re-run its command), then train from it")
-        return ck["model"]
-    return None
+    if not R.is_finished(path.parent):
+        epochs = ck["config"].get("train", {}).get("epochs", "?")
+        raise SelfyError(f"{source} has not finished (epoch {ck.get('epoch', '?')} of {epochs}): finish it "
+                         f"first (re-run its command), then train from it")
+    return ck["model"]
 
 
 def load_pretrained(model: nn.Module, source: str, depth: int, width: int = 64) -> dict:
@@ -88,15 +98,17 @@ def load_pretrained(model: nn.Module, source: str, depth: int, width: int = 64) 
     ``prefixes`` name the loaded parts."""
     if source in ("", "none", None):
         return {"source": "none", "loaded": 0, "new": [n for n, _ in model.named_parameters()], "prefixes": []}
-    run_sd = read_run_checkpoint(source) if source != "imagenet" else None
-    if run_sd is not None:
-        return _load_run_parts(model, run_sd, source)
     if source == "imagenet":
         if width != 64:
             raise SelfyError("ImageNet weights exist only for the full-width backbones: drop the -wN suffix or use --pretrained none")
         sd = fetch_imagenet(depth)
     else:
-        sd = read_state_dict(source)
+        path = _weights_file(source)
+        ck = _read(path)
+        run_sd = _run_model_state(ck, path, source)
+        if run_sd is not None:
+            return _load_run_parts(model, run_sd, source)
+        sd = _state_dict_of(ck, path)
     sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}  # torchvision's classifier: ours replaces it
     own = model.backbone.state_dict()
     # 2017-era torchvision files predate BN's num_batches_tracked; BatchNorm fills it in on load
