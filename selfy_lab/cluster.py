@@ -122,6 +122,8 @@ def run_jobs(todo: list, out: Path, opts: ClusterOptions, device: str, finished:
              on_event: Callable[..., None]) -> None:
     """Submit (or re-attach to) one job per planned run of ``todo`` and wait for them all; ``finished`` gets
     each run's status row as its job ends."""
+    from .config import to_dict
+
     out = Path(out)
     record = out / "submitit" / "jobs.csv"
     known = {r["run_id"]: r["job_id"] for r in R.read_csv(record)} if record.is_file() else {}
@@ -138,8 +140,6 @@ def run_jobs(todo: list, out: Path, opts: ClusterOptions, device: str, finished:
         if old and opts.executor == "local" and _alive(old):  # local jobs cannot be re-attached: do not double them
             raise SelfyError(f"run {pr.run_id} is still training in local job {old} of an earlier invocation: "
                              f"wait for it or stop it (kill {old}), then re-run")
-        from .config import to_dict
-
         job = ex.submit(TrainJob(to_dict(pr.run), str(R.run_dir(out, pr.run_id)),
                                  "cuda" if opts.gpus_per_run else device, opts.gpus_per_run > 1))
         jobs[pr.run_id] = (pr, job)

@@ -172,6 +172,8 @@ VARIANT_FIELDS = ("backbone", "frames", "block", "offsets", "window", "extractor
                   "fusion", "position", "hierarchy", "aux", "init", "labels")  # see tables.NEWER_COLUMNS
 PROVENANCE = ("version", "git_rev", "time")
 EVAL_KEYS = ("test_clips", "test_crops")
+# the test protocol of rows written before it was recorded (1 clip, centre crop): readers and appenders fill it
+PROTOCOL_DEFAULTS = {"test_clips": "1", "test_crops": "1"}
 ROBUSTNESS_KEYS = ("kind", "severity", "corrupted_frames", *EVAL_KEYS)
 
 
@@ -308,7 +310,7 @@ def write_error(path: str | Path, text: str) -> None:
 
 def append_eval(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Rows of `selfy-lab eval`, one set per (run, test protocol); ``path`` is a CSV file."""
-    return append_rows(path, rows, ("run_id", *EVAL_KEYS, "metric"), EVAL_COLUMNS, {"test_crops": "1"})
+    return append_rows(path, rows, ("run_id", *EVAL_KEYS, "metric"), EVAL_COLUMNS, PROTOCOL_DEFAULTS)
 
 
 def eval_protocol(clips: int, crops: int) -> str:
@@ -363,13 +365,13 @@ def collect_runs(sweep_dir: str | Path, run_ids: Iterable[str], experiment: str 
 def robustness_cells(out: str | Path) -> set[tuple[str, ...]]:
     """(run_id, kind, severity, corrupted_frames, test_clips, test_crops) of every robustness cell already
     evaluated in ``out`` (rows from before the test protocol was a key are the 1-clip, 1-crop test)."""
-    return {(r["run_id"], r["kind"], r["severity"], r["corrupted_frames"], r.get("test_clips") or "1",
-             r.get("test_crops") or "1") for r in read_csv(Path(out) / ROBUSTNESS_TABLE)}
+    return {(r["run_id"], r["kind"], r["severity"], r["corrupted_frames"],
+             *(r.get(k) or PROTOCOL_DEFAULTS[k] for k in EVAL_KEYS)) for r in read_csv(Path(out) / ROBUSTNESS_TABLE)}
 
 
 def append_robustness(out: str | Path, rows: list[dict[str, Any]]) -> Path:
     return append_rows(Path(out) / ROBUSTNESS_TABLE, rows, ("run_id", *ROBUSTNESS_KEYS, "metric"), ROBUSTNESS_COLUMNS,
-                       {"test_clips": "1", "test_crops": "1"})
+                       PROTOCOL_DEFAULTS)
 
 
 def read_robustness(out: str | Path) -> list[dict[str, str]]:

@@ -17,6 +17,7 @@ import torch
 
 from . import results as R
 from .corrupt import corrupt_tensor, kinds, parse_frames
+from .data.datasets import item_address
 from .data.loader import sample_seed
 from .errors import SelfyError
 from .grammar import parse_int_list
@@ -36,7 +37,7 @@ class CorruptedClips(torch.utils.data.Dataset):
         return sample_seed(self.seed, 0xC0FFEE, index)  # per clip; the same for every model and severity
 
     def __getitem__(self, item):
-        index = item[0] if isinstance(item, tuple) else item
+        index = item_address(item)[0]
         clip, label = self.base[item]
         s = self.clip_seed(index)
         if clip.dim() == 5:  # two test clips
@@ -194,7 +195,7 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     for r in rows:
         if r["metric"] != "top1":
             continue
-        protocol = (r.get("test_clips") or "1", r.get("test_crops") or "1")  # older rows: the 1 x 1 test
+        protocol = tuple(r.get(k) or R.PROTOCOL_DEFAULTS[k] for k in R.EVAL_KEYS)  # older rows: the 1 x 1 test
         g = groups.setdefault((r["run_id"], r["kind"], protocol), {"meta": r, "clean": None, "corrupted": {}})
         if r["severity"] == "0":
             g["clean"] = float(r["value"])

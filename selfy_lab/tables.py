@@ -15,8 +15,7 @@ _DTYPES = {"offsets": str, "window": str, "corrupted_frames": str, "seed": int, 
            "test_crops": str}
 # variant columns added after the first results: what a file without them means (the features did not exist;
 # where the weights started is not recorded there: tools/migrate_result_columns.py fills it from each run)
-NEWER_COLUMNS = {"hierarchy": "none", "aux": "none", "labels": "1", "init": "unrecorded", "test_clips": "1",
-                 "test_crops": "1"}
+NEWER_COLUMNS = {"hierarchy": "none", "aux": "none", "labels": "1", "init": "unrecorded", **R.PROTOCOL_DEFAULTS}
 
 
 def ladder_index(offsets: str) -> int:
@@ -150,7 +149,7 @@ def robustness_by_severity(df: pd.DataFrame, summary: pd.DataFrame, kind: str, m
     std over seeds at every severity, and the mean mPC / rPC over seeds; in ladder order."""
     def protocol(d: pd.DataFrame) -> pd.Series:  # frames built without the protocol columns: the 1 x 1 test
         def col(c: str) -> pd.Series:
-            return d[c].astype(str) if c in d else pd.Series("1", index=d.index)
+            return d[c].astype(str) if c in d else pd.Series(R.PROTOCOL_DEFAULTS[c], index=d.index)
 
         return (col("test_clips") == str(clips)) & (col("test_crops") == str(crops))
 

@@ -32,7 +32,7 @@ def main(root: Path) -> None:
     for name, columns in TABLES.items():
         for path in sorted(root.glob(f"**/{name}")):
             rows = R.read_csv(path)
-            protocol = [c for c in ("test_clips", "test_crops") if c in columns and name != R.METRICS]
+            protocol = [c for c in R.EVAL_KEYS if c in columns and name != R.METRICS]
             if not rows or "run_id" not in rows[0] or all(r.get(c) for r in rows for c in (*NEW, *protocol)):
                 continue
             for r in rows:
@@ -43,7 +43,7 @@ def main(root: Path) -> None:
                     else:  # a run that never finished: its sweep's base (these columns were not swept then)
                         variants[rid] = sweep_base(path).variant()
                 r.update({c: variants[rid][c] for c in NEW if not r.get(c)})
-                r.update({c: "1" for c in protocol if not r.get(c)})
+                r.update({c: R.PROTOCOL_DEFAULTS[c] for c in protocol if not r.get(c)})
             R.write_csv(path, rows, columns)
             print(f"migrated {path}")
 

@@ -1,4 +1,4 @@
-"""selfy-lab train, eval and describe."""
+"""selfy-lab train, pretrain, eval and describe."""
 from __future__ import annotations
 
 import os
@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-
-from .common import (Aux, AuxWeight, Backbone, BatchSize, FreezeBackbone, LabelFraction, ListFormat, Tensorboard, Block, Categories, DataRoot, Dataset, Device, Epochs, Experiment,
-                     Extractor, Flip, FrameTemplate, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Lr, Offsets, Position, Preset,
-                     Pretrained, Reduce, RunDisplay, Seed, Similarity, TestClips, TestCrops, TrainList, ValList, Window,
-                     Workers, app, at_least, console, metrics_table, table)
+from .common import (Aux, AuxWeight, Backbone, BatchSize, Block, Categories, DataRoot, Dataset, Device, Epochs,
+                     Experiment, Extractor, Flip, Frames, FrameTemplate, FreezeBackbone, Fusion, Hierarchy,
+                     HierarchyLevels, Integrator, LabelFraction, ListFormat, Lr, Offsets, Position, Preset,
+                     Pretrained, Reduce, RunDisplay, Seed, Similarity, Tensorboard, TestClips, TestCrops, TrainList,
+                     ValList, Window, Workers, app, at_least, console, metrics_table, table)
 
 
 @app.command()

@@ -18,8 +18,13 @@ from .flip import flip_table
 from .lists import VIDEO_SUFFIXES, ListEntry, read_class_names, read_clips
 from .sampling import segment_indices
 from .transforms import center_crop, clip_from_frames, hflip, random_scale_crop, resize, three_crops
-from .video import read_sampled
+from .video import read_picked
 
+
+
+def item_address(item) -> tuple[int, int]:
+    """(index, sample_seed) of a dataset item, addressed either way (a bare index means seed 0)."""
+    return item if isinstance(item, tuple) else (item, 0)
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -65,11 +70,10 @@ class SyntheticClips(ClipDataset):
         return np.arange(len(self)) % len(syn.CLASSES)
 
     def clip(self, item) -> torch.Tensor:
-        index = item[0] if isinstance(item, tuple) else item
-        return clip_from_frames(np.array(self.clips[index]))  # copied out of the read-only memmap
+        return clip_from_frames(np.array(self.clips[item_address(item)[0]]))  # copied out of the read-only memmap
 
     def __getitem__(self, item):
-        index, seed = item if isinstance(item, tuple) else (item, 0)
+        index, seed = item_address(item)
         label = index % len(syn.CLASSES)
         clip = self.clip(item)
         if self.train:
@@ -153,19 +157,17 @@ class ListClips(ClipDataset):
         return np.array([e.label for e in self.entries])
 
     def clip(self, item) -> torch.Tensor:
-        index, seed = item if isinstance(item, tuple) else (item, 0)
+        index, seed = item_address(item)
         out = self._views(index, np.random.default_rng(seed))
         return out[0] if len(out) == 1 else torch.stack(out)
 
     def __getitem__(self, item):
-        index, seed = item if isinstance(item, tuple) else (item, 0)
-        rng = np.random.default_rng(seed)
-        out = self._views(index, rng)
+        index, seed = item_address(item)
         label = self.entries[index].label
-        if self.train:
-            clip, label = self._augment(out[0], label, rng)
-            return clip, label
-        return (out[0] if len(out) == 1 else torch.stack(out)), label
+        if not self.train:  # testing draws nothing at random: the clip's views as they are
+            return self.clip(item), label
+        rng = np.random.default_rng(seed)
+        return self._augment(self._views(index, rng)[0], label, rng)
 
     def _views(self, index: int, rng) -> list[torch.Tensor]:
         """The item's sampled, resized and cropped clips (one in training, ``test_clips`` x ``test_crops`` in
@@ -173,17 +175,13 @@ class ListClips(ClipDataset):
         e = self.entries[index]
         clips = 1 if self.train else self.cfg.test_clips
         if e.path.suffix.lower() in VIDEO_SUFFIXES:
-            sampled = {}
-
             def pick(total: int) -> np.ndarray:  # sample inside the listed range once the length is known
                 last = total - 1 if e.end is None else min(e.end, total - 1)
                 if last < e.start:
                     raise DataError(f"{e.source}: video {e.path} has {total} frames, none in {e.start}..{e.end}")
-                sampled["idx"] = e.start + segment_indices(last - e.start + 1, self.frames, self.train, rng, clips)
-                return sampled["idx"]
+                return e.start + segment_indices(last - e.start + 1, self.frames, self.train, rng, clips)
 
-            frames, inverse = read_sampled(e.path, pick, e.source)
-            views = frames[inverse.reshape(sampled["idx"].shape)]  # (clips, T, H, W, 3)
+            views = read_picked(e.path, pick, e.source)  # (clips, T, H, W, 3)
         else:
             idx = segment_indices(e.num_frames, self.frames, self.train, rng, clips)  # (clips, T)
             views = [np.stack([self._frame(e, int(i) + 1) for i in row]) for row in idx]
@@ -271,14 +269,7 @@ def load_user_clip(path: str | Path, frames: int, size: int, resize_to: tuple[in
         except (OSError, UnidentifiedImageError, ValueError) as e:
             raise DataError(f"{path}: cannot read its frames ({type(e).__name__}; all frames must be images of one size)") from None
     elif path.suffix.lower() in VIDEO_SUFFIXES:
-        sampled = {}
-
-        def pick(n: int) -> np.ndarray:
-            sampled["idx"] = segment_indices(n, frames, False)[0]
-            return sampled["idx"]
-
-        got, inverse = read_sampled(path, pick, str(path))
-        arr = got[inverse]
+        arr = read_picked(path, lambda n: segment_indices(n, frames, False)[0], str(path))
     else:
         raise DataError(f"--video {path}: expected a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder of frames")
     clip = clip_from_frames(arr)  # (T, C, H, W)
@@ -299,7 +290,7 @@ class Subset(torch.utils.data.Dataset):
         return len(self.indices)
 
     def _item(self, item):
-        index, seed = item if isinstance(item, tuple) else (item, 0)
+        index, seed = item_address(item)
         return int(self.indices[index]), seed
 
     def __getitem__(self, item):
@@ -344,7 +335,7 @@ def build_dataset(run: RunConfig, split: str, check: bool | None = None, progres
     if cfg.dataset == "synthetic":
         return SyntheticClips(cfg, frames, split, train)
     paths = resolve_paths(cfg, ("categories", split))
-    names = read_class_names(paths["categories"])
+    names = class_names_of(run)
     if len(names) != run.model.num_classes:
         raise DataError(f"{paths['categories']} names {len(names)} classes, the model has {run.model.num_classes}: "
                         f"pass the class list of {cfg.dataset}")

@@ -40,6 +40,20 @@ def read_sampled(path: Path, pick: Callable[[int], np.ndarray], where: str = "")
     return _read_pyav(path, pick, prefix)
 
 
+def read_picked(path: Path, pick: Callable[[int], np.ndarray], where: str = "") -> np.ndarray:
+    """Like :func:`read_sampled`, but the frames of every picked index in the picked shape:
+    (*shape of pick(n), H, W, 3) uint8."""
+    shape: list[tuple[int, ...]] = []
+
+    def keep(n: int) -> np.ndarray:
+        idx = np.asarray(pick(n))
+        shape.append(idx.shape)
+        return idx
+
+    frames, inverse = read_sampled(path, keep, where)
+    return frames[inverse.reshape(shape[0])]
+
+
 def _unique(idx: np.ndarray, n: int, path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     idx = np.asarray(idx, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= n):
