@@ -216,3 +216,60 @@ def pairwise_orderings(view: pd.DataFrame) -> pd.DataFrame:
             out.append({"higher": hi["variant"], "lower": lo["variant"], "paper_diff": hi["paper_top1"] - lo["paper_top1"],
                         "ours_diff": ours, "spread": spread, "verdict": verdict})
     return pd.DataFrame(out, columns=["higher", "lower", "paper_diff", "ours_diff", "spread", "verdict"])
+
+
+COMPARISON_TABLE = "comparison.csv"
+
+
+def is_block_comparison(summary: pd.DataFrame) -> bool:
+    """Does a sweep compare blocks (at least three different blocks beside its baselines)?"""
+    return len(summary) > 0 and summary.loc[summary["block"] != "none", "block"].nunique() >= 3
+
+
+def _comparison_label(row, main_backbone: str) -> str:
+    if row["block"] == "none":
+        return f"{row['backbone']} (no block)"
+    label = f"{row['block']} {row['offsets']}" if str(row["block"]).startswith("selfy") else str(row["block"])
+    return label if row["backbone"] == main_backbone else f"{label} on {row['backbone']}"
+
+
+def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A block comparison (``experiments/motion_modules.yaml``) from its tidy run rows: one row per (backbone,
+    block, offsets) with val top-1 (%, mean, std and every seed), the accuracy within the time-reversed pairs
+    (binary: which of the two orders; 50% is order-blind), GFLOPs, parameters (M) and the mean training time
+    of a run (minutes, as the sweep measured it). With ``bench`` (the rows of ``selfy-lab bench --only modules``)
+    it adds ``step_ratio``: the training-step time with the block over the plain backbone, measured side by side
+    (blank where the bench has no such model). Rows: the plain backbone, the other baselines, then the blocks by
+    top-1, best first."""
+    cols = ["variant", "backbone", "block", "offsets", "top1", "top1_std", "seeds", "top1_per_seed",
+            "order_pairs_binary", "gflops", "params_m", "train_min"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    val = df[df["split"] == "val"].drop_duplicates(["run_id", "metric"])
+    keys = ["backbone", "block", "offsets"]
+    main = val.loc[val["block"] != "none", "backbone"].mode()
+    main_backbone = main.iloc[0] if len(main) else ""
+    out = []
+    for (backbone, block, offsets), g in val.groupby(keys, sort=False):
+        top1 = g[g["metric"] == "top1"].sort_values("seed")
+        if top1.empty:
+            continue
+        rec = {"backbone": backbone, "block": block, "offsets": offsets,
+               "top1": 100 * top1["value"].mean(), "top1_std": 100 * _zero_nan(top1["value"].std()),
+               "seeds": len(top1), "top1_per_seed": " / ".join(f"{100 * v:.1f}" for v in top1["value"]),
+               "order_pairs_binary": 100 * g.loc[g["metric"] == "order_pairs_binary", "value"].mean(),
+               "gflops": top1["gflops"].iloc[0], "params_m": top1["params_m"].iloc[0],
+               "train_min": g.loc[g["metric"] == "seconds", "value"].mean() / 60}
+        rec["variant"] = _comparison_label(rec, main_backbone)
+        out.append(rec)
+    table = pd.DataFrame(out, columns=cols)
+    if bench is not None and len(bench):
+        ratios = bench[(bench["benchmark"] == "modules_quick") & (bench["metric"] == "time_ratio")]
+        by_impl = dict(zip(ratios["impl"], ratios["value"]))
+        table["step_ratio"] = [1.0 if r.block == "none" and r.backbone == main_backbone
+                               else by_impl.get(f"{r.block}-{r.backbone}", float("nan")) if r.block != "none" else float("nan")
+                               for r in table.itertuples()]
+    # the plain backbone, the other baselines, then the blocks by top-1
+    table["_rank"] = [0 if b == "none" and bb == main_backbone else 1 if b == "none" else 2
+                      for b, bb in zip(table["block"], table["backbone"])]
+    return table.sort_values(["_rank", "top1"], ascending=[True, False]).drop(columns="_rank").reset_index(drop=True)

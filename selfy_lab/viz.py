@@ -308,3 +308,21 @@ def confusion_figure(conf: np.ndarray, class_names: list[str], title: str = ""):
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
     fig.tight_layout()
     return fig
+
+
+def comparison_figure(table, metric_label: str = "val top-1 (%)"):
+    """Accuracy vs GFLOPs of a block comparison (:func:`selfy_lab.tables.module_comparison`): one point per
+    variant, mean +- std over seeds, labelled."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for r in table.itertuples():
+        is_selfy = str(r.block).startswith("selfy")
+        ax.errorbar(r.gflops, r.top1, yerr=r.top1_std, marker="s" if is_selfy else ("o" if r.block != "none" else "x"),
+                    color="C3" if is_selfy else ("C0" if r.block != "none" else "gray"), capsize=3)
+        ax.annotate(r.variant, (r.gflops, r.top1), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set_xlabel("GFLOPs (multiply-accumulates per clip)")
+    ax.set_ylabel(metric_label)
+    ax.set_title("motion modules at equal recipe (mean ± std over seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

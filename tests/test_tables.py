@@ -114,3 +114,49 @@ def test_pairwise_orderings_use_the_seeds_spread():
     assert o.loc[("a", "d"), "verdict"] == "contradicted"
     assert not any("e" in k for k in o.index) and ("b", "f") not in o.index and ("f", "b") not in o.index
     assert len(o) == 9  # pairs of a, b, c, d, f with different paper values: 10 minus the b-f tie
+
+
+@pytest.fixture
+def modules():
+    rows = []
+    for seed in range(3):
+        rows += run_rows("motion-modules", "tsn-r18-w16", "none", "none", seed, 0.20 + 0.01 * seed, 0.5)
+        rows += run_rows("motion-modules", "tsm-r18-w16", "none", "none", seed, 0.60, 0.9)
+        rows += run_rows("motion-modules", "tsn-r18-w16", "selfy", "-3..3", seed, 0.70 + 0.02 * seed, 0.9)
+        rows += run_rows("motion-modules", "tsm-r18-w16", "selfy", "-3..3", seed, 0.80, 0.95)
+        rows += run_rows("motion-modules", "tsn-r18-w16", "stm", "-3..3", seed, 0.50, 0.8, gflops=0.11)
+        rows += run_rows("motion-modules", "tsn-r18-w16", "tea", "-3..3", seed, 0.40, 0.8, gflops=0.1)
+    df = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    extra = df[(df["metric"] == "top1") & (df["split"] == "val")].copy()
+    pairs = extra.assign(metric="order_pairs_binary", value=extra["block"].map({"none": 0.5}).fillna(0.9))
+    secs = extra.assign(metric="seconds", value=120.0)
+    return pd.concat([df, pairs, secs], ignore_index=True)
+
+
+def test_module_comparison_rows_seeds_and_step_ratio(modules):
+    assert T.is_block_comparison(T.summarize(modules))
+    bench = pd.DataFrame([{"benchmark": "modules_quick", "impl": "stm-tsn-r18-w16", "metric": "time_ratio", "value": 1.06},
+                          {"benchmark": "modules_quick", "impl": "stm-tsn-r18-w16", "metric": "seconds", "value": 9.0}])
+    t = T.module_comparison(modules, bench).set_index("variant")
+    # baselines first, then best top-1 first; a block on another backbone says so
+    assert list(t.index) == ["tsn-r18-w16 (no block)", "tsm-r18-w16 (no block)", "selfy -3..3 on tsm-r18-w16",
+                             "selfy -3..3", "stm", "tea"]
+    assert t.loc["selfy -3..3", "top1"] == pytest.approx(72.0) and t.loc["selfy -3..3", "top1_std"] == pytest.approx(2.0)
+    assert t.loc["selfy -3..3", "top1_per_seed"] == "70.0 / 72.0 / 74.0" and t.loc["selfy -3..3", "seeds"] == 3
+    assert t.loc["tsn-r18-w16 (no block)", "order_pairs_binary"] == pytest.approx(50.0)
+    assert t.loc["stm", "gflops"] == 0.11 and t.loc["stm", "train_min"] == pytest.approx(2.0)
+    assert t.loc["stm", "step_ratio"] == 1.06 and t.loc["tsn-r18-w16 (no block)", "step_ratio"] == 1.0
+    assert math.isnan(t.loc["tea", "step_ratio"])  # not benched: blank, not guessed
+    # a ladder is not a block comparison
+    assert not T.is_block_comparison(T.summarize(modules[modules["block"].isin(["none", "selfy"])]))
+
+
+def test_block_comparison_sweep_writes_its_table_and_figure(modules, tmp_path):
+    from selfy_lab import results as R
+    from selfy_lab.ablate import write_sweep_figure
+
+    R.write_csv(tmp_path / R.RUNS_TABLE, modules.to_dict("records"), RUN_COLUMNS)
+    paths = write_sweep_figure(tmp_path)
+    assert (tmp_path / T.COMPARISON_TABLE) in paths and (tmp_path / "figures" / "accuracy_vs_gflops.png") in paths
+    written = pd.read_csv(tmp_path / T.COMPARISON_TABLE)
+    assert len(written) == 6 and written.iloc[0]["variant"] == "tsn-r18-w16 (no block)"
