@@ -65,6 +65,23 @@ if len(ladder):
     plt.show()
 else:
     print("no offsets sweep in", RESULTS)'''),
+            ("md", "## Motion modules side by side (`experiments/motion_modules.yaml`)\n\n"
+                   "Every sweep that compares blocks: top-1 per seed, the accuracy within the time-reversed pairs "
+                   "(binary; 50% is order-blind), GFLOPs and parameters from the FLOPs counter, and the training-step "
+                   "time ratio against the plain backbone from `selfy-lab bench --only modules` where it was measured."),
+            ("code", '''from selfy_lab.viz import comparison_figure
+
+bench_file = RESULTS / "bench-modules" / "bench.csv"
+bench = pd.read_csv(bench_file) if bench_file.exists() else None
+compared = [e for e, g in runs.groupby("experiment") if tables.is_block_comparison(tables.summarize(g))] if len(runs) else []
+for experiment in compared:
+    table = tables.module_comparison(runs[runs["experiment"] == experiment], bench)
+    display(Markdown(f"**{experiment}**"))
+    display(table.drop(columns=["backbone", "block", "offsets"]).style.format(precision=2, na_rep="-").hide(axis="index"))
+    comparison_figure(table)
+    plt.show()
+if not compared:
+    print("no block comparison in", RESULTS)'''),
         ]),
     "robustness": nb(
         "Robustness: occlusion and motion blur (Fig. 5)",
@@ -82,7 +99,7 @@ for kind in (sorted(rob["kind"].unique()) if len(rob) else []):
             ("md", "## mPC and rPC per variant (mean ± std over seeds)"),
             ("code", '''summary = tables.load_robustness_summary(RESULTS)
 if len(summary):
-    table = (summary.groupby(["kind", "backbone", "offsets", "metric"])["value"].agg(["mean", "std", "count"])
+    table = (summary.groupby(["kind", "backbone", "block", "offsets", "metric"])["value"].agg(["mean", "std", "count"])
              .unstack("metric"))
     display(table.style.format(precision=3, na_rep="-"))'''),
             ("md", "## Example clips (Fig. 5c)"),
