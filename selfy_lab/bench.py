@@ -233,12 +233,16 @@ def module_settings() -> dict[str, tuple[ModelConfig, int, int]]:
     return {"modules_quick": (base, batch, size), "modules_tsm_r18": (TSM_R18, 1, 224)}
 
 
+# the offsets of the SELFY block in the module comparison (the other blocks take none)
+MODULE_SELFY_OFFSETS = (-3, -2, -1, 0, 1, 2, 3)
+
+
 def module_configs(base: ModelConfig) -> dict[str, ModelConfig]:
     """Every block at res3 of ``base``: SELFY with -3..3 and each motion module, on the base's other fields;
     and HCML's frame-difference hierarchy at res2-res4 (``hcml-diff``, trained with its auxiliary loss)."""
     from .config import MOTION_BLOCKS
 
-    selfy = replace(base, block="selfy", offsets=(-3, -2, -1, 0, 1, 2, 3), position=("res3",))
+    selfy = replace(base, block="selfy", offsets=MODULE_SELFY_OFFSETS, position=("res3",))
     return {"selfy": selfy, **{b: replace(selfy, block=b) for b in MOTION_BLOCKS},
             "hcml-diff": replace(base, hierarchy="diff")}  # the motion hierarchy at res2-res4, with its loss
 

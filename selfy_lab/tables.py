@@ -246,6 +246,9 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
     if df.empty:
         return pd.DataFrame(columns=cols)
     val = df[df["split"] == "val"].drop_duplicates(["run_id", "metric"])
+    # a run's training time is a train-split row
+    minutes = df[(df["split"] == "train") & (df["metric"] == "seconds")].drop_duplicates("run_id")
+    minutes = dict(zip(minutes["run_id"], minutes["value"] / 60))
     keys = ["backbone", "block", "offsets"]
     main = val.loc[val["block"] != "none", "backbone"].mode()
     main_backbone = main.iloc[0] if len(main) else ""
@@ -259,16 +262,24 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
                "seeds": len(top1), "top1_per_seed": " / ".join(f"{100 * v:.1f}" for v in top1["value"]),
                "order_pairs_binary": 100 * g.loc[g["metric"] == "order_pairs_binary", "value"].mean(),
                "gflops": top1["gflops"].iloc[0], "params_m": top1["params_m"].iloc[0],
-               "train_min": g.loc[g["metric"] == "seconds", "value"].mean() / 60}
+               "train_min": pd.Series([minutes.get(r) for r in top1["run_id"]], dtype=float).mean()}
         rec["variant"] = _comparison_label(rec, main_backbone)
         out.append(rec)
     table = pd.DataFrame(out, columns=cols)
     if bench is not None and len(bench):
         ratios = bench[(bench["benchmark"] == "modules_quick") & (bench["metric"] == "time_ratio")]
         by_impl = dict(zip(ratios["impl"], ratios["value"]))
-        table["step_ratio"] = [1.0 if r.block == "none" and r.backbone == main_backbone
-                               else by_impl.get(f"{r.block}-{r.backbone}", float("nan")) if r.block != "none" else float("nan")
-                               for r in table.itertuples()]
+        from .bench import MODULE_SELFY_OFFSETS
+        from .grammar import format_offsets
+
+        def ratio(r) -> float:  # the plain backbone is the reference; other baselines and SELFY offsets were not benched
+            if r.block == "none":
+                return 1.0 if r.backbone == main_backbone else float("nan")
+            if r.block == "selfy" and r.offsets != format_offsets(MODULE_SELFY_OFFSETS):
+                return float("nan")
+            return by_impl.get(f"{r.block}-{r.backbone}", float("nan"))
+
+        table["step_ratio"] = [ratio(r) for r in table.itertuples()]
     # the plain backbone, the other baselines, then the blocks by top-1
     table["_rank"] = [0 if b == "none" and bb == main_backbone else 1 if b == "none" else 2
                       for b, bb in zip(table["block"], table["backbone"])]

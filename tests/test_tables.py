@@ -126,27 +126,32 @@ def modules():
         rows += run_rows("motion-modules", "tsm-r18-w16", "selfy", "-3..3", seed, 0.80, 0.95)
         rows += run_rows("motion-modules", "tsn-r18-w16", "stm", "-3..3", seed, 0.50, 0.8, gflops=0.11)
         rows += run_rows("motion-modules", "tsn-r18-w16", "tea", "-3..3", seed, 0.40, 0.8, gflops=0.1)
+        rows += run_rows("motion-modules", "tsn-r18-w16", "selfy", "{1}", seed, 0.30, 0.8)
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
     extra = df[(df["metric"] == "top1") & (df["split"] == "val")].copy()
     pairs = extra.assign(metric="order_pairs_binary", value=extra["block"].map({"none": 0.5}).fillna(0.9))
-    secs = extra.assign(metric="seconds", value=120.0)
+    secs = extra.assign(split="train", metric="seconds", value=120.0)  # as train.result_rows writes it
     return pd.concat([df, pairs, secs], ignore_index=True)
 
 
 def test_module_comparison_rows_seeds_and_step_ratio(modules):
     assert T.is_block_comparison(T.summarize(modules))
     bench = pd.DataFrame([{"benchmark": "modules_quick", "impl": "stm-tsn-r18-w16", "metric": "time_ratio", "value": 1.06},
+                          {"benchmark": "modules_quick", "impl": "selfy-tsn-r18-w16", "metric": "time_ratio", "value": 1.45},
                           {"benchmark": "modules_quick", "impl": "stm-tsn-r18-w16", "metric": "seconds", "value": 9.0}])
     t = T.module_comparison(modules, bench).set_index("variant")
     # baselines first, then best top-1 first; a block on another backbone says so
     assert list(t.index) == ["tsn-r18-w16 (no block)", "tsm-r18-w16 (no block)", "selfy -3..3 on tsm-r18-w16",
-                             "selfy -3..3", "stm", "tea"]
+                             "selfy -3..3", "stm", "tea", "selfy {1}"]
     assert t.loc["selfy -3..3", "top1"] == pytest.approx(72.0) and t.loc["selfy -3..3", "top1_std"] == pytest.approx(2.0)
     assert t.loc["selfy -3..3", "top1_per_seed"] == "70.0 / 72.0 / 74.0" and t.loc["selfy -3..3", "seeds"] == 3
     assert t.loc["tsn-r18-w16 (no block)", "order_pairs_binary"] == pytest.approx(50.0)
     assert t.loc["stm", "gflops"] == 0.11 and t.loc["stm", "train_min"] == pytest.approx(2.0)
     assert t.loc["stm", "step_ratio"] == 1.06 and t.loc["tsn-r18-w16 (no block)", "step_ratio"] == 1.0
     assert math.isnan(t.loc["tea", "step_ratio"])  # not benched: blank, not guessed
+    assert math.isnan(t.loc["tsm-r18-w16 (no block)", "step_ratio"])
+    # the bench times SELFY at -3..3 only: its ratio is not lent to another offset set
+    assert t.loc["selfy -3..3", "step_ratio"] == 1.45 and math.isnan(t.loc["selfy {1}", "step_ratio"])
     # a ladder is not a block comparison
     assert not T.is_block_comparison(T.summarize(modules[modules["block"].isin(["none", "selfy"])]))
 
@@ -159,4 +164,4 @@ def test_block_comparison_sweep_writes_its_table_and_figure(modules, tmp_path):
     paths = write_sweep_figure(tmp_path)
     assert (tmp_path / T.COMPARISON_TABLE) in paths and (tmp_path / "figures" / "accuracy_vs_gflops.png") in paths
     written = pd.read_csv(tmp_path / T.COMPARISON_TABLE)
-    assert len(written) == 6 and written.iloc[0]["variant"] == "tsn-r18-w16 (no block)"
+    assert len(written) == 7 and written.iloc[0]["variant"] == "tsn-r18-w16 (no block)"
