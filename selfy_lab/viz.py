@@ -97,6 +97,22 @@ def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 130) -
     return paths
 
 
+def robustness_variants(df):
+    """A line label per robustness row: "BACKBONE baseline" for a block-less model; "BACKBONE OFFSETS" when the
+    rows hold one kind of block (an offsets sweep), else "BACKBONE BLOCK [OFFSETS]" (a block comparison, whose
+    other modules have no offsets)."""
+    blocks = set(df.loc[df["block"] != "none", "block"])
+
+    def label(r) -> str:
+        if r["block"] == "none":
+            return f"{r['backbone']} baseline"
+        if len(blocks) <= 1:
+            return f"{r['backbone']} {r['offsets']}"
+        return " ".join(str(x) for x in (r["backbone"], r["block"], r["offsets"]) if x != "none")
+
+    return df.apply(label, axis=1) if len(df) else df["block"].astype(str)
+
+
 def robustness_figure(df, kind: str, metric: str = "top1"):
     """Fig. 5a/b: top-1 vs severity for one corruption kind, one line per variant, band = std over seeds."""
     import seaborn as sns
@@ -105,9 +121,9 @@ def robustness_figure(df, kind: str, metric: str = "top1"):
 
     plt = _plt()
     sub = df[(df["kind"] == kind) & (df["metric"] == metric)].copy()
-    sub["variant"] = sub.apply(lambda r: f"{r['backbone']} baseline" if r["block"] == "none"
-                               else f"{r['backbone']} {r['offsets']}", axis=1)
-    order = sorted(sub["variant"].unique(), key=lambda v: (v.split()[0], ladder_index(v.split()[-1])))
+    sub["variant"] = robustness_variants(sub)
+    order = sorted(sub["variant"].unique(), key=lambda v: (v.split()[0], " ".join(v.split()[1:-1]),
+                                                           ladder_index(v.split()[-1])))
     sub["value"] = 100 * sub["value"]
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     sns.lineplot(data=sub, x="severity", y="value", hue="variant", hue_order=order, marker="o", errorbar="sd", ax=ax)

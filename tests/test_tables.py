@@ -165,3 +165,19 @@ def test_block_comparison_sweep_writes_its_table_and_figure(modules, tmp_path):
     assert (tmp_path / T.COMPARISON_TABLE) in paths and (tmp_path / "figures" / "accuracy_vs_gflops.png") in paths
     written = pd.read_csv(tmp_path / T.COMPARISON_TABLE)
     assert len(written) == 7 and written.iloc[0]["variant"] == "tsn-r18-w16 (no block)"
+
+
+def test_robustness_lines_are_told_apart_by_block_when_a_sweep_compares_blocks():
+    from selfy_lab.viz import robustness_variants
+
+    def rows(*models):
+        return pd.DataFrame([{"backbone": "tsn", "block": b, "offsets": o} for b, o in models],
+                            columns=["backbone", "block", "offsets"])
+
+    # an offsets sweep keeps its short labels
+    assert list(robustness_variants(rows(("none", "none"), ("selfy", "{1}"), ("selfy", "-3..3")))) == \
+        ["tsn baseline", "tsn {1}", "tsn -3..3"]
+    # a block comparison: modules without offsets must not share one line
+    labels = list(robustness_variants(rows(("none", "none"), ("selfy", "-3..3"), ("ms", "none"), ("stm", "none"))))
+    assert labels == ["tsn baseline", "tsn selfy -3..3", "tsn ms", "tsn stm"]
+    assert len(robustness_variants(rows())) == 0
