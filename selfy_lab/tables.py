@@ -284,3 +284,31 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
     table["_rank"] = [0 if b == "none" and bb == main_backbone else 1 if b == "none" else 2
                       for b, bb in zip(table["block"], table["backbone"])]
     return table.sort_values(["_rank", "top1"], ascending=[True, False]).drop(columns="_rank").reset_index(drop=True)
+
+
+HCML_FIELDS = ("backbone", "block", "offsets", "hierarchy", "aux", "init", "labels")
+
+
+def variant_table(df: pd.DataFrame, fields=HCML_FIELDS) -> pd.DataFrame:
+    """Val top-1 (%, mean, std, seeds and every seed) and the binary accuracy within the time-reversed pairs
+    (%; 50 is order-blind) per variant of ``fields`` (the HCML experiments by default: block, hierarchy,
+    auxiliary loss, initialisation, label share), in first-seen order. ``variant`` names each row by the fields
+    that differ between rows (``field=value``)."""
+    fields = [f for f in fields if f in df.columns]
+    cols = ["variant", *fields, "top1", "top1_std", "seeds", "top1_per_seed", "order_pairs_binary"]
+    val = df[df["split"] == "val"].drop_duplicates(["run_id", "metric"]) if len(df) else df
+    if val.empty:
+        return pd.DataFrame(columns=cols)
+    varying = [f for f in fields if val[f].astype(str).nunique() > 1]
+    out = []
+    for key, g in val.groupby(fields, sort=False, dropna=False):
+        top1 = g[g["metric"] == "top1"].sort_values("seed")
+        if top1.empty:
+            continue
+        rec = dict(zip(fields, key))
+        rec.update({"variant": ", ".join(f"{f}={rec[f]}" for f in varying) or "all runs",
+                    "top1": 100 * top1["value"].mean(), "top1_std": 100 * _zero_nan(top1["value"].std()),
+                    "seeds": len(top1), "top1_per_seed": " / ".join(f"{100 * v:.1f}" for v in top1["value"]),
+                    "order_pairs_binary": 100 * g.loc[g["metric"] == "order_pairs_binary", "value"].mean()})
+        out.append(rec)
+    return pd.DataFrame(out, columns=cols)

@@ -181,3 +181,20 @@ def test_robustness_lines_are_told_apart_by_block_when_a_sweep_compares_blocks()
     labels = list(robustness_variants(rows(("none", "none"), ("selfy", "-3..3"), ("ms", "none"), ("stm", "none"))))
     assert labels == ["tsn baseline", "tsn selfy -3..3", "tsn ms", "tsn stm"]
     assert len(robustness_variants(rows())) == 0
+
+
+def test_variant_table_names_rows_by_the_fields_that_differ():
+    rows = []
+    for seed, (scratch, tuned) in enumerate([(0.30, 0.50), (0.34, 0.56)]):
+        rows += run_rows("hcml-labels", "tsn", "none", "none", seed, scratch, 0.9, init="scratch", labels="0.1")
+        rows += run_rows("hcml-labels", "tsn", "none", "none", seed, tuned, 0.9, init="file", labels="0.1",
+                         hierarchy="diff")
+    df = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    pairs = df[(df["metric"] == "top1") & (df["split"] == "val")].assign(metric="order_pairs_binary", value=0.75)
+    t = T.variant_table(pd.concat([df, pairs], ignore_index=True)).set_index("variant")
+    assert list(t.index) == ["hierarchy=none, init=scratch", "hierarchy=diff, init=file"]
+    assert t.loc["hierarchy=diff, init=file", "top1"] == pytest.approx(53.0)
+    assert t.loc["hierarchy=diff, init=file", "top1_per_seed"] == "50.0 / 56.0"
+    assert t.loc["hierarchy=none, init=scratch", "seeds"] == 2
+    assert t.loc["hierarchy=none, init=scratch", "order_pairs_binary"] == pytest.approx(75.0)
+    assert T.variant_table(df.iloc[0:0]).empty
