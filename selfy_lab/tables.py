@@ -233,6 +233,14 @@ def _comparison_label(row, main_backbone: str) -> str:
     return label if row["backbone"] == main_backbone else f"{label} on {row['backbone']}"
 
 
+def _seed_stats(g: pd.DataFrame, top1: pd.DataFrame) -> dict:
+    """A variant's val rows ``g`` (its ``top1`` rows sorted by seed): top-1 (%) mean, std and every seed, and the
+    binary accuracy within the time-reversed pairs (%)."""
+    return {"top1": 100 * top1["value"].mean(), "top1_std": 100 * _zero_nan(top1["value"].std()),
+            "seeds": len(top1), "top1_per_seed": " / ".join(f"{100 * v:.1f}" for v in top1["value"]),
+            "order_pairs_binary": 100 * g.loc[g["metric"] == "order_pairs_binary", "value"].mean()}
+
+
 def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd.DataFrame:
     """A block comparison (``experiments/motion_modules.yaml``) from its tidy run rows: one row per (backbone,
     block, offsets) with val top-1 (%, mean, std and every seed), the accuracy within the time-reversed pairs
@@ -257,10 +265,7 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
         top1 = g[g["metric"] == "top1"].sort_values("seed")
         if top1.empty:
             continue
-        rec = {"backbone": backbone, "block": block, "offsets": offsets,
-               "top1": 100 * top1["value"].mean(), "top1_std": 100 * _zero_nan(top1["value"].std()),
-               "seeds": len(top1), "top1_per_seed": " / ".join(f"{100 * v:.1f}" for v in top1["value"]),
-               "order_pairs_binary": 100 * g.loc[g["metric"] == "order_pairs_binary", "value"].mean(),
+        rec = {"backbone": backbone, "block": block, "offsets": offsets, **_seed_stats(g, top1),
                "gflops": top1["gflops"].iloc[0], "params_m": top1["params_m"].iloc[0],
                "train_min": pd.Series([minutes.get(r) for r in top1["run_id"]], dtype=float).mean()}
         rec["variant"] = _comparison_label(rec, main_backbone)
@@ -306,9 +311,6 @@ def variant_table(df: pd.DataFrame, fields=HCML_FIELDS) -> pd.DataFrame:
         if top1.empty:
             continue
         rec = dict(zip(fields, key))
-        rec.update({"variant": ", ".join(f"{f}={rec[f]}" for f in varying) or "all runs",
-                    "top1": 100 * top1["value"].mean(), "top1_std": 100 * _zero_nan(top1["value"].std()),
-                    "seeds": len(top1), "top1_per_seed": " / ".join(f"{100 * v:.1f}" for v in top1["value"]),
-                    "order_pairs_binary": 100 * g.loc[g["metric"] == "order_pairs_binary", "value"].mean()})
+        rec.update({"variant": ", ".join(f"{f}={rec[f]}" for f in varying) or "all runs", **_seed_stats(g, top1)})
         out.append(rec)
     return pd.DataFrame(out, columns=cols)
