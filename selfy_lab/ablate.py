@@ -346,12 +346,13 @@ def run_plan(plan: SweepPlan, out: str | Path, jobs: int = 1, device: str = "aut
 
 
 def write_sweep_figure(out: str | Path, paper_table: str = "") -> list[Path]:
-    """Accuracy vs temporal range of a sweep with several offset sets (beside the paper's Table 3a when the
-    sweep reproduces it), as SWEEP/figures/temporal_range.{png,pdf}; for a sweep comparing blocks, its table
-    (SWEEP/comparison.csv) and accuracy vs GFLOPs (SWEEP/figures/accuracy_vs_gflops.{png,pdf}); nothing
-    for other sweeps."""
+    """Accuracy vs temporal range of a sweep whose variants differ in their offsets alone (beside the paper's
+    Table 3a when the sweep reproduces it), as SWEEP/figures/temporal_range.{png,pdf}; for a sweep comparing
+    blocks, its table (SWEEP/comparison.csv) and accuracy vs GFLOPs (SWEEP/figures/accuracy_vs_gflops.{png,pdf});
+    nothing for other sweeps (their tables are in the ablations notebook)."""
     from .paper import TABLES
-    from .tables import COMPARISON_TABLE, is_block_comparison, load_runs, module_comparison, summarize, sweep_table_id
+    from .tables import (COMPARISON_TABLE, is_block_comparison, is_offsets_sweep, load_runs, module_comparison,
+                         summarize, sweep_table_id)
     from .viz import comparison_figure, save_figure, temporal_range_figure
 
     df = load_runs(Path(out) / R.RUNS_TABLE)
@@ -361,7 +362,7 @@ def write_sweep_figure(out: str | Path, paper_table: str = "") -> list[Path]:
         R.write_csv(Path(out) / COMPARISON_TABLE, table.to_dict("records"), list(table.columns))
         return [Path(out) / COMPARISON_TABLE,
                 *save_figure(comparison_figure(table), R.figures_dir(out) / "accuracy_vs_gflops")]
-    if summ.empty or summ["offsets"].nunique() < 2:
+    if not is_offsets_sweep(summ):
         return []
     table_id = sweep_table_id(summ, paper_table)
     paper_rows = None

@@ -226,6 +226,25 @@ def is_block_comparison(summary: pd.DataFrame) -> bool:
     return len(summary) > 0 and summary.loc[summary["block"] != "none", "block"].nunique() >= 3
 
 
+def is_offsets_sweep(summary: pd.DataFrame) -> bool:
+    """Do a sweep's variants differ in their temporal offsets alone (per backbone: at most one baseline, and its
+    blocks alike in every other field), with at least two offset sets? Only then is accuracy vs temporal range
+    the sweep's picture; a table whose variants change the extractor, the window or the position at one offset
+    set is not a temporal-range curve."""
+    from .results import VARIANT_FIELDS
+
+    if summary.empty or summary["offsets"].nunique() < 2:
+        return False
+    others = [c for c in VARIANT_FIELDS if c in summary.columns and c not in ("backbone", "offsets")]
+    for _, g in summary.groupby("backbone", dropna=False):
+        blocks = g[g["block"] != "none"]
+        if (g["block"] == "none").sum() > 1 or blocks["offsets"].duplicated().any():
+            return False
+        if any(blocks[c].astype(str).nunique() > 1 for c in others):
+            return False
+    return True
+
+
 def _comparison_label(row, main_backbone: str) -> str:
     if row["block"] == "none":
         return f"{row['backbone']} (no block)"

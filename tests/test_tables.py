@@ -198,3 +198,37 @@ def test_variant_table_names_rows_by_the_fields_that_differ():
     assert t.loc["hierarchy=none, init=scratch", "seeds"] == 2
     assert t.loc["hierarchy=none, init=scratch", "order_pairs_binary"] == pytest.approx(75.0)
     assert T.variant_table(df.iloc[0:0]).empty
+
+
+def test_only_a_sweep_over_offsets_alone_is_a_temporal_range_curve(ladder):
+    assert T.is_offsets_sweep(T.summarize(ladder))
+    # one offset set, the extractor changes (Table 3b-like): not a curve over offsets
+    rows = []
+    for seed in range(2):
+        rows += run_rows("t3b", "tsn", "none", "none", seed, 0.2, 0.5)
+        rows += run_rows("t3b", "tsn", "selfy", "-2..2", seed, 0.6, 0.9, extractor="conv")
+        rows += run_rows("t3b", "tsn", "selfy", "-2..2", seed, 0.7, 0.9, extractor="mlp")
+    assert not T.is_offsets_sweep(T.summarize(pd.DataFrame(rows, columns=RUN_COLUMNS)))
+    # offsets and the window both change, one row per offset set: still not a clean curve
+    rows = run_rows("w", "tsn", "selfy", "{1}", 0, 0.5, 0.9, window="3x3") + \
+        run_rows("w", "tsn", "selfy", "-2..2", 0, 0.6, 0.9, window="5x5")
+    assert not T.is_offsets_sweep(T.summarize(pd.DataFrame(rows, columns=RUN_COLUMNS)))
+    # two baselines of one backbone (with and without a hierarchy) beside SELFY: not a curve
+    rows = run_rows("h", "tsn", "none", "none", 0, 0.2, 0.5) + \
+        run_rows("h", "tsn", "none", "none", 0, 0.9, 0.9, hierarchy="diff") + \
+        run_rows("h", "tsn", "selfy", "-3..3", 0, 0.6, 0.9)
+    assert not T.is_offsets_sweep(T.summarize(pd.DataFrame(rows, columns=RUN_COLUMNS)))
+    # a single offset set is no curve either
+    assert not T.is_offsets_sweep(T.summarize(ladder[ladder["offsets"] == "-3..3"]))
+
+
+def test_a_sweep_that_is_not_over_offsets_draws_no_temporal_range_figure(tmp_path):
+    from selfy_lab import results as R
+    from selfy_lab.ablate import write_sweep_figure
+
+    rows = []
+    for pos in ("res2", "res3", "res4"):  # Table 7f-like: one offset set at three positions
+        rows += run_rows("t7f", "tsn", "selfy", "-2..2", 0, 0.6, 0.9, position=pos)
+    rows += run_rows("t7f", "tsn", "none", "none", 0, 0.2, 0.5)
+    R.write_csv(tmp_path / R.RUNS_TABLE, rows, RUN_COLUMNS)
+    assert write_sweep_figure(tmp_path) == [] and not (tmp_path / "figures").exists()
