@@ -249,6 +249,8 @@ def _comparison_label(row, main_backbone: str) -> str:
     if row["block"] == "none":
         return f"{row['backbone']} (no block)"
     label = f"{row['block']} {row['offsets']}" if str(row["block"]).startswith("selfy") else str(row["block"])
+    if ":every" in str(row.get("position", "")):  # the papers' arrangement: inside every residual block
+        label += " (every block)"
     return label if row["backbone"] == main_backbone else f"{label} on {row['backbone']}"
 
 
@@ -262,13 +264,13 @@ def _seed_stats(g: pd.DataFrame, top1: pd.DataFrame) -> dict:
 
 def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd.DataFrame:
     """A block comparison (``experiments/motion_modules.yaml``) from its tidy run rows: one row per (backbone,
-    block, offsets) with val top-1 (%, mean, std and every seed), the accuracy within the time-reversed pairs
+    block, offsets, position) with val top-1 (%, mean, std and every seed), the accuracy within the time-reversed pairs
     (binary: which of the two orders; 50% is order-blind), GFLOPs, parameters (M) and the mean training time
     of a run (minutes, as the sweep measured it). With ``bench`` (the rows of ``selfy-lab bench --only modules``)
     it adds ``step_ratio``: the training-step time with the block over the plain backbone, measured side by side
     (blank where the bench has no such model). Rows: the plain backbone, the other baselines, then the blocks by
     top-1, best first."""
-    cols = ["variant", "backbone", "block", "offsets", "top1", "top1_std", "seeds", "top1_per_seed",
+    cols = ["variant", "backbone", "block", "offsets", "position", "top1", "top1_std", "seeds", "top1_per_seed",
             "order_pairs_binary", "gflops", "params_m", "train_min"]
     if df.empty:
         return pd.DataFrame(columns=cols)
@@ -276,15 +278,17 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
     # a run's training time is a train-split row
     minutes = df[(df["split"] == "train") & (df["metric"] == "seconds")].drop_duplicates("run_id")
     minutes = dict(zip(minutes["run_id"], minutes["value"] / 60))
-    keys = ["backbone", "block", "offsets"]
+    if "position" not in val:
+        val = val.assign(position="res3")
+    keys = ["backbone", "block", "offsets", "position"]
     main = val.loc[val["block"] != "none", "backbone"].mode()
     main_backbone = main.iloc[0] if len(main) else ""
     out = []
-    for (backbone, block, offsets), g in val.groupby(keys, sort=False):
+    for (backbone, block, offsets, position), g in val.groupby(keys, sort=False):
         top1 = g[g["metric"] == "top1"].sort_values("seed")
         if top1.empty:
             continue
-        rec = {"backbone": backbone, "block": block, "offsets": offsets, **_seed_stats(g, top1),
+        rec = {"backbone": backbone, "block": block, "offsets": offsets, "position": position, **_seed_stats(g, top1),
                "gflops": top1["gflops"].iloc[0], "params_m": top1["params_m"].iloc[0],
                "train_min": pd.Series([minutes.get(r) for r in top1["run_id"]], dtype=float).mean()}
         rec["variant"] = _comparison_label(rec, main_backbone)
@@ -296,10 +300,10 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
         from .bench import MODULE_SELFY_OFFSETS
         from .grammar import format_offsets
 
-        def ratio(r) -> float:  # the plain backbone is the reference; other baselines and SELFY offsets were not benched
-            if r.block == "none":
+        def ratio(r) -> float:  # the plain backbone is the reference; other baselines, SELFY offsets and
+            if r.block == "none":  # positions than the bench's one block after res3 were not benched
                 return 1.0 if r.backbone == main_backbone else float("nan")
-            if r.block == "selfy" and r.offsets != format_offsets(MODULE_SELFY_OFFSETS):
+            if (r.block == "selfy" and r.offsets != format_offsets(MODULE_SELFY_OFFSETS)) or r.position != "res3":
                 return float("nan")
             return by_impl.get(f"{r.block}-{r.backbone}", float("nan"))
 

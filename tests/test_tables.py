@@ -232,3 +232,18 @@ def test_a_sweep_that_is_not_over_offsets_draws_no_temporal_range_figure(tmp_pat
     rows += run_rows("t7f", "tsn", "none", "none", 0, 0.2, 0.5)
     R.write_csv(tmp_path / R.RUNS_TABLE, rows, RUN_COLUMNS)
     assert write_sweep_figure(tmp_path) == [] and not (tmp_path / "figures").exists()
+
+
+def test_module_comparison_keeps_a_module_in_every_block_apart_from_one_after_res3(modules):
+    every = "res2:every+res3:every+res4:every+res5:every"
+    rows = []
+    for seed in range(3):
+        rows += run_rows("motion-modules", "tsn-r18-w16", "stm", "-3..3", seed, 0.30, 0.8, position=every)
+    df = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    both = pd.concat([modules, df.assign(run_id=df["run_id"] + "-every")], ignore_index=True)
+    bench = pd.DataFrame([{"benchmark": "modules_quick", "impl": "stm-tsn-r18-w16", "metric": "time_ratio", "value": 1.06}])
+    t = T.module_comparison(both, bench).set_index("variant")
+    assert t.loc["stm", "top1"] == pytest.approx(50.0) and t.loc["stm (every block)", "top1"] == pytest.approx(30.0)
+    assert t.loc["stm (every block)", "position"] == every and t.loc["stm (every block)", "seeds"] == 3
+    # the bench timed one module after res3: its ratio is not lent to the module in every block
+    assert t.loc["stm", "step_ratio"] == 1.06 and math.isnan(t.loc["stm (every block)", "step_ratio"])

@@ -121,7 +121,8 @@ def ablate(
     plan = A.plan_sweep(flags, offsets, ladder, not no_baseline, {k: comma_list(v) for k, v in axes.items()}, seeds)
     ensure_writable(out)
     con = console()
-    con.print(f"sweep '{plan.name}': {len(plan.runs)} runs ({len(plan.offsets)} offset sets, {len(plan.seeds)} seed(s)) "
+    variants = len(plan.runs) // max(len(plan.seeds), 1)
+    con.print(f"sweep '{plan.name}': {len(plan.runs)} runs ({variants} variants x {len(plan.seeds)} seed(s)) "
               f"on {plan.base.data.dataset}, {plan.base.preset} preset -> {out}")
     try:
         with SweepDisplay(con) as display:
