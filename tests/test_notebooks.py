@@ -39,6 +39,10 @@ def test_notebooks_are_committed_without_outputs():
         for cell in nb["cells"]:
             if cell["cell_type"] == "code":
                 assert not cell.get("outputs") and cell.get("execution_count") is None, p.name
+        # valid nbformat 4.5: every cell has a unique id (nbformat warns today and will refuse later)
+        ids = [cell.get("id") for cell in nb["cells"]]
+        assert all(ids) and len(set(ids)) == len(ids), p.name
+        nbformat.validate(nbformat.reads(p.read_text(), as_version=4))
 
 
 def test_notebooks_define_no_models():
