@@ -138,7 +138,8 @@ def sweep_table_id(summary: pd.DataFrame, paper_table: str = "") -> str:
     if paper_table or summary.empty:
         return paper_table
     families = {b.split("-")[0] for b in summary["backbone"]}
-    if set(summary["offsets"]) <= set(LADDER_ORDER[:6]) and len(families) == 1:
+    if (set(summary["offsets"]) <= set(LADDER_ORDER[:6]) and len(families) == 1
+            and set(summary["block"]) <= {"none", "selfy"} and _differ_in_offsets_only(summary)):
         return f"3a-{families.pop()}"
     return ""
 
@@ -231,10 +232,14 @@ def is_offsets_sweep(summary: pd.DataFrame) -> bool:
     blocks alike in every other field), with at least two offset sets? Only then is accuracy vs temporal range
     the sweep's picture; a table whose variants change the extractor, the window or the position at one offset
     set is not a temporal-range curve."""
+    return not summary.empty and summary["offsets"].nunique() >= 2 and _differ_in_offsets_only(summary)
+
+
+def _differ_in_offsets_only(summary: pd.DataFrame) -> bool:
+    """Per backbone at most one baseline, no two blocks with the same offsets, and the blocks alike in every
+    field but their offsets."""
     from .results import VARIANT_FIELDS
 
-    if summary.empty or summary["offsets"].nunique() < 2:
-        return False
     others = [c for c in VARIANT_FIELDS if c in summary.columns and c not in ("backbone", "offsets")]
     for _, g in summary.groupby("backbone", dropna=False):
         blocks = g[g["block"] != "none"]

@@ -82,6 +82,20 @@ def test_sweep_table_id_and_summary(ladder, tmp_path):
     assert T.sweep_summary(tmp_path / "nothing")[0].empty
 
 
+def test_only_a_selfy_ladder_is_taken_for_table_3a(ladder):
+    assert T.sweep_table_id(T.summarize(ladder)) == "3a-tsn"
+    # motion modules take no offsets ("none", like a baseline): not a Table 3a ladder
+    rows = []
+    for block in ("none", "stm", "tea", "tam"):
+        rows += run_rows("every", "tsn-r18-w16", block, "none", 0, 0.3, 0.8)
+    assert T.sweep_table_id(T.summarize(pd.DataFrame(rows, columns=RUN_COLUMNS))) == ""
+    # SELFY on the ladder's offsets, but the window changes too: not Table 3a either
+    rows = run_rows("w", "tsn", "selfy", "{1}", 0, 0.5, 0.9, window="3x3") + \
+        run_rows("w", "tsn", "selfy", "-2..2", 0, 0.6, 0.9, window="5x5")
+    assert T.sweep_table_id(T.summarize(pd.DataFrame(rows, columns=RUN_COLUMNS))) == ""
+    assert T.sweep_table_id(T.summarize(ladder), "7f") == "7f"  # what the experiment names wins
+
+
 def test_robustness_by_severity():
     df = pd.DataFrame([{"backbone": "b", "offsets": o, "kind": "blur", "metric": "top1", "severity": s, "value": v,
                         "seed": seed} for o in ("none", "-1..1") for seed in (0, 1) for s, v in ((0, 0.5 + seed * 0.1), (1, 0.3))])
