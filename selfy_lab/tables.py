@@ -147,7 +147,8 @@ def sweep_table_id(summary: pd.DataFrame, paper_table: str = "") -> str:
 def robustness_by_severity(df: pd.DataFrame, summary: pd.DataFrame, kind: str, metric: str = "top1",
                            clips: int = 1, crops: int = 1) -> pd.DataFrame:
     """For one corruption kind and test protocol (``clips`` x ``crops``): per (backbone, offsets), top-1 mean and
-    std over seeds at every severity, and the mean mPC / rPC over seeds; in ladder order."""
+    std over seeds at every severity, and the mean mPC / rPC over seeds; in ladder order. Rows are told apart by
+    block and position too where the rows carry them (a block comparison's modules all have offsets "none")."""
     def protocol(d: pd.DataFrame) -> pd.Series:  # frames built without the protocol columns: the 1 x 1 test
         def col(c: str) -> pd.Series:
             return d[c].astype(str) if c in d else pd.Series(R.PROTOCOL_DEFAULTS[c], index=d.index)
@@ -159,12 +160,14 @@ def robustness_by_severity(df: pd.DataFrame, summary: pd.DataFrame, kind: str, m
     sub = df[(df["kind"] == kind) & (df["metric"] == metric)]
     if sub.empty:
         return pd.DataFrame()
-    g = sub.groupby(["backbone", "offsets", "severity"])["value"].agg(["mean", "std"]).unstack("severity")
+    keys = [c for c in ("backbone", "block", "offsets", "position") if c in sub.columns and c in summary.columns]
+    g = sub.groupby([*keys, "severity"])["value"].agg(["mean", "std"]).unstack("severity")
     g.columns = [f"{stat}_{sev}" for stat, sev in g.columns]
-    s = summary[summary["kind"] == kind].groupby(["backbone", "offsets", "metric"])["value"].mean().unstack("metric")
+    s = summary[summary["kind"] == kind].groupby([*keys, "metric"])["value"].mean().unstack("metric")
     out = g.join(s[[c for c in ("mPC", "rPC") if c in s]]).reset_index()
     out["_ladder"] = out["offsets"].map(ladder_index)
-    return out.sort_values(["backbone", "_ladder"]).drop(columns="_ladder").reset_index(drop=True)
+    order = ["backbone", *(["block"] if "block" in out else []), "_ladder"]
+    return out.sort_values(order).drop(columns="_ladder").reset_index(drop=True)
 
 
 def find_figures(root: str | Path, pattern: str) -> list[Path]:

@@ -113,6 +113,18 @@ def test_robustness_by_severity():
     assert multi.iloc[0]["mean_0"] == pytest.approx(0.65) and multi.iloc[0]["mPC"] == pytest.approx(0.4)
 
 
+def test_robustness_by_severity_keeps_the_modules_of_a_block_comparison_apart():
+    models = (("none", 0.2), ("stm", 0.3), ("tam", 0.5))  # modules take no offsets: all "none"
+    df = pd.DataFrame([{"backbone": "b", "block": b, "offsets": "none", "position": "res3", "kind": "blur",
+                        "metric": "top1", "severity": s, "value": v - 0.01 * s, "seed": 0}
+                       for b, v in models for s in (0, 1)])
+    summ = pd.DataFrame([{"backbone": "b", "block": b, "offsets": "none", "position": "res3", "kind": "blur",
+                          "metric": "mPC", "value": v} for b, v in models])
+    view = T.robustness_by_severity(df, summ, "blur").set_index("block")
+    assert len(view) == 3 and view.loc["tam", "mean_0"] == pytest.approx(0.5)
+    assert view.loc["stm", "mean_1"] == pytest.approx(0.29) and view.loc["none", "mPC"] == pytest.approx(0.2)
+
+
 def test_pairwise_orderings_use_the_seeds_spread():
     view = pd.DataFrame([
         {"variant": "a", "paper_top1": 40.0, "top1": 60.0, "top1_std": 2.0},

@@ -225,11 +225,14 @@ def print_robustness_summary(con, out: Path, names: list[str], clips: int = 1, c
         if view.empty:
             continue
         sevs = sorted(int(c[5:]) for c in view.columns if c.startswith("mean_"))
+        # a block comparison names its blocks, and a sweep over positions its positions
+        named = ["backbone", *(["block"] if "block" in view and not set(view["block"]) <= {"none", "selfy"} else []),
+                 "offsets", *(["position"] if "position" in view and view["position"].nunique() > 2 else [])]
         rows = []
         for _, r in view.iterrows():
             cells = [f"{100 * r[f'mean_{s}']:.1f}" + (f" ± {100 * r[f'std_{s}']:.1f}" if r[f"std_{s}"] == r[f"std_{s}"] else "")
                      for s in sevs]
-            rows.append([r["backbone"], r["offsets"], *cells, _num(100 * r.get("mPC", float("nan"))),
+            rows.append([*(r[c] for c in named), *cells, _num(100 * r.get("mPC", float("nan"))),
                          _num(r.get("rPC", float("nan")), "{:.3f}")])
-        con.print(table(f"{k}: val top-1 (%) by severity, mean ± std over seeds", ["backbone", "offsets",
-                        *[("clean" if s == 0 else f"s{s}") for s in sevs], "mPC", "rPC"], rows))
+        con.print(table(f"{k}: val top-1 (%) by severity, mean ± std over seeds",
+                        [*named, *[("clean" if s == 0 else f"s{s}") for s in sevs], "mPC", "rPC"], rows))
