@@ -254,10 +254,12 @@ def _differ_in_offsets_only(summary: pd.DataFrame) -> bool:
 
 
 def _comparison_label(row, main_backbone: str) -> str:
+    from .config import EVERY
+
     if row["block"] == "none":
         return f"{row['backbone']} (no block)"
     label = f"{row['block']} {row['offsets']}" if str(row["block"]).startswith("selfy") else str(row["block"])
-    if ":every" in str(row.get("position", "")):  # the papers' arrangement: inside every residual block
+    if EVERY in str(row.get("position", "")):  # the papers' arrangement: inside every residual block
         label += " (every block)"
     return label if row["backbone"] == main_backbone else f"{label} on {row['backbone']}"
 
@@ -286,8 +288,6 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
     # a run's training time is a train-split row
     minutes = df[(df["split"] == "train") & (df["metric"] == "seconds")].drop_duplicates("run_id")
     minutes = dict(zip(minutes["run_id"], minutes["value"] / 60))
-    if "position" not in val:
-        val = val.assign(position="res3")
     keys = ["backbone", "block", "offsets", "position"]
     main = val.loc[val["block"] != "none", "backbone"].mode()
     main_backbone = main.iloc[0] if len(main) else ""
