@@ -8,8 +8,9 @@
     TSM-R18 on one 8 x 3 x 224 x 224 clip, and of the built-in benchmark's -3..3 pair as the quick preset
     trains it and with its STSS at res3's full 8x8 (see :func:`step_pairs`), interleaved, median of the
     repeats, reported as time and FLOP ratios.
-(c) Every block of the toolkit (SELFY and the field's other motion modules, ``--block``) at res3 against
-    the plain backbone: training-step time ratio beside the FLOP ratio, all models of a setting
+(c) Every block of the toolkit (SELFY and the field's other motion modules, ``--block``) at res3, and STM,
+    TEA and TAM inside every residual block of res2-res5, against the plain backbone: training-step time
+    ratio beside the FLOP ratio, all models of a setting
     interleaved, on the quick preset (the motion-modules comparison's setting) and on full-width TSM-R18
     at 8 x 224^2 (see :func:`bench_modules`).
 (d) Memory of the same two steps: bytes saved for backward (activations) everywhere, the CUDA
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig
+from .config import EVERY, ModelConfig
 from .models.selfsim import l2_normalize, stss_volumes
 
 SELFY_TSM_R18 = ModelConfig(backbone="tsm-r18", offsets=(-2, -1, 0, 1, 2), window=(9, 9), position=("res3",))
@@ -237,13 +238,21 @@ def module_settings() -> dict[str, tuple[ModelConfig, int, int]]:
 MODULE_SELFY_OFFSETS = (-3, -2, -1, 0, 1, 2, 3)
 
 
+# the modules benched also in their papers' arrangement, one inside every residual block of res2-res5
+# (experiments/motion_modules_every.yaml), as ``<block>:every``
+MODULE_EVERY_BLOCKS = ("stm", "tea", "tam")
+MODULE_EVERY_POSITION = tuple(f"res{i}{EVERY}" for i in (2, 3, 4, 5))
+
+
 def module_configs(base: ModelConfig) -> dict[str, ModelConfig]:
     """Every block at res3 of ``base``: SELFY with -3..3 and each motion module, on the base's other fields;
-    and HCML's frame-difference hierarchy at res2-res4 (``hcml-diff``, trained with its auxiliary loss)."""
+    STM, TEA and TAM inside every residual block of res2-res5 (``stm:every``, ...); and HCML's frame-difference
+    hierarchy at res2-res4 (``hcml-diff``, trained with its auxiliary loss)."""
     from .config import MOTION_BLOCKS
 
     selfy = replace(base, block="selfy", offsets=MODULE_SELFY_OFFSETS, position=("res3",))
-    return {"selfy": selfy, **{b: replace(selfy, block=b) for b in MOTION_BLOCKS},
+    every = {f"{b}{EVERY}": replace(base, block=b, position=MODULE_EVERY_POSITION) for b in MODULE_EVERY_BLOCKS}
+    return {"selfy": selfy, **{b: replace(selfy, block=b) for b in MOTION_BLOCKS}, **every,
             "hcml-diff": replace(base, hierarchy="diff")}  # the motion hierarchy at res2-res4, with its loss
 
 

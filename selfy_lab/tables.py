@@ -305,15 +305,20 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
     if bench is not None and len(bench):
         ratios = bench[(bench["benchmark"] == "modules_quick") & (bench["metric"] == "time_ratio")]
         by_impl = dict(zip(ratios["impl"], ratios["value"]))
-        from .bench import MODULE_SELFY_OFFSETS
+        from .bench import MODULE_EVERY_POSITION, MODULE_SELFY_OFFSETS
+        from .config import EVERY, format_positions
         from .grammar import format_offsets
 
         def ratio(r) -> float:  # the plain backbone is the reference; other baselines, SELFY offsets and
-            if r.block == "none":  # positions than the bench's one block after res3 were not benched
-                return 1.0 if r.backbone == main_backbone else float("nan")
-            if (r.block == "selfy" and r.offsets != format_offsets(MODULE_SELFY_OFFSETS)) or r.position != "res3":
+            if r.block == "none":  # positions than the bench's (one block after res3, or the every-block
+                return 1.0 if r.backbone == main_backbone else float("nan")  # arrangement) were not benched
+            if r.block == "selfy" and r.offsets != format_offsets(MODULE_SELFY_OFFSETS):
                 return float("nan")
-            return by_impl.get(f"{r.block}-{r.backbone}", float("nan"))
+            if r.position == "res3":
+                return by_impl.get(f"{r.block}-{r.backbone}", float("nan"))
+            if r.position == format_positions(MODULE_EVERY_POSITION):
+                return by_impl.get(f"{r.block}{EVERY}-{r.backbone}", float("nan"))
+            return float("nan")
 
         table["step_ratio"] = [ratio(r) for r in table.itertuples()]
     # the plain backbone, the other baselines, then the blocks by top-1

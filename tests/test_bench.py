@@ -37,11 +37,14 @@ def test_saved_tensor_bytes_grows_with_the_block():
 
 def test_bench_modules_gives_each_block_a_time_and_flop_ratio():
     base = ModelConfig(backbone="tsn-r18-w16", frames=8, num_classes=3, block="none")
-    rows = bench_modules(repeats=1, settings={"tiny": (base, 2, 32)}, blocks=("selfy", "tea", "nonlocal", "hcml-diff"))
+    blocks = ("selfy", "tea", "nonlocal", "hcml-diff", "tea:every")
+    rows = bench_modules(repeats=1, settings={"tiny": (base, 2, 32)}, blocks=blocks)
     ratios = {(r["impl"], r["metric"]): r["value"] for r in rows if r["metric"] != "seconds"}
-    assert set(ratios) == {(f"{b}-tsn-r18-w16", m) for b in ("selfy", "tea", "nonlocal", "hcml-diff") for m in ("time_ratio", "flop_ratio")}
+    assert set(ratios) == {(f"{b}-tsn-r18-w16", m) for b in blocks for m in ("time_ratio", "flop_ratio")}
     assert all(v > 0 for v in ratios.values())
-    assert all(ratios[(f"{b}-tsn-r18-w16", "flop_ratio")] > 1 for b in ("selfy", "tea", "nonlocal", "hcml-diff"))
+    assert all(ratios[(f"{b}-tsn-r18-w16", "flop_ratio")] > 1 for b in blocks)
+    # TEA in each of res2-res5's eight residual blocks costs more FLOPs than one TEA after res3
+    assert ratios[("tea:every-tsn-r18-w16", "flop_ratio")] > ratios[("tea-tsn-r18-w16", "flop_ratio")]
     assert {r["impl"] for r in rows if r["metric"] == "seconds"} >= {"tsn-r18-w16"}
 
 

@@ -273,3 +273,7 @@ def test_module_comparison_keeps_a_module_in_every_block_apart_from_one_after_re
     assert t.loc["stm (every block)", "position"] == every and t.loc["stm (every block)", "seeds"] == 3
     # the bench timed one module after res3: its ratio is not lent to the module in every block
     assert t.loc["stm", "step_ratio"] == 1.06 and math.isnan(t.loc["stm (every block)", "step_ratio"])
+    # ... which has its own row in the bench (stm:every), read for it alone
+    bench.loc[1] = {"benchmark": "modules_quick", "impl": "stm:every-tsn-r18-w16", "metric": "time_ratio", "value": 1.5}
+    t = T.module_comparison(both, bench).set_index("variant")
+    assert t.loc["stm", "step_ratio"] == 1.06 and t.loc["stm (every block)", "step_ratio"] == 1.5
