@@ -74,12 +74,13 @@ def bench(
 ):
     """Speed and memory of the STSS and of a SELFYNet training step, as ratios measured side by side.
 
-    (a) STSS forward+backward (8 frames, C=128, -2..2, 9x9) vs the reference code's global-matmul path
-    and an F.unfold version; (b) training steps, block vs plain backbone, interleaved, median, each beside
-    its FLOP ratio: SELFYNet-TSM-R18 vs TSM-R18 on one 8x3x224x224 clip (train_step), the quick preset's
-    -3..3 pair at its batch (train_step_quick) and with the STSS at res3's full 8x8, 5x5 window
-    (train_step_quick_8x8); (c) every --block (SELFY -3..3 and each motion module) at res3 vs the plain
-    backbone, on the quick preset and on TSM-R18 at 8x224x224 (modules_*); (d) memory of the full-width steps.
+    (a) stss: STSS forward+backward (8 frames, C=128, -2..2, 9x9) against the reference code's global-matmul path and an F.unfold version.
+
+    (b) step: training steps, block vs plain backbone, interleaved, median, each beside its FLOP ratio: SELFYNet-TSM-R18 vs TSM-R18 on one 8x3x224x224 clip (train_step), the quick preset's -3..3 pair at its batch (train_step_quick) and with the STSS at res3's full 8x8, 5x5 window (train_step_quick_8x8).
+
+    (c) modules: every --block (SELFY -3..3 and each motion module) at res3, and STM, TEA and TAM inside every residual block of res2-res5 (stm:every, ...), vs the plain backbone, on the quick preset and on TSM-R18 at 8x224x224 (modules_*).
+
+    (d) memory: activations saved for backward and peak memory of the full-width steps.
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

@@ -89,8 +89,7 @@ def pretrain(
 
       selfy-lab train --pretrained runs/hcml --hierarchy diff --label-fraction 0.1   # fine-tune, 10% labels
 
-    Writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv (the final InfoNCE);
-    re-running the same command resumes from the last checkpoint.
+    Writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv (the final InfoNCE); re-running the same command resumes from the last checkpoint.
     """
     flags = {**dict(locals()), "objective": method, "block": "none"}  # the hierarchy alone, no block
     from ..config import OBJECTIVES

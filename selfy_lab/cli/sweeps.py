@@ -163,8 +163,9 @@ def corrupt(
 ):
     """Evaluate trained models on corrupted validation clips (the paper's occlusion / motion-blur protocol and more).
 
-    By default every run of the most recent offsets sweep under results/ is evaluated; finished
-    (model, kind, severity) cells are skipped on a re-run. Examples:
+    By default every run of the most recent offsets sweep under results/ is evaluated; finished (model, kind, severity) cells are skipped on a re-run.
+
+    Examples:
 
       selfy-lab corrupt --kind blur --severity 1-6
 
