@@ -305,20 +305,21 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
     if bench is not None and len(bench):
         ratios = bench[(bench["benchmark"] == "modules_quick") & (bench["metric"] == "time_ratio")]
         by_impl = dict(zip(ratios["impl"], ratios["value"]))
-        from .bench import MODULE_EVERY_POSITION, MODULE_SELFY_OFFSETS
-        from .config import EVERY, format_positions
-        from .grammar import format_offsets
+        from .bench import module_configs, module_settings
 
-        def ratio(r) -> float:  # the plain backbone is the reference; other baselines, SELFY offsets and
-            if r.block == "none":  # positions than the bench's (one block after res3, or the every-block
-                return 1.0 if r.backbone == main_backbone else float("nan")  # arrangement) were not benched
-            if r.block == "selfy" and r.offsets != format_offsets(MODULE_SELFY_OFFSETS):
+        # the bench's name of each block it timed, found by the block's result columns: (block, position) ->
+        # (offsets, name), where offsets are 'none' for the blocks that take none
+        base = module_settings()["modules_quick"][0]
+        variants = {name: cfg.variant() for name, cfg in module_configs(base).items()}
+        benched = {(v["block"], v["position"]): (v["offsets"], name) for name, v in variants.items() if v["block"] != "none"}
+
+        def ratio(r) -> float:  # the plain backbone is the reference; other baselines and blocks the bench
+            if r.block == "none":  # did not time (other SELFY offsets, other positions) get none
+                return 1.0 if r.backbone == main_backbone else float("nan")
+            offsets, name = benched.get((r.block, r.position), ("none", None))
+            if name is None or offsets not in ("none", r.offsets):
                 return float("nan")
-            if r.position == "res3":
-                return by_impl.get(f"{r.block}-{r.backbone}", float("nan"))
-            if r.position == format_positions(MODULE_EVERY_POSITION):
-                return by_impl.get(f"{r.block}{EVERY}-{r.backbone}", float("nan"))
-            return float("nan")
+            return by_impl.get(f"{name}-{r.backbone}", float("nan"))
 
         table["step_ratio"] = [ratio(r) for r in table.itertuples()]
     # the plain backbone, the other baselines, then the blocks by top-1
