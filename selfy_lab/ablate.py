@@ -268,11 +268,14 @@ def run_sweep(runs: list[PlannedRun], out: str | Path, jobs: int = 1, device: st
     status.csv current. Returns the status rows."""
     out = R.ensure_writable(out)
     R.write_sweep_record(out, record or sweep_record(runs))
+    # a finished run keeps the time its training took when it ran (a re-run of the sweep only skips it)
+    took = {r["run_id"]: r["seconds"] for r in R.read_status(out) if r.get("status") == "done"}
     status: dict[str, dict] = {}
     todo = []
     for pr in runs:
         done = R.is_finished(R.run_dir(out, pr.run_id))
-        status[pr.run_id] = R.status_row(pr.run, "done" if done else "pending")
+        status[pr.run_id] = R.status_row(pr.run, "done" if done else "pending",
+                                         seconds=took.get(pr.run_id, "") if done else "")
         if not done:
             todo.append(pr)
     on_event("plan", total=len(runs), done=len(runs) - len(todo))

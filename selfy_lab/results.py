@@ -352,6 +352,10 @@ def write_status(sweep_dir: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
     return write_csv(Path(sweep_dir) / STATUS_TABLE, rows, STATUS_COLUMNS)
 
 
+def read_status(sweep_dir: str | Path) -> list[dict[str, str]]:
+    return read_csv(Path(sweep_dir) / STATUS_TABLE)
+
+
 def collect_runs(sweep_dir: str | Path, run_ids: Iterable[str], experiment: str | None = None) -> Path:
     """Rebuild SWEEP/runs.csv from the finished run directories of these runs (atomic, no duplicates). Rows
     are labelled with the sweep's ``experiment`` when given: a run trained for another sweep of a shared

@@ -73,6 +73,8 @@ def test_sweep_skips_finished_runs_and_records_failures(tmp_path, monkeypatch):
     assert per_run == {r.run_id for r in runs}
     assert len(table) == len({(r["run_id"], r["split"], r["metric"]) for r in table})
     assert {r["offsets"] for r in table} == {"none", "{1}", "-1..1"}
+    took = {r["run_id"]: r["seconds"] for r in rows(out / "status.csv")}
+    assert all(float(t) > 0 for t in took.values())
     mtimes = {r.run_id: (out / "runs" / r.run_id / "metrics.csv").stat().st_mtime for r in runs}
 
     import selfy_lab.train as T
@@ -101,6 +103,8 @@ def test_sweep_skips_finished_runs_and_records_failures(tmp_path, monkeypatch):
     assert all((out / "runs" / r.run_id / "metrics.csv").stat().st_mtime == mtimes[r.run_id] for r in runs)
     assert {r["offsets"] for r in rows(out / "runs.csv")} == {"none", "{1}", "-1..1", "-3..3"}
     assert {s["status"] for s in rows(out / "status.csv")} == {"done", "failed"}
+    # the skipped runs keep the training time recorded when they ran
+    assert all(s["seconds"] == took[s["run_id"]] for s in rows(out / "status.csv") if s["run_id"] in took)
 
 
 @pytest.mark.slow
