@@ -17,6 +17,9 @@
     allocator's peak on GPUs, and the peak resident size of a fresh process per step on CPUs.
 (e) ``loader`` (not in the default parts): clips/s of the list-file loader from frame folders and from
     H.264 videos with 0, 2 and N workers, beside the training-step throughput (:func:`bench_loader`).
+(f) ``profile`` (not in the default parts, CPU): the training steps of (b) under torch.profiler, split into
+    convolutions and matrix products, BatchNorm and everything else, with the block's excess per class beside
+    its share of the FLOPs (:func:`bench_profile`).
 """
 from __future__ import annotations
 
@@ -224,6 +227,82 @@ def bench_step(device="cpu", repeats: int = 7, channels_last: bool = True, amp: 
         flop_ratio = model_cost(block_cfg, size)["gflops"] / model_cost(base_cfg, size)["gflops"]
         rows.append(dict(benchmark=bench, impl=names[1], size=size, metric="time_ratio", value=med[names[1]] / med[names[0]]))
         rows.append(dict(benchmark=bench, impl=names[1], size=size, metric="flop_ratio", value=flop_ratio))
+        del models
+    return rows
+
+
+# kernel classes of the step profile: the operators that carry the FLOPs, BatchNorm, and everything else
+# (elementwise passes, copies, pooling, the autograd engine's own work)
+CONV_MATMUL_OPS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::addbmm")
+PROFILE_CLASSES = ("conv_matmul", "batch_norm", "other")
+
+
+def kernel_class(op: str) -> str:
+    """The class of a profiled operator name: ``conv_matmul``, ``batch_norm`` or ``other``."""
+    if op in CONV_MATMUL_OPS or ("convolution" in op and op.startswith("aten::")):
+        return "conv_matmul"
+    if "batch_norm" in op:
+        return "batch_norm"
+    return "other"
+
+
+def _profiled_ms(step: Callable[[], None], steps: int) -> dict[str, float]:
+    """Self CPU time of ``steps`` calls of ``step`` under torch.profiler, by kernel class, in ms per step."""
+    import os
+
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # no profiler start/stop lines on stderr (read at first use)
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    ms = dict.fromkeys(PROFILE_CLASSES, 0.0)
+    for e in prof.key_averages():
+        ms[kernel_class(e.key)] += e.self_cpu_time_total / 1000 / steps
+    return ms
+
+
+def bench_profile(device="cpu", repeats: int = 5, channels_last: bool = True, pairs: dict | None = None,
+                  progress: Callable[[str], None] = lambda s: None) -> list[dict]:
+    """Where each pair of :func:`step_pairs` (or ``pairs``) spends its training step: torch.profiler's self CPU
+    time per kernel class (:data:`PROFILE_CLASSES`), each model profiled over one step per round, the models
+    taking turns (one warm-up round, then ``repeats``), the medians over the rounds. Rows per model:
+    ``<class>_ms`` and ``total_ms``; for the block, ``<class>_excess_ms`` over the plain backbone and
+    ``flop_share_ms``: what the block would cost at the backbone's time per FLOP, (flop_ratio - 1) x the
+    backbone's total. An excess of ``conv_matmul`` alone near ``flop_share_ms`` says that the block's
+    FLOP-carrying kernels run below the backbone's efficiency, whatever its BatchNorm and elementwise work.
+    CPU only: on GPUs the host time of an operator is not its kernel's time."""
+    from .errors import SelfyError
+    from .flops import model_cost
+
+    device = torch.device(device)
+    if device.type != "cpu":
+        raise SelfyError("the step profile is a CPU measurement: run it with --device cpu "
+                         "(on GPUs, torch.profiler's CUDA trace gives the kernels' own times)")
+    rows = []
+    for bench, (base_cfg, block_cfg, batch, size) in (pairs or step_pairs()).items():
+        names = (f"{base_cfg.backbone}", f"{block_cfg.block}-{base_cfg.backbone}")
+        models = dict(zip(names, (_make(base_cfg, device, channels_last), _make(block_cfg, device, channels_last))))
+        x, y = _step_input(device, base_cfg.frames, size, batch, channels_last)
+        runs: dict[str, list[dict[str, float]]] = {k: [] for k in models}
+        for r in range(repeats + 1):
+            for name, m in models.items():
+                progress(f"{bench}_profile {name} {r}/{repeats}")
+                ms = _profiled_ms(lambda: _train_step(m, x, y, None), 1)
+                if r:
+                    runs[name].append(ms)
+        med = {k: {c: statistics.median(v[c] for v in vs) for c in PROFILE_CLASSES} for k, vs in runs.items()}
+        for k in names:
+            med[k]["total"] = statistics.median(sum(v.values()) for v in runs[k])
+        bench_name = f"{bench}_profile"
+        for k in names:
+            rows += [dict(benchmark=bench_name, impl=k, size=size, metric=f"{c}_ms", value=med[k][c])
+                     for c in (*PROFILE_CLASSES, "total")]
+        rows += [dict(benchmark=bench_name, impl=names[1], size=size, metric=f"{c}_excess_ms",
+                      value=med[names[1]][c] - med[names[0]][c]) for c in PROFILE_CLASSES]
+        flop_ratio = model_cost(block_cfg, size)["gflops"] / model_cost(base_cfg, size)["gflops"]
+        rows.append(dict(benchmark=bench_name, impl=names[1], size=size, metric="flop_share_ms",
+                         value=(flop_ratio - 1) * med[names[0]]["total"]))
         del models
     return rows
 
@@ -441,7 +520,7 @@ def bench_memory(device="cpu", channels_last: bool = True, rss: bool = True,
     return rows
 
 
-PARTS = ("stss", "step", "modules", "memory", "loader")
+PARTS = ("stss", "step", "modules", "memory", "loader", "profile")
 
 
 def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (14, 28, 56), repeats: int = 5,
@@ -459,6 +538,8 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
     if unknown or not parts:
         raise SelfyError(f"unknown bench part '{unknown[0] if unknown else ''}': use {', '.join(PARTS)}")
     dev = select_device(device)
+    if "profile" in parts and dev.type != "cpu":  # before any part runs
+        bench_profile(dev, pairs={})
     if out is not None:
         R.ensure_writable(out)
     rows: list[dict] = []
@@ -472,6 +553,8 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
         rows += bench_memory(dev, channels_last, progress=progress)
     if "loader" in parts:
         rows += bench_loader(device=dev, progress=progress)
+    if "profile" in parts:
+        rows += bench_profile(dev, repeats, channels_last, progress=progress)
     dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     prov = R.provenance()
     rows = [{**r, "device": dev_name, "torch": torch.__version__, **prov} for r in rows]

@@ -1,9 +1,12 @@
 """The benchmark's baselines compute the same STSS as ours (otherwise the ratios would be meaningless)."""
+import pytest
 import torch
 
 from selfy_lab import stss
-from selfy_lab.bench import bench_loader, bench_modules, bench_stss, saved_tensor_bytes, stss_reference_global, stss_unfold
+from selfy_lab.bench import (PROFILE_CLASSES, bench_loader, bench_modules, bench_profile, bench_stss, kernel_class,
+                             saved_tensor_bytes, stss_reference_global, stss_unfold)
 from selfy_lab.config import ModelConfig
+from selfy_lab.errors import SelfyError
 from selfy_lab.models import build_model
 
 
@@ -52,3 +55,33 @@ def test_bench_loader_reads_frame_folders_and_videos_with_each_worker_count():
     rows = bench_loader(workers=(0, 2), clips=4, batch=2, train_step=False)
     assert {r["impl"] for r in rows} == {f"{s}, {w} workers" for s in ("frames", "videos") for w in (0, 2)}
     assert all(r["metric"] == "clips_per_s" and r["value"] > 0 for r in rows)
+
+
+def test_kernel_classes():
+    assert kernel_class("aten::mkldnn_convolution") == kernel_class("aten::convolution_backward") == "conv_matmul"
+    assert kernel_class("aten::mm") == kernel_class("aten::bmm") == "conv_matmul"
+    assert kernel_class("aten::native_batch_norm_backward") == "batch_norm"
+    assert kernel_class("aten::threshold_backward") == kernel_class("aten::mul") == "other"
+    assert kernel_class("autograd::engine::evaluate_function: ConvolutionBackward0") == "other"
+
+
+def test_bench_profile_splits_each_step_by_kernel_class():
+    base = ModelConfig(backbone="tsn-r18-w16", frames=4, num_classes=3, block="none")
+    block = ModelConfig(backbone="tsn-r18-w16", frames=4, num_classes=3, offsets=(-1, 0, 1), window=(3, 3), reduce=1)
+    rows = bench_profile(repeats=1, pairs={"tiny": (base, block, 2, 32)})
+    v = {(r["impl"], r["metric"]): r["value"] for r in rows}
+    assert {r["benchmark"] for r in rows} == {"tiny_profile"}
+    plain, selfy = "tsn-r18-w16", "selfy-tsn-r18-w16"
+    for m in (plain, selfy):
+        assert all(v[(m, f"{c}_ms")] >= 0 for c in PROFILE_CLASSES)
+        assert v[(m, "conv_matmul_ms")] > 0 and v[(m, "batch_norm_ms")] > 0
+    # the block adds convolutions, matmuls and BatchNorms; its excess is its classes minus the backbone's
+    for c in PROFILE_CLASSES:
+        assert v[(selfy, f"{c}_excess_ms")] == pytest.approx(v[(selfy, f"{c}_ms")] - v[(plain, f"{c}_ms")])
+    assert v[(selfy, "flop_share_ms")] > 0
+    assert (plain, "flop_share_ms") not in v
+
+
+def test_bench_profile_refuses_other_devices_in_one_line():
+    with pytest.raises(SelfyError, match="CPU measurement"):
+        bench_profile(device="meta", pairs={})

@@ -67,7 +67,7 @@ def flops(
 def bench(
     out: Annotated[Path, typer.Option(help="Directory for bench.csv (tidy rows).")] = Path("results/bench"),
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when present).")] = "auto",
-    only: Annotated[str, typer.Option(help="Comma list of parts: stss, step, modules, memory, loader (data loading vs training throughput).")] = "stss,step,modules,memory",
+    only: Annotated[str, typer.Option(help="Comma list of parts: stss, step, modules, memory, loader (data loading vs training throughput), profile (where the step time goes, CPU).")] = "stss,step,modules,memory",
     sizes: Annotated[str, typer.Option(help="STSS map sizes (comma list).")] = "14,28,56",
     repeats: Annotated[int, typer.Option(help="Timed repeats per measurement (after one warm-up).")] = 5,
     channels_last: Annotated[bool, typer.Option(help="Run both models channels-last in the step benchmark.")] = True,
@@ -81,6 +81,8 @@ def bench(
     (c) modules: every --block (SELFY -3..3 and each motion module) at res3, and STM, TEA and TAM inside every residual block of res2-res5 (stm:every, ...), vs the plain backbone, on the quick preset and on TSM-R18 at 8x224x224 (modules_*).
 
     (d) memory: activations saved for backward and peak memory of the full-width steps.
+
+    Not in the default parts: loader (clips/s of the list-file loader beside the training step) and profile (the steps of (b) under torch.profiler: convolutions and matmuls, BatchNorm and the rest, each block's excess per class beside its FLOP share; CPU only).
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
