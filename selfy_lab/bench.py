@@ -262,6 +262,17 @@ def _profiled_ms(step: Callable[[], None], steps: int) -> dict[str, float]:
     return ms
 
 
+def require_cpu_profile(device) -> torch.device:
+    """The device, when the step profile can run on it (the CPU); a one-line error otherwise."""
+    from .errors import SelfyError
+
+    device = torch.device(device)
+    if device.type != "cpu":
+        raise SelfyError("the step profile is a CPU measurement: run it with --device cpu "
+                         "(on GPUs, torch.profiler's CUDA trace gives the kernels' own times)")
+    return device
+
+
 def bench_profile(device="cpu", repeats: int = 5, channels_last: bool = True, pairs: dict | None = None,
                   progress: Callable[[str], None] = lambda s: None) -> list[dict]:
     """Where each pair of :func:`step_pairs` (or ``pairs``) spends its training step: torch.profiler's self CPU
@@ -272,15 +283,11 @@ def bench_profile(device="cpu", repeats: int = 5, channels_last: bool = True, pa
     backbone's total. An excess of ``conv_matmul`` alone near ``flop_share_ms`` says that the block's
     FLOP-carrying kernels run below the backbone's efficiency, whatever its BatchNorm and elementwise work.
     CPU only: on GPUs the host time of an operator is not its kernel's time."""
-    from .errors import SelfyError
     from .flops import model_cost
 
-    device = torch.device(device)
-    if device.type != "cpu":
-        raise SelfyError("the step profile is a CPU measurement: run it with --device cpu "
-                         "(on GPUs, torch.profiler's CUDA trace gives the kernels' own times)")
+    device = require_cpu_profile(device)
     rows = []
-    for bench, (base_cfg, block_cfg, batch, size) in (pairs or step_pairs()).items():
+    for bench, (base_cfg, block_cfg, batch, size) in (step_pairs() if pairs is None else pairs).items():
         names = (f"{base_cfg.backbone}", f"{block_cfg.block}-{base_cfg.backbone}")
         models = dict(zip(names, (_make(base_cfg, device, channels_last), _make(block_cfg, device, channels_last))))
         x, y = _step_input(device, base_cfg.frames, size, batch, channels_last)
@@ -538,8 +545,8 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
     if unknown or not parts:
         raise SelfyError(f"unknown bench part '{unknown[0] if unknown else ''}': use {', '.join(PARTS)}")
     dev = select_device(device)
-    if "profile" in parts and dev.type != "cpu":  # before any part runs
-        bench_profile(dev, pairs={})
+    if "profile" in parts:  # before any part runs
+        require_cpu_profile(dev)
     if out is not None:
         R.ensure_writable(out)
     rows: list[dict] = []

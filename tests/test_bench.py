@@ -85,3 +85,4 @@ def test_bench_profile_splits_each_step_by_kernel_class():
 def test_bench_profile_refuses_other_devices_in_one_line():
     with pytest.raises(SelfyError, match="CPU measurement"):
         bench_profile(device="meta", pairs={})
+    assert bench_profile(pairs={}) == []  # no pairs asked for, none profiled
