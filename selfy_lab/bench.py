@@ -177,19 +177,32 @@ def _step_input(device, frames: int, size: int, batch: int, channels_last: bool)
     return x, torch.zeros(batch, dtype=torch.long, device=device)
 
 
-def _interleaved_steps(models: dict, batch: tuple[torch.Tensor, torch.Tensor], amp_dtype, repeats: int,
-                       progress: Callable[[str, int], None]) -> dict[str, float]:
-    """Median training-step seconds of each model, the models taking turns (one warm-up round, then
-    ``repeats`` rounds), so that a change in the machine's load touches them all alike."""
-    x, y = batch
-    times: dict[str, list[float]] = {k: [] for k in models}
+def _take_turns(models: dict, measure: Callable, repeats: int, progress: Callable[[str, int], None]) -> dict[str, list]:
+    """``measure(model)`` of each model per round, the models taking turns (one warm-up round, then ``repeats``
+    kept rounds), so that a change in the machine's load touches them all alike."""
+    kept: dict[str, list] = {k: [] for k in models}
     for r in range(repeats + 1):
         for name, m in models.items():
             progress(name, r)
-            t = time_call(lambda: _train_step(m, x, y, amp_dtype), device=x.device)
+            value = measure(m)
             if r:
-                times[name].append(t)
+                kept[name].append(value)
+    return kept
+
+
+def _interleaved_steps(models: dict, batch: tuple[torch.Tensor, torch.Tensor], amp_dtype, repeats: int,
+                       progress: Callable[[str, int], None]) -> dict[str, float]:
+    """Median training-step seconds of each model, the models taking turns (:func:`_take_turns`)."""
+    x, y = batch
+    times = _take_turns(models, lambda m: time_call(lambda: _train_step(m, x, y, amp_dtype), device=x.device),
+                        repeats, progress)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _pair_models(base_cfg: ModelConfig, block_cfg: ModelConfig, device, channels_last: bool) -> dict:
+    """The plain backbone and the model with the block, by their bench names (plain first)."""
+    names = (f"{base_cfg.backbone}", f"{block_cfg.block}-{base_cfg.backbone}")
+    return dict(zip(names, (_make(base_cfg, device, channels_last), _make(block_cfg, device, channels_last))))
 
 
 def quick_pair() -> tuple[ModelConfig, ModelConfig, int, int]:
@@ -219,8 +232,8 @@ def bench_step(device="cpu", repeats: int = 7, channels_last: bool = True, amp: 
     amp_dtype = torch.bfloat16 if (amp if amp is not None else device.type == "cuda") else None
     rows = []
     for bench, (base_cfg, block_cfg, batch, size) in step_pairs().items():
-        names = (f"{base_cfg.backbone}", f"{block_cfg.block}-{base_cfg.backbone}")
-        models = dict(zip(names, (_make(base_cfg, device, channels_last), _make(block_cfg, device, channels_last))))
+        models = _pair_models(base_cfg, block_cfg, device, channels_last)
+        names = tuple(models)
         med = _interleaved_steps(models, _step_input(device, base_cfg.frames, size, batch, channels_last), amp_dtype,
                                  repeats, lambda name, r: progress(f"{bench} {name} {r}/{repeats}"))
         rows += [dict(benchmark=bench, impl=k, size=size, metric="seconds", value=v) for k, v in med.items()]
@@ -246,19 +259,18 @@ def kernel_class(op: str) -> str:
     return "other"
 
 
-def _profiled_ms(step: Callable[[], None], steps: int) -> dict[str, float]:
-    """Self CPU time of ``steps`` calls of ``step`` under torch.profiler, by kernel class, in ms per step."""
+def _profiled_ms(step: Callable[[], None]) -> dict[str, float]:
+    """Self CPU time of one call of ``step`` under torch.profiler, by kernel class, in ms."""
     import os
 
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # no profiler start/stop lines on stderr (read at first use)
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(steps):
-            step()
+        step()
     ms = dict.fromkeys(PROFILE_CLASSES, 0.0)
     for e in prof.key_averages():
-        ms[kernel_class(e.key)] += e.self_cpu_time_total / 1000 / steps
+        ms[kernel_class(e.key)] += e.self_cpu_time_total / 1000
     return ms
 
 
@@ -288,16 +300,11 @@ def bench_profile(device="cpu", repeats: int = 5, channels_last: bool = True, pa
     device = require_cpu_profile(device)
     rows = []
     for bench, (base_cfg, block_cfg, batch, size) in (step_pairs() if pairs is None else pairs).items():
-        names = (f"{base_cfg.backbone}", f"{block_cfg.block}-{base_cfg.backbone}")
-        models = dict(zip(names, (_make(base_cfg, device, channels_last), _make(block_cfg, device, channels_last))))
+        models = _pair_models(base_cfg, block_cfg, device, channels_last)
+        names = tuple(models)
         x, y = _step_input(device, base_cfg.frames, size, batch, channels_last)
-        runs: dict[str, list[dict[str, float]]] = {k: [] for k in models}
-        for r in range(repeats + 1):
-            for name, m in models.items():
-                progress(f"{bench}_profile {name} {r}/{repeats}")
-                ms = _profiled_ms(lambda: _train_step(m, x, y, None), 1)
-                if r:
-                    runs[name].append(ms)
+        runs = _take_turns(models, lambda m: _profiled_ms(lambda: _train_step(m, x, y, None)), repeats,
+                           lambda name, r: progress(f"{bench}_profile {name} {r}/{repeats}"))
         med = {k: {c: statistics.median(v[c] for v in vs) for c in PROFILE_CLASSES} for k, vs in runs.items()}
         for k in names:
             med[k]["total"] = statistics.median(sum(v.values()) for v in runs[k])
