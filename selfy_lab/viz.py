@@ -87,12 +87,13 @@ def temporal_range_figure(summary, paper_rows: dict | None = None, metric: str =
 
 def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 130) -> list[Path]:
     """Save ``fig`` as ``stem``.png (and .pdf, ...), close it; returns the paths. Every figure file of the
-    package is written here."""
+    package is written here. A PDF carries no creation date, so a figure re-drawn from the same results (a
+    re-run sweep that skips its finished runs) is the same file and leaves a committed copy unchanged."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.parent / f"{stem.name}.{fmt}" for fmt in formats]
     for p in paths:
-        fig.savefig(p, dpi=dpi)
+        fig.savefig(p, dpi=dpi, metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
     _plt().close(fig)
     return paths
 

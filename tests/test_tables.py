@@ -193,6 +193,20 @@ def test_block_comparison_sweep_writes_its_table_and_figure(modules, tmp_path):
     assert len(written) == 7 and written.iloc[0]["variant"] == "tsn-r18-w16 (no block)"
 
 
+def test_a_sweep_figure_drawn_again_from_the_same_rows_is_the_same_file(ladder, tmp_path):
+    from selfy_lab import results as R
+    from selfy_lab.ablate import write_sweep_figure
+
+    files = []
+    for d in ("a", "b"):
+        R.write_csv(tmp_path / d / R.RUNS_TABLE, ladder.to_dict("records"), RUN_COLUMNS)
+        files.append(sorted(p for p in write_sweep_figure(tmp_path / d) if p.suffix in (".png", ".pdf")))
+    assert [p.suffix for p in files[0]] == [".pdf", ".png"]
+    for a, b in zip(*files):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    assert b"/CreationDate" not in files[0][0].read_bytes()  # no clock in the file, whenever it is drawn
+
+
 def test_robustness_lines_are_told_apart_by_block_when_a_sweep_compares_blocks():
     from selfy_lab.viz import robustness_variants
 
