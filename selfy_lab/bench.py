@@ -205,6 +205,13 @@ def _pair_models(base_cfg: ModelConfig, block_cfg: ModelConfig, device, channels
     return dict(zip(names, (_make(base_cfg, device, channels_last), _make(block_cfg, device, channels_last))))
 
 
+def _flop_ratio(base_cfg: ModelConfig, block_cfg: ModelConfig, size: int) -> float:
+    """GFLOPs of the model with the block over the plain backbone's, at input side ``size``."""
+    from .flops import model_cost
+
+    return model_cost(block_cfg, size)["gflops"] / model_cost(base_cfg, size)["gflops"]
+
+
 def quick_pair() -> tuple[ModelConfig, ModelConfig, int, int]:
     """The built-in benchmark's pair as the quick preset trains it: (plain backbone, SELFY -3..3, batch, size)."""
     from .config import resolve
@@ -226,8 +233,6 @@ def bench_step(device="cpu", repeats: int = 7, channels_last: bool = True, amp: 
                progress: Callable[[str], None] = lambda s: None) -> list[dict]:
     """Each pair of :func:`step_pairs`: both models' training steps interleaved (one warm-up round, then
     ``repeats``), the medians, their ratio and the FLOP ratio."""
-    from .flops import model_cost
-
     device = torch.device(device)
     amp_dtype = torch.bfloat16 if (amp if amp is not None else device.type == "cuda") else None
     rows = []
@@ -237,7 +242,7 @@ def bench_step(device="cpu", repeats: int = 7, channels_last: bool = True, amp: 
         med = _interleaved_steps(models, _step_input(device, base_cfg.frames, size, batch, channels_last), amp_dtype,
                                  repeats, lambda name, r: progress(f"{bench} {name} {r}/{repeats}"))
         rows += [dict(benchmark=bench, impl=k, size=size, metric="seconds", value=v) for k, v in med.items()]
-        flop_ratio = model_cost(block_cfg, size)["gflops"] / model_cost(base_cfg, size)["gflops"]
+        flop_ratio = _flop_ratio(base_cfg, block_cfg, size)
         rows.append(dict(benchmark=bench, impl=names[1], size=size, metric="time_ratio", value=med[names[1]] / med[names[0]]))
         rows.append(dict(benchmark=bench, impl=names[1], size=size, metric="flop_ratio", value=flop_ratio))
         del models
@@ -295,8 +300,6 @@ def bench_profile(device="cpu", repeats: int = 5, channels_last: bool = True, pa
     backbone's total. An excess of ``conv_matmul`` alone near ``flop_share_ms`` says that the block's
     FLOP-carrying kernels run below the backbone's efficiency, whatever its BatchNorm and elementwise work.
     CPU only: on GPUs the host time of an operator is not its kernel's time."""
-    from .flops import model_cost
-
     device = require_cpu_profile(device)
     rows = []
     for bench, (base_cfg, block_cfg, batch, size) in (step_pairs() if pairs is None else pairs).items():
@@ -305,16 +308,15 @@ def bench_profile(device="cpu", repeats: int = 5, channels_last: bool = True, pa
         x, y = _step_input(device, base_cfg.frames, size, batch, channels_last)
         runs = _take_turns(models, lambda m: _profiled_ms(lambda: _train_step(m, x, y, None)), repeats,
                            lambda name, r: progress(f"{bench}_profile {name} {r}/{repeats}"))
-        med = {k: {c: statistics.median(v[c] for v in vs) for c in PROFILE_CLASSES} for k, vs in runs.items()}
-        for k in names:
-            med[k]["total"] = statistics.median(sum(v.values()) for v in runs[k])
+        med = {k: {**{c: statistics.median(v[c] for v in vs) for c in PROFILE_CLASSES},
+                   "total": statistics.median(sum(v.values()) for v in vs)} for k, vs in runs.items()}
         bench_name = f"{bench}_profile"
         for k in names:
             rows += [dict(benchmark=bench_name, impl=k, size=size, metric=f"{c}_ms", value=med[k][c])
                      for c in (*PROFILE_CLASSES, "total")]
         rows += [dict(benchmark=bench_name, impl=names[1], size=size, metric=f"{c}_excess_ms",
                       value=med[names[1]][c] - med[names[0]][c]) for c in PROFILE_CLASSES]
-        flop_ratio = model_cost(block_cfg, size)["gflops"] / model_cost(base_cfg, size)["gflops"]
+        flop_ratio = _flop_ratio(base_cfg, block_cfg, size)
         rows.append(dict(benchmark=bench_name, impl=names[1], size=size, metric="flop_share_ms",
                          value=(flop_ratio - 1) * med[names[0]]["total"]))
         del models
