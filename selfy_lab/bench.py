@@ -7,7 +7,9 @@
 (b) One training step (forward + backward) of SELFYNet-TSM-R18 (res3, -2..2, 9x9) against plain
     TSM-R18 on one 8 x 3 x 224 x 224 clip, and of the built-in benchmark's -3..3 pair as the quick preset
     trains it and with its STSS at res3's full 8x8 (see :func:`step_pairs`), interleaved, median of the
-    repeats, reported as time and FLOP ratios.
+    repeats, reported as time and FLOP ratios. With ``--compile`` each pair also runs under ``torch.compile``,
+    its four steps taking turns (``<pair>_compiled`` rows: compiled steps and ratios, compile times, and
+    each model's speed-up from compiling).
 (c) Every block of the toolkit (SELFY and the field's other motion modules, ``--block``) at res3, and STM,
     TEA and TAM inside every residual block of res2-res5, against the plain backbone: training-step time
     ratio beside the FLOP ratio, all models of a setting
@@ -229,23 +231,54 @@ def step_pairs() -> dict[str, tuple[ModelConfig, ModelConfig, int, int]]:
             "train_step_quick_8x8": (base, replace(block, reduce=1, window=(5, 5)), 16, size)}
 
 
+def _compiled(models: dict, batch: tuple[torch.Tensor, torch.Tensor], amp_dtype, bench: str,
+              progress: Callable[[str], None]) -> tuple[dict, list[dict]]:
+    """Each model wrapped in ``torch.compile`` (inductor, default mode; the wrapper shares the model's
+    parameters) and compiled by one training step (its forward and backward graphs), with a
+    ``compile_seconds`` row each: the time of that first step."""
+    x, y = batch
+    compiled, rows = {}, []
+    for name, m in models.items():
+        progress(f"{bench} {name} compiling")
+        compiled[name] = torch.compile(m, dynamic=False)  # fixed shapes: the second model of a class is not
+        # recompiled with symbolic sizes (dynamo's automatic dynamic shapes)
+        seconds = time_call(lambda: _train_step(compiled[name], x, y, amp_dtype), device=x.device)
+        rows.append(dict(benchmark=bench, impl=name, size=x.shape[-1], metric="compile_seconds", value=seconds))
+    return compiled, rows
+
+
 def bench_step(device="cpu", repeats: int = 7, channels_last: bool = True, amp: bool | None = None,
+               compile: bool = False, pairs: dict | None = None,
                progress: Callable[[str], None] = lambda s: None) -> list[dict]:
-    """Each pair of :func:`step_pairs`: both models' training steps interleaved (one warm-up round, then
-    ``repeats``), the medians, their ratio and the FLOP ratio."""
+    """Each pair of :func:`step_pairs` (or ``pairs``): both models' training steps interleaved (one warm-up
+    round, then ``repeats``), the medians, their ratio and the FLOP ratio. With ``compile``, the pair also
+    runs under ``torch.compile``, the four steps taking turns: rows ``<pair>_compiled`` with the compiled
+    steps, their ratios, each model's compile time and ``compile_speedup`` (eager over compiled step)."""
     device = torch.device(device)
     amp_dtype = torch.bfloat16 if (amp if amp is not None else device.type == "cuda") else None
     rows = []
-    for bench, (base_cfg, block_cfg, batch, size) in step_pairs().items():
+    for bench, (base_cfg, block_cfg, batch, size) in (step_pairs() if pairs is None else pairs).items():
         models = _pair_models(base_cfg, block_cfg, device, channels_last)
         names = tuple(models)
-        med = _interleaved_steps(models, _step_input(device, base_cfg.frames, size, batch, channels_last), amp_dtype,
-                                 repeats, lambda name, r: progress(f"{bench} {name} {r}/{repeats}"))
-        rows += [dict(benchmark=bench, impl=k, size=size, metric="seconds", value=v) for k, v in med.items()]
+        inputs = _step_input(device, base_cfg.frames, size, batch, channels_last)
+        settings = {bench: models}
+        if compile:
+            settings[f"{bench}_compiled"], compile_rows = _compiled(models, inputs, amp_dtype, f"{bench}_compiled",
+                                                                    progress)
+            rows += compile_rows
+        timed = {(b, k): m for b, ms in settings.items() for k, m in ms.items()}
+        med = _interleaved_steps(timed, inputs, amp_dtype, repeats,
+                                 lambda key, r: progress(f"{key[0]} {key[1]} {r}/{repeats}"))
         flop_ratio = _flop_ratio(base_cfg, block_cfg, size)
-        rows.append(dict(benchmark=bench, impl=names[1], size=size, metric="time_ratio", value=med[names[1]] / med[names[0]]))
-        rows.append(dict(benchmark=bench, impl=names[1], size=size, metric="flop_ratio", value=flop_ratio))
-        del models
+        for b in settings:
+            rows += [dict(benchmark=b, impl=k, size=size, metric="seconds", value=med[(b, k)]) for k in names]
+            rows.append(dict(benchmark=b, impl=names[1], size=size, metric="time_ratio",
+                             value=med[(b, names[1])] / med[(b, names[0])]))
+            rows.append(dict(benchmark=b, impl=names[1], size=size, metric="flop_ratio", value=flop_ratio))
+        if compile:
+            rows += [dict(benchmark=f"{bench}_compiled", impl=k, size=size, metric="compile_speedup",
+                          value=med[(bench, k)] / med[(f"{bench}_compiled", k)]) for k in names]
+        del models, settings, timed
     return rows
 
 
@@ -540,7 +573,7 @@ PARTS = ("stss", "step", "modules", "memory", "loader", "profile")
 
 
 def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (14, 28, 56), repeats: int = 5,
-              channels_last: bool = True, out: Path | None = None,
+              channels_last: bool = True, out: Path | None = None, compile: bool = False,
               progress: Callable[[str], None] = lambda s: None) -> tuple[list[dict], str, Path | None]:
     """`selfy-lab bench`: the chosen parts, as tidy rows with the device and provenance; written to
     OUT/bench.csv when ``out`` is given. Returns (rows, device name, path)."""
@@ -556,13 +589,15 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
     dev = select_device(device)
     if "profile" in parts:  # before any part runs
         require_cpu_profile(dev)
+    if compile and "step" not in parts:
+        raise SelfyError("--compile times the training steps: add step to --only")
     if out is not None:
         R.ensure_writable(out)
     rows: list[dict] = []
     if "stss" in parts:
         rows += bench_stss(sizes, dev, min(repeats, 3), progress=progress)
     if "step" in parts:
-        rows += bench_step(dev, repeats, channels_last, progress=progress)
+        rows += bench_step(dev, repeats, channels_last, compile=compile, progress=progress)
     if "modules" in parts:
         rows += bench_modules(dev, repeats, channels_last, progress=progress)
     if "memory" in parts:

@@ -71,6 +71,7 @@ def bench(
     sizes: Annotated[str, typer.Option(help="STSS map sizes (comma list).")] = "14,28,56",
     repeats: Annotated[int, typer.Option(help="Timed repeats per measurement (after one warm-up).")] = 5,
     channels_last: Annotated[bool, typer.Option(help="Run both models channels-last in the step benchmark.")] = True,
+    compile: Annotated[bool, typer.Option("--compile", help="Step part: also run each pair under torch.compile (inductor; about a minute of compiling a model on a 2-core CPU), its eager and compiled steps taking turns (rows <pair>_compiled: compiled ratios, compile_seconds, compile_speedup).")] = False,
 ):
     """Speed and memory of the STSS and of a SELFYNet training step, as ratios measured side by side.
 
@@ -81,6 +82,8 @@ def bench(
     (c) modules: every --block (SELFY -3..3 and each motion module) at res3, and STM, TEA and TAM inside every residual block of res2-res5 (stm:every, ...), vs the plain backbone, on the quick preset and on TSM-R18 at 8x224x224 (modules_*).
 
     (d) memory: activations saved for backward and peak memory of the full-width steps.
+
+    --compile adds the steps of (b) under torch.compile (<pair>_compiled rows), timed beside the eager ones.
 
     Not in the default parts: loader (clips/s of the list-file loader beside the training step) and profile (the steps of (b) under torch.profiler: convolutions and matmuls, BatchNorm and the rest, each block's excess per class beside its FLOP share; CPU only).
     """
@@ -97,7 +100,7 @@ def bench(
         at_least(s, 3, "--sizes")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as prog:
         task = prog.add_task("bench", total=None)
-        rows, dev_name, path = run_bench(comma_list(only), device, size_list, repeats, channels_last, out,
+        rows, dev_name, path = run_bench(comma_list(only), device, size_list, repeats, channels_last, out, compile,
                                          lambda s: prog.update(task, description=s))
     con = console()
     con.print(table(f"bench on {dev_name}", ["benchmark", "impl", "size", "metric", "value"],
