@@ -329,6 +329,10 @@ class TrainConfig:
     # an auxiliary loss added to the classification loss: hcml = the motion hierarchy's InfoNCE
     aux: str = field(default="none", metadata=KEY_IF_SET)
     aux_weight: float = field(default=1.0, metadata=KEY_IF_SET)
+    # the training step under torch.compile (inductor, static shapes; validation stays eager). Compiled kernels
+    # round differently, so a compiled run has its own run key. `selfy-lab bench --compile` measures what it
+    # buys on a device first: on a 2-core CPU compiled steps were slower (results/bench/compiled).
+    compile: bool = field(default=False, metadata=KEY_IF_SET)
     # supervised (labels, cross-entropy) or hcml (`selfy-lab pretrain`: the hierarchy's InfoNCE alone)
     objective: str = field(default="supervised", metadata=KEY_IF_SET)
     # a linear probe: the pretrained parts (backbone, hierarchy) stay fixed, BatchNorm statistics included

@@ -275,3 +275,21 @@ def test_torchrun_trains_the_contrastive_loss_in_two_processes(tmp_path, command
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     train = {r["metric"]: float(r["value"]) for r in rows(out / "metrics.csv") if r["split"] == "train"}
     assert train["loss"] > 0 and ("aux_loss" in train) == (command[0] == "train")
+
+
+def test_a_compiled_run_trains_like_the_eager_one_under_its_own_key(tmp_path, monkeypatch):
+    """--compile wraps the training step (dynamo + AOT autograd here, run eagerly: inductor's code generation
+    would take minutes); the run trains as the eager one does, and its key differs only when it is set."""
+    compile_, calls = torch.compile, []
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: calls.append(kw) or compile_(m, backend="aot_eager", **kw))
+    run = resolve("smoke", overrides=dict(train=dict(epochs=1)))
+    compiled = replace(run, train=replace(run.train, compile=True))
+    assert compiled.run_hash != run.run_hash
+    assert run.run_hash == replace(run, train=replace(run.train, compile=False)).run_hash
+    eager_metrics = fit(run, tmp_path / "eager")
+    assert calls == []
+    compiled_metrics = fit(compiled, tmp_path / "compiled")
+    assert calls == [{"dynamic": False}]
+    eager_loss, compiled_loss = (float(rows(tmp_path / d / "history.csv")[0]["train_loss"]) for d in ("eager", "compiled"))
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-3)
+    assert compiled_metrics["loss"] == pytest.approx(eager_metrics["loss"], rel=1e-2)
