@@ -71,7 +71,7 @@ def bench(
     sizes: Annotated[str, typer.Option(help="STSS map sizes (comma list).")] = "14,28,56",
     repeats: Annotated[int, typer.Option(help="Timed repeats per measurement (after one warm-up).")] = 5,
     channels_last: Annotated[bool, typer.Option(help="Run both models channels-last in the step benchmark.")] = True,
-    compile: Annotated[bool, typer.Option("--compile", help="Step part: also run each pair under torch.compile (inductor; about a minute of compiling a model on a 2-core CPU), its eager and compiled steps taking turns (rows <pair>_compiled: compiled ratios, compile_seconds, compile_speedup).")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="Step part: also run each pair under torch.compile (inductor; 1-2 minutes of compiling a model on a 2-core CPU), its eager and compiled steps taking turns (rows <pair>_compiled: compiled ratios, compile_seconds, compile_speedup).")] = False,
 ):
     """Speed and memory of the STSS and of a SELFYNet training step, as ratios measured side by side.
 
