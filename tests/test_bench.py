@@ -3,9 +3,8 @@ import pytest
 import torch
 
 from selfy_lab import stss
-from selfy_lab.bench import (PROFILE_CLASSES, bench_loader, bench_modules, bench_profile, bench_stss, bench_step,
-                             kernel_class, run_bench,
-                             saved_tensor_bytes, stss_reference_global, stss_unfold)
+from selfy_lab.bench import (PROFILE_CLASSES, bench_loader, bench_modules, bench_profile, bench_step, bench_stss,
+                             kernel_class, run_bench, saved_tensor_bytes, stss_reference_global, stss_unfold)
 from selfy_lab.config import ModelConfig
 from selfy_lab.errors import SelfyError
 from selfy_lab.models import build_model

@@ -107,8 +107,9 @@ Tensorboard = Annotated[Optional[bool], typer.Option(
     "--tensorboard/--no-tensorboard", help="Also write TensorBoard event files (RUN/tensorboard): loss, lr, top-1/5 "
     "per epoch and the config as hparams (needs the tensorboard package).", rich_help_panel="Run")]
 Compile = Annotated[Optional[bool], typer.Option(
-    "--compile/--no-compile", help="Run the training step under torch.compile (inductor; its own run key). Measure "
-    "it first with `selfy-lab bench --only step --compile --device cuda`: on a CPU it was slower.",
+    "--compile/--no-compile", help="Run the training step under torch.compile (inductor; its own run key; the "
+    "first step of a process compiles, 1-2 minutes on a CPU). Measure it first with `selfy-lab bench --only step "
+    "--compile --device cuda`: on a CPU it was slower.",
     rich_help_panel="Run")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel="Run")]
 
