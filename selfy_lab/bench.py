@@ -233,18 +233,18 @@ def step_pairs() -> dict[str, tuple[ModelConfig, ModelConfig, int, int]]:
 
 def _compiled(models: dict, batch: tuple[torch.Tensor, torch.Tensor], amp_dtype, bench: str,
               progress: Callable[[str], None]) -> tuple[dict, list[dict]]:
-    """Each model wrapped in ``torch.compile`` (inductor, default mode; the wrapper shares the model's
-    parameters) and compiled by one training step (its forward and backward graphs), with a
-    ``compile_seconds`` row each: the time of that first step."""
+    """Each model under ``torch.compile`` as ``--compile`` trains it (:func:`runtime.compiled`), compiled by one
+    training step (its forward and backward graphs), with a ``compile_seconds`` row each: that step's time."""
+    from .runtime import compiled
+
     x, y = batch
-    compiled, rows = {}, []
+    out, rows = {}, []
     for name, m in models.items():
         progress(f"{bench} {name} compiling")
-        compiled[name] = torch.compile(m, dynamic=False)  # fixed shapes: the second model of a class is not
-        # recompiled with symbolic sizes (dynamo's automatic dynamic shapes)
-        seconds = time_call(lambda: _train_step(compiled[name], x, y, amp_dtype), device=x.device)
+        out[name] = compiled(m)
+        seconds = time_call(lambda: _train_step(out[name], x, y, amp_dtype), device=x.device)
         rows.append(dict(benchmark=bench, impl=name, size=x.shape[-1], metric="compile_seconds", value=seconds))
-    return compiled, rows
+    return out, rows
 
 
 def bench_step(device="cpu", repeats: int = 7, channels_last: bool = True, amp: bool | None = None,

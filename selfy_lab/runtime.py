@@ -7,6 +7,8 @@ raises the mmap threshold to its maximum (32 MiB on 64-bit glibc) and stops trim
 keeps its high-water mark of memory instead of returning and re-faulting it. A no-op where the C library is
 not glibc; CUDA memory is not affected (PyTorch's caching allocator keeps it already). ``channels_last``
 puts a model's 4-D tensors in channels-last memory format and leaves 5-D ones (3-D convolutions) as they are.
+``compiled`` is how a training step runs under ``torch.compile``, in training (``--compile``) and in the step
+benchmark that measures it alike.
 """
 from __future__ import annotations
 
@@ -43,3 +45,12 @@ def channels_last(model):
         if t.dim() == 4:
             t.data = t.data.contiguous(memory_format=torch.channels_last)
     return model
+
+
+def compiled(module):
+    """``module`` under ``torch.compile`` (inductor, default mode; the wrapper shares its parameters) with static
+    shapes: a second model of the same class in one process is otherwise recompiled with symbolic sizes
+    (dynamo's automatic dynamic shapes), which the SELFY block's inductor lowering does not survive."""
+    import torch
+
+    return torch.compile(module, dynamic=False)

@@ -233,7 +233,9 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
     step_module = WithContrastive(model, "only" if pretrain else "added") if (aux or pretrain) else model
     net = torch.nn.parallel.DistributedDataParallel(step_module, find_unused_parameters=unused) if dist.world > 1 else step_module
     if t.compile:  # the training step only (it shares the model's parameters); validation runs the eager model
-        net = torch.compile(net, dynamic=False)
+        from .runtime import compiled
+
+        net = compiled(net)
     pin = dist.device.type == "cuda"
     train_loader = make_loader(train_ds, t.batch_size, t.seed, True, run.data.workers, dist.rank, dist.world, pin)
     val_loader = None if pretrain else make_loader(val_ds, t.batch_size, t.seed, False, run.data.workers, dist.rank,
