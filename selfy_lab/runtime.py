@@ -8,13 +8,18 @@ keeps its high-water mark of memory instead of returning and re-faulting it. A n
 not glibc; CUDA memory is not affected (PyTorch's caching allocator keeps it already). ``channels_last``
 puts a model's 4-D tensors in channels-last memory format and leaves 5-D ones (3-D convolutions) as they are.
 ``compiled`` is how a training step runs under ``torch.compile``, in training (``--compile``) and in the step
-benchmark that measures it alike.
+benchmark that measures it alike. ``deterministic_algorithms`` is ``--deterministic``: PyTorch's deterministic
+kernels for the time of a run (on CUDA, cuDNN's deterministic convolution algorithms and sorted instead of
+atomic accumulation in the backward of indexing), the earlier setting restored after it.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
+import os
+import re
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's ceiling on 64-bit
@@ -54,3 +59,43 @@ def compiled(module):
     import torch
 
     return torch.compile(module, dynamic=False)
+
+
+# cuBLAS is deterministic only with a fixed workspace; PyTorch refuses a CUDA matmul under deterministic
+# algorithms without it. cuBLAS reads the variable when the process first uses it, so it is set before the
+# run builds its model (a process that ran CUDA matmuls without it keeps its earlier workspace: PyTorch then
+# stops with its own message naming the variable).
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool = True):
+    """Within the block, PyTorch runs only kernels that give the same bits for the same input on the same
+    machine, and stops with :class:`~selfy_lab.errors.SelfyError` at an operation that has none. A no-op when
+    ``enabled`` is False. CPU training is deterministic without it; on CUDA it costs speed."""
+    if not enabled:
+        yield
+        return
+    import torch
+
+    from .errors import SelfyError
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False  # autotuning may pick another algorithm in another process
+    try:
+        yield
+    except RuntimeError as e:
+        op = re.match(r"(\S+) does not have a deterministic implementation", str(e))
+        if op:
+            raise SelfyError(f"--deterministic: {op.group(1)} has no deterministic kernel in this PyTorch on this "
+                             "device; train without --deterministic") from e
+        if "CUBLAS_WORKSPACE_CONFIG" in str(e):
+            raise SelfyError(f"--deterministic: this process used cuBLAS before the run; start it with "
+                             f"CUBLAS_WORKSPACE_CONFIG={CUBLAS_WORKSPACE} set") from e
+        raise
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark = before[2]

@@ -5,7 +5,8 @@ atomically after every epoch; calling it again on the same directory resumes fro
 and a finished run returns its metrics at once.
 
 Runs are deterministic on CPU for a given seed: data order, augmentation and dropout draw from seeds
-derived from (seed, epoch), so a resumed run matches an uninterrupted one. On CUDA the loop keeps the
+derived from (seed, epoch), so a resumed run matches an uninterrupted one; on CUDA, where cuDNN and the
+backward of indexing accumulate in a varying order, with ``deterministic`` set. On CUDA the loop keeps the
 hot path free of host synchronisation (running sums stay on the device), uses automatic mixed precision
 and channels-last memory. Under ``torchrun`` it trains with DistributedDataParallel; only rank 0 writes.
 """
@@ -187,6 +188,13 @@ def extra_metrics(dataset_name: str, logits: torch.Tensor, labels: torch.Tensor)
 
 def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device: str = "auto") -> dict[str, float]:
     """Train ``run`` in ``run_dir`` (resuming if it holds a checkpoint); returns the final val metrics."""
+    from .runtime import deterministic_algorithms
+
+    with deterministic_algorithms(run.train.deterministic):
+        return _fit(run, run_dir, callback, device)
+
+
+def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -> dict[str, float]:
     from .runtime import keep_freed_memory
 
     keep_freed_memory()
@@ -312,7 +320,7 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
         callback("epoch_end", epoch=epoch, epochs=t.epochs, metrics=val, train_seconds=train_time,
                  train_loss=history[-1]["train_loss"], train_top1=history[-1]["train_top1"])
     if dist.main:
-        R.write_metrics(run_dir, run_rows(run, history))
+        R.write_metrics(run_dir, run_rows(run, history, device_label(dist.device, dist.world)))
     if board is not None:
         log_hparams(board, run, history[-1])
         board.close()
@@ -392,14 +400,25 @@ def _save_checkpoint(path: Path, model, opt, scaler, epoch: int, history: list, 
     os.replace(tmp, path)
 
 
-def run_rows(run: RunConfig, history: list[dict]) -> list[dict]:
-    """Tidy rows of a finished run: final val metrics, last-epoch train loss/top-1, total train seconds."""
+def run_rows(run: RunConfig, history: list[dict], device: str = "") -> list[dict]:
+    """Tidy rows of a finished run: final val metrics, last-epoch train loss/top-1, total train seconds. A run
+    trained on GPUs carries their name in a last column, ``device`` (CPU runs have none: rows without it)."""
     last = history[-1]
     train = {"loss": last["train_loss"], **({} if math.isnan(last["train_top1"]) else {"top1": last["train_top1"]}),
              "seconds": sum(h["train_seconds"] for h in history),
              **({"aux_loss": last["train_aux_loss"]} if "train_aux_loss" in last else {})}
-    return (R.result_rows(run, {k[4:]: v for k, v in last.items() if k.startswith("val_")}, "val")
+    rows = (R.result_rows(run, {k[4:]: v for k, v in last.items() if k.startswith("val_")}, "val")
             + R.result_rows(run, train, "train"))
+    return [{**r, "device": device} for r in rows] if device else rows
+
+
+def device_label(device: torch.device, world: int = 1) -> str:
+    """What a result row records of the device a run trained on: the GPU's name (times the processes of a
+    distributed run), or "" on the CPU."""
+    if device.type != "cuda":
+        return ""
+    name = torch.cuda.get_device_name(device)
+    return f"{world}x {name}" if world > 1 else name
 
 
 def read_run_config(path: str | Path) -> RunConfig:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from selfy_lab.config import resolve
+from selfy_lab.errors import SelfyError
 from selfy_lab.results import RUN_COLUMNS
 from selfy_lab.train import evaluate, fit, load_run, lr_at
 
@@ -293,3 +294,47 @@ def test_a_compiled_run_trains_like_the_eager_one_under_its_own_key(tmp_path, mo
     eager_loss, compiled_loss = (float(rows(tmp_path / d / "history.csv")[0]["train_loss"]) for d in ("eager", "compiled"))
     assert compiled_loss == pytest.approx(eager_loss, rel=1e-3)
     assert compiled_metrics["loss"] == pytest.approx(eager_metrics["loss"], rel=1e-2)
+
+
+def test_deterministic_runs_use_deterministic_kernels_under_their_own_key(tmp_path):
+    """--deterministic turns PyTorch's deterministic algorithms on for the time of the run (a CUDA run then
+    repeats to the bit; tests/test_cuda.py checks that on a GPU) and restores the setting after it."""
+    run = resolve("smoke", overrides=dict(train=dict(epochs=1)))
+    det = replace(run, train=replace(run.train, deterministic=True))
+    assert det.run_hash != run.run_hash
+    assert run.run_hash == replace(run, train=replace(run.train, deterministic=False)).run_hash
+    seen = []
+    record = lambda e, **k: seen.append(torch.are_deterministic_algorithms_enabled()) if e == "epoch_start" else None
+    fit(run, tmp_path / "plain", record)
+    fit(det, tmp_path / "det", record)
+    assert seen == [False, True] and not torch.are_deterministic_algorithms_enabled()
+    plain, again = (rows(tmp_path / d / "history.csv")[0] for d in ("plain", "det"))
+    assert float(again["train_loss"]) == pytest.approx(float(plain["train_loss"]), rel=1e-4)
+
+
+def test_an_operation_without_a_deterministic_kernel_stops_with_one_line():
+    from selfy_lab.runtime import deterministic_algorithms
+
+    with pytest.raises(SelfyError, match=r"^--deterministic: put_ has no deterministic kernel.*without --deterministic$"):
+        with deterministic_algorithms():
+            torch.zeros(5).put_(torch.tensor([1, 1]), torch.tensor([1.0, 2.0]))  # no deterministic CPU kernel
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_rows_of_a_gpu_run_name_the_device_in_a_last_column(tmp_path):
+    """CPU runs' rows keep the columns they always had; a GPU run's rows add ``device``, and a sweep table
+    collecting both has it, empty for the CPU run."""
+    from selfy_lab import results as R
+    from selfy_lab.train import run_rows
+
+    run = resolve("smoke")
+    history = [{"epoch": 1, "train_loss": 2.5, "train_top1": 0.1, "train_seconds": 3.0, "val_top1": 0.25}]
+    cpu_rows, gpu_rows = run_rows(run, history), run_rows(run, history, "NVIDIA H200")
+    assert "device" not in cpu_rows[0] and {r["device"] for r in gpu_rows} == {"NVIDIA H200"}
+    other = replace(run, train=replace(run.train, seed=1))
+    R.write_metrics(R.run_dir(tmp_path, run.run_hash), cpu_rows)
+    R.write_metrics(R.run_dir(tmp_path, other.run_hash), run_rows(other, history, "NVIDIA H200"))
+    assert list(rows(R.run_dir(tmp_path, run.run_hash) / "metrics.csv")[0]) == list(RUN_COLUMNS)
+    table = rows(R.collect_runs(tmp_path, [run.run_hash, other.run_hash]))
+    assert list(table[0])[-1] == "device"
+    assert {(r["seed"], r["device"]) for r in table} == {("0", ""), ("1", "NVIDIA H200")}

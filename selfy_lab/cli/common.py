@@ -111,6 +111,10 @@ Compile = Annotated[Optional[bool], typer.Option(
     "first step of a process compiles, 1-2 minutes on a CPU). Measure it first with `selfy-lab bench --only step "
     "--compile --device cuda`: on a CPU it was slower.",
     rich_help_panel="Run")]
+Deterministic = Annotated[Optional[bool], typer.Option(
+    "--deterministic/--no-deterministic", help="Only PyTorch's deterministic kernels, so that a re-run on the same "
+    "CUDA machine gives the same bits (slower there; its own run key). CPU runs repeat without it.",
+    rich_help_panel="Run")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel="Run")]
 
 def at_least(value, lo, flag: str):

@@ -8,11 +8,12 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (Aux, AuxWeight, Backbone, BatchSize, Block, Categories, Compile, DataRoot, Dataset, Device, Epochs,
-                     Experiment, Extractor, Flip, Frames, FrameTemplate, FreezeBackbone, Fusion, Hierarchy,
-                     HierarchyLevels, Integrator, LabelFraction, ListFormat, Lr, Offsets, Position, Preset,
-                     Pretrained, Reduce, RunDisplay, Seed, Similarity, Tensorboard, TestClips, TestCrops, TrainList,
-                     ValList, Window, Workers, app, at_least, console, metrics_table, table)
+from .common import (Aux, AuxWeight, Backbone, BatchSize, Block, Categories, Compile, DataRoot, Dataset,
+                     Deterministic, Device, Epochs, Experiment, Extractor, Flip, Frames, FrameTemplate,
+                     FreezeBackbone, Fusion, Hierarchy, HierarchyLevels, Integrator, LabelFraction, ListFormat, Lr,
+                     Offsets, Position, Preset, Pretrained, Reduce, RunDisplay, Seed, Similarity, Tensorboard,
+                     TestClips, TestCrops, TrainList, ValList, Window, Workers, app, at_least, console,
+                     metrics_table, table)
 
 
 @app.command()
@@ -29,7 +30,8 @@ def train(
     pretrained: Pretrained = None, hierarchy: Hierarchy = None, hierarchy_levels: HierarchyLevels = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
     aux: Aux = None, aux_weight: AuxWeight = None, freeze_backbone: FreezeBackbone = None,
-    tensorboard: Tensorboard = None, compile: Compile = None, device: Device = "auto",
+    tensorboard: Tensorboard = None, compile: Compile = None, deterministic: Deterministic = None,
+    device: Device = "auto",
 ):
     """Train one model; writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv.
 
@@ -79,7 +81,8 @@ def pretrain(
     backbone: Backbone = None, frames: Frames = None, hierarchy: Hierarchy = None,
     hierarchy_levels: HierarchyLevels = None, offsets: Offsets = None, window: Window = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
-    tensorboard: Tensorboard = None, compile: Compile = None, device: Device = "auto",
+    tensorboard: Tensorboard = None, compile: Compile = None, deterministic: Deterministic = None,
+    device: Device = "auto",
 ):
     """Pretrain a backbone and its motion hierarchy on unlabeled training clips (labels are never read).
 

@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (BatchSize, Categories, Compile, DataRoot, Dataset, Device, Epochs, Experiment, FrameTemplate, ListFormat,
-                     Frames, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList, ValList, Workers, app, at_least,
-                     comma_list, console, table)
+from .common import (BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs, Experiment,
+                     FrameTemplate, ListFormat, Frames, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList,
+                     ValList, Workers, app, at_least, comma_list, console, table)
 
 
 def _pm(row, metric: str) -> str:
@@ -82,7 +82,7 @@ def ablate(
     categories: Categories = None, list_format: ListFormat = None, frame_template: FrameTemplate = None, workers: Workers = None,
     frames: Frames = None, pretrained: Pretrained = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, tensorboard: Tensorboard = None,
-    compile: Compile = None, device: Device = "auto",
+    compile: Compile = None, deterministic: Deterministic = None, device: Device = "auto",
 ):
     """Run an ablation sweep, resumably: every variant x seed trains in OUT/runs/<run id>.
 
