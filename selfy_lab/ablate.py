@@ -316,7 +316,9 @@ def _run_parallel(todo, out, jobs, device, finished, on_event) -> None:
     for w in range(n):
         dev = f"cuda:{w % gpus}" if gpus else ("cpu" if device == "auto" else device)
         threads = None if gpus else max(1, (os.cpu_count() or 1) // n)
-        p = ctx.Process(target=_worker, args=(task_q, result_q, str(out), dev, threads), daemon=True)
+        # not daemonic: a daemonic process may not start children, and each run's data loader starts its
+        # --workers processes; a worker still ends with the sweep process (_exit_with_parent)
+        p = ctx.Process(target=_worker, args=(task_q, result_q, str(out), dev, threads), daemon=False)
         p.start()
         workers.append(p)
     by_id = {pr.run_id: pr for pr in todo}

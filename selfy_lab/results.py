@@ -193,7 +193,10 @@ ROBUSTNESS_SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrup
 
 
 def git_revision() -> str:
-    """Short git revision of the source tree the package runs from, ``+dirty`` if it has changes."""
+    """Short git revision of the source tree the package runs from, ``+dirty`` if it has changes; where the
+    tree was copied without its history (a cluster node's copy), the revision named by ``SELFY_LAB_GIT_REV``."""
+    if os.environ.get("SELFY_LAB_GIT_REV"):
+        return os.environ["SELFY_LAB_GIT_REV"]
     root = Path(__file__).resolve().parent.parent
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,

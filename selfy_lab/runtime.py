@@ -10,7 +10,9 @@ puts a model's 4-D tensors in channels-last memory format and leaves 5-D ones (3
 ``compiled`` is how a training step runs under ``torch.compile``, in training (``--compile``) and in the step
 benchmark that measures it alike. ``deterministic_algorithms`` is ``--deterministic``: PyTorch's deterministic
 kernels for the time of a run (on CUDA, cuDNN's deterministic convolution algorithms and sorted instead of
-atomic accumulation in the backward of indexing), the earlier setting restored after it.
+atomic accumulation in the backward of indexing), the earlier setting restored after it. ``device_constant``
+is a small constant tensor on a device, made once: a tensor built from Python numbers on a GPU is a host-to-device
+copy that waits for the GPU, which a training step must not do.
 """
 from __future__ import annotations
 
@@ -99,3 +101,21 @@ def deterministic_algorithms(enabled: bool = True):
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
         torch.backends.cudnn.benchmark = before[2]
+
+
+def device_constant(values: tuple, device, dtype=None):
+    """``torch.tensor(values, dtype=dtype)`` on ``device``, made once per process and shared (never write into it).
+    Copied with ``non_blocking``: the host does not wait for the GPU. Under ``torch.compile`` it is built in the
+    traced graph (dynamo does not trace through a cache; there it is a graph constant)."""
+    import torch
+
+    if torch.compiler.is_compiling():
+        return torch.tensor(values, dtype=dtype, device=device)
+    return _cached_constant(tuple(values), torch.device(device), dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_constant(values: tuple, device, dtype):
+    import torch
+
+    return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)

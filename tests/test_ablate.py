@@ -173,9 +173,10 @@ def test_parallel_workers_end_when_the_sweep_process_is_killed(tmp_path):
 
 @pytest.mark.slow
 def test_parallel_jobs_and_cli_outputs(tmp_path):
+    """Two sweep workers, each run loading its clips in a worker process of its own."""
     out = tmp_path / "sweep"
     p = cli("ablate", "--offsets", "1", "--offsets", "-1..1", "--preset", "smoke", "--jobs", "2", "--seeds", "2",
-            "--out", str(out))
+            "--workers", "1", "--out", str(out))
     assert p.returncode == 0, p.stderr
     table = rows(out / "runs.csv")
     assert len({r["run_id"] for r in table}) == 6 and {r["seed"] for r in table} == {"0", "1"}

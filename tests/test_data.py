@@ -10,7 +10,7 @@ from selfy_lab.data.flip import flip_table, mirror_pairs
 from selfy_lab.data.lists import read_categories, read_list
 from selfy_lab.data.loader import EpochBatchSampler
 from selfy_lab.data.sampling import segment_indices
-from selfy_lab.data.transforms import clip_from_frames, resize
+from selfy_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, clip_from_frames, normalize, resize
 from selfy_lab.errors import DataError
 
 from helpers import SHARED
@@ -194,3 +194,16 @@ def test_data_config_validation():
         DataConfig(flip="sometimes")
     with pytest.raises(ValueError, match="test_clips"):
         DataConfig(test_clips=3)
+
+
+def test_normalize_reuses_its_constants_and_keeps_the_formula():
+    """Normalisation runs on the device every step: its mean and std are made there once (on a GPU, a tensor
+    built from Python numbers is a copy the host waits for), and the result is the plain formula's."""
+    from selfy_lab.runtime import device_constant
+
+    batch = torch.randint(0, 256, (2, 3, 3, 5, 5), dtype=torch.uint8)
+    m, s = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    assert torch.equal(normalize(batch), (batch.float() / 255.0 - m) / s)
+    made = device_constant(IMAGENET_MEAN, "cpu", torch.float32)
+    assert device_constant(IMAGENET_MEAN, torch.device("cpu"), torch.float32) is made
+    assert device_constant((1, -2), "cpu").dtype == torch.int64

@@ -110,3 +110,12 @@ def test_sweeps_can_share_a_run_store(tmp_path):
     with pytest.raises(SelfyError, match="not a link"):
         R.link_runs(a, tmp_path / "elsewhere")
     assert base.run_hash  # the store is keyed like any run directory
+
+
+def test_rows_record_the_named_revision_of_a_tree_copied_without_its_history(monkeypatch):
+    from selfy_lab.results import git_revision, provenance
+
+    here = git_revision()
+    assert here and here != "abc1234"
+    monkeypatch.setenv("SELFY_LAB_GIT_REV", "abc1234")
+    assert provenance()["git_rev"] == "abc1234"

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from ..runtime import device_constant
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -58,6 +60,6 @@ def hflip(clip: torch.Tensor) -> torch.Tensor:
 
 def normalize(batch: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """uint8 (..., C, H, W) -> float, ImageNet-normalised, on the batch's device."""
-    m = torch.tensor(mean, device=batch.device, dtype=torch.float32).view(3, 1, 1)
-    s = torch.tensor(std, device=batch.device, dtype=torch.float32).view(3, 1, 1)
+    m = device_constant(mean, batch.device, torch.float32).view(3, 1, 1)
+    s = device_constant(std, batch.device, torch.float32).view(3, 1, 1)
     return (batch.float() / 255.0 - m) / s

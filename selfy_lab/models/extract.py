@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import EXTRACTORS
+from ..runtime import device_constant
 from .selfsim import upcast
 
 DEFAULT_CHANNELS = (4, 16, 64, 64)
@@ -86,7 +87,7 @@ class KernelSoftArgmaxConfidence(nn.Module):
         u, v = _grid(U, V, s.device, sf.dtype)
         gauss = torch.exp(-((u - au[..., None, None]) ** 2 + (v - av[..., None, None]) ** 2) / (2 * self.sigma**2))
         p = torch.softmax((sf * gauss).reshape(N, L, U * V) / self.tau, dim=-1).view(N, L, U, V)
-        disp = _expected_displacement(p) / torch.tensor([max(U // 2, 1), max(V // 2, 1)], device=s.device, dtype=p.dtype)
+        disp = _expected_displacement(p) / device_constant((max(U // 2, 1), max(V // 2, 1)), s.device, p.dtype)
         return torch.cat([disp, conf[..., None]], dim=-1).to(s.dtype)  # (N, L, 3)
 
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import SIMILARITIES
+from ..runtime import device_constant
 
 # The reference code's normalisation: x / sqrt(sum(x^2) + eps).
 COSINE_EPS = 1e-6
@@ -187,7 +188,7 @@ def _shape_cache(fn):
 @_shape_cache
 def _time_index(T: int, offsets: tuple[int, ...], pad: int, device: torch.device) -> torch.Tensor:
     t = torch.arange(T, device=device).view(T, 1)
-    return t + torch.tensor(offsets, device=device).view(1, -1) + pad
+    return t + device_constant(offsets, device).view(1, -1) + pad
 
 
 @_shape_cache
@@ -224,7 +225,7 @@ def neighbour_mask(T: int, H: int, W: int, offsets: tuple[int, ...], window: tup
     t = torch.arange(T, device=device).view(T, 1, 1, 1, 1, 1)
     y = torch.arange(H, device=device).view(1, H, 1, 1, 1, 1)
     x = torch.arange(W, device=device).view(1, 1, W, 1, 1, 1)
-    tl = t + torch.tensor(offsets, device=device).view(1, 1, 1, -1, 1, 1)
+    tl = t + device_constant(offsets, device).view(1, 1, 1, -1, 1, 1)
     yu = y + torch.arange(-dU, dU + 1, device=device).view(1, 1, 1, 1, U, 1)
     xv = x + torch.arange(-dV, dV + 1, device=device).view(1, 1, 1, 1, 1, V)
     return (tl >= 0) & (tl < T) & (yu >= 0) & (yu < H) & (xv >= 0) & (xv < W)
