@@ -68,7 +68,8 @@ def test_a_cuda_run_trains_with_mixed_precision_and_no_host_sync_in_its_steps(tm
         warnings.simplefilter("always")
         metrics = fit(run, tmp_path / "run", watch, "cuda")
     torch.cuda.set_sync_debug_mode("default")
-    syncs = Counter(f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message))
+    syncs = Counter(f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)
+                    and not w.filename.endswith("cuda/__init__.py"))  # set_sync_debug_mode's own, at turning it on
     assert sum(syncs.values()) <= 2 * run.train.epochs, syncs
     history = rows(tmp_path / "run" / "history.csv")
     assert len(history) == 2 and all(torch.isfinite(torch.tensor(float(r["train_loss"]))) for r in history)
