@@ -171,6 +171,24 @@ def test_parallel_workers_end_when_the_sweep_process_is_killed(tmp_path):
     assert not any(_alive(w) for w in workers)
 
 
+def _start_methods_of_a_sweep_worker(queue):
+    before = A.mp.get_start_method()
+    A._worker_setup("fork")
+    queue.put((before, A.mp.get_start_method()))
+
+
+@pytest.mark.skipif("fork" not in A.mp.get_all_start_methods(), reason="a platform without fork")
+def test_a_sweep_worker_starts_loader_processes_as_the_sweep_process_does():
+    """Sweep workers are spawned; the data loaders of their runs start processes with the sweep process's method
+    (fork on Linux), not by spawning a fresh interpreter for every loader."""
+    ctx = A.mp.get_context("spawn")
+    queue = ctx.Queue()
+    p = ctx.Process(target=_start_methods_of_a_sweep_worker, args=(queue,))
+    p.start()
+    assert queue.get(timeout=120) == ("spawn", "fork")
+    p.join(timeout=60)
+
+
 @pytest.mark.slow
 def test_parallel_jobs_and_cli_outputs(tmp_path):
     """Two sweep workers, each run loading its clips in a worker process of its own."""
