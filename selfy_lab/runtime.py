@@ -12,7 +12,8 @@ benchmark that measures it alike. ``deterministic_algorithms`` is ``--determinis
 kernels for the time of a run (on CUDA, cuDNN's deterministic convolution algorithms and sorted instead of
 atomic accumulation in the backward of indexing), the earlier setting restored after it. ``device_constant``
 is a small constant tensor on a device, made once: a tensor built from Python numbers on a GPU is a host-to-device
-copy that waits for the GPU, which a training step must not do.
+copy that waits for the GPU, which a training step must not do; ``shape_cache`` is how such tensors (and the
+STSS's index tensors) are cached per shape and device, eager or compiled.
 """
 from __future__ import annotations
 
@@ -103,19 +104,31 @@ def deterministic_algorithms(enabled: bool = True):
         torch.backends.cudnn.benchmark = before[2]
 
 
+def shape_cache(fn):
+    """``functools.lru_cache`` in eager mode, for tensors built once per shape and device (indices, constants);
+    under ``torch.compile`` the tensor is built inside the traced graph instead (dynamo does not trace through a
+    cache, and a graph constant costs nothing per step)."""
+    cached = functools.lru_cache(maxsize=64)(fn)
+
+    @functools.wraps(fn)
+    def call(*args):
+        import torch
+
+        return fn(*args) if torch.compiler.is_compiling() else cached(*args)
+
+    return call
+
+
 def device_constant(values: tuple, device, dtype=None):
-    """``torch.tensor(values, dtype=dtype)`` on ``device``, made once per process and shared (never write into it).
-    Copied with ``non_blocking``: the host does not wait for the GPU. Under ``torch.compile`` it is built in the
-    traced graph (dynamo does not trace through a cache; there it is a graph constant)."""
+    """``torch.tensor(values, dtype=dtype)`` on ``device``, made once per process and shared (never write into it)
+    by :func:`shape_cache`. Copied with ``non_blocking``: the host does not wait for the GPU."""
     import torch
 
-    if torch.compiler.is_compiling():
-        return torch.tensor(values, dtype=dtype, device=device)
-    return _cached_constant(tuple(values), torch.device(device), dtype)
+    return _constant(tuple(values), torch.device(device), dtype)
 
 
-@functools.lru_cache(maxsize=256)
-def _cached_constant(values: tuple, device, dtype):
+@shape_cache
+def _constant(values: tuple, device, dtype):
     import torch
 
     return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)

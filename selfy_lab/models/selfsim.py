@@ -12,13 +12,12 @@ Python loop over batch, time or positions.
 """
 from __future__ import annotations
 
-import functools
 
 import torch
 import torch.nn.functional as F
 
 from ..config import SIMILARITIES
-from ..runtime import device_constant
+from ..runtime import device_constant, shape_cache
 
 # The reference code's normalisation: x / sqrt(sum(x^2) + eps).
 COSINE_EPS = 1e-6
@@ -173,25 +172,13 @@ def _masked_softmax(vol: torch.Tensor, offsets: tuple[int, ...], window: tuple[i
 
 # ---- index tensors, cached per shape and device (built on the device: no host round trips) ----
 
-def _shape_cache(fn):
-    """``functools.lru_cache`` in eager mode; under ``torch.compile`` the index is built inside the traced
-    graph instead (dynamo does not trace through a cache, and a graph constant costs nothing per step)."""
-    cached = functools.lru_cache(maxsize=64)(fn)
-
-    @functools.wraps(fn)
-    def call(*args):
-        return fn(*args) if torch.compiler.is_compiling() else cached(*args)
-
-    return call
-
-
-@_shape_cache
+@shape_cache
 def _time_index(T: int, offsets: tuple[int, ...], pad: int, device: torch.device) -> torch.Tensor:
     t = torch.arange(T, device=device).view(T, 1)
     return t + device_constant(offsets, device).view(1, -1) + pad
 
 
-@_shape_cache
+@shape_cache
 def _global_index(H: int, W: int, L: int, U: int, V: int, device: torch.device):
     dU, dV = U // 2, V // 2
     y = torch.arange(H, device=device).view(H, 1, 1, 1, 1)
@@ -206,7 +193,7 @@ def _global_index(H: int, W: int, L: int, U: int, V: int, device: torch.device):
     return idx.reshape(1, H * W, L * U * V), valid.reshape(1, H * W, L * U * V)
 
 
-@_shape_cache
+@shape_cache
 def _tile_index(P: int, Gh: int, Gw: int, L: int, U: int, V: int, device: torch.device) -> torch.Tensor:
     py = torch.arange(P, device=device).view(P, 1, 1, 1, 1)
     px = torch.arange(P, device=device).view(1, P, 1, 1, 1)
@@ -217,7 +204,7 @@ def _tile_index(P: int, Gh: int, Gw: int, L: int, U: int, V: int, device: torch.
     return idx.reshape(1, P * P, L * U * V)
 
 
-@_shape_cache
+@shape_cache
 def neighbour_mask(T: int, H: int, W: int, offsets: tuple[int, ...], window: tuple[int, int], device: torch.device):
     """Boolean (T, H, W, L, U, V): True where the neighbour lies inside the clip."""
     U, V = window
