@@ -65,7 +65,9 @@ class TrainJob:
 def _log(event: str, **info) -> None:
     """A job's progress in its log (OUT/submitit/<job>_<task>_log.out)."""
     if event == "resume":
-        print(f"resumed after epoch {info['epoch']}", flush=True)
+        from .train import thread_note
+
+        print(f"resumed after epoch {info['epoch']}{thread_note(info)}", flush=True)
     elif event == "epoch_end":
         val = info.get("metrics") or {}
         print(f"epoch {info['epoch'] + 1}/{info['epochs']}: train loss {info['train_loss']:.4f}"

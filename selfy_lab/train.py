@@ -233,7 +233,7 @@ def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -
         opt.load_state_dict(ck["optimizer"])
         scaler.load_state_dict(ck["scaler"])
         start, history = int(ck["epoch"]), list(ck["history"])
-        callback("resume", epoch=start)
+        callback("resume", epoch=start, **thread_change(history, dist.device))
     aux = t.aux == "hcml"
     # the contrastive loss is part of the wrapped module's output, so DistributedDataParallel sees its graph; a
     # hierarchy trained without its loss leaves its heads without gradients, pretraining the classifier (and
@@ -311,7 +311,8 @@ def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -
                         "train_top1": float("nan") if pretrain else (hits / seen).item(),
                         "train_seconds": train_time, "lr": lr_at(run, epoch + 1 - 1e-9),
                         **({"train_aux_loss": (aux_sum / seen).item()} if aux else {}),
-                        **{f"val_{k}": v for k, v in val.items()}})
+                        **{f"val_{k}": v for k, v in val.items()},
+                        **cpu_threads(dist.device)})
         if dist.main:
             _save_checkpoint(ckpt_path, model, opt, scaler, epoch + 1, history, run)
             R.write_history(run_dir, history)
@@ -411,6 +412,28 @@ def run_rows(run: RunConfig, history: list[dict], device: str = "") -> list[dict
     rows = (R.result_rows(run, {k[4:]: v for k, v in last.items() if k.startswith("val_")}, "val")
             + R.result_rows(run, train, "train"))
     return [{**r, "device": device} for r in rows] if device else rows
+
+
+def cpu_threads(device: torch.device) -> dict[str, int]:
+    """What an epoch of history records of the CPU threads it trained on: ``{"threads": N}`` on the CPU, where
+    the thread count decides how the kernels split their sums and so sets the round-off (the same run on 1 and on
+    2 threads gives other digits); nothing on a GPU."""
+    return {"threads": torch.get_num_threads()} if device.type == "cpu" else {}
+
+
+def thread_change(history: list[dict], device: torch.device) -> dict[str, int]:
+    """``{"threads_before": M, "threads": N}`` when a CPU run trained its last epoch on M threads and resumes on
+    N != M (its digits will then differ from an uninterrupted run's); else nothing."""
+    before, now = history[-1].get("threads") if history else None, cpu_threads(device).get("threads")
+    return {"threads_before": int(before), "threads": now} if before and now and int(before) != now else {}
+
+
+def thread_note(resume: dict) -> str:
+    """What a resume message adds when a CPU run goes on with another thread count than it trained on."""
+    if "threads_before" not in resume:
+        return ""
+    return (f"; it trained on {resume['threads_before']} CPU threads and goes on with {resume['threads']}, so its "
+            "digits will differ from an uninterrupted run's")
 
 
 def device_label(device: torch.device, world: int = 1) -> str:

@@ -10,7 +10,7 @@ import torch
 from selfy_lab.config import resolve
 from selfy_lab.errors import SelfyError
 from selfy_lab.results import RUN_COLUMNS
-from selfy_lab.train import evaluate, fit, load_run, lr_at
+from selfy_lab.train import evaluate, fit, load_run, lr_at, thread_note
 
 from helpers import Stop, cli, cli_inproc, one_line_error, rows, stop_after_first_epoch
 
@@ -85,6 +85,43 @@ def test_two_runs_are_identical_and_an_interrupted_run_resumes_to_the_same_resul
     assert c == a
     assert fit(run, tmp_path / "c", lambda e, **kw: events.append((e, kw))) == pytest.approx(a)
     assert events[-1][0] == "finished"
+
+
+def test_a_cpu_run_records_its_threads_and_a_resume_on_other_threads_says_so(tmp_path):
+    """The thread count splits the CPU's reductions and so sets a run's round-off: every epoch of history records
+    it, and a run resumed on another count says that its digits will differ from an uninterrupted run's."""
+    run = resolve("smoke", overrides=SMOKE)
+    before = torch.get_num_threads()
+    events = []
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(Stop):
+            fit(run, tmp_path / "c", stop_after_first_epoch)
+        torch.set_num_threads(1)
+        fit(run, tmp_path / "c", lambda e, **kw: events.append((e, kw)))
+        torch.set_num_threads(2)
+        with pytest.raises(Stop):
+            fit(run, tmp_path / "same", stop_after_first_epoch)
+        fit(run, tmp_path / "same", lambda e, **kw: events.append((e, kw)))
+    finally:
+        torch.set_num_threads(before)
+    assert [r["threads"] for r in rows(tmp_path / "c" / "history.csv")] == ["2", "1"]
+    changed, same = [kw for e, kw in events if e == "resume"]
+    assert changed == {"epoch": 1, "threads_before": 2, "threads": 1}
+    assert thread_note(changed) == ("; it trained on 2 CPU threads and goes on with 1, so its digits will differ "
+                                    "from an uninterrupted run's")
+    assert same == {"epoch": 1} and thread_note(same) == ""
+
+    torch.set_num_threads(2)  # the command line says it too (OMP_NUM_THREADS sets a new process's threads)
+    try:
+        with pytest.raises(Stop):
+            fit(run, tmp_path / "cli", stop_after_first_epoch)
+    finally:
+        torch.set_num_threads(before)
+    p = cli("train", "--preset", "smoke", "--epochs", "2", "--out", tmp_path / "cli", env={"OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr
+    said = " ".join(p.stdout.split())
+    assert "resuming after epoch 1 (checkpoint found); it trained on 2 CPU threads and goes on with 1" in said
 
 
 def test_a_run_does_not_depend_on_what_the_process_ran_before(tmp_path):

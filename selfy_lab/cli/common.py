@@ -182,7 +182,9 @@ class RunDisplay:
         if event == "data":
             p.update(t, description=f"{pre}{kw['message']}")
         elif event == "resume":
-            p.console.print(f"{pre}resuming after epoch {kw['epoch']} (checkpoint found)")
+            from ..train import thread_note
+
+            p.console.print(f"{pre}resuming after epoch {kw['epoch']} (checkpoint found){thread_note(kw)}")
         elif event == "weights":
             p.console.print(f"{pre}loaded {kw['loaded']} backbone tensors from {kw['source']}; "
                             f"{len(kw['new'])} new parameter tensors (blocks, head)")
@@ -244,7 +246,9 @@ class SweepDisplay:
             elif ev == "eval_start":
                 p.update(self.run, info="validating")
             elif ev == "resume":
-                p.console.print(f"{kw['run'].label}: resuming after epoch {kw['epoch']}")
+                from ..train import thread_note
+
+                p.console.print(f"{kw['run'].label}: resuming after epoch {kw['epoch']}{thread_note(kw)}")
         elif event == "run_end":
             row = kw["row"]
             p.advance(self.sweep)

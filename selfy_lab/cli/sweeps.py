@@ -62,7 +62,9 @@ def ablate(
     block: Annotated[Optional[str], typer.Option(help="Comma list of blocks (Table 5): selfy,selfy-s,stcb,...", rich_help_panel="Sweep")] = None,
     seeds: Annotated[Optional[int], typer.Option(
         help="Seeds per variant (0 .. N-1); default: the experiment file's seeds, else 1.", rich_help_panel="Sweep")] = None,
-    jobs: Annotated[int, typer.Option(help="Runs in parallel (worker processes; one per GPU when there are GPUs).",
+    jobs: Annotated[int, typer.Option(help="Runs in parallel (worker processes; one per GPU when there are GPUs). On "
+                                           "the CPU each run gets cores/N threads, and the thread count sets the "
+                                           "round-off: its digits differ from a --jobs 1 run's.",
                                       rich_help_panel="Sweep")] = 1,
     out: Annotated[Path, typer.Option(help="Sweep directory: runs/, runs.csv, status.csv, figures/.")] = Path("runs/ablate"),
     executor: Annotated[str, typer.Option(
