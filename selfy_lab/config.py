@@ -334,8 +334,8 @@ class TrainConfig:
     # buys on a device first: on a 2-core CPU compiled steps were slower (results/bench/compiled).
     compile: bool = field(default=False, metadata=KEY_IF_SET)
     # PyTorch's deterministic kernels only (torch.use_deterministic_algorithms), so that a CUDA run repeats to
-    # the bit on the same machine; slower there. CPU runs repeat without it. Its kernels may round
-    # differently, so such a run has its own run key.
+    # the bit on the same machine; slower there. CPU runs repeat without it, on the same thread count. Its
+    # kernels may round differently, so such a run has its own run key.
     deterministic: bool = field(default=False, metadata=KEY_IF_SET)
     # supervised (labels, cross-entropy) or hcml (`selfy-lab pretrain`: the hierarchy's InfoNCE alone)
     objective: str = field(default="supervised", metadata=KEY_IF_SET)

@@ -113,7 +113,8 @@ Compile = Annotated[Optional[bool], typer.Option(
     rich_help_panel="Run")]
 Deterministic = Annotated[Optional[bool], typer.Option(
     "--deterministic/--no-deterministic", help="Only PyTorch's deterministic kernels, so that a re-run on the same "
-    "CUDA machine gives the same bits (slower there; its own run key). CPU runs repeat without it.",
+    "CUDA machine gives the same bits (slower there; its own run key). CPU runs repeat without it, on the same "
+    "number of threads.",
     rich_help_panel="Run")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel="Run")]
 
