@@ -187,6 +187,33 @@ def test_synthetic_cache_is_generated_once(tmp_path, monkeypatch):
     assert len(rendered) == 80 and len(list(tmp_path.glob("synthetic-train-*.npy"))) == 2
 
 
+def _killed_while_rendering(job) -> int:
+    """A render worker that dies as one does on a full disk (SIGBUS) or out of memory."""
+    import os
+
+    os._exit(1)
+
+
+def test_rendering_the_benchmark_without_room_or_with_a_dead_worker_stops_with_one_line(tmp_path, monkeypatch):
+    """A full disk would kill the process writing into the memory-mapped cache (SIGBUS) or one of its render
+    workers: both end in a one-line DataError naming the cache folder, and no partial file stays behind."""
+    import collections
+
+    from selfy_lab.data import datasets as D
+
+    monkeypatch.setenv("SELFY_LAB_CACHE", str(tmp_path))
+    usage = collections.namedtuple("usage", "total used free")
+    real_usage = D.shutil.disk_usage
+    monkeypatch.setattr(D.shutil, "disk_usage", lambda p: usage(1 << 30, (1 << 30) - (1 << 20), 1 << 20))
+    with pytest.raises(DataError, match=r"train clips need 4 MiB in .* and 1 MiB are free there: free some space"):
+        D.synthetic_array("train", 40, 8, 64, 0, 2)  # 40 x 8 x 64 x 64 x 3 bytes = 3.75 MiB
+    monkeypatch.setattr(D.shutil, "disk_usage", real_usage)
+    monkeypatch.setattr(D, "_render_into", _killed_while_rendering)
+    with pytest.raises(DataError, match="a render process died"):
+        D.synthetic_array("train", D.PARALLEL_MIN_CLIPS, 8, 16, 0, 0, workers=2)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_data_config_validation():
     with pytest.raises(ValueError, match="unknown dataset"):
         DataConfig(dataset="kinetics")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,11 @@ def synthetic_array(split: str, n: int, frames: int, size: int, seed: int, distr
         except (OSError, ValueError):
             pass  # a torn or foreign file: regenerate
     path.parent.mkdir(parents=True, exist_ok=True)
+    need, free = n * frames * size * size * 3, shutil.disk_usage(path.parent).free
+    if free < need:  # writing into a memory-mapped file on a full disk kills the process (SIGBUS), say it first
+        raise DataError(f"the built-in benchmark's {split} clips need {need / 2**20:.0f} MiB in {path.parent} and "
+                        f"{free / 2**20:.0f} MiB are free there: free some space or set SELFY_LAB_CACHE to a disk "
+                        "with room")
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
     np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, frames, size, size, 3)).flush()
     job = (str(tmp), seed, split, frames, size, distractors)
@@ -116,10 +122,14 @@ def synthetic_array(split: str, n: int, frames: int, size: int, seed: int, distr
         if workers > 1 and n >= PARALLEL_MIN_CLIPS and "fork" in mp.get_all_start_methods():
             import concurrent.futures as cf
 
-            with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as ex:
-                for hi in ex.map(_render_into, [(*job, lo, hi) for lo, hi in chunks]):  # in order
-                    if progress:
-                        progress(hi, n)
+            try:
+                with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as ex:
+                    for hi in ex.map(_render_into, [(*job, lo, hi) for lo, hi in chunks]):  # in order
+                        if progress:
+                            progress(hi, n)
+            except cf.process.BrokenProcessPool:
+                raise DataError(f"rendering the built-in benchmark into {path.parent} failed: a render process "
+                                "died (out of memory, or the disk filled up?)") from None
         else:
             for lo, hi in chunks:
                 _render_into((*job, lo, hi))
