@@ -426,7 +426,7 @@ def thread_change(history: list[dict], device: torch.device) -> dict[str, int]:
     """``{"threads_before": M, "threads": N}`` when a CPU run trained its last epoch on M threads and resumes on
     N != M (its digits will then differ from an uninterrupted run's); else nothing."""
     before, now = history[-1].get("threads") if history else None, cpu_threads(device).get("threads")
-    return {"threads_before": int(before), "threads": now} if before and now and int(before) != now else {}
+    return {"threads_before": before, "threads": now} if before and now and before != now else {}
 
 
 def thread_note(resume: dict) -> str:

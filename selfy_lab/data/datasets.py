@@ -4,6 +4,7 @@ test uses two clips. Items are addressed as ``(index, sample_seed)``: every rand
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 from pathlib import Path
@@ -95,22 +96,22 @@ def synthetic_array(split: str, n: int, frames: int, size: int, seed: int, distr
     memory-mapped). A missing cache is rendered by ``workers`` forked processes (default: one per CPU)
     straight into the file; it appears under its name only when complete."""
     key = hashlib.sha256(f"{syn.GENERATOR_VERSION}|{split}|{n}|{frames}|{size}|{seed}|{distractors}".encode()).hexdigest()[:16]
-    path = cache_dir() / f"synthetic-{split}-{key}.npy"
+    path, shape = cache_dir() / f"synthetic-{split}-{key}.npy", (n, frames, size, size, 3)
     if path.exists():
         try:
             arr = np.load(path, mmap_mode="r")
-            if arr.shape == (n, frames, size, size, 3):
+            if arr.shape == shape:
                 return arr
         except (OSError, ValueError):
             pass  # a torn or foreign file: regenerate
     path.parent.mkdir(parents=True, exist_ok=True)
-    need, free = n * frames * size * size * 3, shutil.disk_usage(path.parent).free
+    need, free = math.prod(shape), shutil.disk_usage(path.parent).free  # uint8: one byte a value
     if free < need:  # writing into a memory-mapped file on a full disk kills the process (SIGBUS), say it first
         raise DataError(f"the built-in benchmark's {split} clips need {need / 2**20:.0f} MiB in {path.parent} and "
                         f"{free / 2**20:.0f} MiB are free there: free some space or set SELFY_LAB_CACHE to a disk "
                         "with room")
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, frames, size, size, 3)).flush()
+    np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape).flush()
     job = (str(tmp), seed, split, frames, size, distractors)
     workers = min(workers or os.cpu_count() or 1, max(1, n // (PARALLEL_MIN_CLIPS // 2)))
     chunks = [(lo, min(n, lo + 64)) for lo in range(0, n, 64)]
