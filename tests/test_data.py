@@ -203,11 +203,10 @@ def test_rendering_the_benchmark_without_room_or_with_a_dead_worker_stops_with_o
 
     monkeypatch.setenv("SELFY_LAB_CACHE", str(tmp_path))
     usage = collections.namedtuple("usage", "total used free")
-    real_usage = D.shutil.disk_usage
-    monkeypatch.setattr(D.shutil, "disk_usage", lambda p: usage(1 << 30, (1 << 30) - (1 << 20), 1 << 20))
-    with pytest.raises(DataError, match=r"train clips need 4 MiB in .* and 1 MiB are free there: free some space"):
-        D.synthetic_array("train", 40, 8, 64, 0, 2)  # 40 x 8 x 64 x 64 x 3 bytes = 3.75 MiB
-    monkeypatch.setattr(D.shutil, "disk_usage", real_usage)
+    with monkeypatch.context() as m:
+        m.setattr(D.shutil, "disk_usage", lambda p: usage(1 << 30, (1 << 30) - (1 << 20), 1 << 20))
+        with pytest.raises(DataError, match=r"train clips need 4 MiB in .* and 1 MiB are free there: free some"):
+            D.synthetic_array("train", 40, 8, 64, 0, 2)  # 40 x 8 x 64 x 64 x 3 bytes = 3.75 MiB
     monkeypatch.setattr(D, "_render_into", _killed_while_rendering)
     with pytest.raises(DataError, match="a render process died"):
         D.synthetic_array("train", D.PARALLEL_MIN_CLIPS, 8, 16, 0, 0, workers=2)

@@ -103,6 +103,8 @@ def test_a_cpu_run_records_its_threads_and_a_resume_on_other_threads_says_so(tmp
         with pytest.raises(Stop):
             fit(run, tmp_path / "same", stop_after_first_epoch)
         fit(run, tmp_path / "same", lambda e, **kw: events.append((e, kw)))
+        with pytest.raises(Stop):  # for the command line below, on 1 thread (OMP_NUM_THREADS sets a new process's)
+            fit(run, tmp_path / "cli", stop_after_first_epoch)
     finally:
         torch.set_num_threads(before)
     assert [r["threads"] for r in rows(tmp_path / "c" / "history.csv")] == ["2", "1"]
@@ -111,13 +113,6 @@ def test_a_cpu_run_records_its_threads_and_a_resume_on_other_threads_says_so(tmp
     assert thread_note(changed) == ("; it trained on 2 CPU threads and goes on with 1, so its digits will differ "
                                     "from an uninterrupted run's")
     assert same == {"epoch": 1} and thread_note(same) == ""
-
-    torch.set_num_threads(2)  # the command line says it too (OMP_NUM_THREADS sets a new process's threads)
-    try:
-        with pytest.raises(Stop):
-            fit(run, tmp_path / "cli", stop_after_first_epoch)
-    finally:
-        torch.set_num_threads(before)
     p = cli("train", "--preset", "smoke", "--epochs", "2", "--out", tmp_path / "cli", env={"OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stderr
     said = " ".join(p.stdout.split())
