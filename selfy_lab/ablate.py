@@ -34,7 +34,7 @@ from .errors import SelfyError, user_message
 from .experiments import run_from_flags
 from .grammar import format_offsets, parse_offsets
 
-AXES = ("backbone", "block", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
+AXES = ("backbone", "block", "block_options", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
         "pretrained", "aux", "aux_weight", "freeze_backbone", "label_fraction")
 TRAIN_AXES = ("aux", "aux_weight", "freeze_backbone")  # the axes that change the training, not the network
 DATA_AXES = ("label_fraction",)  # and those that change the data
@@ -140,7 +140,7 @@ def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str,
 def describe(run: RunConfig) -> str:
     m = run.model
     v = run.variant()
-    extra = "".join(f" {k}={v[k]}" for k in ("hierarchy", "aux") if v[k] != "none")
+    extra = "".join(f" {k}={v[k]}" for k in ("options", "hierarchy", "aux") if v[k] != "none")
     if m.block == "none":
         return f"{m.backbone} baseline{extra}, seed {run.train.seed}"
     if v["offsets"] == "none":  # a motion module: the STSS fields mean nothing

@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .grammar import format_offsets, format_window, parse_offsets, parse_window
+from .grammar import format_offsets, format_window, parse_block_options, parse_offsets, parse_window
 
 # ---- vocabularies (the models import these) ----
 BACKBONE_RE = re.compile(r"^(tsn|tsm)-r(18|34|50)(?:-w(\d+))?$")
@@ -131,6 +131,9 @@ class ModelConfig:
     hcml_delta: int = field(default=1, metadata=KEY_IF_SET)
     hcml_tau: float = field(default=0.1, metadata=KEY_IF_SET)
     hcml_grid: int = field(default=4, metadata=KEY_IF_SET)
+    # named options of a motion module (NAME=VALUE, e.g. "subsample=false"): each a deviation from its
+    # authors' code that the module offers (models/motion/), or an argument of the user's own module
+    block_options: tuple[str, ...] = field(default=(), metadata=KEY_IF_SET)
 
     def __post_init__(self):
         m = BACKBONE_RE.match(self.backbone)
@@ -151,6 +154,10 @@ class ModelConfig:
         object.__setattr__(self, "offsets", parse_offsets(self.offsets))
         object.__setattr__(self, "window", parse_window(self.window))
         object.__setattr__(self, "position", parse_positions(self.position))
+        object.__setattr__(self, "block_options", parse_block_options(self.block_options))
+        if self.block_options and self.block in ("none", *SELFY_BLOCKS):
+            raise ValueError(f"block options ({', '.join(self.block_options)}) are for the motion modules and your "
+                             f"own module; block '{self.block}' takes none")
         if self.reduce and self.reduce not in REDUCE_CHOICES:
             raise ValueError(f"reduce must be 0 (per-position default) or one of {REDUCE_CHOICES}, got {self.reduce}")
         _number(self.frames, "frames", 1, integer=True)
@@ -213,6 +220,7 @@ class ModelConfig:
             "fusion": self.fusion if stss else "none",
             "position": format_positions(self.position) if has_block else "none",
             "hierarchy": "none" if self.hierarchy == "none" else f"{self.hierarchy}@{format_positions(self.hierarchy_levels)}",
+            "options": ",".join(self.block_options) if self.block_options else "none",
         }
 
 

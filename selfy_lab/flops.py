@@ -102,7 +102,8 @@ def paper_table(size: int = 224, out: str | Path | None = None) -> tuple[list[di
         ensure_writable(out)
     rows = []
     for ref in paper.FLOPS:
-        cfg = ModelConfig(backbone=ref["backbone"], frames=ref["frames"], block=ref["block"])
+        cfg = ModelConfig(backbone=ref["backbone"], frames=ref["frames"], block=ref["block"],
+                          block_options=ref.get("block_options", ()))
         if ref["block"] in SELFY_BLOCKS:
             cfg = replace(cfg, offsets=ref["offsets"], window=ref["window"])  # parsed by the config
         cost = model_cost(cfg, size, activation_products=ref.get("activation_products", 1))

@@ -96,3 +96,49 @@ def parse_int_list(spec: str, what: str, lo: int, hi: int) -> tuple[int, ...]:
     if bad:
         raise ValueError(f"{what} {bad[0]} is out of range: valid {what} values are {lo}-{hi}")
     return tuple(out)
+
+
+_OPTION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S(?:.*\S)?)\s*$")
+
+
+def option_value(text: str) -> bool | int | float | str:
+    """``true`` / ``false``, an integer, a number, or the text itself."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if _INT.match(text):
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_block_options(spec) -> tuple[str, ...]:
+    """Named module options: ``scale=false,subsample=true``, a list of ``NAME=VALUE`` or a mapping -> the
+    canonical sorted tuple of ``NAME=VALUE`` strings (values as :func:`option_value` reads them)."""
+    if spec is None or spec == "" or spec == ():
+        return ()
+    if isinstance(spec, dict):
+        items = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in spec.items()]
+    elif isinstance(spec, (tuple, list)):
+        items = [str(v) for v in spec]
+    elif isinstance(spec, str):
+        items = [p for p in spec.split(",") if p.strip()]
+    else:
+        raise ValueError(f"block options must be NAME=VALUE pairs (e.g. scale=false), got {spec!r}")
+    out: dict[str, str] = {}
+    for item in items:
+        m = _OPTION.match(item)
+        if not m:
+            raise ValueError(f"block option '{item}' is not NAME=VALUE (e.g. scale=false, shrink=1)")
+        name, value = m.group(1), option_value(m.group(2))
+        if name in out:
+            raise ValueError(f"block option '{name}' is given twice")
+        out[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return tuple(f"{k}={v}" for k, v in sorted(out.items()))
+
+
+def block_options_dict(options: tuple[str, ...]) -> dict[str, bool | int | float | str]:
+    """The canonical tuple of :func:`parse_block_options` -> keyword arguments."""
+    return {k: option_value(v) for k, v in (o.split("=", 1) for o in options)}

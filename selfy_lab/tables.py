@@ -15,7 +15,7 @@ _DTYPES = {"offsets": str, "window": str, "corrupted_frames": str, "seed": int, 
            "test_crops": str}
 # variant columns added after the first results: what a file without them means (the features did not exist;
 # where the weights started is not recorded there: tools/migrate_result_columns.py fills it from each run)
-NEWER_COLUMNS = {"hierarchy": "none", "aux": "none", "labels": "1", "init": "unrecorded", **R.PROTOCOL_DEFAULTS}
+NEWER_COLUMNS = {"options": "none", "hierarchy": "none", "aux": "none", "labels": "1", "init": "unrecorded", **R.PROTOCOL_DEFAULTS}
 
 
 def ladder_index(offsets: str) -> int:

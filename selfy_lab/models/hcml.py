@@ -43,7 +43,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .selfy import BlockWidths, SelfyBranch, _cbr
+from .layers import conv_bn_relu
+from .selfy import BlockWidths, SelfyBranch
 
 ENCODERS = ("diff", "selfy")
 
@@ -78,7 +79,7 @@ class DifferenceEncoder(nn.Module):
         super().__init__()
         depthwise = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1, groups=width, bias=False), nn.BatchNorm2d(width),
                                   nn.ReLU(inplace=True))
-        self.net = nn.Sequential(_cbr(channels, width, 1), depthwise)
+        self.net = nn.Sequential(conv_bn_relu(channels, width, 1), depthwise)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
@@ -112,7 +113,7 @@ class MotionLevel(nn.Module):
         self.fuse = nn.Sequential(nn.Conv2d(width, channels, 1, bias=False), nn.BatchNorm2d(channels))
         if zero_init:
             nn.init.zeros_(self.fuse[1].weight)
-        self.predictor = nn.Sequential(_cbr(width + channels, dim, 1), nn.Conv2d(dim, dim, 1))
+        self.predictor = nn.Sequential(conv_bn_relu(width + channels, dim, 1), nn.Conv2d(dim, dim, 1))
         self.target = nn.Conv2d(prev_channels, dim, 1)
 
 

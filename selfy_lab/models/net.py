@@ -6,9 +6,10 @@ import torch.nn as nn
 from torchvision.models.resnet import ResNet
 
 from ..config import EVERY, MOTION_BLOCKS, PREVIOUS_STAGE, ModelConfig, position_stage
+from ..grammar import block_options_dict
 from .backbones import build_resnet, stage_channels, stages
 from .hcml import MotionHierarchy, build_hierarchy
-from .motion import build_motion_block
+from .motion import SUM_ARRANGEMENT, SumBlock, build_motion_block
 from .selfy import BlockWidths, build_block
 
 
@@ -99,14 +100,23 @@ def build_model(cfg: ModelConfig) -> SELFYNet:
     widths = BlockWidths().scaled(cfg.width / 64)
     blocks = {}
     if cfg.block in MOTION_BLOCKS:
+        options = block_options_dict(cfg.block_options)
         for pos in cfg.position:
+            stage = position_stage(pos)
             if not pos.endswith(EVERY):
-                blocks[pos] = build_motion_block(cfg.block, chans[pos], cfg.frames, cfg.zero_init)
+                blocks[pos] = build_motion_block(cfg.block, chans[pos], cfg.frames, cfg.zero_init, stage=stage,
+                                                 options=options)
                 continue
-            for i, blk in enumerate(stages(backbone)[position_stage(pos)]):  # one inside every residual block
-                inner = build_motion_block(cfg.block, blk.conv2.in_channels, cfg.frames, cfg.zero_init)
+            for i, blk in enumerate(stages(backbone)[stage]):  # one in every residual block, where its paper puts it
+                if cfg.block in SUM_ARRANGEMENT:  # on the block's sum, before its last ReLU
+                    inner = build_motion_block(cfg.block, chans[stage], cfg.frames, cfg.zero_init, stage=stage,
+                                               options=options)
+                    SumBlock.wrap(blk, inner, cfg.frames)
+                else:  # on the input of its second convolution
+                    inner = build_motion_block(cfg.block, blk.conv2.in_channels, cfg.frames, cfg.zero_init,
+                                               stage=stage, options=options)
+                    blk.conv2 = BranchConv2d.wrap(blk.conv2, inner, cfg.frames)
                 blocks[f"{pos}-{i}"] = inner
-                blk.conv2 = BranchConv2d.wrap(blk.conv2, inner, cfg.frames)
     elif cfg.block != "none":
         for pos in cfg.position:
             blocks[pos] = build_block(

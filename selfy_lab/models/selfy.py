@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..config import FUSE_HEADS, FUSIONS, INTEGRATORS, RESIDUALS, SELFY_BLOCKS, SIMILARITIES
 from .extract import DEFAULT_CHANNELS, build_extractor
+from .layers import conv_bn_relu
 from .selfsim import stss_macs, stss_volumes
 
 
@@ -39,18 +40,13 @@ class BlockWidths:
         return BlockWidths(max(8, round(self.hidden * mult)), ext, max(8, round(self.integrate * mult)))
 
 
-def _cbr(cin: int, cout: int, k: int = 3, s: int = 1, p: int | None = None) -> nn.Sequential:
-    p = k // 2 if p is None else p
-    return nn.Sequential(nn.Conv2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
 class Reduce(nn.Module):
     """Reference-code projection before the STSS: conv (stride r) + BN + ReLU, e.g. res3's 28x28 -> 14x14."""
 
     def __init__(self, cin: int, cout: int, r: int):
         super().__init__()
         k = 3 if r <= 2 else r + 1
-        self.net = _cbr(cin, cout, k, r, k // 2)
+        self.net = conv_bn_relu(cin, cout, k, r, k // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -99,7 +95,7 @@ class Integrator(nn.Module):
         depth, k = {"conv": (3, 3), "mlp": (3, 1), "fc": (1, 1), "none": (0, 1)}[kind]
         layers, c = [], cin
         for _ in range(depth):
-            layers.append(_cbr(c, width, k))
+            layers.append(conv_bn_relu(c, width, k))
             c = width
         self.net = nn.Sequential(*layers)
         self.out_channels = c
@@ -142,7 +138,7 @@ class SelfyBranch(nn.Module):
         self.integrate = Integrator(integrator, self.extract.out_channels, widths.integrate)
         fused = L * self.integrate.out_channels
         if fuse == "reference":  # 3x3 conv over the L*C channels, then 1x1 back to C_in
-            self.fuse = _cbr(fused, widths.integrate, 3)
+            self.fuse = conv_bn_relu(fused, widths.integrate, 3)
             self.restore = Restore(widths.integrate, out_channels, reduce, zero_init)
         else:  # Eq. 9: a single 1x1 layer from L*C to C_in
             self.fuse = nn.Identity()
@@ -187,7 +183,7 @@ class STCBBranch(nn.Module):
             layers += [nn.Conv3d(cin, cout, k, 1, tuple(s // 2 for s in k), bias=False), nn.BatchNorm3d(cout),
                        nn.ReLU(inplace=True)]
         self.convs = nn.Sequential(*layers)
-        self.fuse = _cbr(c, c, 3)
+        self.fuse = conv_bn_relu(c, c, 3)
         self.restore = Restore(c, in_channels, reduce, zero_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
