@@ -108,3 +108,97 @@ def test_cp_equals_its_equations():
     with torch.no_grad():
         assert torch.allclose(cp(x), x + up, atol=1e-10)
         assert torch.allclose(cp.proposal(x), up, atol=1e-10)
+
+
+def test_tea_motion_excitation_equals_its_equations():
+    torch.manual_seed(0)
+    C, T, H, W = 8, 3, 3, 3
+    me = randomise_bn(MotionExcitation(C, ratio=2))  # Cr = 4
+    x = torch.randn(1, T, C, H, W, dtype=torch.float64)
+    conv1, bn1 = me.reduce[0], me.reduce[1]
+    cr = conv1.out_channels
+    r = torch.zeros(T, cr, H, W, dtype=torch.float64)
+    for t in range(T):
+        for i in range(H):
+            for j in range(W):
+                v = conv1x1(conv1, x[0, t, :, i, j])
+                r[t, :, i, j] = torch.stack([bn(bn1, v[c], c) for c in range(cr)])
+
+    def depthwise(m, c, i, j):  # the 3x3 depthwise convolution of frame m, channel c, zero-padded
+        return sum(me.transform.weight[c, 0, a, b] * r[m, c, i + a - 1, j + b - 1]
+                   for a in range(3) for b in range(3) if 0 <= i + a - 1 < H and 0 <= j + b - 1 < W)
+
+    ref = torch.zeros_like(x)
+    for t in range(T):
+        pooled = torch.zeros(cr, dtype=torch.float64)  # the last frame's difference is the appended zero map
+        if t < T - 1:
+            pooled = torch.stack([sum(depthwise(t + 1, c, i, j) - r[t, c, i, j] for i in range(H) for j in range(W))
+                                  / (H * W) for c in range(cr)])
+        z = me.expand.weight[:, :, 0, 0] @ pooled
+        gate = torch.stack([torch.sigmoid(bn(me.bn, z[c], c)) - 0.5 for c in range(C)])
+        ref[0, t] = x[0, t] + x[0, t] * gate[:, None, None]
+    with torch.no_grad():
+        assert torch.allclose(me(x), ref, atol=1e-10)
+    assert me.expand.bias is None  # the expansion has no bias: the BN after it does the shift
+
+
+def test_cost_b_predicts_view_weights_from_the_max_pooled_views():
+    torch.manual_seed(0)
+    block = randomise_bn(CoSTBlock(8, "b"))
+    m = block.cost
+    nn.init.normal_(m.predict.weight, 0, 0.5), nn.init.normal_(m.mix.weight, 0, 0.5)
+    c_in = m.weight.shape[1]
+    x = torch.randn(2, c_in, 3, 4, 4, dtype=torch.float64)  # (B, C, T, H, W)
+    v = m.views(x)  # tested against a loop in test_motion.py
+    with torch.no_grad():
+        y = m(x)
+        for b in range(2):
+            pooled = [v[b, view].amax((-3, -2, -1)) for view in range(3)]  # global max over T, H, W
+            fc = [m.predict.weight @ p for p in pooled]  # the shared C -> C layer, no bias
+            for c in range(c_in):
+                mixed = m.mix.weight @ torch.stack([fc[view][c] for view in range(3)])  # 3 -> 3, no bias
+                w = torch.softmax(mixed, 0)
+                ref = sum(w[view] * v[b, view, c] for view in range(3))
+                assert torch.allclose(y[b, c], ref, atol=1e-12)
+    assert m.predict.bias is None
+
+
+def test_motion_squeeze_equals_its_equations():
+    torch.manual_seed(0)
+    C, T, H, W = 8, 3, 4, 4
+    ms = randomise_bn(MotionSqueeze(C, window=(3, 3)))  # radius 1, Gaussian sigma 1
+    x = torch.randn(1, T, C, H, W, dtype=torch.float64)
+    red_conv, red_bn = ms.reduce[0], ms.reduce[1]
+    cr = red_conv.out_channels
+    r = torch.zeros(T, cr, H, W, dtype=torch.float64)
+    for t in range(T):
+        for i in range(H):
+            for j in range(W):
+                v = conv1x1(red_conv, x[0, t, :, i, j])
+                r[t, :, i, j] = torch.relu(torch.stack([bn(red_bn, v[c], c) for c in range(cr)]))
+    rn = r / (r.pow(2).sum(1, keepdim=True) + 1e-6).sqrt()
+    flow = torch.zeros(T, 3, H, W, dtype=torch.float64)  # channels (x, y, confidence)
+    for t in range(T - 1):
+        for i in range(H):
+            for j in range(W):
+                corr = torch.zeros(3, 3, dtype=torch.float64)  # [dy, dx], zero outside the map, then ReLU
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        if 0 <= i + dy < H and 0 <= j + dx < W:
+                            corr[dy + 1, dx + 1] = torch.relu(rn[t, :, i, j] @ rn[t + 1, :, i + dy, j + dx])
+                arg = int(corr.flatten().argmax())
+                ay, ax = arg // 3 - 1, arg % 3 - 1
+                gauss = torch.tensor([[math.exp(-((dx - ax) ** 2 + (dy - ay) ** 2) / 2.0) for dx in (-1, 0, 1)]
+                                      for dy in (-1, 0, 1)], dtype=torch.float64)
+                p = torch.softmax((corr * gauss).flatten() * 100, 0).view(3, 3)
+                disp = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
+                flow[t, 0, i, j] = (p.sum(0) * disp).sum()  # x: the dx marginal's expectation / radius 1
+                flow[t, 1, i, j] = (p.sum(1) * disp).sum()
+                flow[t, 2, i, j] = corr.max()
+    flow[T - 1] = flow[T - 2]  # the last frame repeats the last pair's flow
+    with torch.no_grad():
+        ref = x + ms.lift(flow).view_as(x)
+        assert torch.allclose(ms(x), ref, atol=1e-10)
+    kinds = [type(m).__name__ for m in ms.lift]
+    assert kinds[:6] == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU"]  # BN + ReLU after both
+    assert ms.lift[0].kernel_size == (7, 7) and ms.lift[6].kernel_size == (3, 3) and kinds[-1] == "ReLU"
