@@ -386,7 +386,7 @@ def module_configs(base: ModelConfig) -> dict[str, ModelConfig]:
 
 def bench_modules(device="cpu", repeats: int = 5, channels_last: bool = True, amp: bool | None = None,
                   settings: dict | None = None, blocks: tuple[str, ...] | None = None,
-                  progress: Callable[[str], None] = lambda s: None) -> list[dict]:
+                  progress: Callable[[str], None] = lambda s: None, own_blocks: tuple[str, ...] = ()) -> list[dict]:
     """For each setting of :func:`module_settings`, the training step of the plain backbone and of every
     block of :func:`module_configs` (or ``blocks``), interleaved round by round (one warm-up round), the
     medians, and per block its time ratio and FLOP ratio against the plain backbone."""
@@ -397,6 +397,7 @@ def bench_modules(device="cpu", repeats: int = 5, channels_last: bool = True, am
     rows = []
     for bench, (base_cfg, batch, size) in (settings or module_settings()).items():
         cfgs = {"none": base_cfg, **{b: c for b, c in module_configs(base_cfg).items() if blocks is None or b in blocks}}
+        cfgs.update({b: replace(base_cfg, block=b, position=("res3",)) for b in own_blocks})  # the user's own modules
         models = {b: _make(c, device, channels_last) for b, c in cfgs.items()}
         med = _interleaved_steps(models, _step_input(device, base_cfg.frames, size, batch, channels_last), amp_dtype,
                                  repeats, lambda name, r: progress(f"{bench} {name} {r}/{repeats}"))
@@ -574,9 +575,11 @@ PARTS = ("stss", "step", "modules", "memory", "loader", "profile")
 
 def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (14, 28, 56), repeats: int = 5,
               channels_last: bool = True, out: Path | None = None, compile: bool = False,
-              progress: Callable[[str], None] = lambda s: None) -> tuple[list[dict], str, Path | None]:
+              progress: Callable[[str], None] = lambda s: None,
+              own_blocks: tuple[str, ...] = ()) -> tuple[list[dict], str, Path | None]:
     """`selfy-lab bench`: the chosen parts, as tidy rows with the device and provenance; written to
-    OUT/bench.csv when ``out`` is given. Returns (rows, device name, path)."""
+    OUT/bench.csv when ``out`` is given. ``own_blocks`` (``PACKAGE.MODULE:CLASS``) join the modules part.
+    Returns (rows, device name, path)."""
     from . import results as R
     from .errors import SelfyError
     from .runtime import keep_freed_memory
@@ -591,6 +594,12 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
         require_cpu_profile(dev)
     if compile and "step" not in parts:
         raise SelfyError("--compile times the training steps: add step to --only")
+    from .config import is_outside_block
+
+    for b in own_blocks:
+        if not is_outside_block(b):
+            raise SelfyError(f"bench --block '{b}': name your own module as PACKAGE.MODULE:CLASS (the built-in "
+                             f"blocks are in the modules part already)")
     if out is not None:
         R.ensure_writable(out)
     rows: list[dict] = []
@@ -599,7 +608,7 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
     if "step" in parts:
         rows += bench_step(dev, repeats, channels_last, compile=compile, progress=progress)
     if "modules" in parts:
-        rows += bench_modules(dev, repeats, channels_last, progress=progress)
+        rows += bench_modules(dev, repeats, channels_last, progress=progress, own_blocks=own_blocks)
     if "memory" in parts:
         rows += bench_memory(dev, channels_last, progress=progress)
     if "loader" in parts:

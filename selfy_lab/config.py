@@ -19,8 +19,15 @@ from .grammar import format_offsets, format_window, parse_block_options, parse_o
 BACKBONE_RE = re.compile(r"^(tsn|tsm)-r(18|34|50)(?:-w(\d+))?$")
 BACKBONE_EXAMPLES = ("tsn-r18", "tsm-r18", "tsn-r34", "tsm-r34", "tsn-r50", "tsm-r50", "tsn-r18-w16", "tsm-r18-w16")
 SELFY_BLOCKS = ("selfy", "selfy-s", "stcb", "stcb+stcb", "selfy-s+selfy-s", "parallel", "sequential")
-MOTION_BLOCKS = ("nonlocal", "ms", "tea", "tam", "stm", "cost-a", "cost-b", "cp")  # the field's other modules (models/motion.py)
+MOTION_BLOCKS = ("nonlocal", "ms", "tea", "tam", "stm", "cost-a", "cost-b", "cp")  # the field's other modules (models/motion/)
 BLOCKS = ("none", *SELFY_BLOCKS, *MOTION_BLOCKS)
+# a module written outside the package: --block PACKAGE.MODULE:CLASS (models/outside.py builds it)
+OUTSIDE_BLOCK_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_outside_block(block: str) -> bool:
+    """``PACKAGE.MODULE:CLASS`` names the user's own module."""
+    return bool(OUTSIDE_BLOCK_RE.match(str(block)))
 EXTRACTORS = ("smax", "kscm", "mlp", "conv", "conv3d")
 INTEGRATORS = ("conv", "mlp", "fc", "none")
 SIMILARITIES = ("cosine", "dot", "embedded_gaussian")
@@ -144,7 +151,10 @@ class ModelConfig:
             )
         if m.group(3) and int(m.group(3)) < 8:
             raise ValueError(f"backbone '{self.backbone}': the narrow width must be at least 8")
-        _choice(self.block, BLOCKS, "block")
+        if not is_outside_block(self.block):
+            if ":" in str(self.block):
+                raise ValueError(f"block '{self.block}': your own module is PACKAGE.MODULE:CLASS (e.g. mymodules.shift:Shift)")
+            _choice(self.block, BLOCKS, "block")
         _choice(self.extractor, EXTRACTORS, "extractor")
         _choice(self.integrator, INTEGRATORS, "integrator")
         _choice(self.similarity, SIMILARITIES, "similarity")

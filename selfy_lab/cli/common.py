@@ -24,7 +24,13 @@ Backbone = Annotated[Optional[str], typer.Option(
     help="tsn|tsm-r18|r34|r50, narrow CPU variants with -wN (e.g. tsn-r18-w16).", rich_help_panel="Model")]
 Frames = Annotated[Optional[int], typer.Option(help="Frames per clip (paper: 8 or 16).", rich_help_panel="Model")]
 Block = Annotated[Optional[str], typer.Option(
-    help=f"Inserted block: {', '.join(BLOCKS)} (none = plain backbone).", rich_help_panel="Model")]
+    help=f"Inserted block: {', '.join(BLOCKS)} (none = plain backbone), or your own module as "
+    "PACKAGE.MODULE:CLASS, built as CLASS(channels=C, frames=T) and called on (B*T, C, H, W).",
+    rich_help_panel="Model")]
+BlockOptions = Annotated[Optional[str], typer.Option(
+    help="Named options of a motion module or your own module, NAME=VALUE joined by commas (e.g. "
+    "subsample=false for nonlocal, shrink=1 for cp); the defaults follow each module's authors.",
+    rich_help_panel="Model")]
 Offsets = Annotated[Optional[str], typer.Option(
     help="Temporal offsets: 0, 1, -2,0,2 or an inclusive range -3..3.", rich_help_panel="Model")]
 Window = Annotated[Optional[str], typer.Option(help="Spatial window UxV, odd sides (e.g. 9x9).",

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (Backbone, Block, Extractor, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Offsets,
+from .common import (Backbone, Block, BlockOptions, Extractor, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Offsets,
                      Position, Reduce,
                      Similarity, Window, app, at_least, comma_list, console, table)
 
@@ -18,7 +18,7 @@ def flops(
     paper: Annotated[bool, typer.Option("--paper", help="Compute every FLOPs row of the paper (SPEC §8) beside its value.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="With --paper: write OUT/paper_table.csv.")] = None,
     size: Annotated[int, typer.Option(help="Input side in pixels.")] = 224,
-    backbone: Backbone = None, frames: Frames = None, block: Block = None, offsets: Offsets = None,
+    backbone: Backbone = None, frames: Frames = None, block: Block = None, block_options: BlockOptions = None, offsets: Offsets = None,
     window: Window = None, extractor: Extractor = None, integrator: Integrator = None,
     similarity: Similarity = None, fusion: Fusion = None, position: Position = None, reduce: Reduce = None,
     hierarchy: Hierarchy = None, hierarchy_levels: HierarchyLevels = None,
@@ -50,7 +50,7 @@ def flops(
         return
     cfg = model_from_flags(flags)
     cost = model_cost(cfg, size)
-    base = model_cost(replace(cfg, block="none", hierarchy="none"), size)
+    base = model_cost(replace(cfg, block="none", hierarchy="none", block_options=()), size)
     v = cfg.variant()
     stss = (f" offsets {v['offsets']} window {v['window']} {cfg.extractor}/{cfg.integrator}"
             if v["offsets"] != "none" else "")  # the STSS fields mean nothing for the other motion modules
@@ -71,6 +71,8 @@ def bench(
     sizes: Annotated[str, typer.Option(help="STSS map sizes (comma list).")] = "14,28,56",
     repeats: Annotated[int, typer.Option(help="Timed repeats per measurement (after one warm-up).")] = 5,
     channels_last: Annotated[bool, typer.Option(help="Run both models channels-last in the step benchmark.")] = True,
+    block: Annotated[Optional[list[str]], typer.Option(
+        "--block", help="Your own module (PACKAGE.MODULE:CLASS, repeatable) beside the built-in ones in the modules part.")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="Step part: also run each pair under torch.compile (inductor; 1-2 minutes of compiling a model on a 2-core CPU), its eager and compiled steps taking turns (rows <pair>_compiled: compiled ratios, compile_seconds, compile_speedup).")] = False,
 ):
     """Speed and memory of the STSS and of a SELFYNet training step, as ratios measured side by side.
@@ -101,7 +103,7 @@ def bench(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as prog:
         task = prog.add_task("bench", total=None)
         rows, dev_name, path = run_bench(comma_list(only), device, size_list, repeats, channels_last, out, compile,
-                                         lambda s: prog.update(task, description=s))
+                                         lambda s: prog.update(task, description=s), tuple(block or ()))
     con = console()
     con.print(table(f"bench on {dev_name}", ["benchmark", "impl", "size", "metric", "value"],
                     [[r["benchmark"], r["impl"], str(r["size"]), r["metric"], f"{r['value']:.4g}"] for r in rows]))

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (Aux, AuxWeight, Backbone, BatchSize, Block, Categories, Compile, DataRoot, Dataset,
+from .common import (Aux, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
                      Deterministic, Device, Epochs, Experiment, Extractor, Flip, Frames, FrameTemplate,
                      FreezeBackbone, Fusion, Hierarchy, HierarchyLevels, Integrator, LabelFraction, ListFormat, Lr,
                      Offsets, Position, Preset, Pretrained, Reduce, RunDisplay, Seed, Similarity, Tensorboard,
@@ -24,7 +24,7 @@ def train(
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None, val_list: ValList = None,
     categories: Categories = None, list_format: ListFormat = None, frame_template: FrameTemplate = None, flip: Flip = None,
     test_clips: TestClips = None, workers: Workers = None, label_fraction: LabelFraction = None,
-    backbone: Backbone = None, frames: Frames = None, block: Block = None, offsets: Offsets = None,
+    backbone: Backbone = None, frames: Frames = None, block: Block = None, block_options: BlockOptions = None, offsets: Offsets = None,
     window: Window = None, extractor: Extractor = None, integrator: Integrator = None,
     similarity: Similarity = None, fusion: Fusion = None, position: Position = None, reduce: Reduce = None,
     pretrained: Pretrained = None, hierarchy: Hierarchy = None, hierarchy_levels: HierarchyLevels = None,

@@ -5,11 +5,13 @@ import torch
 import torch.nn as nn
 from torchvision.models.resnet import ResNet
 
-from ..config import EVERY, MOTION_BLOCKS, PREVIOUS_STAGE, ModelConfig, position_stage
+from ..config import EVERY, MOTION_BLOCKS, PREVIOUS_STAGE, ModelConfig, is_outside_block, position_stage
+from ..errors import SelfyError
 from ..grammar import block_options_dict
 from .backbones import build_resnet, stage_channels, stages
 from .hcml import MotionHierarchy, build_hierarchy
 from .motion import SUM_ARRANGEMENT, SumBlock, build_motion_block
+from .outside import build_outside_block
 from .selfy import BlockWidths, build_block
 
 
@@ -99,22 +101,28 @@ def build_model(cfg: ModelConfig) -> SELFYNet:
     chans = stage_channels(backbone)
     widths = BlockWidths().scaled(cfg.width / 64)
     blocks = {}
-    if cfg.block in MOTION_BLOCKS:
+    if cfg.block in MOTION_BLOCKS or is_outside_block(cfg.block):
         options = block_options_dict(cfg.block_options)
+
+        def make(channels: int, stage: str) -> nn.Module:
+            try:
+                if is_outside_block(cfg.block):
+                    return build_outside_block(cfg.block, channels, cfg.frames, options)
+                return build_motion_block(cfg.block, channels, cfg.frames, cfg.zero_init, stage=stage, options=options)
+            except (ValueError, TypeError) as e:  # a bad option or the user's module: the user can fix it
+                raise SelfyError(str(e)) from None
+
         for pos in cfg.position:
             stage = position_stage(pos)
             if not pos.endswith(EVERY):
-                blocks[pos] = build_motion_block(cfg.block, chans[pos], cfg.frames, cfg.zero_init, stage=stage,
-                                                 options=options)
+                blocks[pos] = make(chans[pos], stage)
                 continue
             for i, blk in enumerate(stages(backbone)[stage]):  # one in every residual block, where its paper puts it
                 if cfg.block in SUM_ARRANGEMENT:  # on the block's sum, before its last ReLU
-                    inner = build_motion_block(cfg.block, chans[stage], cfg.frames, cfg.zero_init, stage=stage,
-                                               options=options)
+                    inner = make(chans[stage], stage)
                     SumBlock.wrap(blk, inner, cfg.frames)
                 else:  # on the input of its second convolution
-                    inner = build_motion_block(cfg.block, blk.conv2.in_channels, cfg.frames, cfg.zero_init,
-                                               stage=stage, options=options)
+                    inner = make(blk.conv2.in_channels, stage)
                     blk.conv2 = BranchConv2d.wrap(blk.conv2, inner, cfg.frames)
                 blocks[f"{pos}-{i}"] = inner
     elif cfg.block != "none":
