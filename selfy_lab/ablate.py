@@ -34,11 +34,11 @@ from .errors import SelfyError, user_message
 from .experiments import run_from_flags
 from .grammar import format_offsets, parse_offsets
 
-AXES = ("backbone", "block", "block_options", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
-        "pretrained", "aux", "aux_weight", "freeze_backbone", "label_fraction")
+AXES = ("backbone", "shift_div", "shift_place", "block", "block_options", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
+        "pretrained", "aux", "aux_weight", "freeze_backbone", "label_fraction", "size")
 TRAIN_AXES = ("aux", "aux_weight", "freeze_backbone")  # the axes that change the training, not the network
-DATA_AXES = ("label_fraction",)  # and those that change the data
-BASELINE_AXES = ("backbone", "hierarchy", "pretrained", *TRAIN_AXES, *DATA_AXES)  # those a baseline (no block) follows too
+DATA_AXES = ("label_fraction", "size")  # and those that change the data
+BASELINE_AXES = ("backbone", "shift_div", "shift_place", "hierarchy", "pretrained", *TRAIN_AXES, *DATA_AXES)  # those a baseline (no block) follows too
 LADDER_HEAD = ((0,), (1,))
 
 
@@ -130,17 +130,22 @@ def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str,
                                   data=override(base.data, data, "sweep"))
                 except (ValueError, TypeError, KeyError, IndexError) as e:
                     raise SelfyError(f"sweep variant {combo}: {e}") from None
-                if run.run_hash in seen:
-                    continue
+                if run.run_hash in seen or (off is not None and run.model.block == "none" and None in offsets):
+                    continue  # planned already; a variant without a block is its backbone's baseline
                 seen.add(run.run_hash)
-                runs.append(PlannedRun(run, describe(run)))
+                runs.append(PlannedRun(run, describe(run, base)))
     return runs
 
 
-def describe(run: RunConfig) -> str:
+def describe(run: RunConfig, base: RunConfig | None = None) -> str:
+    """A run's variant in a few words; ``base``: also the shift and input size where they differ from it."""
     m = run.model
     v = run.variant()
     extra = "".join(f" {k}={v[k]}" for k in ("options", "hierarchy", "aux") if v[k] != "none")
+    if base is not None:
+        extra += "".join(f" {k}={getattr(m, k)}" for k in ("shift_div", "shift_place")
+                         if getattr(m, k) != getattr(base.model, k))
+        extra += f" {run.data.size}px" if run.data.size != base.data.size else ""
     if m.block == "none":
         return f"{m.backbone} baseline{extra}, seed {run.train.seed}"
     if v["offsets"] == "none":  # a motion module: the STSS fields mean nothing

@@ -35,6 +35,7 @@ FUSIONS = ("R+V", "R")
 RESIDUALS = ("reference", "paper")
 FUSE_HEADS = ("reference", "paper")
 POSITIONS = ("pool1", "res2", "res3", "res4", "res5")
+SHIFT_PLACES = ("residual", "inplace")  # where TSM shifts: each residual branch, or each block's input
 # STSS resolution reduction per insertion point (reference code: res3's 28x28 -> 14x14 at 224 input)
 DEFAULT_REDUCE = {"pool1": 4, "res2": 4, "res3": 2, "res4": 1, "res5": 1}
 REDUCE_CHOICES = (1, 2, 4)
@@ -141,6 +142,10 @@ class ModelConfig:
     # named options of a motion module (NAME=VALUE, e.g. "subsample=false"): each a deviation from its
     # authors' code that the module offers (models/motion/), or an argument of the user's own module
     block_options: tuple[str, ...] = field(default=(), metadata=KEY_IF_SET)
+    # TSM's shift: 1/shift_div of the channels each way (TSM: 8), on each residual branch (TSM's default) or
+    # on each block's input ("inplace", both branches)
+    shift_div: int = field(default=8, metadata=KEY_IF_SET)
+    shift_place: str = field(default="residual", metadata=KEY_IF_SET)
 
     def __post_init__(self):
         m = BACKBONE_RE.match(self.backbone)
@@ -175,6 +180,8 @@ class ModelConfig:
         _number(self.dropout, "dropout", 0, 1, hi_open=True)
         _number(self.head_std, "head_std", 0, 1, lo_open=True)
         _choice(self.hierarchy, HIERARCHIES, "hierarchy")
+        _number(self.shift_div, "shift_div", 2, integer=True)
+        _choice(self.shift_place, SHIFT_PLACES, "shift place")
         try:
             levels = parse_positions(self.hierarchy_levels)
         except ValueError:

@@ -262,3 +262,15 @@ def test_plan_sweep_flags_win_over_the_experiment_file(tmp_path):
         with pytest.raises(SelfyError, match=msg):
             A.plan_sweep({"experiment": exp})
     assert A.plan_sweep({"preset": "smoke"}, offsets=["1"]).name == "ablate"  # no file: the command's name
+
+
+def test_a_variant_without_a_block_is_its_backbones_baseline():
+    """Variants that only change the baseline's axes (backbone, the shift, the input size) plan one baseline each."""
+    from selfy_lab.ablate import plan_sweep
+
+    p = plan_sweep({"experiment": ROOT / "experiments" / "tsm_diagnosis.yaml"})
+    assert len(p.runs) == 16 and all(r.run.model.block == "none" for r in p.runs)
+    assert {r.run.data.synthetic_seed for r in p.runs} == {1} and {r.run.train.seed for r in p.runs} == {100, 101}
+    labels = [r.label for r in p.runs]
+    assert len(set(labels)) == 16 and any("shift_place=inplace" in s for s in labels) and any("112px" in s for s in labels)
+    assert len(plan_sweep({"experiment": ROOT / "experiments" / "hcml_labels.yaml"}).runs) == 4  # no baseline there

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from selfy_lab.config import EXTRACTORS, FUSIONS, INTEGRATORS, SELFY_BLOCKS, SIMILARITIES, ModelConfig
-from selfy_lab.models import build_model, conv_plan
+from selfy_lab.models import build_model, conv_plan, temporal_shift
 from selfy_lab.models.selfy import Restore
 
 K = 5
@@ -192,3 +192,23 @@ def test_conv_extractor_equals_plain_convolutions(window, channels, train):
         assert ext.modes == ["dense", "dense", "dense", "linear"]
     if window == (9, 9) and channels == (4, 16, 64, 64):
         assert ext.modes == ["dense", "conv", "conv", "linear"]
+
+
+def test_tsm_shift_fraction_and_place_are_options():
+    """shift_div sets the shifted share of channels; shift_place=inplace shifts each block's input, shortcut included."""
+    from selfy_lab.models.backbones import ShiftConv2d
+
+    torch.manual_seed(0)
+    res = build_model(ModelConfig(backbone="tsm-r18-w8", block="none", frames=4, num_classes=5, shift_div=4))
+    assert all(b.conv1.fold_div == 4 for b in res.backbone.layer1)
+    inplace = build_model(ModelConfig(backbone="tsm-r18-w8", block="none", frames=4, num_classes=5,
+                                      shift_place="inplace")).eval()
+    blk = inplace.backbone.layer1[0]
+    assert not isinstance(blk.conv1, ShiftConv2d)
+    x = torch.randn(4, 8, 6, 6)  # (B*T, C, H, W), one clip
+    with torch.no_grad():
+        y = blk(x)
+        ref = blk.relu(blk.bn2(blk.conv2(blk.relu(blk.bn1(blk.conv1(temporal_shift(x, 4)))))) + temporal_shift(x, 4))
+    assert torch.allclose(y, ref, atol=1e-6)
+    with pytest.raises(ValueError, match="shift place"):
+        ModelConfig(shift_place="everywhere")

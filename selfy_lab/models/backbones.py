@@ -97,8 +97,22 @@ class NarrowResNet(tvr.ResNet):
                 nn.init.constant_(m.bias, 0)
 
 
-def build_resnet(depth: int, width: int = 64, tsm: bool = False, frames: int = 8) -> tvr.ResNet:
-    """A torchvision ResNet-{18,34,50} (narrow when width != 64), TSM-shifted when ``tsm``."""
+class BlockInputShift:
+    """A forward pre-hook that shifts a residual block's input, for both its branch and its shortcut (TSM's
+    "in-place" shift, which its paper compares with the residual one)."""
+
+    def __init__(self, frames: int, fold_div: int):
+        self.frames, self.fold_div = frames, fold_div
+
+    def __call__(self, module: nn.Module, args: tuple) -> tuple:
+        return (temporal_shift(args[0], self.frames, self.fold_div), *args[1:])
+
+
+def build_resnet(depth: int, width: int = 64, tsm: bool = False, frames: int = 8, *, shift_div: int = 8,
+                 shift_place: str = "residual") -> tvr.ResNet:
+    """A torchvision ResNet-{18,34,50} (narrow when width != 64), TSM-shifted when ``tsm``: 1/``shift_div`` of
+    the channels each way, at the start of every residual branch (``residual``, TSM's default) or on every
+    block's input (``inplace``)."""
     if depth not in ARCHS:
         raise ValueError(f"ResNet depth must be one of {sorted(ARCHS)}, got {depth}")
     block, layers = ARCHS[depth]
@@ -106,7 +120,10 @@ def build_resnet(depth: int, width: int = 64, tsm: bool = False, frames: int = 8
     if tsm:
         for stage in stages(net).values():
             for blk in stage:
-                blk.conv1 = ShiftConv2d.from_conv(blk.conv1, frames)
+                if shift_place == "residual":
+                    blk.conv1 = ShiftConv2d.from_conv(blk.conv1, frames, shift_div)
+                else:
+                    blk.register_forward_pre_hook(BlockInputShift(frames, shift_div))
     return net
 
 

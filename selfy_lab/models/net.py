@@ -97,7 +97,8 @@ class SELFYNet(nn.Module):
 
 def build_model(cfg: ModelConfig) -> SELFYNet:
     """Build the network a :class:`ModelConfig` describes (randomly initialised; see ``selfy_lab.weights``)."""
-    backbone = build_resnet(cfg.depth, cfg.width, cfg.tsm, cfg.frames)
+    backbone = build_resnet(cfg.depth, cfg.width, cfg.tsm, cfg.frames, shift_div=cfg.shift_div,
+                            shift_place=cfg.shift_place)
     chans = stage_channels(backbone)
     widths = BlockWidths().scaled(cfg.width / 64)
     blocks = {}
