@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from . import results as R
 from .config import RunConfig, override, to_dict
-from .errors import SelfyError, user_message
+from .errors import DivergedError, SelfyError, user_message
 from .experiments import run_from_flags
 from .grammar import format_offsets, parse_offsets
 
@@ -234,8 +234,11 @@ def _execute(pr: PlannedRun, out: Path, device: str, callback: Callable, threads
     except KeyboardInterrupt:
         raise
     except Exception as e:  # a failed variant is recorded; the sweep goes on
-        status, error = "failed", user_message(e)
-        R.write_error(d, traceback.format_exc())
+        status, error = ("diverged" if isinstance(e, DivergedError) else "failed"), user_message(e)
+        try:
+            R.write_error(d, traceback.format_exc())
+        except OSError as werr:  # a full disk must not end the sweep in a traceback of its own
+            error += f" (its error.txt could not be written: {werr.strerror or werr})"
     return R.status_row(pr.run, status, error, round(time.time() - t0, 1))
 
 
@@ -280,13 +283,25 @@ def run_sweep(runs: list[PlannedRun], out: str | Path, jobs: int = 1, device: st
     ``cluster`` is a :class:`selfy_lab.cluster.ClusterOptions`); keeps the sweep record, runs.csv and
     status.csv current. Returns the status rows."""
     out = R.ensure_writable(out)
+    with R.exclusive(out, "the sweep folder"):
+        try:
+            return _run_sweep(runs, out, jobs, device, on_event, record, cluster)
+        except OSError as e:  # the sweep's own files (written atomically: what was there stays whole)
+            raise SelfyError(f"cannot write the sweep's files in {out} ({e.strerror or e}): free some space or "
+                             f"fix the folder, then re-run the same command; finished runs are kept") from None
+
+
+def _run_sweep(runs, out: Path, jobs: int, device: str, on_event: Callable, record: dict | None, cluster) -> list[dict]:
     R.write_sweep_record(out, record or sweep_record(runs))
     # a finished run keeps the time its training took when it ran (a re-run of the sweep only skips it)
     took = {r["run_id"]: r["seconds"] for r in R.read_status(out) if r.get("status") == "done"}
     status: dict[str, dict] = {}
     todo = []
     for pr in runs:
-        done = R.is_finished(R.run_dir(out, pr.run_id))
+        problem = R.metrics_problem(R.run_dir(out, pr.run_id))
+        done = problem is None
+        if not done and (R.run_dir(out, pr.run_id) / R.METRICS).exists():
+            on_event("stale", run=pr, why=problem)  # it will train again
         status[pr.run_id] = R.status_row(pr.run, "done" if done else "pending",
                                          seconds=took.get(pr.run_id, "") if done else "")
         if not done:

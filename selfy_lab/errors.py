@@ -9,6 +9,10 @@ class DataError(SelfyError):
     """A data file is missing or malformed; the message names the file (and line)."""
 
 
+class DivergedError(SelfyError):
+    """Training produced a nan or infinite loss: the run stops unfinished (sweeps mark it diverged)."""
+
+
 def user_message(exc: BaseException) -> str:
     """One line for the user. Errors re-raised from DataLoader workers carry the worker's traceback
     in their message; the last line is the original message."""

@@ -30,6 +30,7 @@ the old or the new file, never a torn one. Values are raw floats; formatting hap
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -53,6 +54,35 @@ ROBUSTNESS_DIR, ROBUSTNESS_TABLE, ROBUSTNESS_SUMMARY = "robustness", "robustness
 TENSORBOARD_DIR = "tensorboard"  # event files of --tensorboard, inside a run directory
 
 
+LOCK = ".lock"  # held (flock) by the process that writes a sweep folder or trains a run directory
+
+
+@contextlib.contextmanager
+def exclusive(path: str | Path, what: str):
+    """Hold ``PATH/.lock`` for the time of the block: a second process that asks for the same folder stops with
+    one line naming the holder. The operating system releases the lock when its holder dies (kill -9 too)."""
+    import fcntl
+    import socket
+
+    f = open(Path(path) / LOCK, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise SelfyError(f"{what} {path} is in use by {holder}: wait for it to end, or choose another folder") from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        f.flush()
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+
 def run_dir(sweep_dir: str | Path, run_id: str) -> Path:
     """The directory of run ``run_id`` inside a sweep."""
     return Path(sweep_dir) / RUNS_DIR / run_id
@@ -63,9 +93,35 @@ def default_run_dir(run: "RunConfig") -> Path:
     return Path("runs") / (run.experiment or "train") / run.run_hash
 
 
+# variant columns a run's final rows may lack: written before the column existed, they mean its default
+OPTIONAL_COLUMNS = ("options",)
+
+
 def is_finished(path: str | Path) -> bool:
-    """A run is finished once its final rows are written (the last thing training does)."""
-    return (Path(path) / METRICS).is_file()
+    """A run is finished once its final rows are written (the last thing training does) and read back whole."""
+    return metrics_problem(path) is None
+
+
+def metrics_problem(path: str | Path) -> str | None:
+    """Why a run's final rows cannot count as a finished run (missing, empty, a column or a value lost), or None."""
+    f = Path(path) / METRICS
+    if not f.is_file():
+        return "it has no metrics.csv"
+    try:
+        table = read_csv(f)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        return f"its metrics.csv cannot be read ({e})"
+    if not table:
+        return "its metrics.csv holds no rows"
+    missing = [c for c in RUN_COLUMNS if c not in table[0] and c not in OPTIONAL_COLUMNS]
+    if missing:
+        return f"its metrics.csv lacks the column(s) {', '.join(missing)}"
+    for r in table:
+        try:
+            float(r["value"])
+        except (TypeError, ValueError):
+            return f"its metrics.csv holds a value that is not a number ({r['value']!r})"
+    return None
 
 
 def checkpoint_path(path: str | Path) -> Path:
@@ -365,7 +421,9 @@ def collect_runs(sweep_dir: str | Path, run_ids: Iterable[str], experiment: str 
     store is also a row of this one."""
     rows: list[dict[str, str]] = []
     for run_id in run_ids:
-        rows += [{**r, "experiment": experiment} if experiment else r for r in read_csv(run_dir(sweep_dir, run_id) / METRICS)]
+        d = run_dir(sweep_dir, run_id)
+        if is_finished(d):
+            rows += [{**r, "experiment": experiment} if experiment else r for r in read_csv(d / METRICS)]
     return write_csv(Path(sweep_dir) / RUNS_TABLE, rows, RUN_COLUMNS)
 
 

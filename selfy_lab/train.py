@@ -14,6 +14,7 @@ and channels-last memory. Under ``torchrun`` it trains with DistributedDataParal
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -30,7 +31,7 @@ from .config import RunConfig, from_dict, to_dict
 from .data.datasets import build_dataset
 from .data.loader import make_loader, sample_seed
 from .data.transforms import normalize
-from .errors import SelfyError
+from .errors import DivergedError, SelfyError
 from .metrics import classification_metrics
 from .models import build_model
 
@@ -192,8 +193,18 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
     """Train ``run`` in ``run_dir`` (resuming if it holds a checkpoint); returns the final val metrics."""
     from .runtime import deterministic_algorithms
 
-    with deterministic_algorithms(run.train.deterministic):
+    with deterministic_algorithms(run.train.deterministic), _training_lock(run_dir):
         return _fit(run, run_dir, callback, device)
+
+
+@contextlib.contextmanager
+def _training_lock(run_dir: str | Path):
+    """One process trains a run directory at a time (the main process of a distributed run holds it)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    with R.exclusive(R.ensure_writable(run_dir), "the run directory"):
+        yield
 
 
 def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -> dict[str, float]:
@@ -293,13 +304,15 @@ def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -
             hits += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
             if (step + 1) % 10 == 0 or step + 1 == steps:  # one host sync every 10 steps, for the display
-                callback("step", epoch=epoch, step=step + 1, steps=steps, loss=(loss_sum / seen).item(),
+                mean_loss = check_finite((loss_sum / seen).item(), epoch, step + 1, opt.param_groups[0]["lr"])
+                callback("step", epoch=epoch, step=step + 1, steps=steps, loss=mean_loss,
                          acc=(hits / seen).item(), lr=opt.param_groups[0]["lr"])
         if dist.world > 1:
             tot = torch.stack([loss_sum, hits, aux_sum, torch.tensor(float(seen), device=dist.device)])
             tdist.all_reduce(tot)
             loss_sum, hits, aux_sum, seen = tot[0], tot[1], tot[2], int(tot[3].item())
         train_time = time.perf_counter() - t0
+        check_finite((loss_sum / seen).item(), epoch, steps, opt.param_groups[0]["lr"])  # before anything is saved
         last = epoch + 1 == t.epochs
         if not pretrain and (last or (t.eval_every and (epoch + 1) % t.eval_every == 0)):
             callback("eval_start", epoch=epoch)
@@ -329,6 +342,15 @@ def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -
         board.close()
     dist.barrier()
     return {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
+
+
+def check_finite(loss: float, epoch: int, step: int, lr: float) -> float:
+    """The mean training loss so far, or a :class:`DivergedError` when it is nan or infinite: the run stops
+    before its epoch is saved, so it is never recorded as finished."""
+    if not math.isfinite(loss):
+        raise DivergedError(f"the training loss became {loss} in epoch {epoch + 1} by step {step} (lr {lr:.3g}): "
+                            f"the run diverged; lower --lr and run it again")
+    return loss
 
 
 class WithContrastive(torch.nn.Module):

@@ -274,3 +274,93 @@ def test_a_variant_without_a_block_is_its_backbones_baseline():
     labels = [r.label for r in p.runs]
     assert len(set(labels)) == 16 and any("shift_place=inplace" in s for s in labels) and any("112px" in s for s in labels)
     assert len(plan_sweep({"experiment": ROOT / "experiments" / "hcml_labels.yaml"}).runs) == 4  # no baseline there
+
+
+def test_one_sweep_per_folder_and_one_trainer_per_run(tmp_path):
+    from selfy_lab import results as Rs
+    from selfy_lab.train import fit
+
+    base = resolve("smoke", overrides={"train": {"epochs": 1}})
+    runs = A.plan(base, [None])
+    out = tmp_path / "sweep"
+    out.mkdir()
+    with Rs.exclusive(out, "the sweep folder"):
+        with pytest.raises(SelfyError, match=f"in use by pid {os.getpid()}"):
+            A.run_sweep(runs, out)
+        p = cli("ablate", "--preset", "smoke", "--offsets", "1", "--no-baseline", "--out", out)
+        assert one_line_error(p, f"is in use by pid {os.getpid()}")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with Rs.exclusive(run_dir, "the run directory"):
+        with pytest.raises(SelfyError, match="the run directory .* is in use"):
+            fit(base, run_dir)
+    assert A.run_sweep(runs, out)[0]["status"] == "done"  # released: the sweep runs
+
+
+def test_an_incomplete_metrics_file_is_not_a_finished_run(tmp_path):
+    from selfy_lab import results as Rs
+
+    base = resolve("smoke", overrides={"train": {"epochs": 1}})
+    runs = A.plan(base, [None, (1,)])
+    out = tmp_path / "sweep"
+    A.run_sweep(runs, out)
+    first, second = (Rs.run_dir(out, r.run_id) for r in runs)
+    (first / "metrics.csv").write_text("")  # emptied
+    lines = (second / "metrics.csv").read_text().splitlines()
+    (second / "metrics.csv").write_text("\n".join(",".join(l.split(",")[:-4]) for l in lines) + "\n")  # lost columns
+    assert not Rs.is_finished(first) and "no rows" in Rs.metrics_problem(first)
+    assert "lacks the column(s) value" in Rs.metrics_problem(second)
+    events = []
+    status = A.run_sweep(runs, out, on_event=lambda e, **k: events.append((e, k.get("why"))))
+    assert [e for e in events if e[0] == "stale"] == [("stale", "its metrics.csv holds no rows"),
+                                                       ("stale", "its metrics.csv lacks the column(s) value, version, git_rev, time")]
+    assert [s["status"] for s in status] == ["done", "done"] and Rs.is_finished(first) and Rs.is_finished(second)
+    assert {r["run_id"] for r in rows(out / "runs.csv")} == {r.run_id for r in runs}
+
+
+def test_a_diverged_run_and_a_full_disk_are_status_rows_not_tracebacks(tmp_path, monkeypatch):
+    import errno
+
+    import selfy_lab.train as T
+    from selfy_lab import results as Rs
+    from selfy_lab.errors import DivergedError
+
+    base = resolve("smoke", overrides={"train": {"epochs": 1}})
+    runs = A.plan(base, [None, (1,)])
+
+    def diverging(run, run_dir, *a, **k):
+        if run.model.block == "none":
+            raise DivergedError("the training loss became nan in epoch 1 by step 10: lower --lr")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(T, "fit", diverging)
+    monkeypatch.setattr(Rs, "write_error", full_disk)
+    status = A.run_sweep(runs, tmp_path / "sweep")
+    assert [s["status"] for s in status] == ["diverged", "failed"]
+    assert "lower --lr" in status[0]["error"] and "No space left" in status[1]["error"]
+    assert "error.txt could not be written" in status[1]["error"]
+    assert not any(Rs.is_finished(Rs.run_dir(tmp_path / "sweep", r.run_id)) for r in runs)
+
+
+def test_a_full_disk_while_the_sweep_writes_its_tables_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    from selfy_lab import results as Rs
+
+    base = resolve("smoke", overrides={"train": {"epochs": 1}})
+    runs = A.plan(base, [None])
+    out = tmp_path / "sweep"
+    A.run_sweep(runs, out)
+    before = (Rs.run_dir(out, runs[0].run_id) / "metrics.csv").read_text()
+
+    def full_disk(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Rs, "atomic_write_text", full_disk)
+    monkeypatch.setattr(Rs, "write_csv", full_disk)
+    with pytest.raises(SelfyError, match="No space left on device.*finished runs are kept"):
+        A.run_sweep(runs, out)
+    assert (Rs.run_dir(out, runs[0].run_id) / "metrics.csv").read_text() == before

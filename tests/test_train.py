@@ -370,3 +370,16 @@ def test_rows_of_a_gpu_run_name_the_device_in_a_last_column(tmp_path):
     table = rows(R.collect_runs(tmp_path, [run.run_hash, other.run_hash]))
     assert list(table[0])[-1] == "device"
     assert {(r["seed"], r["device"]) for r in table} == {("0", ""), ("1", "NVIDIA H200")}
+
+
+def test_a_diverged_run_stops_with_one_line_and_is_not_finished(tmp_path):
+    """--lr 1e6: the loss becomes nan; the run stops before its epoch is saved, never recorded as finished."""
+    from selfy_lab.errors import DivergedError
+    from selfy_lab.results import is_finished
+
+    run = resolve("smoke", overrides=dict(train=dict(epochs=2, lr=1e6)))
+    with pytest.raises(DivergedError, match=r"epoch 1 .*lower --lr"):
+        fit(run, tmp_path / "run")
+    assert not is_finished(tmp_path / "run") and not (tmp_path / "run" / "metrics.csv").exists()
+    p = cli("train", "--preset", "smoke", "--epochs", "1", "--lr", "1e6", "--out", tmp_path / "cli")
+    assert one_line_error(p, "diverged; lower --lr")

@@ -242,6 +242,8 @@ class SweepDisplay:
             p.update(self.sweep, total=kw["total"], completed=kw["done"], description="runs done")
             if kw["done"]:
                 p.console.print(f"{kw['done']} of {kw['total']} runs already finished: skipped")
+        elif event == "stale":
+            p.console.print(f"{kw['run'].label}: not counted as finished, {kw['why']}: it trains again")
         elif event == "run_start":
             p.update(self.run, visible=True, description=kw["run"].label, completed=0, total=None, info="")
         elif event == "run_progress":
@@ -259,7 +261,7 @@ class SweepDisplay:
         elif event == "run_end":
             row = kw["row"]
             p.advance(self.sweep)
-            mark = "done" if row["status"] == "done" else f"FAILED: {row['error']}"
+            mark = "done" if row["status"] == "done" else f"{row['status'].upper()}: {row['error']}"
             p.console.print(f"{kw['run'].label}: {mark} ({row['seconds']} s)")
 
 

@@ -135,10 +135,12 @@ def ablate(
     print_sweep_summary(con, out, plan.paper_table)
     for path in figures:
         con.print(f"wrote {path}")
-    failed = [s for s in status if s["status"] == "failed"]
+    failed = [s for s in status if s["status"] in ("failed", "diverged")]
     con.print(f"wrote {out / 'runs.csv'} and {out / 'status.csv'}")
     if failed:
-        con.print(f"{len(failed)} of {len(status)} runs failed: see {out / 'status.csv'} and runs/<id>/error.txt")
+        diverged = sum(s["status"] == "diverged" for s in failed)
+        why = f" ({diverged} diverged: lower the learning rate)" if diverged else ""
+        con.print(f"{len(failed)} of {len(status)} runs failed{why}: see {out / 'status.csv'} and runs/<id>/error.txt")
         raise typer.Exit(1)
 
 
