@@ -192,7 +192,9 @@ def plan_sweep(flags: dict[str, Any], offsets: list[str] | None = None, ladder: 
     unknown = [k for k in sweep if k not in ("offsets", "ladder", "baseline", "axes", "variants", "base_offsets", "seeds")]
     if unknown:
         raise SelfyError(f"{flags.get('experiment')}: unknown sweep key '{unknown[0]}'")
-    specs = [str(x) for x in (offsets or sweep.get("offsets") or [])]
+    listed = sweep.get("offsets")
+    listed = listed if isinstance(listed, list) else ([] if listed is None else [listed])  # one set may stand alone
+    specs = [str(x) for x in (offsets or listed)]
     if ladder is None and "ladder" in sweep:
         ladder = bool(sweep["ladder"])
     if not specs and sweep.get("variants"):

@@ -19,8 +19,9 @@ import yaml
 
 from .config import DataConfig, ModelConfig, PRESET_NAMES, RunConfig, TrainConfig, deep_merge, override, resolve
 from .errors import SelfyError
+from .schema import check_experiment
+from .textfiles import read_text
 
-_KEYS = ("preset", "dataset", "model", "data", "train", "sweep", "name", "paper_table", "presets")
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 # flag name -> config section, from the dataclasses themselves (no field name is used twice)
 SECTION_OF = {f.name: section for section, cls in _SECTIONS.items() for f in fields(cls)}
@@ -48,16 +49,12 @@ def load_experiment(path: str | Path) -> Experiment:
     if not path.is_file():
         raise SelfyError(f"experiment file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise SelfyError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(data, dict):
-        raise SelfyError(f"{path}: expected a mapping of sections (model, data, train, ...)")
-    unknown = [k for k in data if k not in _KEYS]
-    if unknown:
-        raise SelfyError(f"{path}: unknown section '{unknown[0]}' (known: {', '.join(_KEYS)})")
+    check_experiment(path, data)
     preset = data.get("preset")
     if preset is not None and preset not in PRESET_NAMES:
         raise SelfyError(f"{path}: unknown preset '{preset}' (known: {', '.join(PRESET_NAMES)})")

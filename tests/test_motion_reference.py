@@ -2,7 +2,6 @@
 equations (float64, eval mode, every BatchNorm given random statistics and affine parameters)."""
 import math
 
-import pytest
 import torch
 import torch.nn as nn
 

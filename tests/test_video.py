@@ -98,3 +98,39 @@ def test_a_truncated_video_stops_training_with_one_line(tmp_path):
             tmp_path / "list.txt", "--val-list", tmp_path / "list.txt", "--categories", tmp_path / "cat.txt",
             "--batch-size", "1", "--out", tmp_path / "run")
     assert one_line_error(p, "list.txt:1: ") and "cut.mp4" in p.stderr, p.stderr
+
+
+def _write_repeated_timestamps(path, n=45):
+    """An H.264 .mkv of ``n`` flat grey frames (frame i at level 5 * i) whose timestamps are irregular (50 and
+    14 fps alternating) and repeat: frames 25 and 37 share the timestamp of the frame before them."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"bf": "0"})  # no B-frames: packets come in order
+        stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv420p"
+        stream.time_base = __import__("fractions").Fraction(1, 1000)
+        steps = [0] + [0 if i in (25, 37) else 20 if i % 2 else 70 for i in range(1, n)]
+        packets = [p for i in range(n) for p in stream.encode(
+            av.VideoFrame.from_ndarray(np.full((48, 64, 3), 5 * i, np.uint8), format="rgb24"))] + list(stream.encode())
+        for packet, t in zip(packets, np.cumsum(steps)):
+            packet.pts = packet.dts = int(t)  # rewritten on the packets: the encoder refuses repeated timestamps
+            packet.time_base = stream.time_base
+            out.mux(packet)
+    with av.open(str(path)) as check:
+        pts = [p.pts for p in check.demux(check.streams.video[0]) if p.size]
+    assert len(pts) == n and pts[25] == pts[24] and pts[37] == pts[36]  # the file really repeats them
+    return path
+
+
+@pytest.mark.parametrize("which", ["pyav", "torchcodec"])
+def test_frames_by_index_are_right_where_timestamps_repeat(tmp_path, monkeypatch, which):
+    from selfy_lab.data import video
+
+    if which == "torchcodec" and decoder() != "torchcodec":
+        pytest.skip("torchcodec does not load on this machine")
+    monkeypatch.setattr(video, "decoder", lambda: which)
+    path = _write_repeated_timestamps(tmp_path / "repeats.mkv")
+    asked = np.array([[25, 37, 38, 39], [3, 24, 25, 44]])
+    frames, inverse = read_sampled(path, lambda n: asked)
+    got = np.round(frames.reshape(len(frames), -1).mean(1) / 5).astype(int)[inverse.reshape(asked.shape)]
+    assert got.tolist() == asked.tolist()

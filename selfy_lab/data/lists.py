@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..config import LIST_FORMATS
 from ..errors import DataError
+from ..textfiles import read_lines, read_text
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 
@@ -49,23 +50,22 @@ def read_list(list_file: str | Path, root: str | Path | None = None, num_classes
     if not list_file.is_file():
         raise DataError(f"list file {list_file} does not exist: pass --train-list / --val-list or --data-root")
     entries = []
-    with open(list_file) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            cols = line.split()
-            where = f"{list_file}:{n}"
-            if len(cols) != 3:
-                raise DataError(f"{where}: expected 3 columns '<folder> <num_frames> <label>', found {len(cols)}")
-            try:
-                frames, label = int(cols[1]), int(cols[2])
-            except ValueError:
-                raise DataError(f"{where}: num_frames and label must be integers, got '{cols[1]}' and '{cols[2]}'") from None
-            if frames < 1:
-                raise DataError(f"{where}: num_frames must be at least 1, got {frames}")
-            if label < 0 or (num_classes is not None and label >= num_classes):
-                raise DataError(f"{where}: label {label} is out of range for {num_classes} classes (0-{(num_classes or 1) - 1})")
-            entries.append(ListEntry(reroot(cols[0], root, list_file.parent), frames, label, where))
+    for n, line in enumerate(read_lines(list_file), 1):
+        if not line.strip():
+            continue
+        cols = line.split()
+        where = f"{list_file}:{n}"
+        if len(cols) != 3:
+            raise DataError(f"{where}: expected 3 columns '<folder> <num_frames> <label>', found {len(cols)}")
+        try:
+            frames, label = int(cols[1]), int(cols[2])
+        except ValueError:
+            raise DataError(f"{where}: num_frames and label must be integers, got '{cols[1]}' and '{cols[2]}'") from None
+        if frames < 1:
+            raise DataError(f"{where}: num_frames must be at least 1, got {frames}")
+        if label < 0 or (num_classes is not None and label >= num_classes):
+            raise DataError(f"{where}: label {label} is out of range for {num_classes} classes (0-{(num_classes or 1) - 1})")
+        entries.append(ListEntry(reroot(cols[0], root, list_file.parent), frames, label, where))
     if not entries:
         raise DataError(f"{list_file} lists no clips")
     return entries
@@ -85,8 +85,7 @@ def detect_format(path: str | Path) -> str:
             return "diving48-json"
         raise DataError(f"{path}: a JSON list of neither Something-Something V2 items (id, template) nor Diving-48 "
                         f"items (vid_name, label, start_frame, end_frame): pass --list-format")
-    with open(path) as f:
-        first = next((line for line in f if line.strip()), "")
+    first = next((line for line in read_lines(path) if line.strip()), "")
     cols = len(first.split())
     if cols in (2, 3):
         return "tsn" if cols == 3 else "two-column"
@@ -117,8 +116,8 @@ def read_clips(path: str | Path, fmt: str = "auto", root: str | Path | None = No
 
 def _json_items(path: Path) -> list:
     try:
-        items = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        items = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
         raise DataError(f"{path}: not a readable JSON file ({type(e).__name__}: {str(e)[:80]})") from None
     if not isinstance(items, list):
         raise DataError(f"{path}: expected a JSON list of clips, found a {type(items).__name__}")
@@ -146,14 +145,13 @@ def _label(value, where: str, num_classes: int | None) -> int:
 
 def _read_two_column(path: Path, root, num_classes) -> list[ListEntry]:
     entries = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            cols, where = line.split(), f"{path}:{n}"
-            if len(cols) != 2:
-                raise DataError(f"{where}: expected 2 columns '<video> <label>', found {len(cols)}")
-            entries.append(ListEntry(_video(root, path.parent, cols[0], ".mp4"), 0, _label(cols[1], where, num_classes), where))
+    for n, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            continue
+        cols, where = line.split(), f"{path}:{n}"
+        if len(cols) != 2:
+            raise DataError(f"{where}: expected 2 columns '<video> <label>', found {len(cols)}")
+        entries.append(ListEntry(_video(root, path.parent, cols[0], ".mp4"), 0, _label(cols[1], where, num_classes), where))
     return entries
 
 
@@ -197,8 +195,8 @@ def read_class_names(path: str | Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"class-name file {path} does not exist: pass --categories")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
         raise DataError(f"{path}: not a readable JSON file ({type(e).__name__})") from None
     if isinstance(data, dict):  # SS-V2 labels.json: {"Holding something next to something": "19", ...}
         try:
@@ -209,7 +207,7 @@ def read_class_names(path: str | Path) -> list[str]:
             raise DataError(f"{path}: class ids must be 0..{len(by_id) - 1}, each once")
         return [by_id[i] for i in range(len(by_id))]
     if isinstance(data, list) and data and all(isinstance(c, (list, str)) for c in data):  # Diving-48 vocabulary
-        return [" ".join(map(str, c)) if isinstance(c, list) else c for c in data]
+        return unique_names(path, [" ".join(map(str, c)) if isinstance(c, list) else c for c in data])
     raise DataError(f"{path}: neither a labels.json (template -> id) nor a list of class names")
 
 
@@ -218,9 +216,19 @@ def read_categories(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"class-name file {path} does not exist: pass --categories")
-    names = [line.strip() for line in path.read_text().splitlines()]
+    names = [line.strip() for line in read_lines(path)]
     while names and not names[-1]:
         names.pop()
     if not names or any(not n for n in names):
         raise DataError(f"{path}: class names must be non-empty, one per line")
+    return unique_names(path, names)
+
+
+def unique_names(path: Path, names: list[str]) -> list[str]:
+    """Class names, refused when one is given twice (two labels would share a name)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, 1):
+        if name in seen:
+            raise DataError(f"{path}:{i}: class '{name}' is named twice (also line {seen[name]}): each label needs its own name")
+        seen[name] = i
     return names

@@ -5,6 +5,11 @@ fallback where torchcodec is not installed or cannot load its FFmpeg libraries. 
 to the last sampled frame and converts only the sampled ones to RGB. Frames are numbered by decoding order
 (0-based), so a variable-frame-rate video is sampled by frame count like every other; ``decoder()`` says
 which decoder this machine uses (``selfy-lab describe`` prints it).
+
+torchcodec finds frame i by the i-th smallest presentation timestamp, so on a video where two frames share
+a timestamp (or one has none) it returns a neighbour of the frame asked for. Such videos are therefore read
+with PyAV's sequential decoding even where torchcodec loads; telling them apart costs one demuxing pass
+(no decoding).
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ def read_sampled(path: Path, pick: Callable[[int], np.ndarray], where: str = "")
     prefix = f"{where}: " if where else ""
     if not Path(path).is_file():
         raise DataError(f"{prefix}video {path} does not exist")
-    if decoder() == "torchcodec":
+    if decoder() == "torchcodec" and _timestamps_are_distinct(path, prefix):
         return _read_torchcodec(path, pick, prefix)
     return _read_pyav(path, pick, prefix)
 
@@ -59,6 +64,34 @@ def _unique(idx: np.ndarray, n: int, path, prefix: str) -> tuple[np.ndarray, np.
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise DataError(f"{prefix}video {path} has {n} frames, frame {int(idx.max())} was asked for")
     return np.unique(idx, return_inverse=True)
+
+
+def _packet_timestamps(container, stream, path, prefix) -> list:
+    """The presentation timestamps of the stream's packets in decoding order (None where a packet has
+    none), by demuxing only. Where the container keeps no frame count (WebM), a header whose duration
+    promises far more frames than the packets hold means a truncated file."""
+    pts = [packet.pts for packet in container.demux(stream) if packet.size]
+    if stream.frames < 1:
+        rate = stream.average_rate or stream.guessed_rate
+        expected = container.duration * rate / 1e6 if container.duration and rate else 0
+        if len(pts) < 0.9 * expected - 1:
+            raise DataError(f"{prefix}video {path} holds {len(pts)} frames, its header promises about "
+                            f"{round(expected)} (a truncated file?)")
+    return pts
+
+
+def _timestamps_are_distinct(path, prefix) -> bool:
+    """Whether every frame of the video stream has its own presentation timestamp, the condition for
+    seeking by index to land on the frame asked for. A file PyAV cannot demux is left to
+    :func:`_read_pyav`, which reports it."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            pts = _packet_timestamps(container, container.streams.video[0], path, prefix)
+    except (av.error.FFmpegError, OSError, ValueError, IndexError):
+        return False
+    return None not in pts and len(set(pts)) == len(pts)
 
 
 def _read_torchcodec(path, pick, prefix):
@@ -86,13 +119,8 @@ def _read_pyav(path, pick, prefix):
             stream = container.streams.video[0]
             n = stream.frames  # from the container's index; 0 where it keeps none (WebM)
             if n < 1:
-                n = sum(1 for packet in container.demux(stream) if packet.size)  # demuxing only: no decoding
+                n = len(_packet_timestamps(container, stream, path, prefix))
                 container.seek(0)
-                rate = stream.average_rate or stream.guessed_rate
-                expected = container.duration * rate / 1e6 if container.duration and rate else 0
-                if n < 0.9 * expected - 1:  # the header's duration promises more frames than the file holds
-                    raise DataError(f"{prefix}video {path} holds {n} frames, its header promises about "
-                                    f"{round(expected)} (a truncated file?)")
             if n < 1:
                 raise DataError(f"{prefix}video {path} has no frames")
             wanted, inverse = _unique(pick(n), n, path, prefix)
