@@ -31,7 +31,7 @@ from .config import RunConfig, from_dict, to_dict
 from .data.datasets import build_dataset
 from .data.loader import make_loader, sample_seed
 from .data.transforms import normalize
-from .errors import DivergedError, SelfyError
+from .errors import DivergedError, SelfyError, user_message
 from .metrics import classification_metrics
 from .models import build_model
 
@@ -240,11 +240,15 @@ def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -
     start, history = 0, []
     ckpt_path = R.checkpoint_path(run_dir)
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dist.device, weights_only=True)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        scaler.load_state_dict(ck["scaler"])
-        start, history = int(ck["epoch"]), list(ck["history"])
+        ck = read_checkpoint(ckpt_path, dist.device, run)
+        load_weights(model, ck, ckpt_path)
+        try:
+            opt.load_state_dict(ck["optimizer"])
+            scaler.load_state_dict(ck["scaler"])
+            start, history = int(ck["epoch"]), list(ck["history"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as e:
+            raise SelfyError(f"checkpoint {ckpt_path} is incomplete ({_reason(e)}): delete it to train the run "
+                             f"from the start") from None
         callback("resume", epoch=start, **thread_change(history, dist.device))
     aux = t.aux == "hcml"
     # the contrastive loss is part of the wrapped module's output, so DistributedDataParallel sees its graph; a
@@ -481,15 +485,50 @@ def load_run(path: str | Path, device: str = "auto") -> tuple[RunConfig, torch.n
     ckpt = R.checkpoint_path(path)
     if not ckpt.is_file():
         raise SelfyError(f"no checkpoint at {ckpt}: pass a run directory or a checkpoint.pt file")
+    ck = read_checkpoint(ckpt, "cpu")
     try:
-        ck = torch.load(ckpt, map_location="cpu", weights_only=True)
         run = from_dict(RunConfig, ck["config"])
-    except Exception as e:  # a truncated or foreign file
-        raise SelfyError(f"cannot read checkpoint {ckpt} ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    except (KeyError, ValueError, TypeError) as e:
+        raise SelfyError(f"checkpoint {ckpt} holds no usable run configuration ({_reason(e)})") from None
     dev = select_device(device)
     model, _ = build_run_model(run, dev, pretrained=False)
-    model.load_state_dict(ck["model"])
+    load_weights(model, ck, ckpt)
     return run, model.eval()
+
+
+def _reason(e: BaseException) -> str:
+    return f"{type(e).__name__}: {user_message(e)[:120]}"
+
+
+def read_checkpoint(path: Path, device, run: RunConfig | None = None) -> dict:
+    """A checkpoint file read whole, or one line: empty, truncated, not a checkpoint, or (``run`` given) the
+    checkpoint of another run than the one resumed."""
+    if path.stat().st_size == 0:
+        raise SelfyError(f"checkpoint {path} is empty (a run killed while its disk was full?): delete it to train "
+                         f"the run from the start")
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle, ...: the file cannot be used as it is
+        raise SelfyError(f"cannot read checkpoint {path} ({_reason(e)}): it is damaged or not a selfy-lab "
+                         f"checkpoint; delete it to train the run from the start") from None
+    if not isinstance(ck, dict) or "model" not in ck:
+        raise SelfyError(f"{path} is not a selfy-lab checkpoint (no model weights in it)")
+    if run is not None and ck.get("run_hash", run.run_hash) != run.run_hash:
+        raise SelfyError(f"checkpoint {path} belongs to run {ck['run_hash']}, not to run {run.run_hash} that "
+                         f"trains here: move it away or choose another --out")
+    return ck
+
+
+def load_weights(model: torch.nn.Module, ck: dict, path: Path) -> None:
+    """A checkpoint's weights into ``model``; a model of another architecture is one line naming the difference."""
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as e:
+        theirs, mine = set(ck["model"]), set(model.state_dict())
+        diff = sorted(theirs ^ mine)
+        what = f"e.g. {diff[0]}" if diff else "a tensor's shape"
+        raise SelfyError(f"checkpoint {path} holds another architecture than its configuration builds "
+                         f"({len(diff)} tensors differ, {what})") from None
 
 
 def predictions(run: RunConfig, model: torch.nn.Module, split: str = "val", dataset=None,

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from torchvision import models as tvm
 
-from .errors import SelfyError
+from .errors import SelfyError, user_message
 
 # the ImageNet weights TSN/TSM/SELFY were trained from (torchvision's original V1 release)
 IMAGENET = {18: tvm.ResNet18_Weights.IMAGENET1K_V1, 34: tvm.ResNet34_Weights.IMAGENET1K_V1,
@@ -53,7 +53,7 @@ def _read(path: str | Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle / zip errors of every kind: the file is not a plain state dict
-        raise SelfyError(f"cannot read {path} as a state dict ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        raise SelfyError(f"cannot read {path} as a state dict ({type(e).__name__}: {user_message(e)[:120]})") from None
 
 
 def _state_dict_of(sd, path: Path) -> dict[str, torch.Tensor]:

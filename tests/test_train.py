@@ -383,3 +383,35 @@ def test_a_diverged_run_stops_with_one_line_and_is_not_finished(tmp_path):
     assert not is_finished(tmp_path / "run") and not (tmp_path / "run" / "metrics.csv").exists()
     p = cli("train", "--preset", "smoke", "--epochs", "1", "--lr", "1e6", "--out", tmp_path / "cli")
     assert one_line_error(p, "diverged; lower --lr")
+
+
+def test_a_damaged_or_foreign_checkpoint_is_one_line_on_resume_and_on_load(tmp_path):
+    """Zero bytes, a truncated file, another run's checkpoint or another architecture: one line, nothing deleted."""
+    run = resolve("smoke", overrides=dict(train=dict(epochs=2)))
+    d = tmp_path / "run"
+    with pytest.raises(Stop):
+        fit(run, d, stop_after_first_epoch)
+    ckpt = d / "checkpoint.pt"
+    good = ckpt.read_bytes()
+    for content, msg in ((b"", "is empty"), (good[: len(good) // 2], "cannot read checkpoint")):
+        ckpt.write_bytes(content)
+        with pytest.raises(SelfyError, match=msg):
+            fit(run, d)
+        assert one_line_error(cli_inproc("eval", d), msg)
+        assert ckpt.read_bytes() == content  # left for the user to look at
+    other = resolve("smoke", overrides=dict(train=dict(epochs=2), model=dict(offsets="1")))
+    with pytest.raises(Stop):
+        fit(other, tmp_path / "other", stop_after_first_epoch)
+    ckpt.write_bytes((tmp_path / "other" / "checkpoint.pt").read_bytes())  # another run's checkpoint left here
+    with pytest.raises(SelfyError, match=f"belongs to run {other.run_hash}, not to run {run.run_hash}"):
+        fit(run, d)
+    ck = torch.load(tmp_path / "other" / "checkpoint.pt", weights_only=True)
+    ck["config"] = torch.load(io_bytes(good), weights_only=True)["config"]  # the weights of another architecture
+    torch.save(ck, ckpt)
+    assert one_line_error(cli_inproc("eval", d), "holds another architecture")
+
+
+def io_bytes(data: bytes):
+    import io
+
+    return io.BytesIO(data)
