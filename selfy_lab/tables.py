@@ -259,7 +259,10 @@ def _comparison_label(row, main_backbone: str) -> str:
     if row["block"] == "none":
         return f"{row['backbone']} (no block)"
     label = f"{row['block']} {row['offsets']}" if str(row["block"]).startswith("selfy") else str(row["block"])
-    if EVERY in str(row.get("position", "")):  # the papers' arrangement: inside every residual block
+    options = str(row.get("options", "none"))
+    if options not in ("none", "", "nan"):  # a named deviation from the module's authors
+        label += f" [{options}]"
+    if EVERY in str(row.get("position", "")):  # the papers' arrangement: one in every residual block
         label += " (every block)"
     return label if row["backbone"] == main_backbone else f"{label} on {row['backbone']}"
 
