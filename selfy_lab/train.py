@@ -222,14 +222,15 @@ def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -
         R.ensure_writable(run_dir)
         R.write_run_config(run_dir, run)
 
-    callback("data", message="preparing data")
     t = run.train
     pretrain = t.objective == "hcml"  # self-supervised: the hierarchy's InfoNCE, labels never read, no validation
-    train_ds = training_set(run, lambda i, n: callback("data", message=f"checking {i}/{n}"))
-    val_ds = None if pretrain else build_dataset(run, "val", progress=lambda i, n: callback("data", message=f"checking {i}/{n}"))
-    model, report = build_run_model(run, dist.device)
+    model, report = build_run_model(run, dist.device)  # first: missing weights stop before any data is prepared
     if report and report["loaded"]:
         callback("weights", **report)
+    callback("data", message="preparing data")
+    train_ds = training_set(run, lambda i, n: callback("data", message=f"checking {i}/{n}"))
+    val_ds = None if pretrain else build_dataset(run, "val", progress=lambda i, n: callback("data", message=f"checking {i}/{n}"))
+    callback("dataset", train=len(train_ds), val=None if val_ds is None else len(val_ds), classes=run.model.num_classes)
     frozen = freeze(model, report["prefixes"]) if t.freeze_backbone else []
     if t.tensorboard:
         tensorboard_writer(None)  # every rank checks the package, so none waits for a rank that stopped
@@ -576,6 +577,7 @@ def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | 
     target = Path(out) if out else R.run_dir_of(path) / R.EVAL
     R.ensure_writable(target.parent)
     ds = build_dataset(run, "val")
+    callback("dataset", train=None, val=len(ds), classes=len(ds.class_names))
     logits, labels = predictions(run, model, dataset=ds, callback=callback)
     metrics = {**classification_metrics(logits, labels), **extra_metrics(run.data.dataset, logits, labels)}
     protocol = {"test_clips": run.data.test_clips, "test_crops": run.data.test_crops}

@@ -233,3 +233,33 @@ def test_normalize_reuses_its_constants_and_keeps_the_formula():
     made = device_constant(IMAGENET_MEAN, "cpu", torch.float32)
     assert device_constant(IMAGENET_MEAN, torch.device("cpu"), torch.float32) is made
     assert device_constant((1, -2), "cpu").dtype == torch.int64
+
+
+def test_frames_of_two_sizes_are_resized_like_every_clip():
+    import numpy as np
+
+    from selfy_lab.data.datasets import stack_frames
+
+    a = np.zeros((60, 80, 3), np.uint8)
+    b = np.full((120, 160, 3), 200, np.uint8)
+    out = stack_frames([a, b, a])
+    assert out.shape == (3, 60, 80, 3) and (out[1] == 200).all() and (out[0] == 0).all()
+
+
+def test_too_few_frames_for_the_benchmark_is_one_line(tmp_path):
+    from helpers import cli_inproc, one_line_error
+
+    for frames in (1, 2):
+        p = cli_inproc("train", "--preset", "smoke", "--block", "none", "--frames", frames, "--out", tmp_path / f"r{frames}")
+        assert one_line_error(p, "need at least 3 frames")
+
+
+def test_train_and_eval_say_how_many_clips_and_classes_they_read(tmp_path):
+    from helpers import cli
+
+    p = cli("train", "--preset", "smoke", "--epochs", "1", "--out", tmp_path / "run")
+    assert p.returncode == 0, p.stderr
+    assert "data: 64 training clips, 32 validation clips, 16 classes" in p.stdout
+    p = cli("eval", tmp_path / "run")
+    assert p.returncode == 0, p.stderr
+    assert "data: 32 validation clips, 16 classes" in p.stdout

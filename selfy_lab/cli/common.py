@@ -192,6 +192,10 @@ class RunDisplay:
             from ..train import thread_note
 
             p.console.print(f"{pre}resuming after epoch {kw['epoch']} (checkpoint found){thread_note(kw)}")
+        elif event == "dataset":
+            parts = [f"{kw[k]} {what} clips" for k, what in (("train", "training"), ("val", "validation"))
+                     if kw.get(k) is not None]
+            p.console.print(f"{pre}data: {', '.join(parts)}, {kw['classes']} classes")
         elif event == "weights":
             p.console.print(f"{pre}loaded {kw['loaded']} backbone tensors from {kw['source']}; "
                             f"{len(kw['new'])} new parameter tensors (blocks, head)")

@@ -195,7 +195,7 @@ class ListClips(ClipDataset):
             views = read_picked(e.path, pick, e.source)  # (clips, T, H, W, 3)
         else:
             idx = segment_indices(e.num_frames, self.frames, self.train, rng, clips)  # (clips, T)
-            views = [np.stack([self._frame(e, int(i) + 1) for i in row]) for row in idx]
+            views = [stack_frames([self._frame(e, int(i) + 1) for i in row]) for row in idx]
         out = []
         for frames in views:
             clip = resize(clip_from_frames(frames), self.cfg.resize)  # (T, C, H, W)
@@ -218,6 +218,15 @@ class ListClips(ClipDataset):
             raise DataError(f"{e.source}: {e.path} has no frame {path.name} (the list says {e.num_frames} frames)") from None
         except (UnidentifiedImageError, OSError) as err:
             raise DataError(f"{e.source}: cannot read image {path} ({type(err).__name__})") from None
+
+
+def stack_frames(frames: list[np.ndarray]) -> np.ndarray:
+    """(H, W, 3) frames -> (T, H, W, 3); a frame of another size than the first is resized to it (bilinear),
+    as a folder of frames extracted at two resolutions needs."""
+    H, W = frames[0].shape[:2]
+    same = [f if f.shape[:2] == (H, W) else np.asarray(Image.fromarray(f).resize((W, H), Image.BILINEAR))
+            for f in frames]
+    return np.stack(same)
 
 
 def check_entries(entries: list[ListEntry], template: str, progress=None) -> None:
@@ -276,9 +285,9 @@ def load_user_clip(path: str | Path, frames: int, size: int, resize_to: tuple[in
             raise DataError(f"{path} holds no frame images ({', '.join(IMAGE_SUFFIXES)})")
         idx = segment_indices(len(files), frames, False)[0]
         try:
-            arr = np.stack([np.asarray(Image.open(files[i]).convert("RGB")) for i in idx])
+            arr = stack_frames([np.asarray(Image.open(files[i]).convert("RGB")) for i in idx])
         except (OSError, UnidentifiedImageError, ValueError) as e:
-            raise DataError(f"{path}: cannot read its frames ({type(e).__name__}; all frames must be images of one size)") from None
+            raise DataError(f"{path}: cannot read its frames ({type(e).__name__})") from None
     elif path.suffix.lower() in VIDEO_SUFFIXES:
         arr = read_picked(path, lambda n: segment_indices(n, frames, False)[0], str(path))
     else:
@@ -344,6 +353,9 @@ def build_dataset(run: RunConfig, split: str, check: bool | None = None, progres
     cfg, frames = run.data, run.model.frames
     train = split == "train"
     if cfg.dataset == "synthetic":
+        if frames < syn.MIN_FRAMES:
+            raise DataError(f"the built-in benchmark's clips need at least {syn.MIN_FRAMES} frames (its classes "
+                            f"move, pause and bounce over time), got --frames {frames}")
         return SyntheticClips(cfg, frames, split, train)
     paths = resolve_paths(cfg, ("categories", split))
     names = class_names_of(run)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
+MIN_FRAMES = 3  # the fewest frames in which every class's motion can be drawn
 GENERATOR_VERSION = 3  # bump when rendering changes: it keys the on-disk cache
 
 
