@@ -35,10 +35,12 @@ from .experiments import run_from_flags
 from .grammar import format_offsets, parse_offsets
 
 AXES = ("backbone", "shift_div", "shift_place", "block", "block_options", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
+        "hierarchy_levels", "hcml_tau", "hcml_delta", "hcml_target", "hcml_predictor",
         "pretrained", "aux", "aux_weight", "freeze_backbone", "label_fraction", "size")
 TRAIN_AXES = ("aux", "aux_weight", "freeze_backbone")  # the axes that change the training, not the network
 DATA_AXES = ("label_fraction", "size")  # and those that change the data
-BASELINE_AXES = ("backbone", "shift_div", "shift_place", "hierarchy", "pretrained", *TRAIN_AXES, *DATA_AXES)  # those a baseline (no block) follows too
+BASELINE_AXES = ("backbone", "shift_div", "shift_place", "hierarchy", "hierarchy_levels", "hcml_tau", "hcml_delta",
+                 "hcml_target", "hcml_predictor", "pretrained", *TRAIN_AXES, *DATA_AXES)  # those a baseline (no block) follows too
 LADDER_HEAD = ((0,), (1,))
 
 
@@ -200,7 +202,7 @@ def plan_sweep(flags: dict[str, Any], offsets: list[str] | None = None, ladder: 
     if not specs and sweep.get("variants"):
         specs = [str(sweep.get("base_offsets", "-2..2"))]
         ladder = False if ladder is None else ladder
-    all_axes = {k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in (sweep.get("axes") or {}).items()}
+    all_axes = {k: list(v) if isinstance(v, list) else [v] for k, v in (sweep.get("axes") or {}).items()}  # YAML's types
     all_axes.update({k: list(v) for k, v in (axes or {}).items() if v})
     seed_list = _seed_list(seeds if seeds is not None else sweep.get("seeds", 1),
                            "--seeds" if seeds is not None else f"{flags.get('experiment')}")

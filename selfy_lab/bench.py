@@ -157,6 +157,8 @@ def _make(cfg: ModelConfig, device, channels_last: bool):
 
     torch.manual_seed(0)
     m = build_model(cfg).to(device).train()
+    if m.hierarchy is not None:  # timed as --aux hcml trains it, with its contrastive loss
+        m.hierarchy.loss_enabled = True
     from .runtime import channels_last as to_channels_last
 
     return to_channels_last(m) if channels_last else m

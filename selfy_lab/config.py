@@ -42,6 +42,8 @@ REDUCE_CHOICES = (1, 2, 4)
 LIST_FORMATS = ("auto", "tsn", "two-column", "ssv2-json", "diving48-json")  # data/lists.py reads each
 HIERARCHIES = ("none", "diff", "selfy")  # HCML's motion encoder (models/hcml.py)
 AUX_LOSSES = ("none", "hcml")
+HCML_TARGETS = ("motion", "backbone")  # what a level predicts (models/hcml.py)
+HCML_PREDICTORS = ("motion", "motion+appearance")
 OBJECTIVES = ("supervised", "hcml")  # hcml: self-supervised pretraining of the motion hierarchy, labels unread
 PREVIOUS_STAGE = {"res2": "pool1", "res3": "res2", "res4": "res3", "res5": "res4"}
 
@@ -139,6 +141,13 @@ class ModelConfig:
     hcml_delta: int = field(default=1, metadata=KEY_IF_SET)
     hcml_tau: float = field(default=0.1, metadata=KEY_IF_SET)
     hcml_grid: int = field(default=4, metadata=KEY_IF_SET)
+    # what a level predicts (the level below's motion features; "backbone": the stage before's output) and
+    # from what (its motion features; "motion+appearance" adds the stage's own output)
+    hcml_target: str = field(default="motion", metadata=KEY_IF_SET)
+    hcml_predictor: str = field(default="motion", metadata=KEY_IF_SET)
+    # train the contrastive objective on a backbone that shows a level the future it predicts (TSM, a block
+    # that mixes later frames in before a level): refused unless set
+    hcml_allow_leak: bool = field(default=False, metadata=NOT_IDENTITY)
     # named options of a motion module (NAME=VALUE, e.g. "subsample=false"): each a deviation from its
     # authors' code that the module offers (models/motion/), or an argument of the user's own module
     block_options: tuple[str, ...] = field(default=(), metadata=KEY_IF_SET)
@@ -195,6 +204,8 @@ class ModelConfig:
             raise ValueError(f"hcml_delta {self.hcml_delta} looks past a {self.frames}-frame clip: use 1..{self.frames - 1}")
         _number(self.hcml_tau, "hcml_tau", 0, lo_open=True)
         _number(self.hcml_grid, "hcml_grid", 1, integer=True)
+        _choice(self.hcml_target, HCML_TARGETS, "hcml target")
+        _choice(self.hcml_predictor, HCML_PREDICTORS, "hcml predictor input")
         if self.block in SELFY_BLOCKS and any(p.endswith(EVERY) for p in self.position):
             raise ValueError(f"position '{format_positions(self.position)}': ':every' (a module inside every residual "
                              f"block) is for the motion modules ({', '.join(MOTION_BLOCKS)}); {self.block} goes after a stage")
@@ -222,6 +233,16 @@ class ModelConfig:
         position = position_stage(position)
         return self.reduce or DEFAULT_REDUCE[position]
 
+    def hierarchy_label(self) -> str:
+        """``diff@res2+res3+res4``, with the contrastive objective's settings where they are not the defaults."""
+        if self.hierarchy == "none":
+            return "none"
+        defaults = {f.name: f.default for f in fields(ModelConfig)}
+        extra = "".join(f" {k.removeprefix('hcml_')}={getattr(self, k)}" for k in
+                        ("hcml_tau", "hcml_delta", "hcml_grid", "hcml_target", "hcml_predictor")
+                        if getattr(self, k) != defaults[k])
+        return f"{self.hierarchy}@{format_positions(self.hierarchy_levels)}{extra}"
+
     def variant(self) -> dict[str, Any]:
         """The fields that tell ablation variants apart, in canonical string form (tidy result columns)."""
         has_block, stss = self.block != "none", self.block in SELFY_BLOCKS  # the STSS fields mean nothing elsewhere
@@ -236,7 +257,7 @@ class ModelConfig:
             "similarity": self.similarity if stss else "none",
             "fusion": self.fusion if stss else "none",
             "position": format_positions(self.position) if has_block else "none",
-            "hierarchy": "none" if self.hierarchy == "none" else f"{self.hierarchy}@{format_positions(self.hierarchy_levels)}",
+            "hierarchy": self.hierarchy_label(),
             "options": ",".join(self.block_options) if self.block_options else "none",
         }
 
@@ -390,6 +411,22 @@ class TrainConfig:
         object.__setattr__(self, "lr_steps", tuple(int(v) for v in self.lr_steps))
 
 
+def future_leak(model: ModelConfig) -> str:
+    """Why a motion level's input already holds frames after its own (so "predict the future" can be solved by
+    copying), or "" when it does not: a TSM backbone, or a block that mixes later frames in before (or inside)
+    the highest level's stage. SELFY blocks whose offsets are all <= 0 look back only."""
+    if model.tsm:
+        return "the TSM backbone shifts frame t+1's channels into frame t in every residual block"
+    if model.block == "none" or (model.block in SELFY_BLOCKS and max(model.offsets) <= 0):
+        return ""
+    top = max(POSITIONS.index(p) for p in model.hierarchy_levels)
+    for pos in model.position:
+        stage = POSITIONS.index(position_stage(pos))
+        if stage < top or (stage == top and pos.endswith(EVERY)):
+            return f"the {model.block} block at {pos} mixes later frames into the features of the levels after it"
+    return ""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One training run: what was trained, on what, how. Saved resolved in every run directory."""
@@ -409,6 +446,12 @@ class RunConfig:
         if self.train.freeze_backbone and self.model.pretrained in ("", "none"):
             raise ValueError("--freeze-backbone (a linear probe) needs pretrained weights: pass --pretrained with a "
                              "run of selfy-lab pretrain, imagenet or a weights file")
+        if "hcml" in (self.train.aux, self.train.objective) and not self.model.hcml_allow_leak:
+            leak = future_leak(self.model)
+            if leak:
+                raise ValueError(f"the contrastive objective predicts the future, and {leak}: the prediction can be "
+                                 f"copied; use TSN with causal blocks, or set hcml_allow_leak (--hcml-allow-leak) to "
+                                 f"train it anyway")
         if self.preset not in PRESET_NAMES:
             raise ValueError(f"unknown preset '{self.preset}': choose from {', '.join(PRESET_NAMES)}")
         if self.model.num_classes != self.data.conventions["num_classes"] and self.data.dataset == "synthetic":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -212,15 +213,46 @@ def user_clip(path: Path, run, frames: int | None = None, size: int | None = Non
 
 # ---- figures for the command line ----
 
+def fit_title(fig, margin: float = 0.02, pad: float = 4.0) -> None:
+    """Fit ``fig``'s suptitle: wrap it onto as many lines as the figure's width needs (a figure sized for a
+    few frames is narrower than a one-line title, which would be cut off at both sides), then make the figure
+    taller, keeping its panels' size, until the title sits above the panels and their titles (``pad``
+    points apart)."""
+    import textwrap
+
+    title = fig.get_suptitle()
+    text = next((t for t in fig.texts if t.get_text() == title), None) if title else None
+    if text is None:
+        return
+    fig.draw_without_rendering()  # places the panels (fixed-aspect images shrink into their boxes)
+    renderer = fig.canvas.get_renderer()
+    room = fig.bbox.width * (1 - 2 * margin)
+    chars = len(title)
+    while text.get_window_extent(renderer).width > room and chars > 8:
+        chars = min(chars - 1, int(chars * room / text.get_window_extent(renderer).width))
+        text.set_text("\n".join(textwrap.wrap(title, max(8, chars))))
+    w, h = fig.get_size_inches()
+    tall = text.get_window_extent(renderer).height / fig.dpi  # inches, like everything below
+    panels_top = max(ax.get_tightbbox(renderer).y1 for ax in fig.axes) / fig.dpi
+    y = text.get_position()[1]  # the title's top, a fraction of the height
+    grow = ((1 - y) * h + tall + pad / 72 - (h - panels_top)) / y
+    if grow > 0:
+        pars = fig.subplotpars
+        fig.subplots_adjust(top=pars.top * h / (h + grow), bottom=pars.bottom * h / (h + grow))
+        fig.set_size_inches(w, h + grow)
+
+
 def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("results"), clips: list[int] | None = None,
                 class_name: str | None = None, disagree: bool = False, count: int = 2, method: str = "gradcam",
                 layer: str = "auto", data_changes: dict | None = None, device: str = "auto",
-                video: Path | None = None) -> list[dict]:
+                video: Path | None = None, note: Callable[[str], None] = lambda line: None) -> list[dict]:
     """`selfy-lab cam`: CAMs of the models (default: the paper's Fig. 7 pair of the latest offsets sweep
     under ``results_root``) on chosen validation clips, or on a user's ``video`` (a file or a frame folder),
     one PNG per clip in ``out``, at ``layer`` (``auto``: :func:`auto_cam_layer` of the clips' size), explaining
-    ``class_name`` if given, else each model's prediction. Returns per clip its ``path``, ``layer``, map
-    ``cells`` and ``rows`` (label, prediction, correct, the class explained)."""
+    ``class_name`` if given, else each model's prediction. Several models without ``clips`` or a class are
+    shown on clips where they disagree, or -- where they agree everywhere -- on the first ``count`` clips,
+    which ``note`` (a one-line message) says. Returns per clip its ``path``, ``layer``, map ``cells`` and
+    ``rows`` (label, prediction, correct, the class explained)."""
     from . import results as R
     from .data.datasets import build_dataset
     from .robustness import latest_offsets_sweep
@@ -273,15 +305,21 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
         bad = [c for c in (clips or []) if not 0 <= c < len(ds)]
         if bad:
             raise SelfyError(f"--clip {bad[0]} is out of range: the validation set has {len(ds)} clips")
-        want_disagree = disagree or (len(loaded) > 1 and class_id is None and not clips)
-        shown = compare_cams(models, ds, clips, class_id, want_disagree, count, method, layer)
+        by_default = not disagree and len(loaded) > 1 and class_id is None and not clips
+        shown = compare_cams(models, ds, clips, class_id, disagree or by_default, count, method, layer)
+        if not shown and by_default:
+            shown = compare_cams(models, ds, None, None, False, count, method, layer)
+            note(f"no validation clip where the models' predictions differ and one is right: showing the first "
+                 f"{len(shown)} clips")
     if not shown:
         raise SelfyError("no validation clip matches (the models agree everywhere?): pass --clip N")
     for r in shown:
         what = r["label"] if video is not None else f"clip {r['index']}: {r['label']}"
         title = f"{what}  ({method} at {layer}, {cells}x{cells} map, normalised per clip)"
         stem = f"cam_{r['index']}" if video is not None else f"cam_clip{r['index']}"
-        r["path"] = save_figure(cam_figure(r["frames"], r["rows"], title), Path(out) / stem, formats=("png",), dpi=120)[0]
+        fig = cam_figure(r["frames"], r["rows"], title)
+        fit_title(fig)
+        r["path"] = save_figure(fig, Path(out) / stem, formats=("png",), dpi=120)[0]
         r.update(layer=layer, cells=cells)
     return shown
 

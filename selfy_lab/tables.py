@@ -187,7 +187,8 @@ def load_bench(root: str | Path) -> pd.DataFrame:
 
 def sweep_summary(sweep_dir: str | Path, paper_table: str = "") -> tuple[pd.DataFrame, str, list[str]]:
     """A sweep's variants (mean / std / count over seeds, beside the paper's row where it reproduces a paper
-    table), the paper table's id ("" if none) and the variant fields that vary across the sweep."""
+    table), the paper table's id ("" if none) and the variant fields that vary across the sweep's blocks,
+    with those that tell its other rows apart (see :func:`_telling_apart`)."""
     df = load_runs(Path(sweep_dir) / R.RUNS_TABLE)
     summ = summarize(df) if len(df) else pd.DataFrame()
     if summ.empty:
@@ -197,7 +198,22 @@ def sweep_summary(sweep_dir: str | Path, paper_table: str = "") -> tuple[pd.Data
         summ = paper_column(summ, table_id)
     blocks = summ[summ["block"] != "none"]
     varying = [c for c in R.VARIANT_FIELDS if c != "frames" and (summ if c == "backbone" else blocks)[c].nunique() > 1]
-    return summ, table_id, varying or ["offsets"]
+    return summ, table_id, _telling_apart(summ, varying) or ["offsets"]
+
+
+def _telling_apart(summary: pd.DataFrame, fields: list[str]) -> list[str]:
+    """``fields`` and, where rows alike in them remain (baselines that differ in their motion hierarchy, where
+    their weights started -- ``init``: scratch, a file, a frozen ``-probe`` -- or their label share), each
+    further variant field in which such rows differ; in the order of the result columns."""
+    fields = list(fields)
+    for c in R.VARIANT_FIELDS:
+        key = summary[fields].astype(str).agg("|".join, axis=1) if fields else pd.Series("", index=summary.index)
+        alike = key.duplicated(keep=False)
+        if not alike.any():
+            break
+        if c not in fields and c in summary and (summary[alike].groupby(key[alike])[c].nunique() > 1).any():
+            fields.append(c)
+    return sorted(fields, key=lambda c: R.VARIANT_FIELDS.index(c) if c in R.VARIANT_FIELDS else -1)
 
 
 def pairwise_orderings(view: pd.DataFrame) -> pd.DataFrame:

@@ -365,6 +365,7 @@ class WithContrastive(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, mode: str):
         super().__init__()
         self.model, self.mode = model, mode
+        model.hierarchy.loss_enabled = True  # computed only where it is used
 
     def forward(self, x: torch.Tensor):
         logits = self.model(x)

@@ -166,3 +166,51 @@ def test_stage_sizes_match_the_network_and_pick_the_cam_layer(size):
     deeper = {"res2": "res3", "res3": "res4", "res4": "res5"}.get(layer)
     assert deeper is None or sides[deeper] < 7  # the deepest stage that is large enough
     assert auto_cam_layer(224) == "res5" and auto_cam_layer(64) == "res3"
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """A trained smoke run on 3-frame clips, whose CAM figure is narrower than its title, trained on 8 clips, validated on 4."""
+    from selfy_lab.config import resolve
+    from selfy_lab.train import fit
+
+    out = tmp_path_factory.mktemp("short") / "run"
+    fit(resolve("smoke", overrides={"model": {"frames": 3}, "data": {"synthetic_train": 8, "synthetic_val": 4}}), out)
+    return out
+
+
+def test_cam_of_models_that_agree_everywhere_shows_the_first_clips_and_says_so(short_run, tmp_path):
+    p = cli("cam", "--checkpoint", short_run, "--checkpoint", short_run, "--out", tmp_path / "cam")  # one model twice
+    assert p.returncode == 0, p.stderr
+    said = [line for line in p.stdout.splitlines() if "showing the first" in line]
+    assert said == ["no validation clip where the models' predictions differ and one is right: showing the first 2 clips"]
+    assert sorted(f.name for f in (tmp_path / "cam").iterdir()) == ["cam_clip0.png", "cam_clip1.png"]
+    assert "[run]" in p.stdout  # the models' labels name their run directories
+    asked = cli_inproc("cam", "--checkpoint", short_run, "--checkpoint", short_run, "--disagree", "--out", tmp_path / "c2")
+    assert one_line_error(asked, "no validation clip matches")  # asked for disagreement: no silent substitute
+
+
+def test_cam_figure_title_fits_a_short_clip(short_run, tmp_path, monkeypatch):
+    from selfy_lab import viz
+    from selfy_lab.explain import cam_figures
+
+    seen = []
+    real = viz.save_figure
+
+    def keep(fig, *a, **k):
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        title = next(t for t in fig.texts if t.get_text() == fig.get_suptitle())
+        row_labels = [t for ax in fig.axes for t in ax.texts]
+        seen.append((fig.bbox.bounds, title.get_window_extent(renderer),
+                     max(t.get_window_extent(renderer).y1 for t in row_labels),
+                     [ax.get_window_extent(renderer).height for ax in fig.axes]))
+        return real(fig, *a, **k)
+
+    monkeypatch.setattr(viz, "save_figure", keep)
+    shown = cam_figures([short_run], tmp_path / "cam", clips=[0])
+    assert shown[0]["frames"].shape[0] == 3
+    (x0, y0, width, height), title, labels_top, panel_heights = seen[0]
+    assert x0 <= title.x0 and title.x1 <= x0 + width and title.y1 <= y0 + height  # not cut off at either side
+    assert title.y0 >= labels_top  # above the row titles, not over them
+    assert min(panel_heights) > 0.25 * height  # the panels kept their size

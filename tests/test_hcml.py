@@ -70,6 +70,7 @@ def tiny(levels, encoder="diff", **kw):
 def test_the_hierarchy_trains_at_every_level_subset(levels, encoder):
     torch.manual_seed(0)
     model = build_model(tiny(levels, encoder)).train()
+    model.hierarchy.loss_enabled = True
     out = model(torch.randn(2, 4, 3, 64, 64))
     aux = model.hierarchy.loss()
     assert out.shape == (2, 5) and torch.isfinite(out).all() and torch.isfinite(aux)
@@ -93,6 +94,7 @@ def test_the_target_is_not_trained_by_the_loss():
     torch.manual_seed(0)
     model = build_model(tiny(("res3",))).train()
     hier = model.hierarchy
+    hier.loss_enabled = True
     hier.start()
     x = torch.randn(2, 4, 16, 8, 8)  # res3 output of the w8 backbone at 64x64
     prev = torch.randn(2, 4, 8, 16, 16, requires_grad=True)  # res2 output: the level's target
@@ -102,12 +104,50 @@ def test_the_target_is_not_trained_by_the_loss():
     assert hier.levels["res3"].target.weight.grad is not None
 
 
+def test_each_level_predicts_the_future_motion_features_of_the_level_below():
+    """The paper's objective: level k's motion features at t predict level k-1's motion features at t + delta;
+    the lowest level predicts the stage before it. The loss is computed only where it is used."""
+    torch.manual_seed(0)
+    wide = dict(backbone="tsm-r18-w32")  # stem and res2 32 channels, res3 64; motion widths 8 and 8
+    model = build_model(replace(tiny(("res2", "res3")), **wide)).train()
+    hier = model.hierarchy
+    res2, res3 = hier.levels["res2"], hier.levels["res3"]
+    assert not res2.motion_target and res2.target.in_channels == 32  # the stem's output
+    assert res3.motion_target and res3.target.in_channels == res2.fuse[0].in_channels == 8  # res2's motion width
+    assert res3.predictor[0][0].in_channels == res3.fuse[0].in_channels == 8  # from the motion features alone
+    seen = {}
+    res3.target.register_forward_hook(lambda m, i, o: seen.update(target=i[0]) and None)
+    res2.encoder.register_forward_hook(lambda m, i, o: seen.update(motion2=o) and None)
+    x = torch.randn(2, 4, 3, 64, 64)
+    model(x)
+    assert hier._pending == [] and "target" not in seen  # not enabled: nothing computed
+    hier.loss_enabled = True
+    model(x)
+    assert torch.equal(seen["target"], seen["motion2"].detach().flatten(0, 1))  # res2's motion, stop-gradient
+    old = build_model(replace(tiny(("res2", "res3"), hcml_target="backbone", hcml_predictor="motion+appearance"), **wide))
+    lv = old.hierarchy.levels["res3"]
+    assert lv.target.in_channels == 32  # res2's backbone output
+    assert lv.predictor[0][0].in_channels == 8 + 64  # res3's motion and its 64 backbone channels
+
+
+def test_a_configuration_that_shows_the_future_is_refused_unless_allowed():
+    for model, why in (({"backbone": "tsm-r18-w8", "block": "none"}, "TSM backbone"),
+                       ({"block": "selfy", "offsets": "-1..1", "position": "res3"}, "selfy block at res3"),
+                       ({"block": "tea", "position": "res4:every"}, "tea block at res4:every")):
+        with pytest.raises(ValueError, match=why):
+            resolve("smoke", overrides={"model": model, "train": {"aux": "hcml"}})
+        assert resolve("smoke", overrides={"model": {**model, "hcml_allow_leak": True}, "train": {"aux": "hcml"}})
+        assert resolve("smoke", overrides={"model": model})  # no contrastive objective: nothing to leak into
+    for model in ({"block": "selfy", "offsets": "-2..0"}, {"block": "tea", "position": "res5"}):  # causal, or after
+        assert resolve("smoke", overrides={"model": model, "train": {"aux": "hcml"}})
+
+
 def test_aux_hcml_adds_the_frame_difference_hierarchy_and_keeps_earlier_run_keys():
-    plain = resolve("quick")
-    aux = resolve("quick", overrides={"train": {"aux": "hcml"}})
+    plain = resolve("quick", overrides={"model": {"block": "none"}})
+    aux = resolve("quick", overrides={"model": {"block": "none"}, "train": {"aux": "hcml"}})
     assert aux.model.hierarchy == "diff" and plain.model.hierarchy == "none"
     assert aux.run_hash != plain.run_hash
-    assert resolve("quick", overrides={"train": {"aux_weight": 1.0}}).run_hash == plain.run_hash  # defaults key nothing
+    assert resolve("quick", overrides={"model": {"block": "none"}, "train": {"aux_weight": 1.0}}).run_hash == plain.run_hash  # defaults key nothing
     with pytest.raises(ValueError, match="looks past"):
         tiny(("res3",), hcml_delta=4)
     with pytest.raises(ValueError, match="hierarchy levels"):
@@ -119,7 +159,7 @@ def test_training_with_the_auxiliary_loss_records_it(tmp_path):
     from selfy_lab import results as R
     from selfy_lab.train import fit
 
-    run = resolve("smoke", overrides={"train": {"aux": "hcml", "aux_weight": 0.5}})
+    run = resolve("smoke", overrides={"model": {"block": "none"}, "train": {"aux": "hcml", "aux_weight": 0.5}})
     fit(run, tmp_path)
     train = R.read_metrics(tmp_path, "train")
     assert train["aux_loss"] > 0 and train["loss"] > 0.5 * train["aux_loss"]  # the total holds the weighted term
@@ -129,7 +169,7 @@ def test_a_sweep_crosses_the_auxiliary_loss_baseline_included():
     from selfy_lab import ablate as A
 
     base = resolve("smoke", overrides={"model": {"frames": 8}})
-    runs = A.plan(base, [None, (-3, -2, -1, 0, 1, 2, 3)], {"aux": ["none", "hcml"]}, seeds=[0])
+    runs = A.plan(base, [None, (-3, -2, -1, 0)], {"aux": ["none", "hcml"]}, seeds=[0])  # causal: offsets <= 0
     got = sorted((r.run.model.block, r.run.train.aux, r.run.model.hierarchy) for r in runs)
     assert got == [("none", "hcml", "diff"), ("none", "none", "none"), ("selfy", "hcml", "diff"), ("selfy", "none", "none")]
     assert len({r.run_id for r in runs}) == 4 and any("aux=hcml" in r.label for r in runs)
@@ -268,6 +308,38 @@ def test_a_probe_takes_no_auxiliary_loss_and_an_unfinished_pretraining_is_refuse
     target = build_model(replace(run.model, hierarchy="diff"))
     with pytest.raises(SelfyError, match="has not finished"):
         load_pretrained(target, str(tmp_path / "plain"), 18, 8)
-    (tmp_path / "plain" / "metrics.csv").write_text("x\n")
+    from selfy_lab import results as R
+
+    R.write_metrics(tmp_path / "plain", R.result_rows(run, {"top1": 0.5}))  # now it has finished
     report = load_pretrained(target, str(tmp_path / "plain"), 18, 8)  # a plain run: the backbone, a new hierarchy
     assert report["prefixes"] == ["backbone."] and any(n.startswith("hierarchy.") for n in report["new"])
+
+
+@pytest.mark.slow
+def test_negatives_are_gathered_across_processes_like_one_process_with_the_whole_batch(tmp_path):
+    """torchrun with 2 processes, each holding half the batch: the same loss and prediction gradients as one
+    process with the whole batch (every process's targets are negatives; the local ones keep their gradient)."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp.json"
+    worker = Path(__file__).with_name("ddp_info_nce_worker.py")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+                        "127.0.0.1", "--master-port", str(port), str(worker), str(out)], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = json.loads(out.read_text())
+    torch.manual_seed(0)
+    pred, target = torch.randn(12, 5, dtype=torch.float64), torch.randn(12, 5, dtype=torch.float64)
+    pred.requires_grad_(True)
+    loss = info_nce(pred, target, 0.2)
+    loss.backward()
+    assert got["loss"] == pytest.approx(loss.item(), rel=1e-12)
+    assert torch.allclose(torch.tensor(got["grad"], dtype=torch.float64), pred.grad, atol=1e-12)

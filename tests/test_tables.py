@@ -291,3 +291,44 @@ def test_module_comparison_keeps_a_module_in_every_block_apart_from_one_after_re
     bench.loc[1] = {"benchmark": "modules_quick", "impl": "stm:every-tsn-r18-w16", "metric": "time_ratio", "value": 1.5}
     t = T.module_comparison(both, bench).set_index("variant")
     assert t.loc["stm", "step_ratio"] == 1.06 and t.loc["stm (every block)", "step_ratio"] == 1.5
+
+
+def hcml_sweeps():
+    """The rows of the two HCML sweeps: label efficiency (four baselines that differ in their motion hierarchy and
+    where their weights started) and the auxiliary loss (with and without a block)."""
+    labels, aux = [], []
+    for seed in (0, 1):
+        for i, (hierarchy, init) in enumerate([("none", "scratch"), ("diff@res2+res3+res4", "scratch"),
+                                               ("diff@res2+res3+res4", "file"), ("diff@res2+res3+res4", "file-probe")]):
+            labels += run_rows("hcml-labels", "tsn-r18-w16", "none", "none", seed, 0.1 * (i + 1), 0.5,
+                               hierarchy=hierarchy, init=init, labels="0.1")
+        for block, offsets in (("none", "none"), ("selfy", "-3..3")):
+            for hierarchy, loss in (("none", "none"), ("diff@res2+res3+res4", "none"), ("diff@res2+res3+res4", "hcml")):
+                aux += run_rows("hcml-aux", "tsn-r18-w16", block, offsets, seed, 0.3, 0.6, hierarchy=hierarchy,
+                                aux=loss, init="scratch", labels="1")
+    return pd.DataFrame(labels, columns=RUN_COLUMNS), pd.DataFrame(aux, columns=RUN_COLUMNS)
+
+
+@pytest.mark.parametrize("which", ["labels", "aux"])
+def test_every_row_of_an_hcml_sweep_table_has_its_own_variant_name(tmp_path, which):
+    import io
+
+    from rich.console import Console
+
+    from selfy_lab.cli.sweeps import print_sweep_summary
+    from selfy_lab.results import write_csv
+
+    df = dict(zip(["labels", "aux"], hcml_sweeps()))[which]
+    write_csv(tmp_path / "runs.csv", df.to_dict("records"), RUN_COLUMNS)
+    summ, _, varying = T.sweep_summary(tmp_path)
+    assert len(summ) == (4 if which == "labels" else 6)
+    assert not summ[varying].astype(str).duplicated().any(), summ[varying]
+    assert varying == (["hierarchy", "init"] if which == "labels" else ["block", "hierarchy", "aux"])
+    con = Console(file=io.StringIO(), width=200)
+    print_sweep_summary(con, tmp_path)  # the table `selfy-lab ablate` prints
+    lines = con.file.getvalue().splitlines()
+    assert all(any(c in line for line in lines) for c in varying)  # the header names them
+    rows = [" ".join(line.split("│")[1:len(varying) + 1]).split() for line in lines if line.count("│") > len(varying)]
+    assert sorted(map(tuple, rows)) == sorted(map(tuple, summ[varying].astype(str).values))  # one line per row
+    names = T.variant_table(df)["variant"]  # the notebook's table names them too
+    assert names.is_unique and len(names) == len(summ)

@@ -59,6 +59,21 @@ HierarchyLevels = Annotated[Optional[str], typer.Option(
     help="Stages the hierarchy attaches to, joined by + (default res2+res3+res4); each predicts the stage before it.",
     rich_help_panel="Model")]
 
+HcmlTarget = Annotated[Optional[str], typer.Option(
+    help="What each motion level predicts: motion (the level below's motion features at a future frame, the "
+    "paper's objective) or backbone (the stage before's output).", rich_help_panel="Model")]
+HcmlPredictor = Annotated[Optional[str], typer.Option(
+    help="The predictor's input: motion (the level's motion features) or motion+appearance (also the stage's "
+    "output, a shortcut the paper's objective does not have).", rich_help_panel="Model")]
+HcmlTau = Annotated[Optional[float], typer.Option(help="Temperature of the contrastive loss (default 0.1).",
+                                                  rich_help_panel="Model")]
+HcmlDelta = Annotated[Optional[int], typer.Option(help="Frames ahead that each level predicts (default 1).",
+                                                  rich_help_panel="Model")]
+HcmlAllowLeak = Annotated[Optional[bool], typer.Option(
+    "--hcml-allow-leak/--no-hcml-allow-leak", help="Train the contrastive objective on a backbone that already "
+    "shows a level the future it predicts (TSM, a block with later frames before a level); refused otherwise.",
+    rich_help_panel="Model")]
+
 # ---- flags shared by the commands that train or evaluate ----
 Experiment = Annotated[Optional[Path], typer.Option(
     help="YAML experiment file (only the fields that differ from the defaults); flags override it.",

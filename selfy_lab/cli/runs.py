@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (Aux, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
+from .common import (Aux, HcmlAllowLeak, HcmlDelta, HcmlPredictor, HcmlTarget, HcmlTau, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
                      Deterministic, Device, Epochs, Experiment, Extractor, Flip, Frames, FrameTemplate,
                      FreezeBackbone, Fusion, Hierarchy, HierarchyLevels, Integrator, LabelFraction, ListFormat, Lr,
                      Offsets, Position, Preset, Pretrained, Reduce, RunDisplay, Seed, Similarity, Tensorboard,
@@ -28,6 +28,8 @@ def train(
     window: Window = None, extractor: Extractor = None, integrator: Integrator = None,
     similarity: Similarity = None, fusion: Fusion = None, position: Position = None, reduce: Reduce = None,
     pretrained: Pretrained = None, hierarchy: Hierarchy = None, hierarchy_levels: HierarchyLevels = None,
+    hcml_target: HcmlTarget = None, hcml_predictor: HcmlPredictor = None, hcml_tau: HcmlTau = None,
+    hcml_delta: HcmlDelta = None, hcml_allow_leak: HcmlAllowLeak = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
     aux: Aux = None, aux_weight: AuxWeight = None, freeze_backbone: FreezeBackbone = None,
     tensorboard: Tensorboard = None, compile: Compile = None, deterministic: Deterministic = None,
@@ -80,6 +82,8 @@ def pretrain(
     categories: Categories = None, list_format: ListFormat = None, frame_template: FrameTemplate = None, workers: Workers = None,
     backbone: Backbone = None, frames: Frames = None, hierarchy: Hierarchy = None,
     hierarchy_levels: HierarchyLevels = None, offsets: Offsets = None, window: Window = None,
+    hcml_target: HcmlTarget = None, hcml_predictor: HcmlPredictor = None, hcml_tau: HcmlTau = None,
+    hcml_delta: HcmlDelta = None, hcml_allow_leak: HcmlAllowLeak = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
     tensorboard: Tensorboard = None, compile: Compile = None, deterministic: Deterministic = None,
     device: Device = "auto",

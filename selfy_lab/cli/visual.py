@@ -43,16 +43,18 @@ def cam(
     from ..explain import cam_figures
 
     at_least(count, 1, "--count")
-    shown = cam_figures(list(checkpoint or []), out, results_root, clip, class_, disagree, count, method, layer,
-                        dict(data_root=data_root, val_list=val_list, categories=categories), device, video)
     con = console()
+    shown = cam_figures(list(checkpoint or []), out, results_root, clip, class_, disagree, count, method, layer,
+                        dict(data_root=data_root, val_list=val_list, categories=categories), device, video,
+                        lambda line: con.print(line, markup=False))
 
     def verdict(x) -> str:
         said = "" if x["correct"] is None else f" ({'correct' if x['correct'] else 'wrong'})"
         return f"{x['label']} -> {x['pred']}{said}" + (f", CAM of '{x['target']}'" if x["target"] != x["pred"] else "")
 
     for r in shown:
-        con.print(f"wrote {r['path']} ({r['layer']}, {r['cells']}x{r['cells']} map): " + "; ".join(map(verdict, r["rows"])))
+        con.print(f"wrote {r['path']} ({r['layer']}, {r['cells']}x{r['cells']} map): " + "; ".join(map(verdict, r["rows"])),
+                  markup=False)  # model labels carry [run-directory] names
 
 
 @app.command("stss")

@@ -135,9 +135,10 @@ def build_model(cfg: ModelConfig) -> SELFYNet:
             )
     hierarchy = None
     if cfg.hierarchy != "none":
-        hierarchy = build_hierarchy(cfg.hierarchy, cfg.hierarchy_levels, chans, PREVIOUS_STAGE, cfg.frames,
-                                    cfg.width / 64, cfg.offsets, cfg.window,
-                                    {p: cfg.reduce_at(p) for p in cfg.hierarchy_levels}, cfg.hcml_delta,
-                                    cfg.hcml_tau, cfg.hcml_grid, cfg.zero_init)
+        hierarchy = build_hierarchy(
+            cfg.hierarchy, cfg.hierarchy_levels, chans, PREVIOUS_STAGE, cfg.frames, width_mult=cfg.width / 64,
+            offsets=cfg.offsets, window=cfg.window, reduce={p: cfg.reduce_at(p) for p in cfg.hierarchy_levels},
+            delta=cfg.hcml_delta, tau=cfg.hcml_tau, grid=cfg.hcml_grid, zero_init=cfg.zero_init,
+            target=cfg.hcml_target, predictor=cfg.hcml_predictor)
     return SELFYNet(backbone, blocks, cfg.num_classes, cfg.frames,  # in network order: cfg.position is sorted
                     cfg.dropout, cfg.tsm, cfg.head_std, hierarchy)
