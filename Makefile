@@ -23,11 +23,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # hierarchical contrastive motion learning on the built-in benchmark: pretraining per seed, then the
-# label-efficiency and auxiliary-loss sweeps (the latter shares the Table 3a TSN runs)
+# label-efficiency and auxiliary-loss sweeps, into runs/hcml (not committed: copy what you want to keep into
+# results/); a pretraining whose checkpoint is missing trains again
 hcml: $(STAMP)
-	for s in 0 1 2; do $(BIN)/selfy-lab pretrain --method hcml --seed $$s --out results/hcml/pretrain/seed-$$s || exit 1; done
-	$(BIN)/selfy-lab ablate --experiment experiments/hcml_labels.yaml --seeds 3 --out results/hcml/labels
-	$(BIN)/selfy-lab ablate --experiment experiments/hcml_aux.yaml --seeds 3 --out results/hcml/aux --runs-dir results/ablate-offsets/runs
+	for s in 0 1 2; do $(BIN)/selfy-lab pretrain --method hcml --seed $$s --out runs/hcml/pretrain/seed-$$s || exit 1; done
+	$(BIN)/selfy-lab ablate --experiment experiments/hcml_labels.yaml --seeds 3 --out runs/hcml/labels
+	$(BIN)/selfy-lab ablate --experiment experiments/hcml_aux.yaml --seeds 3 --out runs/hcml/aux
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

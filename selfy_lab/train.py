@@ -215,6 +215,10 @@ def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -
     dist = init_distributed(device)
     if (run_dir / R.CONFIG).exists() and R.read_run_config(run_dir).run_hash != run.run_hash:
         raise SelfyError(f"{run_dir} holds a run of another configuration: choose another --out, or delete it to start over")
+    if R.is_finished(run_dir) and run.train.objective == "hcml" and not R.checkpoint_path(run_dir).is_file():
+        # a pretraining's product is its weights: one whose checkpoint is gone (not committed, deleted) trains again
+        callback("retrain", run_dir=str(run_dir), why="its checkpoint.pt is missing, and pretraining is its weights")
+        (run_dir / R.METRICS).unlink()
     if R.is_finished(run_dir):
         callback("finished", run_dir=str(run_dir))
         return R.read_metrics(run_dir)

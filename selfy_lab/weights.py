@@ -69,12 +69,19 @@ def _state_dict_of(sd, path: Path) -> dict[str, torch.Tensor]:
 
 def _weights_file(source: str | Path) -> Path:
     """The file behind ``--pretrained``: a run directory's checkpoint.pt, else the path itself."""
+    from . import results as R
+
     path = Path(source)
     if path.is_dir():
-        path = path / "checkpoint.pt"
+        path = R.checkpoint_path(path)
         if not path.is_file():
-            raise SelfyError(f"{source} holds no checkpoint.pt: pass a run directory of selfy-lab train / pretrain "
-                             f"or a weights file")
+            hint = "pass a run directory of selfy-lab train / pretrain or a weights file"
+            if (Path(source) / R.CONFIG).is_file():  # a run whose checkpoint was not kept (results/ holds none)
+                run = R.read_run_config(source)
+                cmd = (f"selfy-lab pretrain --method hcml --seed {run.train.seed} --out {source}"
+                       if run.train.objective == "hcml" else f"the command that trained it, with --out {source}")
+                hint = f"its checkpoint was not kept; train it again ({cmd})"
+            raise SelfyError(f"{source} holds no {R.CHECKPOINT}: {hint}")
     return path
 
 

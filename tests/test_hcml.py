@@ -343,3 +343,24 @@ def test_negatives_are_gathered_across_processes_like_one_process_with_the_whole
     loss.backward()
     assert got["loss"] == pytest.approx(loss.item(), rel=1e-12)
     assert torch.allclose(torch.tensor(got["grad"], dtype=torch.float64), pred.grad, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_a_pretraining_without_its_checkpoint_trains_again_and_a_fine_tune_says_what_to_run(tmp_path):
+    """As on a fresh clone, where a pretraining folder holds its metrics but no checkpoint (none is committed)."""
+    from selfy_lab import results as R
+    from selfy_lab.errors import SelfyError
+    from selfy_lab.train import fit
+
+    pre = tmp_path / "pre"
+    run = resolve("smoke", overrides=PRETRAIN)
+    fit(run, pre)
+    R.checkpoint_path(pre).unlink()
+    ft = resolve("smoke", overrides={"model": {"block": "none", "hierarchy": "diff", "pretrained": str(pre)}})
+    with pytest.raises(SelfyError, match=f"holds no checkpoint.pt: its checkpoint was not kept; train it again "
+                                         f"\\(selfy-lab pretrain --method hcml --seed 0 --out {pre}\\)"):
+        fit(ft, tmp_path / "ft")
+    events = []
+    fit(run, pre, lambda e, **k: events.append(e))
+    assert "retrain" in events and R.checkpoint_path(pre).is_file() and R.is_finished(pre)
+    assert fit(ft, tmp_path / "ft2")["top1"] >= 0  # now it fine-tunes

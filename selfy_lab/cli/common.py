@@ -229,6 +229,8 @@ class RunDisplay:
                             f"top-1 {kw['train_top1']:.3f} ({kw['train_seconds']:.0f} s){val}")
         elif event == "finished":
             p.console.print(f"{pre}already finished in {kw['run_dir']}")
+        elif event == "retrain":
+            p.console.print(f"{pre}{kw['run_dir']} trains again: {kw['why']}")
 
 
 def metrics_table(title: str, metrics: dict[str, float]):
