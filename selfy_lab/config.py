@@ -271,6 +271,9 @@ PRESET_NAMES = ("smoke", "quick", "paper")
 # ``--frame-template`` override them). List files hold ``<folder or video> <num_frames> <label>``.
 DATASETS: dict[str, dict[str, Any]] = {
     "synthetic": dict(num_classes=16, flip="none", metric="top1"),
+    # any folder of video files and frame folders, searched recursively, no list and no labels: for pretraining
+    # (the classifier it builds is never used; fine-tune the result on a labelled dataset)
+    "videos": dict(num_classes=2, flip="none", metric="top1"),
     "something-v1": dict(num_classes=174, template="{:05d}.jpg", train_list="train_videofolder.txt",
                          val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1",
                          list_format="tsn"),  # SS-V1 ships frames only: its lists are TSN lists
@@ -440,6 +443,9 @@ class RunConfig:
     def __post_init__(self):
         if "hcml" in (self.train.aux, self.train.objective) and self.model.hierarchy == "none":  # the loss needs its hierarchy
             object.__setattr__(self, "model", dataclasses.replace(self.model, hierarchy="diff"))
+        if self.data.dataset == "videos" and self.train.objective == "supervised":
+            raise ValueError("--dataset videos holds no labels: pretrain on it (selfy-lab pretrain --dataset videos "
+                             "--data-root DIR), then fine-tune with selfy-lab train --pretrained RUN on a labelled dataset")
         if self.train.freeze_backbone and self.train.aux != "none":
             raise ValueError("--freeze-backbone (a linear probe) keeps the motion hierarchy fixed: it has no "
                              "contrastive loss to add, drop --aux")

@@ -234,7 +234,9 @@ def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -
     callback("data", message="preparing data")
     train_ds = training_set(run, lambda i, n: callback("data", message=f"checking {i}/{n}"))
     val_ds = None if pretrain else build_dataset(run, "val", progress=lambda i, n: callback("data", message=f"checking {i}/{n}"))
-    callback("dataset", train=len(train_ds), val=None if val_ds is None else len(val_ds), classes=run.model.num_classes)
+    skipped = getattr(getattr(train_ds, "dataset", train_ds), "skipped", 0)  # unreadable videos of a folder
+    callback("dataset", train=len(train_ds), val=None if val_ds is None else len(val_ds),
+             classes=None if pretrain else run.model.num_classes, skipped=skipped)
     frozen = freeze(model, report["prefixes"]) if t.freeze_backbone else []
     if t.tensorboard:
         tensorboard_writer(None)  # every rank checks the package, so none waits for a rank that stopped

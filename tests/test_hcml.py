@@ -364,3 +364,35 @@ def test_a_pretraining_without_its_checkpoint_trains_again_and_a_fine_tune_says_
     fit(run, pre, lambda e, **k: events.append(e))
     assert "retrain" in events and R.checkpoint_path(pre).is_file() and R.is_finished(pre)
     assert fit(ft, tmp_path / "ft2")["top1"] >= 0  # now it fine-tunes
+
+
+@pytest.mark.slow
+def test_pretraining_on_a_folder_of_your_own_videos_then_fine_tuning(tmp_path):
+    """--dataset videos: every video file and frame folder under --data-root, recursively, no list, no labels;
+    an unreadable file is skipped and counted, an empty folder is one line; the result fine-tunes."""
+    import numpy as np
+    from PIL import Image
+
+    from helpers import cli, cli_inproc, one_line_error, write_video
+
+    root = tmp_path / "mine"
+    write_video(root / "day1" / "a.mp4", 20)
+    write_video(root / "day2" / "deep" / "b.mp4", 14)
+    (root / "day2" / "broken.mp4").write_bytes(b"not a video")
+    (root / "notes.txt").write_text("not a clip")
+    frames = root / "extracted" / "clip7"
+    frames.mkdir(parents=True)
+    for i in range(10):
+        Image.fromarray(np.full((40, 50, 3), 20 * i, np.uint8)).save(frames / f"img_{i:04d}.png")
+    p = cli("pretrain", "--preset", "smoke", "--dataset", "videos", "--data-root", root, "--out", tmp_path / "pre")
+    assert p.returncode == 0, p.stderr
+    assert "data: 3 training clips, labels unread, 1 unreadable video files skipped" in p.stdout
+    p = cli("train", "--preset", "smoke", "--block", "none", "--hierarchy", "diff", "--epochs", "1",
+            "--pretrained", tmp_path / "pre", "--out", tmp_path / "ft")
+    assert p.returncode == 0, p.stderr
+    assert "loaded" in p.stdout and (tmp_path / "ft" / "metrics.csv").exists()
+    (tmp_path / "empty").mkdir()
+    assert one_line_error(cli_inproc("pretrain", "--preset", "smoke", "--dataset", "videos", "--data-root",
+                                     tmp_path / "empty", "--out", tmp_path / "e"), "holds no readable videos")
+    assert one_line_error(cli_inproc("train", "--preset", "smoke", "--dataset", "videos", "--data-root", root,
+                                     "--out", tmp_path / "t"), "--dataset videos holds no labels")

@@ -82,7 +82,8 @@ Preset = Annotated[Optional[str], typer.Option(
     help="smoke (seconds), quick (CPU default on the built-in benchmark), paper (SPEC §5 recipe). "
     "Default: quick on synthetic, paper otherwise.", rich_help_panel="Run")]
 Dataset = Annotated[Optional[str], typer.Option(
-    help="synthetic (built-in benchmark, default), something-v1, something-v2, diving48, gym99, gym288.",
+    help="synthetic (built-in benchmark, default), something-v1, something-v2, diving48, gym99, gym288, or videos "
+    "(pretrain only: every video file and frame folder under --data-root, no list, no labels).",
     rich_help_panel="Data")]
 DataRoot = Annotated[Optional[str], typer.Option(help="Dataset root; listed absolute paths keep their last component under it.",
                                                  rich_help_panel="Data")]
@@ -210,7 +211,10 @@ class RunDisplay:
         elif event == "dataset":
             parts = [f"{kw[k]} {what} clips" for k, what in (("train", "training"), ("val", "validation"))
                      if kw.get(k) is not None]
-            p.console.print(f"{pre}data: {', '.join(parts)}, {kw['classes']} classes")
+            parts += [f"{kw['classes']} classes"] if kw.get("classes") is not None else ["labels unread"]
+            if kw.get("skipped"):
+                parts.append(f"{kw['skipped']} unreadable video files skipped")
+            p.console.print(f"{pre}data: {', '.join(parts)}")
         elif event == "weights":
             p.console.print(f"{pre}loaded {kw['loaded']} backbone tensors from {kw['source']}; "
                             f"{len(kw['new'])} new parameter tensors (blocks, head)")
@@ -225,8 +229,9 @@ class RunDisplay:
         elif event == "epoch_end":
             m = kw["metrics"]
             val = f" | val top-1 {m['top1']:.3f} top-5 {m['top5']:.3f}" if m else ""
-            p.console.print(f"{pre}epoch {kw['epoch'] + 1}/{kw['epochs']}: train loss {kw['train_loss']:.3f} "
-                            f"top-1 {kw['train_top1']:.3f} ({kw['train_seconds']:.0f} s){val}")
+            top1 = "" if kw["train_top1"] != kw["train_top1"] else f" top-1 {kw['train_top1']:.3f}"  # nan: no labels
+            p.console.print(f"{pre}epoch {kw['epoch'] + 1}/{kw['epochs']}: train loss {kw['train_loss']:.3f}"
+                            f"{top1} ({kw['train_seconds']:.0f} s){val}")
         elif event == "finished":
             p.console.print(f"{pre}already finished in {kw['run_dir']}")
         elif event == "retrain":

@@ -80,7 +80,7 @@ def pretrain(
     experiment: Experiment = None, preset: Preset = None,
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None,
     categories: Categories = None, list_format: ListFormat = None, frame_template: FrameTemplate = None, workers: Workers = None,
-    backbone: Backbone = None, frames: Frames = None, hierarchy: Hierarchy = None,
+    backbone: Backbone = None, frames: Frames = None, pretrained: Pretrained = None, hierarchy: Hierarchy = None,
     hierarchy_levels: HierarchyLevels = None, offsets: Offsets = None, window: Window = None,
     hcml_target: HcmlTarget = None, hcml_predictor: HcmlPredictor = None, hcml_tau: HcmlTau = None,
     hcml_delta: HcmlDelta = None, hcml_allow_leak: HcmlAllowLeak = None,
@@ -93,6 +93,8 @@ def pretrain(
     Examples:
 
       selfy-lab pretrain --method hcml --out runs/hcml                   # built-in benchmark, quick preset
+
+      selfy-lab pretrain --dataset videos --data-root ~/my_videos --pretrained imagenet --backbone tsn-r50  # your videos
 
       selfy-lab train --pretrained runs/hcml --hierarchy diff --label-fraction 0.1   # fine-tune, 10% labels
 

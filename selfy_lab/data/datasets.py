@@ -352,6 +352,10 @@ def build_dataset(run: RunConfig, split: str, check: bool | None = None, progres
     """The dataset of a run's ``split`` (train / val); train applies the training augmentation."""
     cfg, frames = run.data, run.model.frames
     train = split == "train"
+    if cfg.dataset == "videos":
+        if split != "train":
+            raise DataError("--dataset videos holds no labels, so it has no validation split: it is for pretraining")
+        return FolderClips(cfg, frames, progress)
     if cfg.dataset == "synthetic":
         if frames < syn.MIN_FRAMES:
             raise DataError(f"the built-in benchmark's clips need at least {syn.MIN_FRAMES} frames (its classes "
@@ -370,10 +374,62 @@ def build_dataset(run: RunConfig, split: str, check: bool | None = None, progres
     return ListClips(cfg, frames, entries, template, train, names)
 
 
+class FolderClips(ListClips):
+    """Every video file and frame folder under ``data_root``, recursively, without labels (each item's label
+    is 0): the clips ``selfy-lab pretrain --dataset videos`` learns from. A video that cannot be opened is
+    skipped and counted (``skipped``); a frame folder's frames are its images in name order."""
+
+    def __init__(self, cfg: DataConfig, frames: int, progress=None):
+        entries, self.frame_files, self.skipped = scan_clips(cfg.data_root, progress)
+        super().__init__(cfg, frames, entries, "", True, ["unlabeled"])
+
+    def _frame(self, e: ListEntry, number: int) -> np.ndarray:
+        path = self.frame_files[e.path][number - 1]
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataError(f"cannot read image {path} ({type(err).__name__})") from None
+
+
+def scan_clips(root: str | Path, progress=None) -> tuple[list[ListEntry], dict[Path, list[Path]], int]:
+    """(entries, each frame folder's image files in name order, how many videos could not be opened) of the
+    video files and frame folders under ``root``."""
+    import av
+
+    root = Path(root) if root else None
+    if root is None or not root.is_dir():
+        raise DataError(f"--data-root {root or '(not given)'} is not a folder: pass the folder that holds your videos")
+    videos = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    folders: dict[Path, list[Path]] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            folders.setdefault(p.parent, []).append(p)
+    entries, skipped = [], 0
+    for i, v in enumerate(videos):
+        if progress:
+            progress(i + 1, len(videos))
+        try:
+            with av.open(str(v)) as container:
+                if not container.streams.video:
+                    raise ValueError("no video stream")
+        except Exception:  # not a video, damaged, or a codec this build lacks: skipped and counted
+            skipped += 1
+            continue
+        entries.append(ListEntry(v, 0, 0, str(v)))
+    entries += [ListEntry(d, len(files), 0, str(d)) for d, files in folders.items()]
+    if not entries:
+        extra = f" ({skipped} video files could not be opened)" if skipped else ""
+        raise DataError(f"{root} holds no readable videos ({', '.join(VIDEO_SUFFIXES)}) or frame folders{extra}")
+    return entries, {d: files for d, files in folders.items()}, skipped
+
+
 def class_names_of(run: RunConfig) -> list[str]:
     """The class names of a run's dataset, without reading its clip lists."""
     if run.data.dataset == "synthetic":
         return list(syn.CLASS_NAMES)
+    if run.data.dataset == "videos":
+        return ["unlabeled"]
     return read_class_names(resolve_paths(run.data, ("categories",))["categories"])
 
 
