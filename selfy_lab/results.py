@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 # ---- layout ----
 CONFIG, CHECKPOINT, HISTORY, METRICS, ERROR, EVAL = (
     "config.yaml", "checkpoint.pt", "history.csv", "metrics.csv", "error.txt", "eval.csv")
+# an exported model (selfy-lab export): its weights, and the run's config.yaml and a model card beside them
+WEIGHTS, MODEL_CARD = "model.safetensors", "README.md"
 SWEEP_RECORD, RUNS_DIR, RUNS_TABLE, STATUS_TABLE, FIGURES = "sweep.yaml", "runs", "runs.csv", "status.csv", "figures"
 ROBUSTNESS_DIR, ROBUSTNESS_TABLE, ROBUSTNESS_SUMMARY = "robustness", "robustness.csv", "robustness_summary.csv"
 TENSORBOARD_DIR = "tensorboard"  # event files of --tensorboard, inside a run directory
@@ -122,6 +124,12 @@ def metrics_problem(path: str | Path) -> str | None:
         except (TypeError, ValueError):
             return f"its metrics.csv holds a value that is not a number ({r['value']!r})"
     return None
+
+
+def is_exported(path: str | Path) -> bool:
+    """Is ``path`` a folder that ``selfy-lab export`` wrote (weights and config)?"""
+    path = Path(path)
+    return (path / WEIGHTS).is_file() and (path / CONFIG).is_file()
 
 
 def checkpoint_path(path: str | Path) -> Path:

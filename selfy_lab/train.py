@@ -490,9 +490,16 @@ def read_run_config(path: str | Path) -> RunConfig:
 
 def load_run(path: str | Path, device: str = "auto") -> tuple[RunConfig, torch.nn.Module]:
     """A trained model from a run directory or a checkpoint file, in eval mode."""
+    if R.is_exported(path):  # a folder of selfy-lab export: safetensors weights and the run's config
+        from .export import read_exported
+
+        run, state = read_exported(path)
+        model, _ = build_run_model(run, select_device(device), pretrained=False)
+        load_weights(model, {"model": state}, Path(path) / R.WEIGHTS)
+        return run, model.eval()
     ckpt = R.checkpoint_path(path)
     if not ckpt.is_file():
-        raise SelfyError(f"no checkpoint at {ckpt}: pass a run directory or a checkpoint.pt file")
+        raise SelfyError(f"no checkpoint at {ckpt}: pass a run directory, a checkpoint.pt file or an exported model")
     ck = read_checkpoint(ckpt, "cpu")
     try:
         run = from_dict(RunConfig, ck["config"])

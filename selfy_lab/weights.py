@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 from torchvision import models as tvm
 
+from . import results as R
 from .errors import SelfyError, user_message
 
 # the ImageNet weights TSN/TSM/SELFY were trained from (torchvision's original V1 release)
@@ -69,8 +70,6 @@ def _state_dict_of(sd, path: Path) -> dict[str, torch.Tensor]:
 
 def _weights_file(source: str | Path) -> Path:
     """The file behind ``--pretrained``: a run directory's checkpoint.pt, else the path itself."""
-    from . import results as R
-
     path = Path(source)
     if path.is_dir():
         path = R.checkpoint_path(path)
@@ -88,8 +87,6 @@ def _weights_file(source: str | Path) -> Path:
 def _run_model_state(ck, path: Path, source) -> dict[str, torch.Tensor] | None:
     """The model state dict when ``ck`` is a selfy-lab run checkpoint (e.g. one ``selfy-lab pretrain`` wrote),
     else None; a run that has not finished is refused."""
-    from . import results as R
-
     if not (isinstance(ck, dict) and isinstance(ck.get("model"), dict) and "config" in ck):
         return None
     if not R.is_finished(path.parent):
@@ -109,6 +106,10 @@ def load_pretrained(model: nn.Module, source: str, depth: int, width: int = 64) 
         if width != 64:
             raise SelfyError("ImageNet weights exist only for the full-width backbones: drop the -wN suffix or use --pretrained none")
         sd = fetch_imagenet(depth)
+    elif R.is_exported(source):  # selfy-lab export: a run's weights as safetensors
+        from .export import read_exported
+
+        return _load_run_parts(model, read_exported(source)[1], source)
     else:
         path = _weights_file(source)
         ck = _read(path)

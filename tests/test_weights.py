@@ -84,3 +84,35 @@ def test_module_prefix_is_stripped(tmp_path):
     torch.save({"state_dict": sd}, tmp_path / "ddp.pth")
     model = build_model(replace(ModelConfig(), block="none"))
     assert weights.load_pretrained(model, str(tmp_path / "ddp.pth"), 18)["loaded"] > 0
+
+
+def test_an_exported_model_loads_bit_for_bit_everywhere_a_run_is_accepted(tmp_path):
+    """selfy-lab export: safetensors weights, config and model card; load_run, eval, cam and --pretrained take
+    the folder; another architecture is one line naming the difference."""
+    from helpers import cli, cli_inproc, one_line_error
+
+    from selfy_lab import results as R
+    from selfy_lab.config import resolve
+    from selfy_lab.train import fit, load_run
+
+    run = resolve("smoke", overrides={"train": {"epochs": 1}})
+    fit(run, tmp_path / "run")
+    p = cli("export", tmp_path / "run", "--out", tmp_path / "model")
+    assert p.returncode == 0, p.stderr
+    assert {f.name for f in (tmp_path / "model").iterdir()} == {"model.safetensors", "config.yaml", "README.md"}
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert run.run_hash in card and "tsn-r18-w8" in card and "| top1 |" in card and "git revision" in card
+    _, trained = load_run(tmp_path / "run", "cpu")
+    again, exported = load_run(tmp_path / "model", "cpu")
+    assert again.run_hash == run.run_hash
+    a, b = trained.state_dict(), exported.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit for bit
+    p = cli("eval", tmp_path / "model", "--out", tmp_path / "eval.csv")
+    assert p.returncode == 0, p.stderr
+    assert R.read_csv(tmp_path / "eval.csv")[0]["run_id"] == run.run_hash
+    p = cli("cam", "--checkpoint", tmp_path / "model", "--clip", "0", "--out", tmp_path / "cam")
+    assert p.returncode == 0, p.stderr
+    p = cli_inproc("train", "--preset", "smoke", "--epochs", "1", "--backbone", "tsn-r18-w16", "--pretrained",
+                   tmp_path / "model", "--out", tmp_path / "other")
+    assert one_line_error(p, "its backbone does not match this model's")
+    assert one_line_error(cli_inproc("export", tmp_path / "nowhere", "--out", tmp_path / "x"), "has not finished")

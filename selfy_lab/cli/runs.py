@@ -193,3 +193,25 @@ def describe(
 
     con.print(f"video files are decoded with {decoder()}" + (
         " (torchcodec is not installed or cannot load its FFmpeg libraries here)" if decoder() == "pyav" else ""))
+
+
+@app.command()
+def export(
+    run_path: Annotated[Path, typer.Argument(help="A finished run directory (or its checkpoint.pt).")],
+    out: Annotated[Path, typer.Option(help="Folder for model.safetensors, config.yaml and README.md (the model card).")],
+):
+    """Write a trained model that a colleague can load: safetensors weights (no pickled code), the run's
+    configuration and a model card (architecture, data, recipe, seed, validation metrics, git revision).
+
+    Examples:
+
+      selfy-lab export runs/train/abc123 --out models/selfy-tsn-r18
+
+      selfy-lab eval models/selfy-tsn-r18          # any command that takes a run takes the folder
+
+      selfy-lab train --pretrained models/selfy-tsn-r18 --dataset something-v1 --data-root /data/ssv1
+    """
+    from ..export import export_run
+
+    files = export_run(run_path, out)
+    console().print("wrote " + ", ".join(str(f) for f in files))

@@ -1,0 +1,89 @@
+"""Models a colleague can load: a trained run written as safetensors weights, the run's configuration and a
+model card (``selfy-lab export``), and the reading of such a folder wherever a run is accepted.
+
+The folder holds no pickled code: ``model.safetensors`` (the model's state dict, tensors only),
+``config.yaml`` (the resolved run configuration it was trained with) and ``README.md`` (architecture, data,
+recipe, seed, validation metrics with the command that measured them, the git revision that trained it).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from . import results as R
+from .config import RunConfig, to_dict
+from .errors import SelfyError
+
+
+def export_run(run_dir: str | Path, out: str | Path) -> list[Path]:
+    """Write the finished run ``run_dir`` to ``out`` (weights, config, model card); returns the files."""
+    from safetensors.torch import save_file
+
+    from .train import load_run
+
+    run_dir = R.run_dir_of(run_dir)
+    if not R.is_finished(run_dir):
+        raise SelfyError(f"{run_dir} has not finished ({R.metrics_problem(run_dir)}): finish it first, then export it")
+    run, model = load_run(run_dir, "cpu")
+    out = R.ensure_writable(out)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / R.WEIGHTS), metadata={"run_hash": run.run_hash, "format": "selfy-lab"})
+    R.write_run_config(out, run)
+    R.atomic_write_text(out / R.MODEL_CARD, model_card(run, run_dir))
+    return [out / R.WEIGHTS, out / R.CONFIG, out / R.MODEL_CARD]
+
+
+def read_exported(path: str | Path) -> tuple[RunConfig, dict[str, torch.Tensor]]:
+    """(run config, state dict) of an exported folder; a damaged one is one line."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    run = R.read_run_config(path)
+    try:
+        state = load_file(str(path / R.WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SelfyError(f"cannot read {path / R.WEIGHTS} ({type(e).__name__}: {str(e)[:120]})") from None
+    return run, state
+
+
+def model_card(run: RunConfig, run_dir: Path) -> str:
+    """The README of an exported model, from its run's files."""
+    m, d, t = run.model, run.data, run.train
+    val = R.read_metrics(run_dir)
+    rows = R.read_csv(run_dir / R.METRICS)
+    rev = rows[0].get("git_rev", "") if rows else ""
+    v = run.variant()
+    block = "none (the plain backbone)" if m.block == "none" else f"{m.block} at {v['position']}" + (
+        f", offsets {v['offsets']}, window {v['window']}" if v["offsets"] != "none" else "")
+    data = "the built-in motion benchmark (selfy_lab.data.synthetic)" if d.dataset == "synthetic" else d.dataset
+    top = "".join(f"| {k} | {100 * val[k]:.1f} % |\n" for k in ("top1", "top5", "order_pairs_binary") if k in val)
+    return f"""# {m.backbone} + {m.block} ({run.run_hash})
+
+A SELFYNet model trained with selfy-lab.
+
+| | |
+|---|---|
+| architecture | {m.backbone}, {m.frames} frames, block {block}, hierarchy {v['hierarchy']} |
+| data | {data}, {d.size}x{d.size} crops, {d.label_fraction:g} of the training labels |
+| recipe | {run.preset} preset: {t.optimizer} lr {t.lr:g}, {t.schedule} schedule, {t.epochs} epochs, batch {t.batch_size}, weight decay {t.weight_decay:g} |
+| seed | {t.seed} |
+| trained by | selfy-lab at git revision {rev or 'unrecorded'} |
+
+Validation (measured by the training run itself, {d.test_clips} clip x {d.test_crops} crop):
+
+| metric | value |
+|---|---|
+{top}
+Load it where a run is accepted: `selfy-lab eval DIR`, `selfy-lab cam --checkpoint DIR`,
+`selfy-lab stss --checkpoint DIR`, `selfy-lab corrupt --checkpoint DIR`, or `--pretrained DIR` to start a
+new run from its backbone. `config.yaml` is the full configuration it was trained with; re-train it with
+`selfy-lab train --experiment config.yaml` style flags or read it with `selfy_lab.results.read_run_config`.
+
+```python
+from selfy_lab.train import load_run
+run, model = load_run("DIR")   # eval mode; input (B, T, 3, H, W) normalised frames -> (B, K) logits
+```
+"""
