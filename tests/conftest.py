@@ -1,7 +1,22 @@
 """Fixtures shared by several test modules."""
+import os
+
 import pytest
 
 from helpers import SHARED, make_frames_tree
+
+
+@pytest.fixture(scope="session", autouse=True)
+def benchmark_cache(tmp_path_factory):
+    """The built-in benchmark's rendered clips go into a folder of the test session, never the user's home
+    (inherited by the commands the tests run in subprocesses)."""
+    old = os.environ.get("SELFY_LAB_CACHE")
+    os.environ["SELFY_LAB_CACHE"] = str(tmp_path_factory.mktemp("benchmark-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SELFY_LAB_CACHE", None)
+    else:
+        os.environ["SELFY_LAB_CACHE"] = old
 
 
 @pytest.fixture

@@ -24,6 +24,15 @@ def cli(*args, env=None, timeout=600, cwd=None):
                           timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
 
 
+def free_port() -> int:
+    """A TCP port on the loopback nothing listens on now (for torchrun's rendezvous)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def one_line_error(p, msg: str) -> bool:
     """The command stopped with status 2 and exactly one line on stderr holding ``msg``, no traceback."""
     lines = p.stderr.strip().splitlines()

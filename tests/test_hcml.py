@@ -321,14 +321,13 @@ def test_negatives_are_gathered_across_processes_like_one_process_with_the_whole
     process with the whole batch (every process's targets are negatives; the local ones keep their gradient)."""
     import json
     import os
-    import socket
     import subprocess
     import sys
     from pathlib import Path
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from helpers import free_port
+
+    port = free_port()
     out = tmp_path / "ddp.json"
     worker = Path(__file__).with_name("ddp_info_nce_worker.py")
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",

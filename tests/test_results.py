@@ -109,7 +109,8 @@ def test_sweeps_can_share_a_run_store(tmp_path):
     assert {r["experiment"] for r in R.read_csv(b / "runs.csv")} == {plan_b.runs[0].run.experiment}
     with pytest.raises(SelfyError, match="not a link"):
         R.link_runs(a, tmp_path / "elsewhere")
-    assert base.run_hash  # the store is keyed like any run directory
+    # the store is keyed like any run directory: one folder per run, named by its run key
+    assert {d.name for d in store.iterdir()} == {r.run_id for r in plan_b.runs}
 
 
 def test_rows_record_the_named_revision_of_a_tree_copied_without_its_history(monkeypatch):

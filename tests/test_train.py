@@ -12,7 +12,7 @@ from selfy_lab.errors import SelfyError
 from selfy_lab.results import RUN_COLUMNS
 from selfy_lab.train import evaluate, fit, load_run, lr_at, thread_note
 
-from helpers import Stop, cli, cli_inproc, one_line_error, rows, stop_after_first_epoch
+from helpers import Stop, cli, cli_inproc, free_port, one_line_error, rows, stop_after_first_epoch
 
 SMOKE = dict(train=dict(epochs=2))
 
@@ -284,7 +284,8 @@ def test_torchrun_two_processes_write_the_same_results_once(tmp_path):
     single = tmp_path / "single"
     assert cli("train", "--preset", "smoke", "--out", str(single)).returncode == 0
     ddp = tmp_path / "ddp"
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+                        "--master-port", str(free_port()),
                         "-m", "selfy_lab.cli", "train", "--preset", "smoke", "--out", str(ddp)],
                        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
@@ -298,11 +299,13 @@ def test_torchrun_two_processes_write_the_same_results_once(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [["pretrain", "--method", "hcml"], ["train", "--aux", "hcml"]], ids=["pretrain", "aux"])
+@pytest.mark.parametrize("command", [["pretrain", "--method", "hcml"], ["train", "--aux", "hcml", "--block", "none"]],
+                         ids=["pretrain", "aux"])
 def test_torchrun_trains_the_contrastive_loss_in_two_processes(tmp_path, command):
     """The hierarchy's loss is part of the DDP module's output: both processes agree on every gradient."""
     out = tmp_path / "ddp"
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29519",
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+                        "127.0.0.1", "--master-port", str(free_port()),
                         "-m", "selfy_lab.cli", *command, "--preset", "smoke", "--out", str(out)],
                        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
