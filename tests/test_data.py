@@ -263,3 +263,24 @@ def test_train_and_eval_say_how_many_clips_and_classes_they_read(tmp_path):
     p = cli("eval", tmp_path / "run")
     assert p.returncode == 0, p.stderr
     assert "data: 32 validation clips, 16 classes" in p.stdout
+
+
+def test_missing_pretrained_weights_stop_before_any_data_is_prepared(tmp_path, monkeypatch):
+    """The paper preset on a machine without ImageNet weights: one line at once, not after rendering or
+    checking the data (which took minutes)."""
+    import selfy_lab.train as T
+    import selfy_lab.weights as W
+    from selfy_lab.config import resolve
+    from selfy_lab.errors import SelfyError
+    from selfy_lab.train import fit
+
+    def offline(depth):
+        raise SelfyError(f"ImageNet weights for ResNet-{depth} are not cached and cannot be downloaded")
+
+    built = []
+    monkeypatch.setattr(W, "fetch_imagenet", offline)
+    monkeypatch.setattr(T, "build_dataset", lambda *a, **k: built.append(a) or None)
+    run = resolve("paper", overrides={"model": {"frames": 4}, "train": {"epochs": 1}})
+    with pytest.raises(SelfyError, match="not cached"):
+        fit(run, tmp_path / "run")
+    assert built == []
