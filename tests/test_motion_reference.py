@@ -39,6 +39,18 @@ def conv1x1(conv: nn.Module, v: torch.Tensor) -> torch.Tensor:
     return w @ v + (conv.bias if conv.bias is not None else 0)
 
 
+def conv_bn_at_each_position(conv: nn.Module, norm: nn.Module, clip: torch.Tensor, relu: bool = False) -> torch.Tensor:
+    """A 1x1 convolution and an eval-mode BatchNorm (and a ReLU), position by position: (T, C, H, W) -> (T, C', H, W)."""
+    T, _, H, W = clip.shape
+    out = torch.zeros(T, conv.out_channels, H, W, dtype=clip.dtype)
+    for t in range(T):
+        for i in range(H):
+            for j in range(W):
+                v = conv1x1(conv, clip[t, :, i, j])
+                out[t, :, i, j] = torch.stack([bn(norm, v[c], c) for c in range(conv.out_channels)])
+    return torch.relu(out) if relu else out
+
+
 def test_non_local_equals_its_equations():
     torch.manual_seed(0)
     nl = randomise_bn(NonLocal(4, inner=3))
@@ -114,14 +126,8 @@ def test_tea_motion_excitation_equals_its_equations():
     C, T, H, W = 8, 3, 3, 3
     me = randomise_bn(MotionExcitation(C, ratio=2))  # Cr = 4
     x = torch.randn(1, T, C, H, W, dtype=torch.float64)
-    conv1, bn1 = me.reduce[0], me.reduce[1]
-    cr = conv1.out_channels
-    r = torch.zeros(T, cr, H, W, dtype=torch.float64)
-    for t in range(T):
-        for i in range(H):
-            for j in range(W):
-                v = conv1x1(conv1, x[0, t, :, i, j])
-                r[t, :, i, j] = torch.stack([bn(bn1, v[c], c) for c in range(cr)])
+    cr = me.reduce[0].out_channels
+    r = conv_bn_at_each_position(me.reduce[0], me.reduce[1], x[0])  # no ReLU in TEA's reduction
 
     def depthwise(m, c, i, j):  # the 3x3 depthwise convolution of frame m, channel c, zero-padded
         return sum(me.transform.weight[c, 0, a, b] * r[m, c, i + a - 1, j + b - 1]
@@ -167,14 +173,7 @@ def test_motion_squeeze_equals_its_equations():
     C, T, H, W = 8, 3, 4, 4
     ms = randomise_bn(MotionSqueeze(C, window=(3, 3)))  # radius 1, Gaussian sigma 1
     x = torch.randn(1, T, C, H, W, dtype=torch.float64)
-    red_conv, red_bn = ms.reduce[0], ms.reduce[1]
-    cr = red_conv.out_channels
-    r = torch.zeros(T, cr, H, W, dtype=torch.float64)
-    for t in range(T):
-        for i in range(H):
-            for j in range(W):
-                v = conv1x1(red_conv, x[0, t, :, i, j])
-                r[t, :, i, j] = torch.relu(torch.stack([bn(red_bn, v[c], c) for c in range(cr)]))
+    r = conv_bn_at_each_position(ms.reduce[0], ms.reduce[1], x[0], relu=True)  # the channel reduction
     rn = r / (r.pow(2).sum(1, keepdim=True) + 1e-6).sqrt()
     flow = torch.zeros(T, 3, H, W, dtype=torch.float64)  # channels (x, y, confidence)
     for t in range(T - 1):
