@@ -14,14 +14,11 @@ from .errors import SelfyError
 def execute_notebook(nb, workdir: Path, timeout: int) -> None:
     """Run a notebook top to bottom in a fresh python3 kernel reached through local sockets (IPC) in a
     private temporary directory: no TCP ports to race for, no unencrypted-TCP warning on stderr. The
-    kernel's own stderr (its log) is dropped: a cell's error is in the notebook and raised from here.
-
-    The kernel sees ``SELFY_LAB_HEADLESS=1``: cells that only make sense with a live frontend (ipywidgets
-    controls, whose comm messages have left headless executions waiting for minutes) are skipped."""
+    kernel's own stderr (its log) is dropped: a cell's error is in the notebook and raised from here. The
+    notebooks draw nothing into widgets until a control changes, so they run in a plain kernel as here."""
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
-    os.environ["SELFY_LAB_HEADLESS"] = "1"  # inherited by the kernel started below
     with tempfile.TemporaryDirectory(prefix="selfy-lab-kernel-") as sockets:
         class LocalKernelManager(AsyncKernelManager):
             def __init__(self, **kwargs):

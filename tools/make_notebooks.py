@@ -178,11 +178,26 @@ OFFSETS = {"{1}": (1,), "-1..1": (-1, 0, 1), "{-2,0,2}": (-2, 0, 2), "-3..3": (-
 explore()  # a static view with the defaults (also what an HTML report shows)'''),
             ("md", "Interactive: pick the source (raw pixels or a trained model), the clip, the offsets and the "
                    "query point (y, x = -1: the most moving cell)."),
-            ("code", '''if os.environ.get("SELFY_LAB_HEADLESS"):  # set by `selfy-lab report` and the tests: no frontend for widgets
-    print("executed headless: the controls need a live notebook")
-else:
-    W.interact(explore, source=list(sources), clip=W.IntSlider(0, 0, 63), offsets=list(OFFSETS),
-               query_t=W.IntSlider(3, 0, 7), query_y=W.IntSlider(-1, -1, 15), query_x=W.IntSlider(-1, -1, 15));'''),
+            ("code", '''controls = {"source": W.Dropdown(options=list(sources), description="source"),
+            "clip": W.IntSlider(0, 0, 63, description="clip"),
+            "offsets": W.Dropdown(options=list(OFFSETS), value="-3..3", description="offsets"),
+            "query_t": W.IntSlider(3, 0, 7, description="query_t"),
+            "query_y": W.IntSlider(-1, -1, 15, description="query_y"),
+            "query_x": W.IntSlider(-1, -1, 15, description="query_x")}
+view = W.Output()
+
+
+def redraw(change):
+    with view:
+        view.clear_output(wait=True)
+        explore(**{name: control.value for name, control in controls.items()})
+
+
+for control in controls.values():
+    control.observe(redraw, names="value")
+# drawn on the first change, not now: the defaults are the static view above, and a run without a front end
+# (nbconvert, nbclient, `selfy-lab report`) has no outputs inside a widget to send back and forth with the kernel
+display(W.VBox([W.HBox(list(controls.values())[:3]), W.HBox(list(controls.values())[3:]), view]))'''),
         ]),
     "flops": nb(
         "FLOPs: the paper's table and how STSS cost scales",
