@@ -36,8 +36,8 @@ from .grammar import format_offsets, parse_offsets
 
 AXES = ("backbone", "shift_div", "shift_place", "block", "block_options", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
         "hierarchy_levels", "hcml_tau", "hcml_delta", "hcml_target", "hcml_predictor",
-        "pretrained", "aux", "aux_weight", "freeze_backbone", "label_fraction", "size")
-TRAIN_AXES = ("aux", "aux_weight", "freeze_backbone")  # the axes that change the training, not the network
+        "pretrained", "aux", "aux_weight", "freeze_backbone", "lr", "epochs", "label_fraction", "size")
+TRAIN_AXES = ("aux", "aux_weight", "freeze_backbone", "lr", "epochs")  # the axes that change the training, not the network
 DATA_AXES = ("label_fraction", "size")  # and those that change the data
 BASELINE_AXES = ("backbone", "shift_div", "shift_place", "hierarchy", "hierarchy_levels", "hcml_tau", "hcml_delta",
                  "hcml_target", "hcml_predictor", "pretrained", *TRAIN_AXES, *DATA_AXES)  # those a baseline (no block) follows too
@@ -148,6 +148,8 @@ def describe(run: RunConfig, base: RunConfig | None = None) -> str:
         extra += "".join(f" {k}={getattr(m, k)}" for k in ("shift_div", "shift_place")
                          if getattr(m, k) != getattr(base.model, k))
         extra += f" {run.data.size}px" if run.data.size != base.data.size else ""
+        extra += "".join(f" {k}={getattr(run.train, k):g}" for k in ("lr", "epochs")
+                         if getattr(run.train, k) != getattr(base.train, k))
     if m.block == "none":
         return f"{m.backbone} baseline{extra}, seed {run.train.seed}"
     if v["offsets"] == "none":  # a motion module: the STSS fields mean nothing
