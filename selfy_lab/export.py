@@ -67,20 +67,21 @@ A SELFYNet model trained with selfy-lab.
 | | |
 |---|---|
 | architecture | {m.backbone}, {m.frames} frames, block {block}, hierarchy {v['hierarchy']} |
-| data | {data}, {d.size}x{d.size} crops, {d.label_fraction:g} of the training labels |
+| data | {data}, {d.size}x{d.size} crops, {"all" if d.label_fraction == 1 else f"{d.label_fraction:.0%} of the"} training labels |
 | recipe | {run.preset} preset: {t.optimizer} lr {t.lr:g}, {t.schedule} schedule, {t.epochs} epochs, batch {t.batch_size}, weight decay {t.weight_decay:g} |
 | seed | {t.seed} |
 | trained by | selfy-lab at git revision {rev or 'unrecorded'} |
 
-Validation (measured by the training run itself, {d.test_clips} clip x {d.test_crops} crop):
+Validation, measured by the run that trained it ({d.test_clips} clip x {d.test_crops} crop; `selfy-lab eval DIR`
+measures it again; on a real dataset `--clips 2 --crops 3` is the paper's protocol):
 
 | metric | value |
 |---|---|
 {top}
 Load it where a run is accepted: `selfy-lab eval DIR`, `selfy-lab cam --checkpoint DIR`,
 `selfy-lab stss --checkpoint DIR`, `selfy-lab corrupt --checkpoint DIR`, or `--pretrained DIR` to start a
-new run from its backbone. `config.yaml` is the full configuration it was trained with; re-train it with
-`selfy-lab train --experiment config.yaml` style flags or read it with `selfy_lab.results.read_run_config`.
+new run from its backbone. `config.yaml` is the full resolved configuration it was trained with
+(`selfy_lab.results.read_run_config` reads it; its run key is {run.run_hash}).
 
 ```python
 from selfy_lab.train import load_run

@@ -116,3 +116,17 @@ def test_an_exported_model_loads_bit_for_bit_everywhere_a_run_is_accepted(tmp_pa
                    tmp_path / "model", "--out", tmp_path / "other")
     assert one_line_error(p, "its backbone does not match this model's")
     assert one_line_error(cli_inproc("export", tmp_path / "nowhere", "--out", tmp_path / "x"), "has not finished")
+
+
+def test_the_models_shipped_in_the_repository_load():
+    """results/models: the exported models the README's cam / stss examples use on a fresh clone."""
+    from helpers import ROOT
+
+    from selfy_lab.train import load_run
+
+    for name, block in (("tsn-r18-w16-baseline", "none"), ("tsn-r18-w16-selfy-3", "selfy")):
+        run, model = load_run(ROOT / "results" / "models" / name, "cpu")
+        assert run.model.block == block and not model.training
+        with torch.no_grad():
+            out = model(torch.zeros(1, run.model.frames, 3, run.data.size, run.data.size))
+        assert out.shape == (1, 16) and torch.isfinite(out).all()
