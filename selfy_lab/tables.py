@@ -307,15 +307,17 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
     # a run's training time is a train-split row
     minutes = df[(df["split"] == "train") & (df["metric"] == "seconds")].drop_duplicates("run_id")
     minutes = dict(zip(minutes["run_id"], minutes["value"] / 60))
-    keys = ["backbone", "block", "offsets", "position"]
+    keys = ["backbone", "block", "offsets", "position", "options"]  # a module's named options tell rows apart
+    val = val.assign(options=val["options"].fillna("none").astype(str)) if "options" in val else val.assign(options="none")
     main = val.loc[val["block"] != "none", "backbone"].mode()
     main_backbone = main.iloc[0] if len(main) else ""
     out = []
-    for (backbone, block, offsets, position), g in val.groupby(keys, sort=False):
+    for (backbone, block, offsets, position, options), g in val.groupby(keys, sort=False):
         top1 = g[g["metric"] == "top1"].sort_values("seed")
         if top1.empty:
             continue
-        rec = {"backbone": backbone, "block": block, "offsets": offsets, "position": position, **_seed_stats(g, top1),
+        rec = {"backbone": backbone, "block": block, "offsets": offsets, "position": position, "options": options,
+               **_seed_stats(g, top1),
                "gflops": top1["gflops"].iloc[0], "params_m": top1["params_m"].iloc[0],
                "train_min": pd.Series([minutes.get(r) for r in top1["run_id"]], dtype=float).mean()}
         rec["variant"] = _comparison_label(rec, main_backbone)

@@ -332,3 +332,12 @@ def test_every_row_of_an_hcml_sweep_table_has_its_own_variant_name(tmp_path, whi
     assert sorted(map(tuple, rows)) == sorted(map(tuple, summ[varying].astype(str).values))  # one line per row
     names = T.variant_table(df)["variant"]  # the notebook's table names them too
     assert names.is_unique and len(names) == len(summ)
+
+
+def test_module_comparison_keeps_a_modules_options_apart():
+    rows = []
+    for seed in range(2):
+        rows += run_rows("ms-options", "tsn-r18-w16", "ms", "none", seed, 0.50, 0.9)
+        rows += run_rows("ms-options", "tsn-r18-w16", "ms", "none", seed, 0.60, 0.9, options="lift=light")
+    t = T.module_comparison(pd.DataFrame(rows, columns=RUN_COLUMNS)).set_index("variant")
+    assert t.loc["ms", "top1"] == pytest.approx(50.0) and t.loc["ms [lift=light]", "top1"] == pytest.approx(60.0)
