@@ -308,7 +308,8 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
     minutes = df[(df["split"] == "train") & (df["metric"] == "seconds")].drop_duplicates("run_id")
     minutes = dict(zip(minutes["run_id"], minutes["value"] / 60))
     keys = ["backbone", "block", "offsets", "position", "options"]  # a module's named options tell rows apart
-    val = val.assign(options=val["options"].fillna("none").astype(str)) if "options" in val else val.assign(options="none")
+    val = val.assign(options=val["options"].astype(object).fillna("none").astype(str)) if "options" in val else (
+        val.assign(options="none"))
     main = val.loc[val["block"] != "none", "backbone"].mode()
     main_backbone = main.iloc[0] if len(main) else ""
     out = []
