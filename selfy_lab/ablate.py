@@ -304,9 +304,10 @@ def _run_sweep(runs, out: Path, jobs: int, device: str, on_event: Callable, reco
     status: dict[str, dict] = {}
     todo = []
     for pr in runs:
-        problem = R.metrics_problem(R.run_dir(out, pr.run_id))
+        d = R.run_dir(out, pr.run_id)
+        problem = R.metrics_problem(d)
         done = problem is None
-        if not done and (R.run_dir(out, pr.run_id) / R.METRICS).exists():
+        if not done and (d / R.METRICS).exists():
             on_event("stale", run=pr, why=problem)  # it will train again
         status[pr.run_id] = R.status_row(pr.run, "done" if done else "pending",
                                          seconds=took.get(pr.run_id, "") if done else "")

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
 
 from . import results as R
-from .config import RunConfig, to_dict
+from .config import RunConfig
 from .errors import SelfyError
 
 

@@ -113,6 +113,11 @@ def metrics_problem(path: str | Path) -> str | None:
         table = read_csv(f)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         return f"its metrics.csv cannot be read ({e})"
+    return table_problem(table)
+
+
+def table_problem(table: list[dict[str, str]]) -> str | None:
+    """Why the rows read from a metrics.csv are not a finished run's (none, a column or a value lost), or None."""
     if not table:
         return "its metrics.csv holds no rows"
     missing = [c for c in RUN_COLUMNS if c not in table[0] and c not in OPTIONAL_COLUMNS]
@@ -429,9 +434,12 @@ def collect_runs(sweep_dir: str | Path, run_ids: Iterable[str], experiment: str 
     store is also a row of this one."""
     rows: list[dict[str, str]] = []
     for run_id in run_ids:
-        d = run_dir(sweep_dir, run_id)
-        if is_finished(d):
-            rows += [{**r, "experiment": experiment} if experiment else r for r in read_csv(d / METRICS)]
+        try:
+            table = read_csv(run_dir(sweep_dir, run_id) / METRICS)  # read once, checked from what was read
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+        if table_problem(table) is None:
+            rows += [{**r, "experiment": experiment} if experiment else r for r in table]
     return write_csv(Path(sweep_dir) / RUNS_TABLE, rows, RUN_COLUMNS)
 
 

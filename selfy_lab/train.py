@@ -215,11 +215,13 @@ def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -
     dist = init_distributed(device)
     if (run_dir / R.CONFIG).exists() and R.read_run_config(run_dir).run_hash != run.run_hash:
         raise SelfyError(f"{run_dir} holds a run of another configuration: choose another --out, or delete it to start over")
-    if R.is_finished(run_dir) and run.train.objective == "hcml" and not R.checkpoint_path(run_dir).is_file():
+    finished = R.is_finished(run_dir)
+    if finished and run.train.objective == "hcml" and not R.checkpoint_path(run_dir).is_file():
         # a pretraining's product is its weights: one whose checkpoint is gone (not committed, deleted) trains again
         callback("retrain", run_dir=str(run_dir), why="its checkpoint.pt is missing, and pretraining is its weights")
         (run_dir / R.METRICS).unlink()
-    if R.is_finished(run_dir):
+        finished = False
+    if finished:
         callback("finished", run_dir=str(run_dir))
         return R.read_metrics(run_dir)
     if dist.main:
@@ -538,7 +540,7 @@ def load_weights(model: torch.nn.Module, ck: dict, path: Path) -> None:
     """A checkpoint's weights into ``model``; a model of another architecture is one line naming the difference."""
     try:
         model.load_state_dict(ck["model"])
-    except RuntimeError as e:
+    except RuntimeError:
         theirs, mine = set(ck["model"]), set(model.state_dict())
         diff = sorted(theirs ^ mine)
         what = f"e.g. {diff[0]}" if diff else "a tensor's shape"

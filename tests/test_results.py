@@ -96,7 +96,6 @@ def test_ensure_writable(tmp_path):
 def test_sweeps_can_share_a_run_store(tmp_path):
     from selfy_lab import ablate as A
 
-    base = resolve("smoke", overrides={"model": {"frames": 8}})
     store = tmp_path / "store"
     a, b = tmp_path / "table-a", tmp_path / "table-b"
     A.run_plan(A.plan_sweep({"preset": "smoke", "frames": 8}, offsets=["1"]), a, runs_dir=store)
