@@ -11,8 +11,8 @@ The ``sweep`` section of an experiment file::
       baseline: true         # add the plain backbone (block none), one per backbone x seed
       axes:                  # other model fields, crossed with the offsets
         window: [5x5, 9x9]
-      variants:              # or explicit combinations (then base_offsets gives their offsets)
-        - {extractor: smax, integrator: fc}
+      variants:              # or explicit combinations (then base_offsets gives their offsets); with
+        - {extractor: smax, integrator: fc}   # axes as well, every variant is crossed with the axes
       base_offsets: "-2..2"
       seeds: 3               # a count (seeds 0..N-1) or a list of seeds
 """
@@ -98,7 +98,8 @@ class PlannedRun:
 
 def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str, list[Any]] | None = None,
          variants: list[dict[str, Any]] | None = None, seeds: list[int] = (0,)) -> list[PlannedRun]:
-    """Every run of a sweep: (offsets x other axes, or explicit variants) x seeds; one baseline per backbone.
+    """Every run of a sweep: (offsets x other axes, or explicit variants [x axes]) x seeds; one baseline per
+    backbone.
 
     Baselines ignore the block axes (they have no block), so they are planned once per backbone (hierarchy,
     auxiliary loss) x seed.
@@ -107,11 +108,9 @@ def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str,
     for k in axes:
         if k not in AXES:
             raise SelfyError(f"unknown sweep axis '{k}': choose from {', '.join(AXES)}")
-    if variants:
-        combos = [dict(v) for v in variants]
-    else:
-        keys = list(axes)
-        combos = [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))]
+    keys = list(axes)
+    grid = [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))]
+    combos = [{**dict(v), **g} for v in variants for g in grid] if variants else grid
     runs: list[PlannedRun] = []
     seen: set[str] = set()
     for seed in seeds:

@@ -264,6 +264,17 @@ def test_plan_sweep_flags_win_over_the_experiment_file(tmp_path):
     assert A.plan_sweep({"preset": "smoke"}, offsets=["1"]).name == "ablate"  # no file: the command's name
 
 
+def test_variants_are_crossed_with_the_axes_and_each_backbone_keeps_one_baseline_per_cell():
+    base = resolve("smoke", overrides={"model": {"frames": 8}})
+    runs = A.plan(base, [None, (1,)], {"lr": [0.002, 0.004]},
+                  variants=[{"block": "tea"}, {"backbone": "tsm-r18-w8", "block": "none"}], seeds=[100])
+    cells = sorted((r.run.model.backbone, r.run.model.block, r.run.train.lr) for r in runs)
+    assert cells == [("tsm-r18-w8", "none", 0.002), ("tsm-r18-w8", "none", 0.004),
+                     ("tsn-r18-w8", "none", 0.002), ("tsn-r18-w8", "none", 0.004),
+                     ("tsn-r18-w8", "tea", 0.002), ("tsn-r18-w8", "tea", 0.004)]
+    assert sum("lr=0.004" in r.label for r in runs) == 3 and {r.run.train.seed for r in runs} == {100}
+
+
 def test_a_variant_without_a_block_is_its_backbones_baseline():
     """Variants that only change the baseline's axes (backbone, the shift, the input size) plan one baseline each."""
     from selfy_lab.ablate import plan_sweep
