@@ -35,6 +35,7 @@ FUSIONS = ("R+V", "R")
 RESIDUALS = ("reference", "paper")
 FUSE_HEADS = ("reference", "paper")
 POSITIONS = ("pool1", "res2", "res3", "res4", "res5")
+STSS_MEMORY = ("auto", "save", "recompute")  # keep the STSS volume for the backward pass, or recompute it there
 SHIFT_PLACES = ("residual", "inplace")  # where TSM shifts: each residual branch, or each block's input
 # STSS resolution reduction per insertion point (reference code: res3's 28x28 -> 14x14 at 224 input)
 DEFAULT_REDUCE = {"pool1": 4, "res2": 4, "res3": 2, "res4": 1, "res5": 1}
@@ -155,6 +156,9 @@ class ModelConfig:
     # on each block's input ("inplace", both branches)
     shift_div: int = field(default=8, metadata=KEY_IF_SET)
     shift_place: str = field(default="residual", metadata=KEY_IF_SET)
+    # a SELFY block's STSS and extraction kept for the backward pass (save) or recomputed there (recompute);
+    # auto recomputes above a volume size (models/selfy.py). Same results either way, so not in the run key
+    stss_memory: str = field(default="auto", metadata=NOT_IDENTITY)
 
     def __post_init__(self):
         m = BACKBONE_RE.match(self.backbone)
@@ -191,6 +195,7 @@ class ModelConfig:
         _choice(self.hierarchy, HIERARCHIES, "hierarchy")
         _number(self.shift_div, "shift_div", 2, integer=True)
         _choice(self.shift_place, SHIFT_PLACES, "shift place")
+        _choice(self.stss_memory, STSS_MEMORY, "STSS memory mode")
         try:
             levels = parse_positions(self.hierarchy_levels)
         except ValueError:

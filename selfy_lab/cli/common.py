@@ -50,6 +50,10 @@ Position = Annotated[Optional[str], typer.Option(
 Reduce = Annotated[Optional[int], typer.Option(
     help="STSS resolution reduction 1, 2 or 4 (0 = per position: 14x14 at 224 input, as the reference code).",
     rich_help_panel="Model")]
+StssMemory = Annotated[Optional[str], typer.Option(
+    help="A SELFY block's STSS volume and its extraction: save (kept for the backward pass), recompute (rebuilt "
+    "there: same results, less memory, more time) or auto (recompute for large volumes, the default).",
+    rich_help_panel="Model")]
 
 Hierarchy = Annotated[Optional[str], typer.Option(
     help=f"Motion hierarchy of hierarchical contrastive motion learning: {', '.join(HIERARCHIES)} (diff = "

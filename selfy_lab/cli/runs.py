@@ -11,7 +11,7 @@ from ..errors import SelfyError
 from .common import (Aux, HcmlAllowLeak, HcmlDelta, HcmlPredictor, HcmlTarget, HcmlTau, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
                      Deterministic, Device, Epochs, Experiment, Extractor, Flip, Frames, FrameTemplate,
                      FreezeBackbone, Fusion, Hierarchy, HierarchyLevels, Integrator, LabelFraction, ListFormat, Lr,
-                     Offsets, Position, Preset, Pretrained, Reduce, RunDisplay, Seed, Similarity, Tensorboard,
+                     Offsets, Position, Preset, Pretrained, Reduce, RunDisplay, StssMemory, Seed, Similarity, Tensorboard,
                      TestClips, TestCrops, TrainList, ValList, Window, Workers, app, at_least, console,
                      metrics_table, table)
 
@@ -27,6 +27,7 @@ def train(
     backbone: Backbone = None, frames: Frames = None, block: Block = None, block_options: BlockOptions = None, offsets: Offsets = None,
     window: Window = None, extractor: Extractor = None, integrator: Integrator = None,
     similarity: Similarity = None, fusion: Fusion = None, position: Position = None, reduce: Reduce = None,
+    stss_memory: StssMemory = None,
     pretrained: Pretrained = None, hierarchy: Hierarchy = None, hierarchy_levels: HierarchyLevels = None,
     hcml_target: HcmlTarget = None, hcml_predictor: HcmlPredictor = None, hcml_tau: HcmlTau = None,
     hcml_delta: HcmlDelta = None, hcml_allow_leak: HcmlAllowLeak = None,

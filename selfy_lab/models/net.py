@@ -132,7 +132,7 @@ def build_model(cfg: ModelConfig) -> SELFYNet:
                 cfg.block, chans[pos], offsets=cfg.offsets, window=cfg.window, extractor=cfg.extractor,
                 integrator=cfg.integrator, similarity=cfg.similarity, fusion=cfg.fusion, residual=cfg.residual,
                 fuse=cfg.fuse, reduce=cfg.reduce_at(pos), widths=widths, zero_init=cfg.zero_init,
-            )
+                memory=cfg.stss_memory)
     hierarchy = None
     if cfg.hierarchy != "none":
         hierarchy = build_hierarchy(

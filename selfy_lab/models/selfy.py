@@ -13,13 +13,15 @@ after; with ``zero_init=False`` that BN starts at weight 1 like every other.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
-from ..config import FUSE_HEADS, FUSIONS, INTEGRATORS, RESIDUALS, SELFY_BLOCKS, SIMILARITIES
+from ..config import FUSE_HEADS, FUSIONS, INTEGRATORS, RESIDUALS, SELFY_BLOCKS, SIMILARITIES, STSS_MEMORY
 from .extract import DEFAULT_CHANNELS, build_extractor
 from .layers import conv_bn_relu
 from .selfsim import stss_macs, stss_volumes
@@ -85,6 +87,29 @@ class STSS(nn.Module):
         return f"offsets={self.offsets}, window={self.window}, similarity={self.similarity}"
 
 
+# ``stss_memory="auto"`` recomputes the STSS and its extraction in the backward pass once the volume of a
+# batch (B*T*h*w*L*U*V elements in the compute dtype) would pass this size: the conv extraction keeps about 30
+# times the volume for its backward pass, so this is where a block's saved activations reach gigabytes.
+RECOMPUTE_ABOVE_BYTES = 256 * 2**20
+
+
+@contextlib.contextmanager
+def running_stats_frozen(module: nn.Module):
+    """BatchNorm layers of ``module`` normalise as usual but leave their running statistics and batch count
+    as they were: the recomputation of a checkpointed forward pass must not count its batch twice."""
+    bns = [m for m in module.modules()
+           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
+    kept = [(m, m.momentum, m.num_batches_tracked.clone()) for m in bns]
+    for m in bns:
+        m.momentum = 0.0  # running = 1 * running + 0 * batch: unchanged
+    try:
+        yield
+    finally:
+        for m, momentum, count in kept:
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(count)
+
+
 class Integrator(nn.Module):
     """Per-offset layers over (y, x), shared across offsets (Eq. 7-8); Table 3b's FC / MLP / conv."""
 
@@ -120,9 +145,17 @@ class SelfyBranch(nn.Module):
         widths: BlockWidths = BlockWidths(),
         zero_init: bool = True,
         out_channels: int | None = None,  # default: the input's (a block's R); another width for HCML's encoder
+        *,
+        memory: str = "auto",
     ):
+        """``memory``: ``save`` keeps the STSS volume and the extraction's activations for the backward pass,
+        ``recompute`` recomputes them there (same outputs and gradients, less memory, more time), ``auto``
+        recomputes once the volume would pass :data:`RECOMPUTE_ABOVE_BYTES`."""
         super().__init__()
         out_channels = out_channels or in_channels
+        if memory not in STSS_MEMORY:
+            raise ValueError(f"unknown STSS memory mode '{memory}': choose from {', '.join(STSS_MEMORY)}")
+        self.memory = memory
         if similarity not in SIMILARITIES:
             raise ValueError(f"unknown similarity '{similarity}': choose from {', '.join(SIMILARITIES)}")
         if fuse not in FUSE_HEADS:
@@ -144,9 +177,18 @@ class SelfyBranch(nn.Module):
             self.fuse = nn.Identity()
             self.restore = Restore(fused, out_channels, reduce, zero_init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C, H, W = x.shape
-        r = self.reduce(x.flatten(0, 1))  # (B*T, C_h, h, w)
+    def recomputes(self, r: torch.Tensor) -> bool:
+        """Whether the backward pass recomputes the STSS and its extraction for the reduced feature ``r``."""
+        if self.memory == "save" or not (torch.is_grad_enabled() and r.requires_grad):
+            return False
+        if self.memory == "recompute":
+            return True
+        L, (U, V) = len(self.stss.offsets), self.stss.window
+        dtype = torch.get_autocast_dtype(r.device.type) if torch.is_autocast_enabled(r.device.type) else r.dtype
+        return r.shape[0] * r.shape[-2] * r.shape[-1] * L * U * V * dtype.itemsize > RECOMPUTE_ABOVE_BYTES
+
+    def relate(self, r: torch.Tensor, B: int, T: int) -> torch.Tensor:
+        """The STSS of the reduced feature ``r`` (B*T, C_h, h, w) and its extraction: (B*T*h*w, L, C_F)."""
         h, w = r.shape[-2:]
         if hasattr(self, "theta"):
             q = self.theta(r).view(B, T, -1, h, w)
@@ -155,7 +197,18 @@ class SelfyBranch(nn.Module):
         else:
             vol = self.stss(r.view(B, T, -1, h, w))  # (B, T, h, w, L, U, V)
         L, U, V = vol.shape[-3:]
-        f = self.extract(vol.view(B * T * h * w, L, U, V))  # (B*T*h*w, L, C_F)
+        return self.extract(vol.view(B * T * h * w, L, U, V))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C, H, W = x.shape
+        r = self.reduce(x.flatten(0, 1))  # (B*T, C_h, h, w)
+        h, w = r.shape[-2:]
+        L = len(self.stss.offsets)
+        if self.recomputes(r):  # keep r and the extracted features only; the volume is rebuilt in backward
+            f = checkpoint(self.relate, r, B, T, use_reentrant=False,
+                           context_fn=lambda: (contextlib.nullcontext(), running_stats_frozen(self.extract)))
+        else:
+            f = self.relate(r, B, T)  # (B*T*h*w, L, C_F)
         if len(self.integrate.net):
             # per-offset maps, channels-last: storage (B, T, L, h, w, C_F) is NCHW (B*T*L, C_F, h, w)
             f = f.view(B, T, h, w, L, -1).permute(0, 1, 4, 2, 3, 5).reshape(B * T * L, h, w, -1)
@@ -236,13 +289,16 @@ def build_block(
     reduce: int = 2,
     widths: BlockWidths = BlockWidths(),
     zero_init: bool = True,
+    *,
+    memory: str = "auto",
 ) -> nn.Module:
     """Build one insertion: ``selfy``, ``selfy-s`` (no spatial integration convs), ``stcb``, or a Table 5
     combination: ``stcb+stcb`` / ``selfy-s+selfy-s`` (two stacked), ``parallel`` (SELFY-s and STCB
     summed in one residual), ``sequential`` (SELFY-s then STCB)."""
 
     def selfy(integ: str) -> SelfyBranch:
-        return SelfyBranch(in_channels, offsets, window, extractor, integ, similarity, reduce, fuse, widths, zero_init)
+        return SelfyBranch(in_channels, offsets, window, extractor, integ, similarity, reduce, fuse, widths, zero_init,
+                           memory=memory)
 
     def stcb() -> STCBBranch:
         return STCBBranch(in_channels, reduce, widths, zero_init)
