@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from selfy_lab import stss
-from selfy_lab.bench import (PROFILE_CLASSES, bench_loader, bench_modules, bench_profile, bench_step, bench_stss,
+from selfy_lab.bench import (PROFILE_CLASSES, SELFY_TSM_R50, TSM_R50, bench_loader, bench_modules, bench_paper_scale,
+                             bench_profile, bench_step, bench_stss, bench_stss_memory,
                              kernel_class, run_bench, saved_tensor_bytes, stss_reference_global, stss_unfold)
 from selfy_lab.config import ModelConfig
 from selfy_lab.errors import SelfyError
@@ -109,5 +110,32 @@ def test_bench_step_compiled_times_each_pair_eager_and_compiled(monkeypatch):
 
 
 def test_compile_without_the_step_part_is_a_one_line_error():
-    with pytest.raises(SelfyError, match="add step to --only"):
+    with pytest.raises(SelfyError, match="add step or paper to --only"):
         run_bench(["stss"], device="cpu", compile=True)
+
+
+def test_the_paper_scale_pair_is_the_papers_and_each_batch_gets_time_clips_memory_and_their_ratios():
+    assert (TSM_R50.backbone, TSM_R50.frames, TSM_R50.block) == ("tsm-r50", 8, "none")
+    assert (SELFY_TSM_R50.block, SELFY_TSM_R50.offsets, SELFY_TSM_R50.window, SELFY_TSM_R50.position) == \
+        ("selfy", (-2, -1, 0, 1, 2), (9, 9), ("res3",))
+    base = ModelConfig(backbone="tsm-r18-w8", frames=4, num_classes=3, block="none")
+    block = ModelConfig(backbone="tsm-r18-w8", frames=4, num_classes=3, offsets=(-1, 0, 1), window=(3, 3))
+    rows = bench_paper_scale(repeats=1, batches=(1, 2), pair=(base, block), size=32, rss=False)
+    v = {(r["benchmark"], r["impl"], r["metric"]): r["value"] for r in rows}
+    plain, selfy = "tsm-r18-w8", "selfy-tsm-r18-w8"
+    for b in ("paper_scale_b1", "paper_scale_b2"):
+        assert v[(b, selfy, "time_ratio")] == pytest.approx(v[(b, selfy, "seconds")] / v[(b, plain, "seconds")])
+        assert v[(b, plain, "clips_per_s")] == pytest.approx(int(b[-1]) / v[(b, plain, "seconds")])
+        assert v[(b, selfy, "flop_ratio")] > 1 and v[(b, selfy, "saved_for_backward_mb_ratio")] > 1
+    assert v[("paper_scale_b2", plain, "saved_for_backward_mb")] > v[("paper_scale_b1", plain, "saved_for_backward_mb")]
+
+
+def test_recomputing_the_stss_is_measured_against_saving_it():
+    block = ModelConfig(backbone="tsm-r18-w8", frames=4, num_classes=3, offsets=(-1, 0, 1), window=(3, 3))
+    rows = bench_stss_memory(repeats=1, block=block, size=32, rss=False)
+    v = {(r["impl"], r["metric"]): r["value"] for r in rows}
+    save, rec = "selfy-res2-reduce1-save", "selfy-res2-reduce1-recompute"
+    assert v[(rec, "saved_for_backward_mb")] < v[(save, "saved_for_backward_mb")]
+    assert v[(rec, "saved_for_backward_mb_ratio")] == pytest.approx(
+        v[(rec, "saved_for_backward_mb")] / v[(save, "saved_for_backward_mb")])
+    assert v[(rec, "time_ratio")] > 0 and ("tsm-r18-w8", "seconds") in v

@@ -67,13 +67,13 @@ def flops(
 def bench(
     out: Annotated[Path, typer.Option(help="Directory for bench.csv (tidy rows).")] = Path("results/bench"),
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when present).")] = "auto",
-    only: Annotated[str, typer.Option(help="Comma list of parts: stss, step, modules, memory, loader (data loading vs training throughput), profile (where the step time goes, CPU).")] = "stss,step,modules,memory",
+    only: Annotated[str, typer.Option(help="Comma list of parts: stss, step, modules, memory, loader (data loading vs training throughput), profile (where the step time goes, CPU), paper (TSM-R50 vs SELFYNet-TSM-R50 at 8x224x224, real batches), stss-memory (the STSS recomputed in the backward pass vs kept).")] = "stss,step,modules,memory",
     sizes: Annotated[str, typer.Option(help="STSS map sizes (comma list).")] = "14,28,56",
     repeats: Annotated[int, typer.Option(help="Timed repeats per measurement (after one warm-up).")] = 5,
     channels_last: Annotated[bool, typer.Option(help="Run both models channels-last in the step benchmark.")] = True,
     block: Annotated[Optional[list[str]], typer.Option(
         "--block", help="Your own module (PACKAGE.MODULE:CLASS, repeatable) beside the built-in ones in the modules part.")] = None,
-    compile: Annotated[bool, typer.Option("--compile", help="Step part: also run each pair under torch.compile (inductor; 1-2 minutes of compiling a model on a 2-core CPU), its eager and compiled steps taking turns (rows <pair>_compiled: compiled ratios, compile_seconds, compile_speedup).")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="Step and paper parts: also run each pair under torch.compile (inductor; compiling takes minutes on a CPU), its eager and compiled steps taking turns (rows <pair>_compiled: compiled ratios, compile_seconds, compile_speedup).")] = False,
 ):
     """Speed and memory of the STSS and of a SELFYNet training step, as ratios measured side by side.
 
@@ -87,7 +87,7 @@ def bench(
 
     --compile adds the steps of (b) under torch.compile (<pair>_compiled rows), timed beside the eager ones.
 
-    Not in the default parts: loader (clips/s of the list-file loader beside the training step) and profile (the steps of (b) under torch.profiler: convolutions and matmuls, BatchNorm and the rest, each block's excess per class beside its FLOP share; CPU only).
+    Not in the default parts: loader (clips/s of the list-file loader beside the training step); profile (the steps of (b) under torch.profiler: convolutions and matmuls, BatchNorm and the rest, each block's excess per class beside its FLOP share; CPU only); paper (TSM-R50 vs SELFYNet-TSM-R50, block after res3, 8x224x224: batches 1-2 on CPUs with their profile, 8/16/32 in bf16 on GPUs until one does not fit: step time, clips/s, peak memory, each ratio beside the FLOP ratio); stss-memory (SELFY at res2 with reduce 1, its STSS kept or recomputed in the backward pass: time and memory).
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
