@@ -3,7 +3,7 @@
 ``selfy_lab.stss`` and ``selfy_lab.build_model`` are imported lazily so that the command line starts
 without loading torch.
 """
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["__version__", "build_model", "stss"]
 

@@ -22,16 +22,15 @@ import itertools
 import multiprocessing as mp
 import os
 import threading
-import time
-import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from . import results as R
 from .config import RunConfig, override, to_dict
-from .errors import DivergedError, SelfyError, user_message
+from .errors import SelfyError
 from .experiments import run_from_flags
+from .runner import PlannedRun, describe, execute_run
 from .grammar import format_offsets, parse_offsets
 
 AXES = ("backbone", "shift_div", "shift_place", "block", "block_options", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
@@ -86,16 +85,6 @@ def plan_offsets(specs: list[str], ladder: bool | None = None, baseline: bool = 
     return sets if baseline else [s for s in sets if s is not None]
 
 
-@dataclass(frozen=True)
-class PlannedRun:
-    run: RunConfig
-    label: str  # short human description of the variant
-
-    @property
-    def run_id(self) -> str:
-        return self.run.run_hash
-
-
 def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str, list[Any]] | None = None,
          variants: list[dict[str, Any]] | None = None, seeds: list[int] = (0,)) -> list[PlannedRun]:
     """Every run of a sweep: (offsets x other axes, or explicit variants [x axes]) x seeds; one baseline per
@@ -136,25 +125,6 @@ def plan(base: RunConfig, offsets: list[tuple[int, ...] | None], axes: dict[str,
                 seen.add(run.run_hash)
                 runs.append(PlannedRun(run, describe(run, base)))
     return runs
-
-
-def describe(run: RunConfig, base: RunConfig | None = None) -> str:
-    """A run's variant in a few words; ``base``: also the shift and input size where they differ from it."""
-    m = run.model
-    v = run.variant()
-    extra = "".join(f" {k}={v[k]}" for k in ("options", "hierarchy", "aux") if v[k] != "none")
-    if base is not None:
-        extra += "".join(f" {k}={getattr(m, k)}" for k in ("shift_div", "shift_place")
-                         if getattr(m, k) != getattr(base.model, k))
-        extra += f" {run.data.size}px" if run.data.size != base.data.size else ""
-        extra += "".join(f" {k}={getattr(run.train, k):g}" for k in ("lr", "epochs")
-                         if getattr(run.train, k) != getattr(base.train, k))
-    if m.block == "none":
-        return f"{m.backbone} baseline{extra}, seed {run.train.seed}"
-    if v["offsets"] == "none":  # a motion module: the STSS fields mean nothing
-        return f"{m.backbone} {m.block} @{v['position']}{extra}, seed {run.train.seed}"
-    return (f"{m.backbone} {m.block} {v['offsets']} {v['window']} {m.extractor}/{m.integrator} {m.similarity} "
-            f"{m.fusion} @{v['position']}{extra}, seed {run.train.seed}")
 
 
 @dataclass(frozen=True)
@@ -223,30 +193,6 @@ def sweep_record(runs: list[PlannedRun], axes: dict | None = None) -> dict:
 
 # ---- execution ----
 
-def _execute(pr: PlannedRun, out: Path, device: str, callback: Callable, threads: int | None = None) -> dict:
-    """Train one planned run; never raises: returns its status row."""
-    import torch
-
-    from .train import fit
-
-    if threads:
-        torch.set_num_threads(threads)
-    t0 = time.time()
-    d = R.run_dir(out, pr.run_id)
-    try:
-        fit(pr.run, d, callback, device)
-        status, error = "done", ""
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # a failed variant is recorded; the sweep goes on
-        status, error = ("diverged" if isinstance(e, DivergedError) else "failed"), user_message(e)
-        try:
-            R.write_error(d, traceback.format_exc())
-        except OSError as werr:  # a full disk must not end the sweep in a traceback of its own
-            error += f" (its error.txt could not be written: {werr.strerror or werr})"
-    return R.status_row(pr.run, status, error, round(time.time() - t0, 1))
-
-
 def _exit_with_parent() -> None:
     """End this worker as soon as the sweep's process is gone (killed or terminated without cleaning up):
     an orphan would go on training into a sweep nobody collects. Its last epoch checkpoint stays."""
@@ -278,7 +224,7 @@ def _worker(task_q, result_q, out: str, device: str, threads: int | None, start_
         pr = task_q.get()
         if pr is None:
             return
-        result_q.put(_execute(pr, Path(out), device, lambda e, **k: None, threads))
+        result_q.put(execute_run(pr, Path(out), device, lambda e, **k: None, threads))
 
 
 def run_sweep(runs: list[PlannedRun], out: str | Path, jobs: int = 1, device: str = "auto",
@@ -332,7 +278,7 @@ def _run_sweep(runs, out: Path, jobs: int, device: str, on_event: Callable, reco
     elif jobs <= 1 or len(todo) <= 1:
         for pr in todo:
             on_event("run_start", run=pr)
-            row = _execute(pr, out, device, lambda e, **k: on_event("run_progress", run=pr, kind=e, **k))
+            row = execute_run(pr, out, device, lambda e, **k: on_event("run_progress", run=pr, kind=e, **k))
             finished(row, pr)
     else:
         _run_parallel(todo, out, jobs, device, finished, on_event)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from . import results as R
 from .errors import SelfyError, user_message
+from .runner import PlannedRun, describe, execute_run
 
 EXECUTORS = ("process", "local", "slurm")  # process: this machine's worker processes (ablate --jobs)
 MAX_REQUEUES = 100  # timeouts after which a job is not requeued again (submitit's default is 3)
@@ -50,13 +51,12 @@ class TrainJob:
         self.run, self.run_dir, self.device, self.distributed = run, run_dir, device, distributed
 
     def __call__(self) -> dict:
-        from .ablate import PlannedRun, _execute, describe
         from .config import RunConfig, from_dict
 
         if self.distributed:  # one task per GPU: the environment torchrun would give (RANK, WORLD_SIZE, ...)
             _submitit().helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         run = from_dict(RunConfig, self.run)
-        return _execute(PlannedRun(run, describe(run)), Path(self.run_dir).parent.parent, self.device, _log)
+        return execute_run(PlannedRun(run, describe(run)), Path(self.run_dir).parent.parent, self.device, _log)
 
     def checkpoint(self, *args, **kwargs):  # submitit's hook: requeue; the run resumes from its checkpoint
         return _submitit().helpers.DelayedSubmission(TrainJob(self.run, self.run_dir, self.device, self.distributed))

@@ -133,14 +133,6 @@ def stss_from_pixels(clip: torch.Tensor, offsets=(-3, -2, -1, 0, 1, 2, 3), windo
             "source": f"cosine STSS of raw pixels ({cell}x{cell} cells)", "size": tuple(x.shape[-2:])}
 
 
-def soft_argmax_flow(S: np.ndarray, tau: float = 0.05) -> np.ndarray:
-    """Soft-argmax displacement (Eq. 2) of an STSS (T, L, U, V, h, w): (T, L, 2, h, w), (du, dv) in cells."""
-    from .models.extract import soft_argmax
-
-    s = torch.from_numpy(S).float().permute(0, 1, 4, 5, 2, 3)  # (T, L, h, w, U, V)
-    return soft_argmax(s, tau).permute(0, 1, 4, 2, 3).numpy()  # (T, L, h, w, 2) -> (T, L, 2, h, w)
-
-
 def model_label(run) -> str:
     m = run.model
     return f"{m.backbone} baseline" if m.block == "none" else f"{m.backbone} l in {m.variant()['offsets']}"
@@ -255,7 +247,7 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
     ``rows`` (label, prediction, correct, the class explained)."""
     from . import results as R
     from .data.datasets import build_dataset
-    from .robustness import latest_offsets_sweep
+    from .tables import latest_offsets_sweep
     from .train import load_run
     from .viz import cam_figure, save_figure
 

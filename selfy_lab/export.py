@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from . import results as R
 from .config import RunConfig
 from .errors import SelfyError
@@ -32,20 +30,6 @@ def export_run(run_dir: str | Path, out: str | Path) -> list[Path]:
     R.write_run_config(out, run)
     R.atomic_write_text(out / R.MODEL_CARD, model_card(run, run_dir))
     return [out / R.WEIGHTS, out / R.CONFIG, out / R.MODEL_CARD]
-
-
-def read_exported(path: str | Path) -> tuple[RunConfig, dict[str, torch.Tensor]]:
-    """(run config, state dict) of an exported folder; a damaged one is one line."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    run = R.read_run_config(path)
-    try:
-        state = load_file(str(path / R.WEIGHTS))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise SelfyError(f"cannot read {path / R.WEIGHTS} ({type(e).__name__}: {str(e)[:120]})") from None
-    return run, state
 
 
 def model_card(run: RunConfig, run_dir: Path) -> str:

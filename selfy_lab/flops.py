@@ -96,7 +96,7 @@ def paper_table(size: int = 224, out: str | Path | None = None) -> tuple[list[di
     """Every FLOPs row of the paper we implement (SPEC §8), ours beside the paper's; written to
     OUT/paper_table.csv when ``out`` is given. Returns (rows, path)."""
     from . import paper
-    from .results import ensure_writable, write_csv
+    from .textfiles import ensure_writable, write_csv
 
     if out is not None:
         ensure_writable(out)

@@ -32,16 +32,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from . import __version__
 from .errors import SelfyError
+from .textfiles import atomic_write_text, csv_value, ensure_writable, read_csv, write_csv
+from .version import __version__
 
 if TYPE_CHECKING:
     from .config import RunConfig
@@ -143,6 +142,20 @@ def checkpoint_path(path: str | Path) -> Path:
     return path / CHECKPOINT if path.is_dir() or not path.suffix else path
 
 
+def read_exported(path: str | Path) -> tuple["RunConfig", dict]:
+    """(run config, state dict) of an exported folder; a damaged one is one line."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    run = read_run_config(path)
+    try:
+        state = load_file(str(path / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SelfyError(f"cannot read {path / WEIGHTS} ({type(e).__name__}: {str(e)[:120]})") from None
+    return run, state
+
+
 def run_dir_of(path: str | Path) -> Path:
     """The run directory of a run directory or of a checkpoint file inside one."""
     path = Path(path)
@@ -197,20 +210,6 @@ def robustness_dir(sweep_dir: str | Path) -> Path:
 
 def figures_dir(out: str | Path) -> Path:
     return Path(out) / FIGURES
-
-
-def ensure_writable(path: str | Path, what: str = "--out") -> Path:
-    """Create the output directory ``path`` now, before any work, or stop with one line saying why not."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        reason = e.strerror or type(e).__name__
-        raise SelfyError(f"cannot write to {path} ({reason}): pass a writable directory as {what}") from None
-    return path
 
 
 # ---- run configs ----
@@ -304,49 +303,6 @@ def status_row(run: "RunConfig", status: str, error: str = "", seconds: float | 
 
 # ---- writing and reading ----
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: Iterable[str] | None = None) -> Path:
-    """Write rows atomically; ``columns`` fixes the order (default: first row's keys, then new ones)."""
-    rows = list(rows)
-    cols = list(columns) if columns else []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="raise", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _fmt(r.get(k, "")) for k in cols})
-    atomic_write_text(path, buf.getvalue())
-    return Path(path)
-
-
-def _fmt(v: Any) -> Any:
-    return repr(v) if isinstance(v, float) else v  # repr keeps every digit of a float
-
-
-def read_csv(path: str | Path) -> list[dict[str, str]]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def append_rows(path: str | Path, rows: Iterable[dict[str, Any]], key: Iterable[str], columns: Iterable[str],
                 defaults: dict[str, str] | None = None) -> Path:
     """Append rows to a CSV atomically. Rows whose ``key`` columns match an existing row replace it,
@@ -356,7 +312,7 @@ def append_rows(path: str | Path, rows: Iterable[dict[str, Any]], key: Iterable[
     def filled(r: dict) -> dict:
         return {**r, **{k: v for k, v in (defaults or {}).items() if not r.get(k)}}
 
-    new = [filled({k: (_fmt(v) if isinstance(v, float) else str(v)) for k, v in r.items()}) for r in rows]
+    new = [filled({k: (csv_value(v) if isinstance(v, float) else str(v)) for k, v in r.items()}) for r in rows]
     fresh = {tuple(r.get(k, "") for k in key) for r in new}
     old = [filled(r) for r in read_csv(path)]
     old = [r for r in old if tuple(r.get(k, "") for k in key) not in fresh]

@@ -47,26 +47,6 @@ class CorruptedClips(torch.utils.data.Dataset):
         return clip, label
 
 
-def is_offsets_sweep(record: dict) -> bool:
-    """A sweep whose runs differ only in their offsets (and seed), with at least two offset values."""
-    runs = [r for r in record.get("runs") or [] if isinstance(r, dict)]
-    if len({r.get("offsets") for r in runs}) < 2:
-        return False
-    block_fields = ("offsets", "block", "window", "extractor", "integrator", "similarity", "fusion", "position")
-    others = {tuple((k, r.get(k)) for k in R.VARIANT_FIELDS if k not in block_fields) for r in runs}
-    selfy = {tuple((k, r.get(k)) for k in R.VARIANT_FIELDS if k != "offsets") for r in runs if r.get("block") != "none"}
-    return len(others) == 1 and len(selfy) <= 1
-
-
-def latest_offsets_sweep(root: str | Path = "results") -> Path:
-    """The most recently written offsets sweep under ``root``."""
-    sweeps = [d for d in R.find_sweeps(root) if is_offsets_sweep(R.read_sweep_record(d))]
-    if not sweeps:
-        raise SelfyError(f"no offsets sweep under {root}: run 'selfy-lab ablate --offsets -3..3 --out {root}/<name>' "
-                         f"first, or pass --sweep DIR / --checkpoint PATH")
-    return max(sweeps, key=lambda d: (d / R.SWEEP_RECORD).stat().st_mtime)
-
-
 @dataclass(frozen=True)
 class RobustnessPlan:
     models: list[Path]  # run directories or checkpoint files
@@ -110,6 +90,8 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
             raise SelfyError(f"no checkpoint at {c}: pass a run directory or a checkpoint.pt file")
         models.append(Path(c))
     if not models:
+        from .tables import latest_offsets_sweep
+
         models = R.sweep_run_dirs(latest_offsets_sweep(results_root))
     if out is None:
         parents = {R.run_dir_of(m).parent.parent for m in models if R.run_dir_of(m).parent.name == R.RUNS_DIR}

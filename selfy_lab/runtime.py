@@ -132,3 +132,20 @@ def _constant(values: tuple, device, dtype):
     import torch
 
     return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)
+
+
+def select_device(pref: str = "auto"):
+    """The torch device of ``--device``: auto (CUDA when torch sees one), cpu, cuda or cuda:N; one line when it
+    cannot be had."""
+    import torch
+
+    from .errors import SelfyError
+
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if pref.startswith("cuda") and not torch.cuda.is_available():
+        raise SelfyError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
+    try:
+        return torch.device(pref)
+    except RuntimeError:
+        raise SelfyError(f"unknown device '{pref}': use cpu, cuda, cuda:N or auto") from None

@@ -254,6 +254,23 @@ def is_offsets_sweep(summary: pd.DataFrame) -> bool:
     return not summary.empty and summary["offsets"].nunique() >= 2 and _differ_in_offsets_only(summary)
 
 
+def latest_offsets_sweep(root: str | Path = "results") -> Path:
+    """The most recently written sweep under ``root`` whose variants differ in their offsets alone
+    (:func:`is_offsets_sweep` of its record's runs)."""
+    from .errors import SelfyError
+
+    def offsets_only(d: Path) -> bool:
+        runs = [r for r in R.read_sweep_record(d).get("runs") or [] if isinstance(r, dict)]
+        variants = pd.DataFrame(runs, columns=list(R.VARIANT_FIELDS)).astype(str).drop_duplicates()
+        return is_offsets_sweep(variants)
+
+    sweeps = [d for d in R.find_sweeps(root) if offsets_only(d)]
+    if not sweeps:
+        raise SelfyError(f"no offsets sweep under {root}: run 'selfy-lab ablate --offsets -3..3 --out {root}/<name>' "
+                         f"first, or pass --sweep DIR / --checkpoint PATH")
+    return max(sweeps, key=lambda d: (d / R.SWEEP_RECORD).stat().st_mtime)
+
+
 def _differ_in_offsets_only(summary: pd.DataFrame) -> bool:
     """Per backbone at most one baseline, no two blocks with the same offsets, and the blocks alike in every
     field but their offsets."""
@@ -327,7 +344,7 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
     if bench is not None and len(bench):
         ratios = bench[(bench["benchmark"] == "modules_quick") & (bench["metric"] == "time_ratio")]
         by_impl = dict(zip(ratios["impl"], ratios["value"]))
-        from .bench import module_configs, module_settings
+        from .pairs import module_configs, module_settings
 
         # the bench's name of each block it timed, found by the block's result columns: (block, position) ->
         # (offsets, name), where offsets are 'none' for the blocks that take none

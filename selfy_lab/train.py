@@ -34,6 +34,7 @@ from .data.transforms import normalize
 from .errors import DivergedError, SelfyError, user_message
 from .metrics import classification_metrics
 from .models import build_model
+from .runtime import select_device
 
 Callback = Callable[..., None]
 INIT_STREAM = 2**31 - 1  # the "epoch" of the seed stream that initialises the weights (epochs count from 0)
@@ -56,17 +57,6 @@ class Dist:
     def barrier(self) -> None:
         if self.world > 1:
             tdist.barrier()
-
-
-def select_device(pref: str = "auto") -> torch.device:
-    if pref == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if pref.startswith("cuda") and not torch.cuda.is_available():
-        raise SelfyError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
-    try:
-        return torch.device(pref)
-    except RuntimeError:
-        raise SelfyError(f"unknown device '{pref}': use cpu, cuda, cuda:N or auto") from None
 
 
 def init_distributed(pref: str = "auto") -> Dist:
@@ -493,9 +483,7 @@ def read_run_config(path: str | Path) -> RunConfig:
 def load_run(path: str | Path, device: str = "auto") -> tuple[RunConfig, torch.nn.Module]:
     """A trained model from a run directory or a checkpoint file, in eval mode."""
     if R.is_exported(path):  # a folder of selfy-lab export: safetensors weights and the run's config
-        from .export import read_exported
-
-        run, state = read_exported(path)
+        run, state = R.read_exported(path)
         model, _ = build_run_model(run, select_device(device), pretrained=False)
         load_weights(model, {"model": state}, Path(path) / R.WEIGHTS)
         return run, model.eval()

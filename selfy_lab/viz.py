@@ -193,7 +193,7 @@ def cam_figure(frames: np.ndarray, rows: list[dict], title: str = ""):
 
 def default_query(st: dict) -> tuple[int, int, int]:
     """(t, y, x) in feature cells: the centre frame, at the cell whose similarity peaks move the most."""
-    from .explain import soft_argmax_flow
+    from .models.extract import soft_argmax_flow
 
     S = st["S"]
     T = S.shape[0]
@@ -248,7 +248,7 @@ def stss_flow_figure(frames: np.ndarray, st: dict, t: int, tau: float = 0.05, mi
     are drawn where something changed (the similarity to the same place in frame t+l is below
     1 - ``min_change``) and the similarity map has a distinct peak (max - mean >= ``min_peak``): on
     static or flat regions the displacement means nothing."""
-    from .explain import soft_argmax_flow
+    from .models.extract import soft_argmax_flow
 
     plt = _plt()
     flow = soft_argmax_flow(st["S"], tau)[t]  # (L, 2, h, w)

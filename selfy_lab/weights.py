@@ -107,9 +107,7 @@ def load_pretrained(model: nn.Module, source: str, depth: int, width: int = 64) 
             raise SelfyError("ImageNet weights exist only for the full-width backbones: drop the -wN suffix or use --pretrained none")
         sd = fetch_imagenet(depth)
     elif R.is_exported(source):  # selfy-lab export: a run's weights as safetensors
-        from .export import read_exported
-
-        return _load_run_parts(model, read_exported(source)[1], source)
+        return _load_run_parts(model, R.read_exported(source)[1], source)
     else:
         path = _weights_file(source)
         ck = _read(path)

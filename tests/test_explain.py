@@ -8,7 +8,8 @@ import torch
 
 from selfy_lab.config import ModelConfig
 from selfy_lab.data import synthetic as syn
-from selfy_lab.explain import CAM_METHODS, clip_cam, soft_argmax_flow, stss_from_model, stss_from_pixels
+from selfy_lab.explain import CAM_METHODS, clip_cam, stss_from_model, stss_from_pixels
+from selfy_lab.models.extract import soft_argmax_flow
 from selfy_lab.models import build_model
 from selfy_lab.viz import default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
 

@@ -41,7 +41,7 @@ def test_run_key_covers_exactly_the_fields_that_change_the_result():
     assert keyed_if_set == {"hierarchy", "hierarchy_levels", "hcml_delta", "hcml_tau", "hcml_grid", "hcml_target",
                             "hcml_predictor", "block_options", "shift_div", "shift_place"}
     not_keyed = {f.name for f in dataclasses.fields(ModelConfig) if f.metadata.get("identity") is False}
-    assert not_keyed == {"hcml_allow_leak"}  # allowing a leak changes nothing a run computes
+    assert not_keyed == {"hcml_allow_leak", "stss_memory"}  # allowing a leak, recomputing: the same computation
     assert set(ids["model"]) == {f for f in ModelConfig.__dataclass_fields__} - keyed_if_set - not_keyed  # at defaults
     hcml = identity(resolve("smoke", overrides={"model": {"hierarchy": "diff", "hcml_tau": 0.2}}))
     assert hcml["model"]["hierarchy"] == "diff" and hcml["model"]["hcml_tau"] == 0.2 and "hcml_grid" not in hcml["model"]

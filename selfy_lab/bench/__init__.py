@@ -37,10 +37,11 @@ import torch
 
 from .loader import bench_loader
 from .measure import saved_tensor_bytes, time_call
-from .modules import bench_modules, module_configs, module_settings
+from ..pairs import SELFY_TSM_R18, SELFY_TSM_R50, TSM_R18, TSM_R50, module_configs, module_settings, quick_pair, step_pairs
+from .modules import bench_modules
 from .profile import PROFILE_CLASSES, bench_profile, kernel_class, require_cpu_profile
-from .scale import SELFY_TSM_R50, TSM_R50, bench_paper_scale, bench_stss_memory
-from .steps import SELFY_TSM_R18, TSM_R18, bench_memory, bench_step, quick_pair, step_pairs
+from .scale import bench_paper_scale, bench_stss_memory
+from .steps import bench_memory, bench_step
 from .stss import bench_stss, stss_reference_global, stss_unfold
 
 __all__ = ["PARTS", "PROFILE_CLASSES", "SELFY_TSM_R18", "SELFY_TSM_R50", "TSM_R18", "TSM_R50", "bench_loader", "bench_memory", "bench_modules",
@@ -61,7 +62,7 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
     from .. import results as R
     from ..errors import SelfyError
     from ..runtime import keep_freed_memory
-    from ..train import select_device
+    from ..runtime import select_device
 
     keep_freed_memory()  # as training does
     unknown = [p for p in parts if p not in PARTS]

@@ -11,7 +11,7 @@ import torch
 
 from .measure import clip, make_model, time_call
 from .measure import train_step as one_step
-from .steps import SELFY_TSM_R18, TSM_R18
+from ..pairs import SELFY_TSM_R18, TSM_R18
 
 
 def _loader_fixture(root: Path, clips: int, source_frames: int, size: tuple[int, int]) -> dict[str, Path]:

@@ -6,37 +6,8 @@ from typing import Callable
 
 import torch
 
-from ..config import EVERY, ModelConfig
+from ..pairs import module_configs, module_settings
 from .measure import interleaved_steps, make_model, step_input
-from .steps import TSM_R18, quick_pair
-
-
-def module_settings() -> dict[str, tuple[ModelConfig, int, int]]:
-    """The module comparison's settings: name -> (plain backbone, batch, input side)."""
-    base, _, batch, size = quick_pair()
-    return {"modules_quick": (base, batch, size), "modules_tsm_r18": (TSM_R18, 1, 224)}
-
-
-# the offsets of the SELFY block in the module comparison (the other blocks take none)
-MODULE_SELFY_OFFSETS = (-3, -2, -1, 0, 1, 2, 3)
-
-
-# the modules benched also in their papers' arrangement, one inside every residual block of res2-res5
-# (experiments/motion_modules_every.yaml), as ``<block>:every``
-MODULE_EVERY_BLOCKS = ("stm", "tea", "tam")
-MODULE_EVERY_POSITION = tuple(f"res{i}{EVERY}" for i in (2, 3, 4, 5))
-
-
-def module_configs(base: ModelConfig) -> dict[str, ModelConfig]:
-    """Every block at res3 of ``base``: SELFY with -3..3 and each motion module, on the base's other fields;
-    STM, TEA and TAM inside every residual block of res2-res5 (``stm:every``, ...); and HCML's frame-difference
-    hierarchy at res2-res4 (``hcml-diff``, trained with its auxiliary loss)."""
-    from ..config import MOTION_BLOCKS
-
-    selfy = replace(base, block="selfy", offsets=MODULE_SELFY_OFFSETS, position=("res3",))
-    every = {f"{b}{EVERY}": replace(base, block=b, position=MODULE_EVERY_POSITION) for b in MODULE_EVERY_BLOCKS}
-    return {"selfy": selfy, **{b: replace(selfy, block=b) for b in MOTION_BLOCKS}, **every,
-            "hcml-diff": replace(base, hierarchy="diff")}  # the motion hierarchy at res2-res4, with its loss
 
 
 def bench_modules(device="cpu", repeats: int = 5, channels_last: bool = True, amp: bool | None = None,

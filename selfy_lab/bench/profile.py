@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from .measure import flop_ratio, pair_models, step_input, take_turns, train_step
-from .steps import step_pairs
+from ..pairs import step_pairs
 
 
 # kernel classes of the step profile: the operators that carry the FLOPs, BatchNorm, and everything else

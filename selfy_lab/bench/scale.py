@@ -14,12 +14,11 @@ from typing import Callable
 import torch
 
 from ..config import ModelConfig
+from ..pairs import SELFY_TSM_R50, TSM_R50
 from .measure import (flop_ratio, interleaved_steps, make_model, pair_models, peak_rss_of_step, saved_tensor_bytes,
                       step_input, train_step)
 from .steps import compiled_models
 
-TSM_R50 = ModelConfig(backbone="tsm-r50", frames=8, block="none")
-SELFY_TSM_R50 = replace(TSM_R50, block="selfy", offsets=(-2, -1, 0, 1, 2), window=(9, 9), position=("res3",))
 # batches of the paper-scale pair: what a 2-core CPU steps in seconds, what GPUs train with (8-64 clips)
 CPU_BATCHES = (1, 2)
 CUDA_BATCHES = (8, 16, 32)

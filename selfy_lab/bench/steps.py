@@ -1,35 +1,13 @@
 """(b) Training steps of a block's model against its plain backbone, and (d) their memory."""
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable
 
 import torch
 
-from ..config import ModelConfig
+from ..pairs import SELFY_TSM_R18, TSM_R18, step_pairs
 from .measure import (clip, flop_ratio, interleaved_steps, make_model, pair_models, peak_rss_of_step, saved_tensor_bytes,
                       step_input, time_call, train_step)
-
-SELFY_TSM_R18 = ModelConfig(backbone="tsm-r18", offsets=(-2, -1, 0, 1, 2), window=(9, 9), position=("res3",))
-TSM_R18 = replace(SELFY_TSM_R18, block="none")
-
-
-def quick_pair() -> tuple[ModelConfig, ModelConfig, int, int]:
-    """The built-in benchmark's pair as the quick preset trains it: (plain backbone, SELFY -3..3, batch, size)."""
-    from ..config import resolve
-
-    run = resolve("quick", overrides={"model": {"offsets": "-3..3"}})
-    return replace(run.model, block="none"), run.model, run.train.batch_size, run.data.size
-
-
-def step_pairs() -> dict[str, tuple[ModelConfig, ModelConfig, int, int]]:
-    """The training-step comparisons: name -> (plain backbone, with the block, batch, input side). Besides the
-    full-width pair and the quick preset's, ``train_step_quick_8x8`` is the quick pair with the STSS at res3's
-    full 8x8 and a 5x5 window (the CPU preset before its STSS took the reference's 2x reduction)."""
-    base, block, batch, size = quick_pair()
-    return {"train_step": (TSM_R18, SELFY_TSM_R18, 1, 224), "train_step_quick": (base, block, batch, size),
-            "train_step_quick_8x8": (base, replace(block, reduce=1, window=(5, 5)), 16, size)}
-
 
 def compiled_models(models: dict, batch: tuple[torch.Tensor, torch.Tensor], amp_dtype, bench: str,
               progress: Callable[[str], None]) -> tuple[dict, list[dict]]:

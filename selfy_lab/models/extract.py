@@ -52,6 +52,13 @@ def soft_argmax(s: torch.Tensor, tau: float = 0.01) -> torch.Tensor:
     return _expected_displacement(p).to(s.dtype)
 
 
+def soft_argmax_flow(S, tau: float = 0.05):
+    """Soft-argmax displacement (Eq. 2) of one clip's STSS as a numpy array (T, L, U, V, h, w): (T, L, 2, h, w),
+    (du, dv) in window cells, for drawing it as flow."""
+    s = torch.from_numpy(S).float().permute(0, 1, 4, 5, 2, 3)  # (T, L, h, w, U, V)
+    return soft_argmax(s, tau).permute(0, 1, 4, 2, 3).numpy()  # (T, L, h, w, 2) -> (T, L, 2, h, w)
+
+
 class SoftArgmax(nn.Module):
     """Soft-argmax extraction: (N, L, U, V) -> (N, L, 2)."""
 

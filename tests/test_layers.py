@@ -1,0 +1,35 @@
+"""The package's layers (pyproject.toml's import-linter contract): no import points up a layer, no import
+circle inside any package. The contract is checked on the code, and shown to catch a violation."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import ROOT
+
+
+def _lint(root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    lint = Path(sys.executable).parent / "lint-imports"  # import-linter's command, beside this interpreter
+    return subprocess.run([str(lint), "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_code_keeps_its_layers_and_has_no_import_circles():
+    res = _lint(ROOT)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "2 kept, 0 broken" in res.stdout
+
+
+def test_an_import_up_a_layer_or_a_circle_breaks_the_contract(tmp_path):
+    shutil.copytree(ROOT / "selfy_lab", tmp_path / "selfy_lab", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    tables = tmp_path / "selfy_lab" / "tables.py"
+    tables.write_text(tables.read_text() + "\n\ndef _up():\n    from .train import fit  # analysis importing the engine\n")
+    res = _lint(tmp_path)
+    assert res.returncode != 0 and "selfy_lab.tables -> selfy_lab.train" in res.stdout
+    tables.write_text(tables.read_text().replace("from .train import fit", "pass"))
+    extract = tmp_path / "selfy_lab" / "models" / "selfsim.py"  # a circle inside models/
+    extract.write_text(extract.read_text() + "\n\ndef _circle():\n    from .extract import soft_argmax\n")
+    res = _lint(tmp_path)
+    assert res.returncode != 0 and "1 broken" in res.stdout
