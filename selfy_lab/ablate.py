@@ -31,7 +31,7 @@ from .config import RunConfig, override, to_dict
 from .errors import SelfyError
 from .experiments import run_from_flags
 from .runner import PlannedRun, describe, execute_run
-from .grammar import format_offsets, parse_offsets
+from .grammar import format_offsets, parse_list, parse_offsets
 
 AXES = ("backbone", "shift_div", "shift_place", "block", "block_options", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
         "hierarchy_levels", "hcml_tau", "hcml_delta", "hcml_target", "hcml_predictor",
@@ -151,6 +151,18 @@ def _seed_list(value: Any, where: str) -> list[int]:
     if not value or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
         raise SelfyError(f"{where}: the list of seeds must hold non-negative integers, got {list(value)}")
     return sorted(set(value))
+
+
+AXIS_FLAGS = ("extractor", "integrator", "position", "window", "similarity", "fusion", "backbone", "block")
+
+
+def plan_command(flags: dict[str, Any], offsets: list[str] | None = None, ladder: bool | None = None,
+                 baseline: bool = True, seeds: int | list[int] | None = None) -> SweepPlan:
+    """The sweep of ``selfy-lab ablate``'s flags: the model flags of :data:`AXIS_FLAGS` are comma lists, each
+    an axis; every other flag is a run flag as for :func:`plan_sweep`."""
+    axes = {k: parse_list(flags.get(k)) for k in AXIS_FLAGS}
+    run_flags = {k: v for k, v in flags.items() if k not in AXIS_FLAGS}
+    return plan_sweep(run_flags, offsets, ladder, baseline, axes, seeds)
 
 
 def plan_sweep(flags: dict[str, Any], offsets: list[str] | None = None, ladder: bool | None = None,

@@ -34,6 +34,12 @@ class ClusterOptions:
     cpus_per_gpu: int = 8
     poll_s: float = 5.0
 
+    def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise SelfyError(f"unknown executor '{self.executor}': choose from {', '.join(EXECUTORS)}")
+        if self.executor == "slurm" and not self.partition:
+            raise SelfyError("--executor slurm needs --partition")
+
 
 def _submitit():
     try:

@@ -92,6 +92,24 @@ def _model_cost(cfg: ModelConfig, size: int, batch: int, activation_products: in
     return {"gflops": count_macs(model, x, activation_products) / batch / 1e9, "params_m": count_params(model) / 1e6}
 
 
+def cost_report(cfg: ModelConfig, size: int = 224) -> list[str]:
+    """``selfy-lab flops``: lines describing a configuration, its GFLOPs and parameters, and, for a model with a
+    block or a hierarchy, the plain backbone's beside them."""
+    cost = model_cost(cfg, size)
+    v = cfg.variant()
+    stss = (f" offsets {v['offsets']} window {v['window']} {cfg.extractor}/{cfg.integrator}"
+            if v["offsets"] != "none" else "")  # the STSS fields mean nothing for the other motion modules
+    desc = cfg.backbone + (f" + {cfg.block} at {v['position']}{stss}" if cfg.block != "none" else "") + (
+        f" + {cfg.hierarchy} motion hierarchy at {'+'.join(cfg.hierarchy_levels)}" if cfg.hierarchy != "none" else "")
+    lines = [f"{desc}, {cfg.frames} frames at {size}x{size}",
+             f"  {cost['gflops']:.2f} GFLOPs (multiply-accumulates) per clip, {cost['params_m']:.2f} M parameters"]
+    if cfg.block != "none" or cfg.hierarchy != "none":
+        base = model_cost(replace(cfg, block="none", hierarchy="none", block_options=()), size)
+        lines.append(f"  backbone alone: {base['gflops']:.2f} GFLOPs, {base['params_m']:.2f} M parameters "
+                     f"(+{cost['gflops'] - base['gflops']:.2f} G, x{cost['gflops'] / base['gflops']:.3f})")
+    return lines
+
+
 def paper_table(size: int = 224, out: str | Path | None = None) -> tuple[list[dict], Path | None]:
     """Every FLOPs row of the paper we implement (SPEC §8), ours beside the paper's; written to
     OUT/paper_table.csv when ``out`` is given. Returns (rows, path)."""

@@ -142,3 +142,21 @@ def parse_block_options(spec) -> tuple[str, ...]:
 def block_options_dict(options: tuple[str, ...]) -> dict[str, bool | int | float | str]:
     """The canonical tuple of :func:`parse_block_options` -> keyword arguments."""
     return {k: option_value(v) for k, v in (o.split("=", 1) for o in options)}
+
+
+def parse_list(value: str | None) -> list[str]:
+    """A comma list: ``a,b, c`` -> ['a', 'b', 'c'] (empty items dropped; None or '' -> [])."""
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def parse_query(spec: str | None) -> tuple[int, int, int] | None:
+    """An STSS query ``t,y,x`` (integers, cells) -> (t, y, x); None -> None."""
+    if spec is None:
+        return None
+    try:
+        q = tuple(int(v) for v in spec.split(","))
+    except ValueError:
+        q = ()
+    if len(q) != 3:
+        raise ValueError(f"query '{spec}' must be t,y,x (integers)")
+    return q

@@ -149,3 +149,8 @@ def select_device(pref: str = "auto"):
         return torch.device(pref)
     except RuntimeError:
         raise SelfyError(f"unknown device '{pref}': use cpu, cuda, cuda:N or auto") from None
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a ``torchrun`` launch, or a process started alone: the one that prints and writes results."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -34,7 +34,7 @@ from .data.transforms import normalize
 from .errors import DivergedError, SelfyError, user_message
 from .metrics import classification_metrics
 from .models import build_model
-from .runtime import select_device
+from .runtime import is_main_process, select_device
 
 Callback = Callable[..., None]
 INIT_STREAM = 2**31 - 1  # the "epoch" of the seed stream that initialises the weights (epochs count from 0)
@@ -190,7 +190,7 @@ def fit(run: RunConfig, run_dir: str | Path, callback: Callback = _quiet, device
 @contextlib.contextmanager
 def _training_lock(run_dir: str | Path):
     """One process trains a run directory at a time (the main process of a distributed run holds it)."""
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not is_main_process():
         yield
         return
     with R.exclusive(R.ensure_writable(run_dir), "the run directory"):

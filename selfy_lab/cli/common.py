@@ -153,7 +153,9 @@ def at_least(value, lo, flag: str):
 
 def comma_list(value: Optional[str]) -> list[str]:
     """``a,b, c`` -> ['a', 'b', 'c'] (empty items dropped)."""
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+    from ..grammar import parse_list
+
+    return parse_list(value)
 
 
 def console():

@@ -1,7 +1,6 @@
 """selfy-lab flops and bench."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -33,7 +32,7 @@ def flops(
     """
     flags = dict(locals())
     from ..experiments import model_from_flags
-    from ..flops import model_cost, paper_table
+    from ..flops import cost_report, paper_table
 
     at_least(size, 16, "--size")
     con = console()
@@ -48,19 +47,8 @@ def flops(
         if path:
             con.print(f"wrote {path}")
         return
-    cfg = model_from_flags(flags)
-    cost = model_cost(cfg, size)
-    base = model_cost(replace(cfg, block="none", hierarchy="none", block_options=()), size)
-    v = cfg.variant()
-    stss = (f" offsets {v['offsets']} window {v['window']} {cfg.extractor}/{cfg.integrator}"
-            if v["offsets"] != "none" else "")  # the STSS fields mean nothing for the other motion modules
-    desc = cfg.backbone + (f" + {cfg.block} at {v['position']}{stss}" if cfg.block != "none" else "") + (
-        f" + {cfg.hierarchy} motion hierarchy at {'+'.join(cfg.hierarchy_levels)}" if cfg.hierarchy != "none" else "")
-    con.print(f"{desc}, {cfg.frames} frames at {size}x{size}")
-    con.print(f"  {cost['gflops']:.2f} GFLOPs (multiply-accumulates) per clip, {cost['params_m']:.2f} M parameters")
-    if cfg.block != "none" or cfg.hierarchy != "none":
-        con.print(f"  backbone alone: {base['gflops']:.2f} GFLOPs, {base['params_m']:.2f} M parameters "
-                  f"(+{cost['gflops'] - base['gflops']:.2f} G, x{cost['gflops'] / base['gflops']:.3f})")
+    for line in cost_report(model_from_flags(flags), size):
+        con.print(line)
 
 
 @app.command()

@@ -1,7 +1,6 @@
 """selfy-lab train, pretrain, eval and describe."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -67,7 +66,9 @@ def train(
     except KeyboardInterrupt:
         con.print(f"interrupted: re-run the same command to resume from the last checkpoint in {run_dir}")
         raise typer.Exit(130)
-    if int(os.environ.get("RANK", "0")) == 0:
+    from ..runtime import is_main_process
+
+    if is_main_process():
         con.print(metrics_table(f"validation ({run_dir})", metrics))
 
 

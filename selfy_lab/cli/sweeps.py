@@ -7,10 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import SelfyError
 from .common import (BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs, Experiment,
                      FrameTemplate, ListFormat, Frames, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList,
-                     ValList, Workers, app, at_least, comma_list, console, table)
+                     ValList, Workers, app, at_least, console, table)
 
 
 def _pm(row, metric: str) -> str:
@@ -101,11 +100,7 @@ def ablate(
 
     Re-running the same command skips finished runs and resumes interrupted ones.
     """
-    axes = dict(extractor=extractor, integrator=integrator, position=position, window=window, similarity=similarity,
-                fusion=fusion, backbone=backbone, block=block)
-    sweep_args = (*axes, "axes", "sweep_args", "offsets", "ladder", "no_baseline", "seeds", "jobs", "out", "runs_dir",
-                  "device", "executor", "partition", "gpus_per_run", "time_min")
-    flags = {k: v for k, v in locals().items() if k not in sweep_args}  # the run flags
+    flags = dict(locals())
     from .. import ablate as A
     from ..results import ensure_writable
 
@@ -113,14 +108,10 @@ def ablate(
     at_least(jobs, 1, "--jobs")
     at_least(gpus_per_run, 0, "--gpus-per-run")
     at_least(time_min, 1, "--time")
-    from ..cluster import EXECUTORS, ClusterOptions
+    from ..cluster import ClusterOptions
 
-    if executor not in EXECUTORS:
-        raise SelfyError(f"unknown executor '{executor}': choose from {', '.join(EXECUTORS)}")
-    if executor == "slurm" and not partition:
-        raise SelfyError("--executor slurm needs --partition")
     cluster = ClusterOptions(executor, partition or "", gpus_per_run, time_min)
-    plan = A.plan_sweep(flags, offsets, ladder, not no_baseline, {k: comma_list(v) for k, v in axes.items()}, seeds)
+    plan = A.plan_command(flags, offsets, ladder, not no_baseline, seeds)
     ensure_writable(out)
     con = console()
     variants = len(plan.runs) // max(len(plan.seeds), 1)

@@ -81,7 +81,7 @@ def stss_cmd(
       selfy-lab stss --video my_clip.mp4 --size 112              # your clip, raw pixels
     """
     from ..explain import stss_figures
-    from ..grammar import parse_offsets, parse_window
+    from ..grammar import parse_offsets, parse_query, parse_window
 
     at_least(clip, 0, "--clip")
     at_least(cell, 1, "--cell")
@@ -90,14 +90,9 @@ def stss_cmd(
     try:
         offs = parse_offsets(offsets) if offsets else None
         win = parse_window(window) if window else None
+        q = parse_query(query)
     except ValueError as e:
-        raise SelfyError(str(e)) from None
-    try:
-        q = tuple(int(v) for v in query.split(",")) if query else None
-    except ValueError:
-        q = ()
-    if q is not None and len(q) != 3:
-        raise SelfyError(f"--query '{query}' must be t,y,x (integers)")
+        raise SelfyError(f"--{str(e)}" if str(e).startswith("query") else str(e)) from None
     res = stss_figures(out, checkpoint, clip, q, offs, win, cell, frames or 8, size, device, video)
     con = console()
     for p in res["paths"]:
