@@ -237,7 +237,7 @@ def read_run_config(path: str | Path) -> "RunConfig":
 
 # ---- schema ----
 VARIANT_FIELDS = ("backbone", "frames", "block", "offsets", "window", "extractor", "integrator", "similarity",
-                  "fusion", "position", "options", "hierarchy", "aux", "init", "labels")  # see tables.NEWER_COLUMNS
+                  "fusion", "position", "options", "hierarchy", "aux", "init", "labels")
 PROVENANCE = ("version", "git_rev", "time")
 EVAL_KEYS = ("test_clips", "test_crops")
 # the test protocol of rows written before it was recorded (1 clip, centre crop): readers and appenders fill it

@@ -11,11 +11,8 @@ from . import results as R
 
 # Table 3a's ladder, in the order it is shown
 LADDER_ORDER = ("none", "{0}", "{1}", "-1..1", "-2..2", "-3..3", "-4..4")
-_DTYPES = {"offsets": str, "window": str, "corrupted_frames": str, "seed": int, "labels": str, "test_clips": str,
+_DTYPES = {"offsets": str, "window": str, "options": str, "corrupted_frames": str, "seed": int, "labels": str, "test_clips": str,
            "test_crops": str}
-# variant columns added after the first results: what a file without them means (the features did not exist;
-# where the weights started is not recorded there: tools/migrate_result_columns.py fills it from each run)
-NEWER_COLUMNS = {"options": "none", "hierarchy": "none", "aux": "none", "labels": "1", "init": "unrecorded", **R.PROTOCOL_DEFAULTS}
 
 
 def ladder_index(offsets: str) -> int:
@@ -28,9 +25,6 @@ def _read(files: list[Path], columns, subset) -> pd.DataFrame:
         return pd.DataFrame(columns=list(columns))
     df = pd.concat([pd.read_csv(f, dtype=_DTYPES) for f in files], ignore_index=True)
     df["value"] = df["value"].astype(float)
-    for c, value in NEWER_COLUMNS.items():  # variant columns that files written before them lack
-        if c in columns:
-            df[c] = df[c].astype(object).fillna(value) if c in df else value  # an all-empty column reads as floats
     return df.drop_duplicates(subset=list(subset), keep="last").reset_index(drop=True)
 
 
