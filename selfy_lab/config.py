@@ -53,8 +53,8 @@ PREVIOUS_STAGE = {"res2": "pool1", "res3": "res2", "res4": "res3", "res5": "res4
 # the data is checked up front, how often it is validated, the names it is filed under): they are left
 # out of the run key, so changing them re-uses a finished run.
 NOT_IDENTITY = {"identity": False}
-# Fields added after runs were committed key a run only when they differ from their default, so every
-# earlier run keeps its key (and its directory) and a run that uses the new option gets a new one.
+# Fields marked ``KEY_IF_SET`` key a run only when they differ from their default: a run that does not use an
+# option keeps the key (and the directory) it would have without it, so adding an option re-keys no run.
 KEY_IF_SET = {"identity": "if_set"}
 
 
