@@ -343,8 +343,27 @@ def run_plan(plan: SweepPlan, out: str | Path, jobs: int = 1, device: str = "aut
     return status, write_sweep_figure(out, plan.paper_table)
 
 
+RECIPE_CELLS, BEST_RECIPES, RECIPE_CURVES = "recipes.csv", "best_recipes.csv", "recipe_curves.csv"
+
+
+def write_recipe_tables(out: str | Path) -> list[Path]:
+    """For a sweep whose runs differ in their learning rate or epochs (a tuning sweep): every cell
+    (SWEEP/recipes.csv), each method's best cell beside its shared-recipe cell (SWEEP/best_recipes.csv), the
+    validation curves (SWEEP/recipe_curves.csv, SWEEP/figures/recipe_curves.{png,pdf}); nothing otherwise."""
+    from .recipes import best_recipes, is_recipe_sweep, recipe_cells, recipe_curves
+    from .viz import recipe_curves_figure, save_figure
+
+    cells = recipe_cells([out])
+    if not is_recipe_sweep(cells):
+        return []
+    best, curves = best_recipes(cells), recipe_curves([out], cells)
+    paths = [R.write_csv(Path(out) / name, t.to_dict("records"), list(t.columns))
+             for name, t in ((RECIPE_CELLS, cells), (BEST_RECIPES, best), (RECIPE_CURVES, curves))]
+    return paths + (save_figure(recipe_curves_figure(curves), R.figures_dir(out) / "recipe_curves") if len(curves) else [])
+
+
 def write_sweep_figure(out: str | Path, paper_table: str = "") -> list[Path]:
-    """Accuracy vs temporal range of a sweep whose variants differ in their offsets alone (beside the paper's
+    """For a tuning sweep its recipe tables (:func:`write_recipe_tables`); accuracy vs temporal range of a sweep whose variants differ in their offsets alone (beside the paper's
     Table 3a when the sweep reproduces it), as SWEEP/figures/temporal_range.{png,pdf}; for a sweep comparing
     blocks, its table (SWEEP/comparison.csv) and accuracy vs GFLOPs (SWEEP/figures/accuracy_vs_gflops.{png,pdf});
     nothing for other sweeps (their tables are in the ablations notebook)."""
@@ -353,6 +372,9 @@ def write_sweep_figure(out: str | Path, paper_table: str = "") -> list[Path]:
                          summarize, sweep_table_id)
     from .viz import comparison_figure, save_figure, temporal_range_figure
 
+    recipes = write_recipe_tables(out)
+    if recipes:
+        return recipes
     df = load_runs(Path(out) / R.RUNS_TABLE)
     summ = summarize(df) if len(df) else df
     if is_block_comparison(summ):

@@ -280,7 +280,9 @@ def _differ_in_offsets_only(summary: pd.DataFrame) -> bool:
     return True
 
 
-def _comparison_label(row, main_backbone: str) -> str:
+def method_label(row, main_backbone: str) -> str:
+    """A variant's name in the comparison tables (``row``: its variant columns): the block (with SELFY's offsets,
+    its named options, "(every block)" for its papers' arrangement), "on <backbone>" off the main backbone."""
     from .config import EVERY
 
     if row["block"] == "none":
@@ -332,7 +334,7 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
                **_seed_stats(g, top1),
                "gflops": top1["gflops"].iloc[0], "params_m": top1["params_m"].iloc[0],
                "train_min": pd.Series([minutes.get(r) for r in top1["run_id"]], dtype=float).mean()}
-        rec["variant"] = _comparison_label(rec, main_backbone)
+        rec["variant"] = method_label(rec, main_backbone)
         out.append(rec)
     table = pd.DataFrame(out, columns=cols)
     if bench is not None and len(bench):

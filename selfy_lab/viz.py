@@ -343,3 +343,30 @@ def comparison_figure(table, metric_label: str = "val top-1 (%)"):
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def recipe_curves_figure(curves, title: str = "validation top-1 after every epoch, per recipe"):
+    """Learning curves of a recipe sweep (:func:`selfy_lab.recipes.recipe_curves`): one panel per method, one
+    line per recipe (peak learning rate, epochs), the mean over its seeds."""
+    plt = _plt()
+    methods = list(dict.fromkeys(curves["method"]))
+    cols = min(4, max(1, len(methods)))
+    rows = -(-len(methods) // cols) if methods else 1
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False, sharey=True)
+    for ax, method in zip(axes.flat, methods):
+        g = curves[curves["method"] == method]
+        for (lr, epochs), c in g.groupby(["lr", "epochs"]):
+            mean = c.groupby("epoch")["val_top1"].mean()
+            ax.plot(mean.index, mean.values, marker=".", label=f"lr {lr:g}, {epochs} ep")
+        ax.set_title(method, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(methods):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("val top-1 (%)", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

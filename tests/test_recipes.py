@@ -1,0 +1,59 @@
+"""Recipe (tuning) sweeps: each run's learning rate and epochs read from its config, each method's best cell
+beside its shared-recipe cell, the curves from the runs' histories, and the shared-vs-own comparison."""
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from selfy_lab import results as R
+from selfy_lab.ablate import BEST_RECIPES, RECIPE_CELLS, write_sweep_figure
+from selfy_lab.config import resolve
+from selfy_lab.recipes import best_recipes, is_recipe_sweep, recipe_cells, recipe_comparison, recipe_curves
+
+
+def _sweep(tmp_path, cells):
+    """A sweep folder of finished runs: (block, lr, epochs, seed, top1) each."""
+    base = resolve("smoke")
+    ids = []
+    for block, lr, epochs, seed, top1 in cells:
+        run = replace(base, model=replace(base.model, block=block),
+                      train=replace(base.train, lr=lr, epochs=epochs, seed=seed))
+        d = R.run_dir(tmp_path, run.run_hash)
+        R.write_run_config(d, run)
+        R.write_history(d, [{"epoch": e, "val_top1": top1 * e / epochs} for e in range(1, epochs + 1)])
+        R.write_metrics(d, R.result_rows(run, {"top1": top1, "top5": 1.0}, "val", "tuning"))
+        ids.append(run.run_hash)
+    R.collect_runs(tmp_path, ids)
+    return tmp_path
+
+
+def test_each_method_gets_its_best_cell_beside_the_shared_one_and_its_curves(tmp_path):
+    sweep = _sweep(tmp_path, [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20),
+                              ("tea", 0.002, 2, 100, 0.10), ("tea", 0.004, 2, 100, 0.40),
+                              ("tea", 0.004, 3, 100, 0.40)])  # a tie: the shorter schedule wins
+    cells = recipe_cells([sweep])
+    assert is_recipe_sweep(cells) and len(cells) == 5
+    best = best_recipes(cells, shared=(0.004, 2)).set_index("block")
+    assert (best.loc["none", "lr"], best.loc["none", "epochs"]) == (0.002, 2)
+    assert best.loc["none", "top1"] == pytest.approx(30) and best.loc["none", "gain"] == pytest.approx(10)
+    assert (best.loc["tea", "lr"], best.loc["tea", "epochs"], best.loc["tea", "cells"]) == (0.004, 2, 3)
+    assert best.loc["tea", "gain"] == pytest.approx(0)
+    curves = recipe_curves([sweep], cells)
+    assert len(curves) == 2 + 2 + 2 + 2 + 3 and curves["val_top1"].max() == pytest.approx(40)
+    assert not is_recipe_sweep(cells[cells["lr"] == 0.002].iloc[:1])
+
+
+def test_a_tuning_sweep_writes_its_recipe_tables_instead_of_a_comparison(tmp_path):
+    sweep = _sweep(tmp_path, [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20)])
+    paths = write_sweep_figure(sweep)
+    assert sweep / RECIPE_CELLS in paths and sweep / BEST_RECIPES in paths
+    assert any(p.suffix == ".png" for p in paths) and not (sweep / "comparison.csv").exists()
+
+
+def test_the_shared_and_own_recipes_side_by_side():
+    shared = pd.DataFrame({"method": ["a"] * 3, "lr": 0.004, "epochs": 6, "seed": [2, 0, 1], "top1": [30.0, 10, 20]})
+    tuned = pd.DataFrame({"method": ["a"] * 3, "lr": 0.002, "epochs": 12, "seed": [0, 1, 2], "top1": [40.0, 50, 60]})
+    t = recipe_comparison(shared, tuned).set_index("method")
+    assert t.loc["a", "shared_top1"] == pytest.approx(20) and t.loc["a", "shared_std"] == pytest.approx(10)
+    assert t.loc["a", "shared_per_seed"] == "10.0 / 20.0 / 30.0" and t.loc["a", "tuned_epochs"] == 12
+    assert t.loc["a", "tuned_minus_shared"] == pytest.approx(30)
