@@ -140,9 +140,9 @@ def model_label(run) -> str:
 
 def paper_pair(run_dirs) -> list:
     """The paper's Fig. 7 pair among a sweep's run directories: {1} and the widest offset range, seed 0."""
-    from .train import read_run_config
+    from .checkpoint import run_config_of
 
-    cfgs = {d: read_run_config(d) for d in run_dirs}
+    cfgs = {d: run_config_of(d) for d in run_dirs}
     seed0 = [d for d in run_dirs if cfgs[d].train.seed == 0 and cfgs[d].model.block != "none"]
     one = [d for d in seed0 if cfgs[d].model.offsets == (1,)]
     widest = sorted(seed0, key=lambda d: len(cfgs[d].model.offsets))[-1:]
@@ -248,7 +248,7 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
     from . import results as R
     from .data.datasets import build_dataset
     from .tables import latest_offsets_sweep
-    from .train import load_run
+    from .checkpoint import load_run
     from .viz import cam_figure, save_figure
 
     if method not in CAM_METHODS:
@@ -329,7 +329,7 @@ def stss_figures(out: Path, checkpoint: Path | None = None, clip: int = 0, query
     R.ensure_writable(out)
     if checkpoint is not None:
         from .data.datasets import build_dataset
-        from .train import load_run
+        from .checkpoint import load_run
 
         if offsets or window:
             raise SelfyError("--offsets / --window apply to raw pixels; a model's STSS uses the model's own")

@@ -18,7 +18,7 @@ def export_run(run_dir: str | Path, out: str | Path) -> list[Path]:
     """Write the finished run ``run_dir`` to ``out`` (weights, config, model card); returns the files."""
     from safetensors.torch import save_file
 
-    from .train import load_run
+    from .checkpoint import load_run
 
     run_dir = R.run_dir_of(run_dir)
     if not R.is_finished(run_dir):
@@ -67,7 +67,7 @@ new run from its backbone. `config.yaml` is the full resolved configuration it w
 (`selfy_lab.results.read_run_config` reads it; its run key is {run.run_hash}).
 
 ```python
-from selfy_lab.train import load_run
+from selfy_lab.checkpoint import load_run
 run, model = load_run("DIR")   # eval mode; input (B, T, 3, H, W) normalised frames -> (B, K) logits
 ```
 """

@@ -96,11 +96,11 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
     if out is None:
         parents = {R.run_dir_of(m).parent.parent for m in models if R.run_dir_of(m).parent.name == R.RUNS_DIR}
         out = R.robustness_dir(parents.pop()) if len(parents) == 1 else Path(results_root) / R.ROBUSTNESS_DIR
-    from .train import read_run_config
+    from .checkpoint import run_config_of
 
     for m in models:  # frame numbers must exist in every model's clips
         try:
-            parse_frames(spec, read_run_config(m).model.frames)
+            parse_frames(spec, run_config_of(m).model.frames)
         except ValueError as e:
             raise SelfyError(f"--frames {frames}: {e}; use center, all or numbers like 4,5") from None
     if clips not in (1, 2) or crops not in (1, 3):
@@ -127,14 +127,15 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
     of a clip corrupted alike, predictions averaged); appends to the robustness table in ``out``, skipping
     finished cells, then rewrites the summary."""
     from .data.datasets import build_dataset
-    from .train import evaluate, load_run, read_run_config
+    from .checkpoint import load_run, run_config_of
+    from .evaluate import evaluate
 
     out = R.ensure_writable(out)
     done = R.robustness_cells(out)
     all_kinds = kinds()
     on_event("plan", total=len(model_paths) * len(kind_names) * (len(severities) + 1))
     for mpath in model_paths:
-        run = read_run_config(mpath)
+        run = run_config_of(mpath)
         T = run.model.frames
         model = base = clean = None  # loaded only if some cell of this model is missing
         for kind in kind_names:
@@ -214,10 +215,10 @@ def write_examples(model_path: Path, kind_names: list[str], severities: list[int
                    n: int, out: str | Path) -> list[Path]:
     """Clean-vs-corrupted strips (Fig. 5c) of ``n`` validation clips per kind, as OUT/examples/*.png."""
     from .data.datasets import build_dataset
-    from .train import read_run_config
+    from .checkpoint import run_config_of
     from .viz import corruption_examples_figure, save_figure
 
-    run = read_run_config(model_path)
+    run = run_config_of(model_path)
     base = build_dataset(run, "val")
     step = max(1, len(base) // n)
     frames = parse_frames(frames_spec, run.model.frames)

@@ -210,7 +210,8 @@ def test_pretraining_never_reads_a_label_and_resumes_to_the_same_weights(tmp_pat
 
 @pytest.mark.slow
 def test_pretrain_then_fine_tune_or_probe_then_eval(tmp_path):
-    from selfy_lab.train import evaluate_run, fit
+    from selfy_lab.evaluate import evaluate_run
+    from selfy_lab.train import fit
 
     pre = tmp_path / "pre"
     fit(resolve("smoke", overrides=PRETRAIN), pre)
@@ -257,12 +258,10 @@ def test_result_rows_tell_scratch_fine_tuned_and_probed_runs_apart(tmp_path):
     probe = resolve("smoke", overrides=dict(model=dict(pretrained="runs/hcml"), train=dict(freeze_backbone=True)))
     assert (scratch.variant()["init"], scratch.variant()["labels"]) == ("scratch", "0.1")
     assert (probe.variant()["init"], probe.variant()["labels"]) == ("file-probe", "1")
-    old = tmp_path / "old" / R.RUNS_TABLE  # a file from before these columns: read with what they meant then
-    rows = [{k: v for k, v in r.items() if k not in ("hierarchy", "aux", "init", "labels")}
-            for r in R.result_rows(resolve("smoke"), {"top1": 0.5})]
-    R.write_csv(old, rows)
-    df = T.load_runs(old)
-    assert (df["hierarchy"] == "none").all() and (df["labels"] == "1").all() and (df["init"] == "unrecorded").all()
+    table = tmp_path / R.RUNS_TABLE  # the columns survive the results store
+    R.write_csv(table, R.result_rows(scratch, {"top1": 0.5}) + R.result_rows(probe, {"top1": 0.4}), R.RUN_COLUMNS)
+    df = T.load_runs(table)
+    assert sorted(zip(df["init"], df["labels"])) == [("file-probe", "1"), ("scratch", "0.1")]
 
 
 @pytest.mark.parametrize("encoder", ["diff", "selfy"])
@@ -295,7 +294,7 @@ def test_sweep_variants_keep_braced_offsets_and_fill_seed_paths():
 def test_a_probe_takes_no_auxiliary_loss_and_an_unfinished_pretraining_is_refused(tmp_path):
     from selfy_lab.errors import SelfyError
     from selfy_lab.models import build_model
-    from selfy_lab.train import _save_checkpoint
+    from selfy_lab.checkpoint import save_checkpoint
     from selfy_lab.weights import load_pretrained
 
     with pytest.raises(ValueError, match="no contrastive loss to add"):
@@ -304,7 +303,7 @@ def test_a_probe_takes_no_auxiliary_loss_and_an_unfinished_pretraining_is_refuse
     model = build_model(run.model)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     (tmp_path / "plain").mkdir()
-    _save_checkpoint(tmp_path / "plain" / "checkpoint.pt", model, opt, torch.amp.GradScaler("cuda", enabled=False), 1, [], run)
+    save_checkpoint(tmp_path / "plain" / "checkpoint.pt", model, opt, torch.amp.GradScaler("cuda", enabled=False), 1, [], run)
     target = build_model(replace(run.model, hierarchy="diff"))
     with pytest.raises(SelfyError, match="has not finished"):
         load_pretrained(target, str(tmp_path / "plain"), 18, 8)

@@ -33,3 +33,14 @@ def test_an_import_up_a_layer_or_a_circle_breaks_the_contract(tmp_path):
     extract.write_text(extract.read_text() + "\n\ndef _circle():\n    from .extract import soft_argmax\n")
     res = _lint(tmp_path)
     assert res.returncode != 0 and "1 broken" in res.stdout
+
+
+def test_every_module_of_the_package_has_its_layer():
+    import tomllib
+
+    contract = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
+    named = {m.strip() for layer in contract["layers"] for m in layer.split("|")}
+    package = ROOT / "selfy_lab"
+    modules = {p.stem for p in package.glob("*.py") if p.name != "__init__.py"}
+    modules |= {p.name for p in package.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    assert modules == named

@@ -93,7 +93,8 @@ def test_an_exported_model_loads_bit_for_bit_everywhere_a_run_is_accepted(tmp_pa
 
     from selfy_lab import results as R
     from selfy_lab.config import resolve
-    from selfy_lab.train import fit, load_run
+    from selfy_lab.checkpoint import load_run
+    from selfy_lab.train import fit
 
     run = resolve("smoke", overrides={"train": {"epochs": 1}})
     fit(run, tmp_path / "run")
@@ -122,7 +123,7 @@ def test_the_models_shipped_in_the_repository_load():
     """results/models: the exported models the README's cam / stss examples use on a fresh clone."""
     from helpers import ROOT
 
-    from selfy_lab.train import load_run
+    from selfy_lab.checkpoint import load_run
 
     for name, block in (("tsn-r18-w16-baseline", "none"), ("tsn-r18-w16-selfy-3", "selfy")):
         run, model = load_run(ROOT / "results" / "models" / name, "cpu")

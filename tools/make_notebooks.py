@@ -115,7 +115,7 @@ if len(summary):
         [
             ("code", '''from selfy_lab.data.datasets import build_dataset
 from selfy_lab.explain import auto_cam_layer, compare_cams, model_label, paper_pair
-from selfy_lab.train import load_run
+from selfy_lab.checkpoint import load_run
 from selfy_lab.viz import cam_figure
 
 pair = paper_pair(results.find_checkpoints(RESULTS))
@@ -148,7 +148,7 @@ else:
 from selfy_lab.data import synthetic as syn
 from selfy_lab.data.transforms import clip_from_frames
 from selfy_lab.explain import stss_from_model, stss_from_pixels
-from selfy_lab.train import load_run
+from selfy_lab.checkpoint import load_run
 from selfy_lab.viz import default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
 
 sources = {"raw pixels": None}

@@ -144,7 +144,7 @@ def evaluate_cmd(
 
       selfy-lab eval runs/train/abc123 --clips 2 --crops 3          # 2 clips x 3 crops, as the paper's Table 1
     """
-    from ..train import evaluate_run
+    from ..evaluate import evaluate_run
 
     at_least(workers, 0, "--workers")
     con = console()

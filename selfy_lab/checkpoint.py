@@ -1,0 +1,109 @@
+"""A run's model: built from its configuration with its seed's initialisation and pretrained weights
+(:func:`build_run_model`), saved after every epoch (:func:`save_checkpoint`, atomic) and loaded back from a run
+directory, a checkpoint file or an exported folder (:func:`load_run`), every damaged or foreign file one line."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from . import results as R
+from .config import RunConfig, from_dict, to_dict
+from .data.loader import sample_seed
+from .errors import SelfyError, user_message
+from .models import build_model
+from .runtime import select_device
+
+INIT_STREAM = 2**31 - 1  # the "epoch" of the seed stream that initialises the weights (epochs count from 0)
+
+
+def build_run_model(run: RunConfig, device: torch.device, pretrained: bool = True):
+    """The run's network on ``device`` (channels-last where asked), with its pretrained backbone. The random
+    initialisation is a function of the run's seed alone, whatever the process drew before (other runs of
+    a sweep, a test)."""
+    from .runtime import channels_last
+    from .weights import load_pretrained
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(sample_seed(run.train.seed, INIT_STREAM, 0))
+        model = build_model(run.model)
+    report = load_pretrained(model, run.model.pretrained, run.model.depth, run.model.width) if pretrained else None
+    model = model.to(device)
+    if run.train.channels_last:
+        model = channels_last(model)
+    return model, report
+
+
+def save_checkpoint(path: Path, model, opt, scaler, epoch: int, history: list, run: RunConfig) -> None:
+    """The run's state after ``epoch`` epochs (weights, optimiser, scaler, history, config), written atomically."""
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scaler": scaler.state_dict(), "history": history, "config": to_dict(run),
+                "run_hash": run.run_hash}, tmp)
+    os.replace(tmp, path)
+
+
+def run_config_of(path: str | Path) -> RunConfig:
+    """The resolved config of a run directory, a checkpoint file or an exported folder, without building the model
+    where the folder holds its config.yaml."""
+    path = Path(path)
+    if (R.run_dir_of(path) / R.CONFIG).is_file():
+        return R.read_run_config(R.run_dir_of(path))
+    return load_run(path, "cpu")[0]
+
+
+def load_run(path: str | Path, device: str = "auto") -> tuple[RunConfig, torch.nn.Module]:
+    """A trained model from a run directory or a checkpoint file, in eval mode."""
+    if R.is_exported(path):  # a folder of selfy-lab export: safetensors weights and the run's config
+        run, state = R.read_exported(path)
+        model, _ = build_run_model(run, select_device(device), pretrained=False)
+        load_weights(model, {"model": state}, Path(path) / R.WEIGHTS)
+        return run, model.eval()
+    ckpt = R.checkpoint_path(path)
+    if not ckpt.is_file():
+        raise SelfyError(f"no checkpoint at {ckpt}: pass a run directory, a checkpoint.pt file or an exported model")
+    ck = read_checkpoint(ckpt, "cpu")
+    try:
+        run = from_dict(RunConfig, ck["config"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise SelfyError(f"checkpoint {ckpt} holds no usable run configuration ({reason(e)})") from None
+    dev = select_device(device)
+    model, _ = build_run_model(run, dev, pretrained=False)
+    load_weights(model, ck, ckpt)
+    return run, model.eval()
+
+
+def reason(e: BaseException) -> str:
+    return f"{type(e).__name__}: {user_message(e)[:120]}"
+
+
+def read_checkpoint(path: Path, device, run: RunConfig | None = None) -> dict:
+    """A checkpoint file read whole, or one line: empty, truncated, not a checkpoint, or (``run`` given) the
+    checkpoint of another run than the one resumed."""
+    if path.stat().st_size == 0:
+        raise SelfyError(f"checkpoint {path} is empty (a run killed while its disk was full?): delete it to train "
+                         f"the run from the start")
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle, ...: the file cannot be used as it is
+        raise SelfyError(f"cannot read checkpoint {path} ({reason(e)}): it is damaged or not a selfy-lab "
+                         f"checkpoint; delete it to train the run from the start") from None
+    if not isinstance(ck, dict) or "model" not in ck:
+        raise SelfyError(f"{path} is not a selfy-lab checkpoint (no model weights in it)")
+    if run is not None and ck.get("run_hash", run.run_hash) != run.run_hash:
+        raise SelfyError(f"checkpoint {path} belongs to run {ck['run_hash']}, not to run {run.run_hash} that "
+                         f"trains here: move it away or choose another --out")
+    return ck
+
+
+def load_weights(model: torch.nn.Module, ck: dict, path: Path) -> None:
+    """A checkpoint's weights into ``model``; a model of another architecture is one line naming the difference."""
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError:
+        theirs, mine = set(ck["model"]), set(model.state_dict())
+        diff = sorted(theirs ^ mine)
+        what = f"e.g. {diff[0]}" if diff else "a tensor's shape"
+        raise SelfyError(f"checkpoint {path} holds another architecture than its configuration builds "
+                         f"({len(diff)} tensors differ, {what})") from None
