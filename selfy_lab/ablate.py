@@ -343,14 +343,12 @@ def run_plan(plan: SweepPlan, out: str | Path, jobs: int = 1, device: str = "aut
     return status, write_sweep_figure(out, plan.paper_table)
 
 
-RECIPE_CELLS, BEST_RECIPES, RECIPE_CURVES = "recipes.csv", "best_recipes.csv", "recipe_curves.csv"
-
-
 def write_recipe_tables(out: str | Path) -> list[Path]:
     """For a sweep whose runs differ in their learning rate or epochs (a tuning sweep): every cell
     (SWEEP/recipes.csv), each method's best cell beside its shared-recipe cell (SWEEP/best_recipes.csv), the
     validation curves (SWEEP/recipe_curves.csv, SWEEP/figures/recipe_curves.{png,pdf}); nothing otherwise."""
-    from .recipes import best_recipes, is_recipe_sweep, recipe_cells, recipe_curves
+    from .recipes import (BEST_RECIPES, RECIPE_CELLS, RECIPE_CURVES, best_recipes, is_recipe_sweep, recipe_cells,
+                          recipe_curves)
     from .viz import recipe_curves_figure, save_figure
 
     cells = recipe_cells([out])

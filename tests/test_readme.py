@@ -40,3 +40,38 @@ def test_the_readme_is_a_front_door():
     for must in ("make demo", "make test", "## Your own data", "## Your own motion module", "## On GPUs",
                  "## Where results go", "results/README.md", "@InProceedings", "## License"):
         assert must in text, must
+
+
+def test_the_results_readme_tables_are_those_the_committed_files_give(tmp_path):
+    """results/README.md's tables cannot drift: regenerated from the committed CSVs, the file is unchanged."""
+    import shutil
+
+    from selfy_lab.readme_tables import update_readme
+
+    committed = ROOT / "results" / "README.md"
+    copy = tmp_path / "README.md"
+    shutil.copy(committed, copy)
+    _, count = update_readme(copy, ROOT / "results")
+    assert count >= 5
+    assert copy.read_text() == committed.read_text(), "run: selfy-lab report --readme results/README.md"
+
+
+def test_a_marked_table_is_rewritten_and_a_bad_marker_is_one_line(tmp_path):
+    import pytest
+
+    from selfy_lab.errors import SelfyError
+    from selfy_lab.readme_tables import update_readme
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "comparison.csv").write_text(
+        "variant,backbone,block,offsets,position,top1,top1_std,seeds,top1_per_seed,order_pairs_binary,gflops,params_m\n"
+        "tea,tsn,tea,none,res3,20.25,1.0,3,19.0 / 20.5 / 21.25,50.0,0.089,0.705\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("prose\n<!-- table comparison s -->\nstale\n<!-- end table -->\nmore prose\n")
+    update_readme(readme)
+    text = readme.read_text()
+    assert "stale" not in text and "| tea | 20.2 ± 1.0 | 19.0 / 20.5 / 21.25 | 50 | 0.089 | 0.705 |" in text
+    assert text.startswith("prose\n<!-- table comparison s -->\n| model |") and text.endswith("<!-- end table -->\nmore prose\n")
+    readme.write_text("<!-- table colour s -->\n<!-- end table -->\n")
+    with pytest.raises(SelfyError, match="unknown README table 'colour'"):
+        update_readme(readme)

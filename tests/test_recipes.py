@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from selfy_lab import results as R
-from selfy_lab.ablate import BEST_RECIPES, RECIPE_CELLS, write_sweep_figure
+from selfy_lab.ablate import write_sweep_figure
+from selfy_lab.recipes import BEST_RECIPES, RECIPE_CELLS
 from selfy_lab.config import resolve
 from selfy_lab.recipes import best_recipes, is_recipe_sweep, recipe_cells, recipe_comparison, recipe_curves
 

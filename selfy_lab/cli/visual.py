@@ -109,11 +109,25 @@ def report(
     notebooks: Annotated[Path, typer.Option(help="Notebook directory.")] = Path("notebooks"),
     only: Annotated[Optional[str], typer.Option(help="Comma list of notebook names (default: all).")] = None,
     timeout: Annotated[int, typer.Option(help="Seconds per notebook cell.")] = 900,
+    readme: Annotated[Optional[Path], typer.Option(
+        help="Instead: rewrite the tables of this results README (e.g. results/README.md) from the result files "
+        "under RESULTS_ROOT, between its <!-- table ... --> and <!-- end table --> markers.")] = None,
 ):
-    """Execute the notebooks against RESULTS_ROOT and write them as HTML, to share results without Jupyter."""
+    """Execute the notebooks against RESULTS_ROOT and write them as HTML, to share results without Jupyter.
+
+      selfy-lab report --out results/report
+
+      selfy-lab report --readme results/README.md      # regenerate the README's tables from the CSVs
+    """
     from ..report import write_report
 
     at_least(timeout, 1, "--timeout")
     con = console()
+    if readme is not None:
+        from ..readme_tables import update_readme
+
+        path, count = update_readme(readme, results_root)
+        con.print(f"wrote {count} tables into {path}")
+        return
     write_report(notebooks, results_root, out, comma_list(only) or None, timeout,
                  lambda path, seconds: con.print(f"wrote {path} ({seconds:.0f} s)"))

@@ -1,0 +1,140 @@
+"""The tables of ``results/README.md``, generated from the committed result files so that they cannot drift.
+
+The README's prose is written by hand; each table sits between two markers that name what it shows::
+
+    <!-- table paper 7a ablations/table7a -->   a sweep that reproduces a paper table, beside the paper's
+    ...                                          numbers (tables.sweep_summary)
+    <!-- end table -->
+
+    <!-- table comparison motion-modules -->   a sweep's comparison.csv (a block comparison)
+    <!-- table recipes tuning/modules-budget --> a tuning sweep's best_recipes.csv (each method's own recipe)
+    <!-- table recipe-comparison DIR_SHARED DIR_TUNED -->  shared vs own recipe over the reported seeds
+
+:func:`update_readme` rewrites every marked table from the files (``selfy-lab report --readme``);
+``tests/test_readme.py`` checks that the committed README equals its regeneration.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from . import results as R
+from .errors import SelfyError
+
+BLOCK = re.compile(r"(<!-- table (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+
+
+def _pm(mean, std) -> str:
+    return "" if mean != mean else f"{mean:.1f} ± {0.0 if std != std else std:.1f}"
+
+
+def _num(v, fmt: str = "{:.1f}") -> str:
+    return "" if v is None or v != v else fmt.format(v)
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def paper_table(root: Path, table_id: str, sweep: str) -> str:
+    """A sweep that reproduces a paper table: each of its variants (top-1 mean ± std and every seed, top-5, the
+    binary accuracy within the time-reversed pairs, GFLOPs) beside the paper's top-1 of the row it reproduces
+    (blank where the paper has none)."""
+    from .paper import TABLES
+    from .tables import load_runs, method_label, sweep_summary
+
+    if table_id not in TABLES:
+        raise SelfyError(f"no paper table '{table_id}': choose from {', '.join(TABLES)}")
+    summ, _, fields = sweep_summary(root / sweep, table_id)
+    if summ.empty:
+        raise SelfyError(f"{root / sweep} holds no finished runs: run its selfy-lab ablate command first")
+    df = load_runs(root / sweep / R.RUNS_TABLE)
+    val = df[df["split"] == "val"].drop_duplicates(["run_id", "metric"]).sort_values("seed")
+    keys = [c for c in R.VARIANT_FIELDS if c in summ.columns]
+    groups = {tuple(str(v) for v in k): g for k, g in val.groupby(keys, sort=False)}
+    rows = []
+    for r in summ.to_dict("records"):
+        g = groups[tuple(str(r[k]) for k in keys)]
+        per_seed = " / ".join(f"{100 * v:.1f}" for v in g.loc[g["metric"] == "top1", "value"])
+        pairs = 100 * g.loc[g["metric"] == "order_pairs_binary", "value"].mean()
+        label = ("baseline" if r["block"] == "none" else method_label(r, r["backbone"]) if "block" in fields
+                 else ", ".join(f"{f}={r[f]}" for f in fields))
+        if r["block"] == "none" and summ["backbone"].nunique() > 1:
+            label += f" ({r['backbone']})"
+        rows.append([label, _pm(100 * r["top1_mean"], 100 * r.get("top1_std", float("nan"))), per_seed,
+                     _num(100 * r["top5_mean"]), _num(pairs), _num(r["gflops"], "{:.3f}"),
+                     _num(r.get("paper_top1", float("nan")))])
+    return markdown(["variant", "top-1, mean ± std", "per seed", "top-5", "order pairs (binary)", "GFLOPs",
+                     "paper top-1"], rows)
+
+
+def comparison_table(root: Path, sweep: str) -> str:
+    """A block comparison's table (SWEEP/comparison.csv): top-1 over seeds, every seed, order pairs, cost."""
+    from .tables import COMPARISON_TABLE
+
+    t = _read(root / sweep / COMPARISON_TABLE)
+    rows = [[str(r.variant), _pm(r.top1, r.top1_std), str(r.top1_per_seed), _num(r.order_pairs_binary, "{:.0f}"),
+             _num(r.gflops, "{:.3f}"), _num(r.params_m, "{:.3f}")] for r in t.itertuples()]
+    return markdown(["model", "top-1 (%)", "per seed", "order pairs (%)", "GFLOPs", "params (M)"], rows)
+
+
+def recipes_table(root: Path, sweep: str) -> str:
+    """A tuning sweep's best cell per method (SWEEP/best_recipes.csv) beside its shared-recipe cell."""
+    from .recipes import BEST_RECIPES
+
+    t = _read(root / sweep / BEST_RECIPES)
+    rows = [[str(r.method), f"{r.lr:g}", f"{int(r.epochs)}", _num(r.top1), _num(r.shared_top1), _num(r.gain, "{:+.1f}")]
+            for r in t.itertuples()]
+    return markdown(["method", "own lr", "own epochs", "top-1 at own recipe", "top-1 at shared recipe", "gain"], rows)
+
+
+def recipe_comparison_table(root: Path, shared: str, tuned: str) -> str:
+    """Each method at the shared recipe (sweep ``shared``) and at its own (sweep ``tuned``), reported seeds."""
+    from .recipes import recipe_cells, recipe_comparison
+
+    main = "tsn-r18-w16"
+    table = recipe_comparison(recipe_cells([root / shared], main), recipe_cells([root / tuned], main))
+    table = table.dropna(subset=["tuned_top1"])
+    rows = [[str(r.method), _pm(r.shared_top1, r.shared_std), str(r.shared_per_seed),
+             f"{r.tuned_lr:g}, {int(r.tuned_epochs)} ep", _pm(r.tuned_top1, r.tuned_std), str(r.tuned_per_seed),
+             _num(r.tuned_minus_shared, "{:+.1f}")] for r in table.itertuples()]
+    return markdown(["method", "shared recipe (lr 0.004, 6 ep)", "per seed", "own recipe", "top-1 at own recipe",
+                     "per seed", "own - shared"], rows)
+
+
+KINDS = {"paper": paper_table, "comparison": comparison_table, "recipes": recipes_table,
+         "recipe-comparison": recipe_comparison_table}
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise SelfyError(f"{path} does not exist: run the sweep (or its selfy-lab ablate command) first")
+    return pd.read_csv(path)
+
+
+def render(spec: str, root: Path) -> str:
+    """The markdown of one marker's table, e.g. ``paper 7a`` or ``comparison motion-modules``."""
+    kind, *args = spec.split()
+    if kind not in KINDS:
+        raise SelfyError(f"unknown README table '{kind}': use {', '.join(KINDS)}")
+    return KINDS[kind](root, *args)
+
+
+def update_readme(readme: str | Path, root: str | Path | None = None) -> tuple[Path, int]:
+    """Rewrite every marked table of ``readme`` from the result files under ``root`` (default: the README's
+    folder). Returns the README and how many tables were written."""
+    readme = Path(readme)
+    root = Path(root) if root is not None else readme.parent
+    text = readme.read_text()
+    count = 0
+
+    def fill(m: re.Match) -> str:
+        nonlocal count
+        count += 1
+        return m.group(1) + render(m.group("spec"), root) + m.group(4)
+
+    R.atomic_write_text(readme, BLOCK.sub(fill, text))
+    return readme, count
