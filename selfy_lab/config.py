@@ -13,7 +13,8 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .grammar import format_offsets, format_window, parse_block_options, parse_offsets, parse_window
+from .grammar import (EVERY, POSITIONS, format_offsets, format_positions, format_window, parse_block_options,  # noqa: F401
+                      parse_offsets, parse_positions, parse_window, position_stage)
 
 # ---- vocabularies (the models import these) ----
 BACKBONE_RE = re.compile(r"^(tsn|tsm)-r(18|34|50)(?:-w(\d+))?$")
@@ -34,7 +35,6 @@ SIMILARITIES = ("cosine", "dot", "embedded_gaussian")
 FUSIONS = ("R+V", "R")
 RESIDUALS = ("reference", "paper")
 FUSE_HEADS = ("reference", "paper")
-POSITIONS = ("pool1", "res2", "res3", "res4", "res5")
 STSS_MEMORY = ("auto", "save", "recompute")  # keep the STSS volume for the backward pass, or recompute it there
 SHIFT_PLACES = ("residual", "inplace")  # where TSM shifts: each residual branch, or each block's input
 # STSS resolution reduction per insertion point (reference code: res3's 28x28 -> 14x14 at 224 input)
@@ -80,33 +80,6 @@ def _number(value, what: str, lo: float | None = None, hi: float | None = None, 
             f"{'above' if lo_open else 'at least'} {lo:g}" if lo is not None else f"{'below' if hi_open else 'at most'} {hi:g}")
         raise ValueError(f"{what} must be {rng}, got {value}")
     return value
-
-
-EVERY = ":every"  # ``res3:every``: one module inside every residual block of res3 (motion modules)
-
-
-def position_stage(position: str) -> str:
-    """The stage a position names: ``res3`` for both ``res3`` and ``res3:every``."""
-    return position.removesuffix(EVERY)
-
-
-def parse_positions(spec: str | tuple | list) -> tuple[str, ...]:
-    """``res3``, ``res2+res3+res4`` or ``res2:every+res3:every`` -> positions in network order. A plain stage
-    name puts one block after the stage's output; ``STAGE:every`` puts one inside every residual block of the
-    stage (before its second convolution, where STM, TEA and TANet put theirs)."""
-    items = list(spec) if isinstance(spec, (tuple, list)) else [p.strip() for p in str(spec).split("+")]
-    for p in items:
-        _choice(position_stage(p), POSITIONS, "position")
-        if p == "pool1" + EVERY:
-            raise ValueError("position 'pool1:every': pool1 has no residual blocks (use res2..res5)")
-    stages = [position_stage(p) for p in items]
-    if len(set(stages)) != len(stages):
-        raise ValueError(f"position '{spec}' names a stage twice")
-    return tuple(sorted(items, key=lambda p: POSITIONS.index(position_stage(p))))
-
-
-def format_positions(positions: tuple[str, ...]) -> str:
-    return "+".join(positions)
 
 
 @dataclass(frozen=True)

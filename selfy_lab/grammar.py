@@ -160,3 +160,33 @@ def parse_query(spec: str | None) -> tuple[int, int, int] | None:
     if len(q) != 3:
         raise ValueError(f"query '{spec}' must be t,y,x (integers)")
     return q
+
+
+POSITIONS = ("pool1", "res2", "res3", "res4", "res5")  # where a block goes
+EVERY = ":every"  # ``res3:every``: one module inside every residual block of res3 (motion modules)
+
+
+def position_stage(position: str) -> str:
+    """The stage a position names: ``res3`` for both ``res3`` and ``res3:every``."""
+    return position.removesuffix(EVERY)
+
+
+def parse_positions(spec: str | tuple | list) -> tuple[str, ...]:
+    """``res3``, ``res2+res3+res4`` or ``res2:every+res3:every`` -> positions in network order. A plain stage
+    name puts one block after the stage's output; ``STAGE:every`` puts one inside every residual block of the
+    stage (before its second convolution, where STM, TEA and TANet put theirs)."""
+    items = list(spec) if isinstance(spec, (tuple, list)) else [p.strip() for p in str(spec).split("+")]
+    for p in items:
+        if position_stage(p) not in POSITIONS:
+            raise ValueError(f"unknown position '{position_stage(p)}': choose from {', '.join(POSITIONS)}")
+        if p == "pool1" + EVERY:
+            raise ValueError("position 'pool1:every': pool1 has no residual blocks (use res2..res5)")
+    stages = [position_stage(p) for p in items]
+    if len(set(stages)) != len(stages):
+        raise ValueError(f"position '{spec}' names a stage twice")
+    return tuple(sorted(items, key=lambda p: POSITIONS.index(position_stage(p))))
+
+
+def format_positions(positions: tuple[str, ...]) -> str:
+    """Positions as one spec: ``res2+res3``."""
+    return "+".join(positions)
