@@ -60,13 +60,15 @@ def is_recipe_sweep(cells: pd.DataFrame) -> bool:
 
 
 def best_recipes(cells: pd.DataFrame, shared: tuple[float, int] = (0.004, 6)) -> pd.DataFrame:
-    """Per method (in the cells' order): its best cell by mean top-1 over the cell's seeds (ties: the cheaper
-    recipe, fewer epochs then the lower rate), that top-1, the cell at the ``shared`` recipe and the gain."""
+    """Per method (in the cells' order): its best cell by mean top-1 over the cell's seeds (ties: the shared
+    recipe, else the cheaper one, fewer epochs then the lower rate), that top-1, the cell at the ``shared`` recipe and the gain."""
     cols = ["method", *METHOD, "lr", "epochs", "top1", "shared_lr", "shared_epochs", "shared_top1", "gain", "cells"]
     out = []
     for method, g in cells.groupby("method", sort=False):
-        means = g.groupby(RECIPE, as_index=False)["top1"].mean().sort_values(["epochs", "lr"])
-        best = means.loc[means["top1"].idxmax()]
+        means = g.groupby(RECIPE, as_index=False)["top1"].mean()
+        means["shared"] = (means["lr"] == shared[0]) & (means["epochs"] == shared[1])
+        means = means.sort_values(["shared", "epochs", "lr"], ascending=[False, True, True])
+        best = means.loc[means["top1"].idxmax()]  # the first of the best: the shared cell, else the cheaper
         at_shared = means[(means["lr"] == shared[0]) & (means["epochs"] == shared[1])]["top1"]
         shared_top1 = float(at_shared.iloc[0]) if len(at_shared) else float("nan")
         out.append({"method": method, **{k: g[k].iloc[0] for k in METHOD}, "lr": best["lr"],

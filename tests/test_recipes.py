@@ -31,16 +31,20 @@ def _sweep(tmp_path, cells):
 def test_each_method_gets_its_best_cell_beside_the_shared_one_and_its_curves(tmp_path):
     sweep = _sweep(tmp_path, [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20),
                               ("tea", 0.002, 2, 100, 0.10), ("tea", 0.004, 2, 100, 0.40),
-                              ("tea", 0.004, 3, 100, 0.40)])  # a tie: the shorter schedule wins
+                              ("tea", 0.004, 3, 100, 0.40), ("tam", 0.008, 2, 100, 0.5),
+                              ("tam", 0.002, 2, 100, 0.5), ("tam", 0.004, 2, 100, 0.1),
+                              ("stm", 0.002, 2, 100, 0.3), ("stm", 0.004, 2, 100, 0.3)])
     cells = recipe_cells([sweep])
-    assert is_recipe_sweep(cells) and len(cells) == 5
+    assert is_recipe_sweep(cells) and len(cells) == 10
     best = best_recipes(cells, shared=(0.004, 2)).set_index("block")
     assert (best.loc["none", "lr"], best.loc["none", "epochs"]) == (0.002, 2)
     assert best.loc["none", "top1"] == pytest.approx(30) and best.loc["none", "gain"] == pytest.approx(10)
     assert (best.loc["tea", "lr"], best.loc["tea", "epochs"], best.loc["tea", "cells"]) == (0.004, 2, 3)
     assert best.loc["tea", "gain"] == pytest.approx(0)
+    # ties: the shared recipe (stm), else the cheaper one (tam: the lower rate)
+    assert best.loc["stm", "lr"] == 0.004 and best.loc["tam", "lr"] == 0.002
     curves = recipe_curves([sweep], cells)
-    assert len(curves) == 2 + 2 + 2 + 2 + 3 and curves["val_top1"].max() == pytest.approx(40)
+    assert len(curves) == 2 * 9 + 3 and curves["val_top1"].max() == pytest.approx(50)
     assert not is_recipe_sweep(cells[cells["lr"] == 0.002].iloc[:1])
 
 
