@@ -360,6 +360,21 @@ def write_recipe_tables(out: str | Path) -> list[Path]:
     return paths + (save_figure(recipe_curves_figure(curves), R.figures_dir(out) / "recipe_curves") if len(curves) else [])
 
 
+def write_curves(out: str | Path) -> list[Path]:
+    """The validation curves of a sweep whose runs validated after more than one epoch (``eval_every``):
+    SWEEP/recipe_curves.csv and SWEEP/figures/validation_curves.{png,pdf}, one panel per method, the mean over
+    its seeds; nothing otherwise."""
+    from .recipes import RECIPE_CURVES, recipe_cells, recipe_curves
+    from .viz import recipe_curves_figure, save_figure
+
+    curves = recipe_curves([out], recipe_cells([out]))
+    if curves.empty or curves.groupby(["method", "seed"])["epoch"].nunique().max() < 2:
+        return []
+    path = R.write_csv(Path(out) / RECIPE_CURVES, curves.to_dict("records"), list(curves.columns))
+    return [path, *save_figure(recipe_curves_figure(curves, "validation top-1 after every epoch (mean over seeds)"),
+                               R.figures_dir(out) / "validation_curves")]
+
+
 def write_sweep_figure(out: str | Path, paper_table: str = "") -> list[Path]:
     """For a tuning sweep its recipe tables (:func:`write_recipe_tables`); accuracy vs temporal range of a sweep whose variants differ in their offsets alone (beside the paper's
     Table 3a when the sweep reproduces it), as SWEEP/figures/temporal_range.{png,pdf}; for a sweep comparing
@@ -379,7 +394,8 @@ def write_sweep_figure(out: str | Path, paper_table: str = "") -> list[Path]:
         table = module_comparison(df)
         R.write_csv(Path(out) / COMPARISON_TABLE, table.to_dict("records"), list(table.columns))
         return [Path(out) / COMPARISON_TABLE,
-                *save_figure(comparison_figure(table), R.figures_dir(out) / "accuracy_vs_gflops")]
+                *save_figure(comparison_figure(table), R.figures_dir(out) / "accuracy_vs_gflops"),
+                *write_curves(out)]
     if not is_offsets_sweep(summ):
         return []
     table_id = sweep_table_id(summ, paper_table)

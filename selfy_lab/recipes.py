@@ -55,8 +55,8 @@ def recipe_cells(sweep_dirs, main_backbone: str = "") -> pd.DataFrame:
 
 
 def is_recipe_sweep(cells: pd.DataFrame) -> bool:
-    """Do some of a sweep's runs differ in their learning rate or epochs?"""
-    return not cells.empty and len(cells[RECIPE].drop_duplicates()) > 1
+    """Was some method of a sweep trained at more than one recipe (learning rate, epochs)?"""
+    return not cells.empty and bool((cells.groupby("method")[RECIPE].nunique().max(axis=1) > 1).any())
 
 
 def best_recipes(cells: pd.DataFrame, shared: tuple[float, int] = (0.004, 6)) -> pd.DataFrame:

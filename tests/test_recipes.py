@@ -46,6 +46,8 @@ def test_each_method_gets_its_best_cell_beside_the_shared_one_and_its_curves(tmp
     curves = recipe_curves([sweep], cells)
     assert len(curves) == 2 * 9 + 3 and curves["val_top1"].max() == pytest.approx(50)
     assert not is_recipe_sweep(cells[cells["lr"] == 0.002].iloc[:1])
+    one_each = cells[((cells["block"] == "none") & (cells["lr"] == 0.002)) | ((cells["block"] == "tea") & (cells["lr"] == 0.004))]
+    assert not is_recipe_sweep(one_each.drop_duplicates("method"))  # methods at their own recipes: a comparison
 
 
 def test_a_tuning_sweep_writes_its_recipe_tables_instead_of_a_comparison(tmp_path):
@@ -62,3 +64,12 @@ def test_the_shared_and_own_recipes_side_by_side():
     assert t.loc["a", "shared_top1"] == pytest.approx(20) and t.loc["a", "shared_std"] == pytest.approx(10)
     assert t.loc["a", "shared_per_seed"] == "10.0 / 20.0 / 30.0" and t.loc["a", "tuned_epochs"] == 12
     assert t.loc["a", "tuned_minus_shared"] == pytest.approx(30)
+
+
+def test_a_comparison_validated_every_epoch_gets_its_curves(tmp_path):
+    sweep = _sweep(tmp_path, [("none", 0.004, 3, 0, 0.30), ("tea", 0.004, 3, 0, 0.40), ("tea", 0.004, 3, 1, 0.20),
+                              ("tam", 0.004, 3, 0, 0.25), ("stm", 0.004, 3, 0, 0.35)])
+    paths = write_sweep_figure(sweep)
+    assert sweep / "comparison.csv" in paths and any(p.name == "validation_curves.png" for p in paths)
+    curves = pd.read_csv(sweep / "recipe_curves.csv")
+    assert len(curves) == 5 * 3 and curves["val_top1"].max() == pytest.approx(40)
