@@ -149,8 +149,10 @@ class SelfyBranch(nn.Module):
         memory: str = "auto",
     ):
         """``memory``: ``save`` keeps the STSS volume and the extraction's activations for the backward pass,
-        ``recompute`` recomputes them there (same outputs and gradients, less memory, more time), ``auto``
-        recomputes once the volume would pass :data:`RECOMPUTE_ABOVE_BYTES`."""
+        ``recompute`` recomputes them there (same outputs and gradients, less memory kept through the forward
+        pass, more time), ``auto`` recomputes once the volume would pass :data:`RECOMPUTE_ABOVE_BYTES`. The
+        block's own backward pass still holds the whole recomputed volume and extraction at once (the
+        extraction's BatchNorm normalises over every position), so its peak is not lowered."""
         super().__init__()
         out_channels = out_channels or in_channels
         if memory not in STSS_MEMORY:
