@@ -133,7 +133,7 @@ def run_jobs(todo: list, out: Path, opts: ClusterOptions, device: str, finished:
     from .config import to_dict
 
     out = Path(out)
-    record = out / "submitit" / "jobs.csv"
+    record = out.joinpath(*R.CLUSTER_JOBS)
     known = {r["run_id"]: r["job_id"] for r in R.read_csv(record)} if record.is_file() else {}
     ex = make_executor(out, opts)
     jobs = {}

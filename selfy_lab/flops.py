@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from .config import SELFY_BLOCKS, ModelConfig
 
+PAPER_FLOPS_TABLE = "paper_table.csv"  # selfy-lab flops --paper --out DIR writes DIR/paper_table.csv
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
@@ -133,4 +134,4 @@ def paper_table(size: int = 224, out: str | Path | None = None) -> tuple[list[di
     if out is None:
         return rows, None
     cols = ["model", "backbone", "frames", "offsets", "window", "paper_gflops", "gflops", "rel_diff", "params_m"]
-    return rows, write_csv(Path(out) / "paper_table.csv", rows, cols)
+    return rows, write_csv(Path(out) / PAPER_FLOPS_TABLE, rows, cols)

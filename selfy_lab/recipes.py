@@ -21,7 +21,7 @@ from .tables import load_runs, method_label
 METHOD = ["backbone", "block", "offsets", "position", "options"]
 RECIPE = ["lr", "epochs"]
 CELL_COLUMNS = ["method", *METHOD, *RECIPE, "seed", "top1", "run_id"]
-RECIPE_CELLS, BEST_RECIPES, RECIPE_CURVES = "recipes.csv", "best_recipes.csv", "recipe_curves.csv"  # in the sweep
+RECIPE_CELLS, BEST_RECIPES, RECIPE_CURVES = R.RECIPE_CELLS, R.BEST_RECIPES, R.RECIPE_CURVES  # in the sweep
 
 
 def _runs(sweep_dirs) -> pd.DataFrame:

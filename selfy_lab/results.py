@@ -53,6 +53,11 @@ WEIGHTS, MODEL_CARD = "model.safetensors", "README.md"
 SWEEP_RECORD, RUNS_DIR, RUNS_TABLE, STATUS_TABLE, FIGURES = "sweep.yaml", "runs", "runs.csv", "status.csv", "figures"
 ROBUSTNESS_DIR, ROBUSTNESS_TABLE, ROBUSTNESS_SUMMARY = "robustness", "robustness.csv", "robustness_summary.csv"
 TENSORBOARD_DIR = "tensorboard"  # event files of --tensorboard, inside a run directory
+# what a sweep writes beside runs.csv: a block comparison; a recipe (tuning) sweep's cells, best recipes, curves
+COMPARISON_TABLE, RECIPE_CELLS, BEST_RECIPES, RECIPE_CURVES = (
+    "comparison.csv", "recipes.csv", "best_recipes.csv", "recipe_curves.csv")
+BENCH_TABLE = "bench.csv"  # selfy-lab bench --out
+CLUSTER_JOBS = ("submitit", "jobs.csv")  # a sweep's Slurm / local jobs, OUT/submitit/jobs.csv
 
 
 LOCK = ".lock"  # held (flock) by the process that writes a sweep folder or trains a run directory

@@ -170,12 +170,14 @@ def find_figures(root: str | Path, pattern: str) -> list[Path]:
 
 
 def load_flops_table(root: str | Path) -> pd.DataFrame:
-    f = Path(root) / "flops" / "paper_table.csv"
+    from .flops import PAPER_FLOPS_TABLE
+
+    f = Path(root) / "flops" / PAPER_FLOPS_TABLE
     return pd.read_csv(f) if f.exists() else pd.DataFrame()
 
 
 def load_bench(root: str | Path) -> pd.DataFrame:
-    f = Path(root) / "bench" / "bench.csv"
+    f = Path(root) / "bench" / R.BENCH_TABLE
     return pd.read_csv(f) if f.exists() else pd.DataFrame()
 
 
@@ -232,7 +234,7 @@ def pairwise_orderings(view: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["higher", "lower", "paper_diff", "ours_diff", "spread", "verdict"])
 
 
-COMPARISON_TABLE = "comparison.csv"
+COMPARISON_TABLE = R.COMPARISON_TABLE
 
 
 def is_block_comparison(summary: pd.DataFrame) -> bool:

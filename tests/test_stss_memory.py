@@ -11,7 +11,7 @@ from selfy_lab.models import selfy as S
 
 def _branch(memory: str, similarity: str = "cosine", extractor: str = "conv") -> S.SelfyBranch:
     torch.manual_seed(0)
-    return S.SelfyBranch(12, (-1, 0, 1), (5, 5), extractor, "conv", similarity, reduce=1,
+    return S.SelfyBranch(12, (-1, 0, 1), window=(5, 5), extractor=extractor, integrator="conv", similarity=similarity, reduce=1,
                          widths=S.BlockWidths(16, (4, 8, 8, 8), 8), zero_init=False, memory=memory).double().train()
 
 

@@ -104,5 +104,5 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
     dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     prov = R.provenance()
     rows = [{**r, "device": dev_name, "torch": torch.__version__, **prov} for r in rows]
-    path = R.write_csv(Path(out) / "bench.csv", rows) if out is not None else None
+    path = R.write_csv(Path(out) / R.BENCH_TABLE, rows) if out is not None else None
     return rows, dev_name, path

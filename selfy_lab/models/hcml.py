@@ -128,7 +128,7 @@ class SelfyEncoder(nn.Module):
                  widths: BlockWidths):
         super().__init__()
         causal = tuple(o for o in offsets if o <= 0) or (0,)
-        self.branch = SelfyBranch(channels, causal, window, reduce=reduce, widths=widths, zero_init=False,
+        self.branch = SelfyBranch(channels, causal, window=window, reduce=reduce, widths=widths, zero_init=False,
                                   out_channels=width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

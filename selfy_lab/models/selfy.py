@@ -136,6 +136,7 @@ class SelfyBranch(nn.Module):
         self,
         in_channels: int,
         offsets: tuple[int, ...],
+        *,
         window: tuple[int, int] = (9, 9),
         extractor: str = "conv",
         integrator: str = "conv",
@@ -145,7 +146,6 @@ class SelfyBranch(nn.Module):
         widths: BlockWidths = BlockWidths(),
         zero_init: bool = True,
         out_channels: int | None = None,  # default: the input's (a block's R); another width for HCML's encoder
-        *,
         memory: str = "auto",
     ):
         """``memory``: ``save`` keeps the STSS volume and the extraction's activations for the backward pass,
@@ -280,6 +280,7 @@ class ResidualBlock(nn.Module):
 def build_block(
     kind: str,
     in_channels: int,
+    *,
     offsets: tuple[int, ...] = (-2, -1, 0, 1, 2),
     window: tuple[int, int] = (9, 9),
     extractor: str = "conv",
@@ -291,7 +292,6 @@ def build_block(
     reduce: int = 2,
     widths: BlockWidths = BlockWidths(),
     zero_init: bool = True,
-    *,
     memory: str = "auto",
 ) -> nn.Module:
     """Build one insertion: ``selfy``, ``selfy-s`` (no spatial integration convs), ``stcb``, or a Table 5
@@ -299,7 +299,8 @@ def build_block(
     summed in one residual), ``sequential`` (SELFY-s then STCB)."""
 
     def selfy(integ: str) -> SelfyBranch:
-        return SelfyBranch(in_channels, offsets, window, extractor, integ, similarity, reduce, fuse, widths, zero_init,
+        return SelfyBranch(in_channels, offsets, window=window, extractor=extractor, integrator=integ,
+                           similarity=similarity, reduce=reduce, fuse=fuse, widths=widths, zero_init=zero_init,
                            memory=memory)
 
     def stcb() -> STCBBranch:
