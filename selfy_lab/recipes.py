@@ -37,7 +37,7 @@ def _run_dir(sweep_dirs, run_id: str) -> Path:
 
 def recipe_cells(sweep_dirs, main_backbone: str = "") -> pd.DataFrame:
     """One row per run of ``sweep_dirs``: its method (label and variant columns), lr, epochs, seed and
-    validation top-1 (%). ``main_backbone``: the backbone whose methods are labelled without it (default:
+    validation top-1 (%); rows whose run folder is not there are left out. ``main_backbone``: the backbone whose methods are labelled without it (default:
     the most common backbone among the runs with a block)."""
     top1 = _runs(sweep_dirs)
     if top1.empty:
@@ -47,7 +47,10 @@ def recipe_cells(sweep_dirs, main_backbone: str = "") -> pd.DataFrame:
         main_backbone = blocks.iloc[0] if len(blocks) else ""
     out = []
     for r in top1.drop_duplicates("run_id").itertuples(index=False):
-        run = R.read_run_config(_run_dir(sweep_dirs, r.run_id))
+        folder = _run_dir(sweep_dirs, r.run_id)
+        if not (folder / R.CONFIG).is_file():  # rows without their run folder: their recipe is unknown
+            continue
+        run = R.read_run_config(folder)
         rec = {k: getattr(r, k) for k in METHOD}
         out.append({"method": method_label(rec, main_backbone), **rec, "lr": run.train.lr,
                     "epochs": run.train.epochs, "seed": int(r.seed), "top1": 100 * r.value, "run_id": r.run_id})
