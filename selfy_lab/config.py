@@ -106,7 +106,7 @@ class ModelConfig:
     # inserted into a pretrained backbone), or at 1 like every other BN (a choice for training from scratch)
     zero_init: bool = True
     # std of the classifier's normal initialisation: 0.001 is TSN/TSM's (a head on pretrained features); from
-    # scratch, so small a head lets some seeds sit at the uniform prediction for epochs (measured, results/tuning)
+    # scratch, so small a head lets some seeds sit at the uniform prediction for epochs (results/tuning)
     head_std: float = 0.001
     # hierarchical contrastive motion learning (models/hcml.py): the motion encoder of its levels (none = no
     # hierarchy), the stages it attaches to, and its contrastive objective (frames ahead, temperature, grid)
@@ -358,7 +358,7 @@ class TrainConfig:
     aux_weight: float = field(default=1.0, metadata=KEY_IF_SET)
     # the training step under torch.compile (inductor, static shapes; validation stays eager). Compiled kernels
     # round differently, so a compiled run has its own run key. `selfy-lab bench --compile` measures what it
-    # buys on a device first: on a 2-core CPU compiled steps were slower (results/bench/compiled).
+    # buys on a device (results/README.md for the CPU).
     compile: bool = field(default=False, metadata=KEY_IF_SET)
     # PyTorch's deterministic kernels only (torch.use_deterministic_algorithms), so that a CUDA run repeats to
     # the bit on the same machine; slower there. CPU runs repeat without it, on the same thread count. Its
@@ -470,9 +470,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the CPU default on the built-in benchmark (tuned on seeds >= 100, results/tuning/): narrow TSN-R18 from
     # scratch at 64x64. The STSS takes the reference code's per-position reduction (res3's 8x8 -> 4x4, as
     # 28x28 -> 14x14 at 224) with a 3x3 window (+-25% of the frame, as 9x9 on 14x14). From scratch, the
-    # block's last BN starts at 1 (zero_init false): it learns from the first step (tuning seed 100, 8 epochs:
-    # {1} 32% -> 51%, -3..3 65% -> 74.5% top-1), and the classifier starts at std 0.01 (TSN's 0.001 left some seeds at the
-    # uniform prediction for epochs). Learning follows the clips seen, and a batch of 32 costs less per clip
+    # block's last BN starts at 1 (zero_init false): it learns from the first step, and the classifier starts
+    # at std 0.01 (TSN's 0.001 left some seeds at the uniform prediction for epochs; results/tuning/README.md). Learning follows the clips seen, and a batch of 32 costs less per clip
     # than 16 on a CPU; no dropout; validation after the last epoch only.
     "quick": dict(
         model=dict(backbone="tsn-r18-w16", frames=8, reduce=0, window=(3, 3), dropout=0.0, zero_init=False,

@@ -1,8 +1,7 @@
 """Process-level settings for fast CPU training.
 
 glibc's malloc gives blocks above its mmap threshold back to the operating system when they are freed, so
-every training step pays again for the page faults of its large activations (measured on a SELFYNet-TSM-R18
-CPU step: 33,000 minor faults, of which 30,000 go once freed memory stays in the heap). ``keep_freed_memory``
+every training step pays again for the page faults of its large activations. ``keep_freed_memory``
 raises the mmap threshold to its maximum (32 MiB on 64-bit glibc) and stops trimming the heap: the process
 keeps its high-water mark of memory instead of returning and re-faulting it. A no-op where the C library is
 not glibc; CUDA memory is not affected (PyTorch's caching allocator keeps it already). ``channels_last``

@@ -8,8 +8,7 @@ and a finished run returns its metrics at once.
 Runs are deterministic on CPU for a given seed and thread count: data order, augmentation and dropout draw
 from seeds derived from (seed, epoch), so a resumed run matches an uninterrupted one; the thread count sets the
 round-off, so every epoch records it and a resume on another count says so. On CUDA, where cuDNN and the
-backward of indexing may accumulate in a varying order, ``deterministic`` makes that a guarantee (on an H200
-the quick preset repeated to the bit without it too: results/gpu). On CUDA the loop keeps the
+backward of indexing may accumulate in a varying order, ``deterministic`` makes that a guarantee. On CUDA the loop keeps the
 hot path free of host synchronisation (running sums stay on the device), uses automatic mixed precision
 and channels-last memory. Under ``torchrun`` it trains with DistributedDataParallel; only rank 0 writes.
 """

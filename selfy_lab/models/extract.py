@@ -138,7 +138,7 @@ class ConvExtractor(nn.Module):
     * ``dense``: one matrix product with the layer's (C_in*u*v x C_out*u'*v') matrix, built from its
       kernel. Used for the single-input-channel first layer, for layers whose dense form costs at most
       1.5x the convolution's MACs, and for layers with <= 4 output channels (where convolutions are
-      slowest). Outputs with <= 4 channels are NCHW (their BatchNorm is ~4x faster so), others
+      slowest). Outputs with <= 4 channels are NCHW (where their BatchNorm is faster), others
       channels-last.
     * ``conv``: a channels-last convolution.
     * ``linear``: the last layer, whose kernel covers the whole remaining map.
