@@ -6,6 +6,7 @@ The README's prose is written by hand; each table sits between two markers that 
     ...                                          numbers (tables.sweep_summary)
     <!-- end table -->
 
+    <!-- table sweep hcml-tau -->               any sweep's variants
     <!-- table comparison motion-modules -->   a sweep's comparison.csv (a block comparison)
     <!-- table recipes tuning/modules-budget --> a tuning sweep's best_recipes.csv (each method's own recipe)
     <!-- table recipe-comparison DIR_SHARED DIR_TUNED -->  shared vs own recipe over the reported seeds
@@ -39,6 +40,10 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
+BLOCK_FIELDS = ("backbone", "block", "offsets", "window", "extractor", "integrator", "similarity", "fusion", "position",
+                "options")
+
+
 def paper_table(root: Path, table_id: str, sweep: str) -> str:
     """A sweep that reproduces a paper table: each of its variants (top-1 mean ± std and every seed, top-5, the
     binary accuracy within the time-reversed pairs, GFLOPs) beside the paper's top-1 of the row it reproduces
@@ -46,7 +51,7 @@ def paper_table(root: Path, table_id: str, sweep: str) -> str:
     from .paper import TABLES
     from .tables import load_runs, method_label, sweep_summary
 
-    if table_id not in TABLES:
+    if table_id and table_id not in TABLES:
         raise SelfyError(f"no paper table '{table_id}': choose from {', '.join(TABLES)}")
     summ, _, fields = sweep_summary(root / sweep, table_id)
     if summ.empty:
@@ -62,13 +67,22 @@ def paper_table(root: Path, table_id: str, sweep: str) -> str:
         pairs = 100 * g.loc[g["metric"] == "order_pairs_binary", "value"].mean()
         label = ("baseline" if r["block"] == "none" else method_label(r, r["backbone"]) if "block" in fields
                  else ", ".join(f"{f}={r[f]}" for f in fields))
+        if r["block"] == "none":  # baselines told apart by the fields that are not a block's
+            label += "".join(f", {f}={r[f]}" for f in fields if f not in BLOCK_FIELDS)
         if r["block"] == "none" and summ["backbone"].nunique() > 1:
             label += f" ({r['backbone']})"
         rows.append([label, _pm(100 * r["top1_mean"], 100 * r.get("top1_std", float("nan"))), per_seed,
                      _num(100 * r["top5_mean"]), _num(pairs), _num(r["gflops"], "{:.3f}"),
                      _num(r.get("paper_top1", float("nan")))])
-    return markdown(["variant", "top-1, mean ± std", "per seed", "top-5", "order pairs (binary)", "GFLOPs",
-                     "paper top-1"], rows)
+    header = ["variant", "top-1, mean ± std", "per seed", "top-5", "order pairs (binary)", "GFLOPs", "paper top-1"]
+    if not table_id:  # a sweep of its own: no paper column
+        header, rows = header[:-1], [r[:-1] for r in rows]
+    return markdown(header, rows)
+
+
+def sweep_table(root: Path, sweep: str) -> str:
+    """Any sweep's variants, told apart by the fields in which they differ (top-1 over seeds, every seed)."""
+    return paper_table(root, "", sweep)
 
 
 def comparison_table(root: Path, sweep: str) -> str:
@@ -105,7 +119,7 @@ def recipe_comparison_table(root: Path, shared: str, tuned: str) -> str:
                      "per seed", "own - shared"], rows)
 
 
-KINDS = {"paper": paper_table, "comparison": comparison_table, "recipes": recipes_table,
+KINDS = {"paper": paper_table, "sweep": sweep_table, "comparison": comparison_table, "recipes": recipes_table,
          "recipe-comparison": recipe_comparison_table}
 
 
