@@ -75,3 +75,22 @@ def test_a_marked_table_is_rewritten_and_a_bad_marker_is_one_line(tmp_path):
     readme.write_text("<!-- table colour s -->\n<!-- end table -->\n")
     with pytest.raises(SelfyError, match="unknown README table 'colour'"):
         update_readme(readme)
+
+
+def test_a_sweep_table_tells_its_baselines_apart(tmp_path):
+    from dataclasses import replace
+
+    from selfy_lab import results as R
+    from selfy_lab.config import resolve
+    from selfy_lab.readme_tables import render
+
+    base = resolve("smoke")
+    ids = []
+    for tau, top1 in ((0.1, 0.5), (0.2, 0.25)):
+        run = replace(base, model=replace(base.model, block="none", hierarchy="diff", hcml_tau=tau))
+        R.write_metrics(R.run_dir(tmp_path / "tau", run.run_hash), R.result_rows(run, {"top1": top1, "top5": 1.0}))
+        ids.append(run.run_hash)
+    R.collect_runs(tmp_path / "tau", ids)
+    text = render("sweep tau", tmp_path)
+    assert "| baseline, hierarchy=diff@res2+res3+res4 | 50.0 ± 0.0 |" in text
+    assert "| baseline, hierarchy=diff@res2+res3+res4 tau=0.2 | 25.0 ± 0.0 |" in text and "paper" not in text
