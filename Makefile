@@ -22,11 +22,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# hierarchical contrastive motion learning on the built-in benchmark: pretraining per seed, then the
-# label-efficiency and auxiliary-loss sweeps, into runs/hcml (not committed: copy what you want to keep into
+# hierarchical contrastive motion learning on the built-in benchmark: pretraining per seed (every stage), then
+# the label-efficiency study (1/10/100% labels, equal steps) and the auxiliary-loss sweep, into runs/hcml (not committed: copy what you want to keep into
 # results/); a pretraining whose checkpoint is missing trains again
 hcml: $(STAMP)
-	for s in 0 1 2; do $(BIN)/selfy-lab pretrain --method hcml --seed $$s --out runs/hcml/pretrain/seed-$$s || exit 1; done
+	for s in 0 1 2; do $(BIN)/selfy-lab pretrain --experiment experiments/hcml_pretrain.yaml --seed $$s --out runs/hcml/pretrain/seed-$$s || exit 1; done
 	$(BIN)/selfy-lab ablate --experiment experiments/hcml_labels.yaml --seeds 3 --out runs/hcml/labels
 	$(BIN)/selfy-lab ablate --experiment experiments/hcml_aux.yaml --seeds 3 --out runs/hcml/aux
 

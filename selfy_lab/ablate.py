@@ -35,8 +35,8 @@ from .grammar import format_offsets, parse_list, parse_offsets
 
 AXES = ("backbone", "shift_div", "shift_place", "block", "block_options", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
         "hierarchy_levels", "hcml_tau", "hcml_delta", "hcml_target", "hcml_predictor",
-        "pretrained", "aux", "aux_weight", "freeze_backbone", "lr", "epochs", "label_fraction", "size")
-TRAIN_AXES = ("aux", "aux_weight", "freeze_backbone", "lr", "epochs")  # the axes that change the training, not the network
+        "pretrained", "aux", "aux_weight", "freeze_backbone", "lr", "epochs", "warmup", "batch_size", "label_fraction", "size")
+TRAIN_AXES = ("aux", "aux_weight", "freeze_backbone", "lr", "epochs", "warmup", "batch_size")  # the axes that change the training, not the network
 DATA_AXES = ("label_fraction", "size")  # and those that change the data
 BASELINE_AXES = ("backbone", "shift_div", "shift_place", "hierarchy", "hierarchy_levels", "hcml_tau", "hcml_delta",
                  "hcml_target", "hcml_predictor", "pretrained", *TRAIN_AXES, *DATA_AXES)  # those a baseline (no block) follows too

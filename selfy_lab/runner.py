@@ -29,11 +29,13 @@ def describe(run: RunConfig, base: RunConfig | None = None) -> str:
     m = run.model
     v = run.variant()
     extra = "".join(f" {k}={v[k]}" for k in ("options", "hierarchy", "aux") if v[k] != "none")
+    extra += f" init={v['init']}" if v["init"] != "scratch" else ""
+    extra += f" labels={v['labels']}" if v["labels"] != "1" else ""
     if base is not None:
         extra += "".join(f" {k}={getattr(m, k)}" for k in ("shift_div", "shift_place")
                          if getattr(m, k) != getattr(base.model, k))
         extra += f" {run.data.size}px" if run.data.size != base.data.size else ""
-        extra += "".join(f" {k}={getattr(run.train, k):g}" for k in ("lr", "epochs")
+        extra += "".join(f" {k}={getattr(run.train, k):g}" for k in ("lr", "epochs", "warmup", "batch_size")
                          if getattr(run.train, k) != getattr(base.train, k))
     if m.block == "none":
         return f"{m.backbone} baseline{extra}, seed {run.train.seed}"

@@ -284,7 +284,13 @@ def test_a_variant_without_a_block_is_its_backbones_baseline():
     assert {r.run.data.synthetic_seed for r in p.runs} == {1} and {r.run.train.seed for r in p.runs} == {100}
     labels = [r.label for r in p.runs]
     assert len(set(labels)) == 8 and any("shift_place=inplace" in s for s in labels) and any("112px" in s for s in labels)
-    assert len(plan_sweep({"experiment": ROOT / "experiments" / "hcml_labels.yaml"}).runs) == 4  # no baseline there
+    study = plan_sweep({"experiment": ROOT / "experiments" / "hcml_labels.yaml"}, seeds=2).runs  # no baseline there
+    assert len(study) == 24 and len({r.label for r in study}) == 24  # every arm named apart: init, labels, steps
+    tuned = [r for r in study if r.run.model.pretrained != "none"]
+    assert {r.run.model.pretrained for r in tuned} == {"runs/hcml/pretrain/seed-0", "runs/hcml/pretrain/seed-1"}
+    assert all(f"seed-{r.run.train.seed}" in r.run.model.pretrained for r in tuned)
+    assert {r.label.split(" init=")[1].split()[0] for r in tuned} == {"file", "file-probe"}
+    assert {(r.run.data.label_fraction, r.run.train.batch_size) for r in study} == {(1.0, 32), (0.1, 32), (0.01, 16)}
 
 
 def test_one_sweep_per_folder_and_one_trainer_per_run(tmp_path):
