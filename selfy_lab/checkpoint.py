@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 
 from . import results as R
-from .config import RunConfig, from_dict, to_dict
+from .config import RunConfig
 from .data.loader import sample_seed
 from .errors import SelfyError, user_message
+from .frozen import from_dict, to_dict
 from .models import build_model
 from .runtime import select_device
 

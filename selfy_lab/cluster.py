@@ -57,7 +57,8 @@ class TrainJob:
         self.run, self.run_dir, self.device, self.distributed = run, run_dir, device, distributed
 
     def __call__(self) -> dict:
-        from .config import RunConfig, from_dict
+        from .config import RunConfig
+        from .frozen import from_dict
 
         if self.distributed:  # one task per GPU: the environment torchrun would give (RANK, WORLD_SIZE, ...)
             _submitit().helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
@@ -130,7 +131,7 @@ def run_jobs(todo: list, out: Path, opts: ClusterOptions, device: str, finished:
              on_event: Callable[..., None]) -> None:
     """Submit (or re-attach to) one job per planned run of ``todo`` and wait for them all; ``finished`` gets
     each run's status row as its job ends."""
-    from .config import to_dict
+    from .frozen import to_dict
 
     out = Path(out)
     record = out.joinpath(*R.CLUSTER_JOBS)

@@ -1,85 +1,60 @@
-"""Frozen configuration dataclasses, their vocabularies, validation, YAML load/save and a stable hash.
+"""The configuration dataclasses (model, data, training, a run), their validation and a run's stable key.
 
-This module imports no torch, so the CLI can validate input and print help instantly.
+The names a field may take live in :mod:`vocabulary`, the generic dataclass helpers in :mod:`frozen`, the
+presets and :func:`~selfy_lab.presets.resolve` in :mod:`presets`. This module imports no torch, so the CLI can
+validate input and print help instantly.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import math
-import re
-import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .grammar import (EVERY, POSITIONS, format_offsets, format_positions, format_window, parse_block_options,  # noqa: F401
-                      parse_offsets, parse_positions, parse_window, position_stage)
-
-# ---- vocabularies (the models import these) ----
-BACKBONE_RE = re.compile(r"^(tsn|tsm)-r(18|34|50)(?:-w(\d+))?$")
-BACKBONE_EXAMPLES = ("tsn-r18", "tsm-r18", "tsn-r34", "tsm-r34", "tsn-r50", "tsm-r50", "tsn-r18-w16", "tsm-r18-w16")
-SELFY_BLOCKS = ("selfy", "selfy-s", "stcb", "stcb+stcb", "selfy-s+selfy-s", "parallel", "sequential")
-MOTION_BLOCKS = ("nonlocal", "ms", "tea", "tam", "stm", "cost-a", "cost-b", "cp")  # the field's other modules (models/motion/)
-BLOCKS = ("none", *SELFY_BLOCKS, *MOTION_BLOCKS)
-# a module written outside the package: --block PACKAGE.MODULE:CLASS (models/outside.py builds it)
-OUTSIDE_BLOCK_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def is_outside_block(block: str) -> bool:
-    """``PACKAGE.MODULE:CLASS`` names the user's own module."""
-    return bool(OUTSIDE_BLOCK_RE.match(str(block)))
-EXTRACTORS = ("smax", "kscm", "mlp", "conv", "conv3d")
-INTEGRATORS = ("conv", "mlp", "fc", "none")
-SIMILARITIES = ("cosine", "dot", "embedded_gaussian")
-FUSIONS = ("R+V", "R")
-RESIDUALS = ("reference", "paper")
-FUSE_HEADS = ("reference", "paper")
-STSS_MEMORY = ("auto", "save", "recompute")  # keep the STSS volume for the backward pass, or recompute it there
-SHIFT_PLACES = ("residual", "inplace")  # where TSM shifts: each residual branch, or each block's input
-# STSS resolution reduction per insertion point (reference code: res3's 28x28 -> 14x14 at 224 input)
-DEFAULT_REDUCE = {"pool1": 4, "res2": 4, "res3": 2, "res4": 1, "res5": 1}
-REDUCE_CHOICES = (1, 2, 4)
-LIST_FORMATS = ("auto", "tsn", "two-column", "ssv2-json", "diving48-json")  # data/lists.py reads each
-HIERARCHIES = ("none", "diff", "selfy")  # HCML's motion encoder (models/hcml.py)
-AUX_LOSSES = ("none", "hcml")
-HCML_TARGETS = ("motion", "backbone")  # what a level predicts (models/hcml.py)
-HCML_PREDICTORS = ("motion", "motion+appearance")
-OBJECTIVES = ("supervised", "hcml")  # hcml: self-supervised pretraining of the motion hierarchy, labels unread
-PREVIOUS_STAGE = {"res2": "pool1", "res3": "res2", "res4": "res3", "res5": "res4"}
-
-
-# Fields marked ``NOT_IDENTITY`` do not change what a run computes (how many loader processes, whether
-# the data is checked up front, how often it is validated, the names it is filed under): they are left
-# out of the run key, so changing them re-uses a finished run.
-NOT_IDENTITY = {"identity": False}
-# Fields marked ``KEY_IF_SET`` key a run only when they differ from their default: a run that does not use an
-# option keeps the key (and the directory) it would have without it, so adding an option re-keys no run.
-KEY_IF_SET = {"identity": "if_set"}
-
-
-def _choice(value: str, choices: tuple[str, ...], what: str) -> str:
-    if value not in choices:
-        raise ValueError(f"unknown {what} '{value}': choose from {', '.join(choices)}")
-    return value
-
-
-def _number(value, what: str, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-            hi_open: bool = False, integer: bool = False):
-    """Check a numeric field at the edge: finite, of the right type, within [lo, hi] (or open ends)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        raise ValueError(f"{what} must be {'an integer' if integer else 'a number'}, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value}")
-    below = lo is not None and (value <= lo if lo_open else value < lo)
-    above = hi is not None and (value >= hi if hi_open else value > hi)
-    if below or above:
-        left = "" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
-        right = "" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
-        rng = f"in {left}, {right}" if lo is not None and hi is not None else (
-            f"{'above' if lo_open else 'at least'} {lo:g}" if lo is not None else f"{'below' if hi_open else 'at most'} {hi:g}")
-        raise ValueError(f"{what} must be {rng}, got {value}")
-    return value
+from .frozen import KEY_IF_SET, NOT_IDENTITY, check_choice, check_number, identity
+from .grammar import (  # noqa: F401
+    EVERY,
+    POSITIONS,
+    format_offsets,
+    format_positions,
+    format_window,
+    parse_block_options,
+    parse_offsets,
+    parse_positions,
+    parse_window,
+    position_stage,
+)
+from .vocabulary import (
+    AUX_LOSSES,
+    BACKBONE_EXAMPLES,
+    BACKBONE_RE,
+    BLOCKS,
+    DATASETS,
+    DEFAULT_REDUCE,
+    EXTRACTORS,
+    FLIPS,
+    FUSE_HEADS,
+    FUSIONS,
+    HCML_PREDICTORS,
+    HCML_TARGETS,
+    HIERARCHIES,
+    INTEGRATORS,
+    LIST_FORMATS,
+    MOTION_BLOCKS,
+    OBJECTIVES,
+    OPTIMIZERS,
+    PRESET_NAMES,
+    PREVIOUS_STAGE,
+    REDUCE_CHOICES,
+    RESIDUALS,
+    SCHEDULES,
+    SELFY_BLOCKS,
+    SHIFT_PLACES,
+    SIMILARITIES,
+    STSS_MEMORY,
+    is_outside_block,
+)
 
 
 @dataclass(frozen=True)
@@ -145,13 +120,13 @@ class ModelConfig:
         if not is_outside_block(self.block):
             if ":" in str(self.block):
                 raise ValueError(f"block '{self.block}': your own module is PACKAGE.MODULE:CLASS (e.g. mymodules.shift:Shift)")
-            _choice(self.block, BLOCKS, "block")
-        _choice(self.extractor, EXTRACTORS, "extractor")
-        _choice(self.integrator, INTEGRATORS, "integrator")
-        _choice(self.similarity, SIMILARITIES, "similarity")
-        _choice(self.fusion, FUSIONS, "fusion")
-        _choice(self.residual, RESIDUALS, "residual")
-        _choice(self.fuse, FUSE_HEADS, "fuse head")
+            check_choice(self.block, BLOCKS, "block")
+        check_choice(self.extractor, EXTRACTORS, "extractor")
+        check_choice(self.integrator, INTEGRATORS, "integrator")
+        check_choice(self.similarity, SIMILARITIES, "similarity")
+        check_choice(self.fusion, FUSIONS, "fusion")
+        check_choice(self.residual, RESIDUALS, "residual")
+        check_choice(self.fuse, FUSE_HEADS, "fuse head")
         object.__setattr__(self, "offsets", parse_offsets(self.offsets))
         object.__setattr__(self, "window", parse_window(self.window))
         object.__setattr__(self, "position", parse_positions(self.position))
@@ -161,14 +136,14 @@ class ModelConfig:
                              f"own module; block '{self.block}' takes none")
         if self.reduce and self.reduce not in REDUCE_CHOICES:
             raise ValueError(f"reduce must be 0 (per-position default) or one of {REDUCE_CHOICES}, got {self.reduce}")
-        _number(self.frames, "frames", 1, integer=True)
-        _number(self.num_classes, "num_classes", 2, integer=True)
-        _number(self.dropout, "dropout", 0, 1, hi_open=True)
-        _number(self.head_std, "head_std", 0, 1, lo_open=True)
-        _choice(self.hierarchy, HIERARCHIES, "hierarchy")
-        _number(self.shift_div, "shift_div", 2, integer=True)
-        _choice(self.shift_place, SHIFT_PLACES, "shift place")
-        _choice(self.stss_memory, STSS_MEMORY, "STSS memory mode")
+        check_number(self.frames, "frames", 1, integer=True)
+        check_number(self.num_classes, "num_classes", 2, integer=True)
+        check_number(self.dropout, "dropout", 0, 1, hi_open=True)
+        check_number(self.head_std, "head_std", 0, 1, lo_open=True)
+        check_choice(self.hierarchy, HIERARCHIES, "hierarchy")
+        check_number(self.shift_div, "shift_div", 2, integer=True)
+        check_choice(self.shift_place, SHIFT_PLACES, "shift place")
+        check_choice(self.stss_memory, STSS_MEMORY, "STSS memory mode")
         try:
             levels = parse_positions(self.hierarchy_levels)
         except ValueError:
@@ -177,13 +152,13 @@ class ModelConfig:
             raise ValueError(f"hierarchy levels '{format_positions(levels)}': use stages among res2, res3, res4, res5 "
                              f"joined by + (each predicts the stage before it)")
         object.__setattr__(self, "hierarchy_levels", levels)
-        _number(self.hcml_delta, "hcml_delta", 1, integer=True)
+        check_number(self.hcml_delta, "hcml_delta", 1, integer=True)
         if self.hierarchy != "none" and self.hcml_delta >= self.frames:
             raise ValueError(f"hcml_delta {self.hcml_delta} looks past a {self.frames}-frame clip: use 1..{self.frames - 1}")
-        _number(self.hcml_tau, "hcml_tau", 0, lo_open=True)
-        _number(self.hcml_grid, "hcml_grid", 1, integer=True)
-        _choice(self.hcml_target, HCML_TARGETS, "hcml target")
-        _choice(self.hcml_predictor, HCML_PREDICTORS, "hcml predictor input")
+        check_number(self.hcml_tau, "hcml_tau", 0, lo_open=True)
+        check_number(self.hcml_grid, "hcml_grid", 1, integer=True)
+        check_choice(self.hcml_target, HCML_TARGETS, "hcml target")
+        check_choice(self.hcml_predictor, HCML_PREDICTORS, "hcml predictor input")
         if self.block in SELFY_BLOCKS and any(p.endswith(EVERY) for p in self.position):
             raise ValueError(f"position '{format_positions(self.position)}': ':every' (a module inside every residual "
                              f"block) is for the motion modules ({', '.join(MOTION_BLOCKS)}); {self.block} goes after a stage")
@@ -240,32 +215,6 @@ class ModelConfig:
         }
 
 
-FLIPS = ("none", "skip", "swap")
-SCHEDULES = ("step", "cosine")
-OPTIMIZERS = ("sgd", "adamw")
-PRESET_NAMES = ("smoke", "quick", "paper")
-
-# Dataset conventions (``--data-root``, ``--train-list``, ``--val-list``, ``--categories`` and
-# ``--frame-template`` override them). List files hold ``<folder or video> <num_frames> <label>``.
-DATASETS: dict[str, dict[str, Any]] = {
-    "synthetic": dict(num_classes=16, flip="none", metric="top1"),
-    # any folder of video files and frame folders, searched recursively, no list and no labels: for pretraining
-    # (the classifier it builds is never used; fine-tune the result on a labelled dataset)
-    "videos": dict(num_classes=2, flip="none", metric="top1"),
-    "something-v1": dict(num_classes=174, template="{:05d}.jpg", train_list="train_videofolder.txt",
-                         val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1",
-                         list_format="tsn"),  # SS-V1 ships frames only: its lists are TSN lists
-    "something-v2": dict(num_classes=174, template="{:06d}.jpg", train_list="train_videofolder.txt",
-                         val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1"),
-    "diving48": dict(num_classes=48, template="img_{:05d}.jpg", train_list="train_videofolder.txt",
-                     val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1"),
-    "gym99": dict(num_classes=99, template="img_{:05d}.jpg", train_list="train_videofolder.txt",
-                  val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="mean_class"),
-    "gym288": dict(num_classes=288, template="img_{:05d}.jpg", train_list="train_videofolder.txt",
-                   val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="mean_class"),
-}
-
-
 @dataclass(frozen=True)
 class DataConfig:
     """Where clips come from and how they are sampled and augmented."""
@@ -307,18 +256,18 @@ class DataConfig:
             raise ValueError(f"test_clips must be 1 or 2, got {self.test_clips}")
         if self.test_crops not in (1, 3):
             raise ValueError(f"test_crops must be 1 (centre) or 3 (three-crop), got {self.test_crops}")
-        _number(self.size, "size (pixels)", 16, integer=True)
-        _number(self.workers, "workers", 0, integer=True)
-        _number(self.synthetic_train, "synthetic_train", 1, integer=True)
-        _number(self.synthetic_val, "synthetic_val", 1, integer=True)
-        _number(self.synthetic_distractors, "synthetic_distractors", 0, integer=True)
-        _number(self.label_fraction, "label_fraction", 0, 1, lo_open=True)
+        check_number(self.size, "size (pixels)", 16, integer=True)
+        check_number(self.workers, "workers", 0, integer=True)
+        check_number(self.synthetic_train, "synthetic_train", 1, integer=True)
+        check_number(self.synthetic_val, "synthetic_val", 1, integer=True)
+        check_number(self.synthetic_distractors, "synthetic_distractors", 0, integer=True)
+        check_number(self.label_fraction, "label_fraction", 0, 1, lo_open=True)
         object.__setattr__(self, "resize", tuple(int(v) for v in self.resize))
         object.__setattr__(self, "scales", tuple(float(v) for v in self.scales))
         for v in self.resize:
-            _number(v, "resize", 1)
+            check_number(v, "resize", 1)
         for v in self.scales:
-            _number(v, "scales", 0, 1, lo_open=True)
+            check_number(v, "scales", 0, 1, lo_open=True)
 
     @property
     def conventions(self) -> dict[str, Any]:
@@ -331,7 +280,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation. Defaults are SPEC §5's Something-Something recipe."""
+    """Optimisation. Defaults are the paper's Something-Something recipe (Appendix A) and its reference script's."""
 
     epochs: int = 50
     batch_size: int = 64
@@ -374,21 +323,21 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer '{self.optimizer}': choose from {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule '{self.schedule}': choose from {', '.join(SCHEDULES)}")
-        _number(self.epochs, "epochs", 1, integer=True)
-        _number(self.batch_size, "batch_size", 1, integer=True)
-        _number(self.lr, "lr", 0, lo_open=True)
-        _number(self.warmup, "warmup (epochs)", 0)
-        _number(self.momentum, "momentum", 0, 1, hi_open=True)
-        _number(self.weight_decay, "weight_decay", 0)
-        _number(self.clip_grad, "clip_grad", 0)
-        _number(self.seed, "seed", 0, integer=True)
-        _number(self.label_smoothing, "label_smoothing", 0, 1, hi_open=True)
-        _number(self.eval_every, "eval_every", 0, integer=True)
-        _choice(self.aux, AUX_LOSSES, "auxiliary loss")
-        _choice(self.objective, OBJECTIVES, "objective")
+        check_number(self.epochs, "epochs", 1, integer=True)
+        check_number(self.batch_size, "batch_size", 1, integer=True)
+        check_number(self.lr, "lr", 0, lo_open=True)
+        check_number(self.warmup, "warmup (epochs)", 0)
+        check_number(self.momentum, "momentum", 0, 1, hi_open=True)
+        check_number(self.weight_decay, "weight_decay", 0)
+        check_number(self.clip_grad, "clip_grad", 0)
+        check_number(self.seed, "seed", 0, integer=True)
+        check_number(self.label_smoothing, "label_smoothing", 0, 1, hi_open=True)
+        check_number(self.eval_every, "eval_every", 0, integer=True)
+        check_choice(self.aux, AUX_LOSSES, "auxiliary loss")
+        check_choice(self.objective, OBJECTIVES, "objective")
         if self.objective == "hcml" and self.aux != "none":
             raise ValueError("pretraining (objective hcml) has no labels to add an auxiliary loss to: drop --aux")
-        _number(self.aux_weight, "aux_weight", 0)
+        check_number(self.aux_weight, "aux_weight", 0)
         object.__setattr__(self, "lr_steps", tuple(int(v) for v in self.lr_steps))
 
 
@@ -456,126 +405,3 @@ class RunConfig:
         the result, i.e. all but those marked ``NOT_IDENTITY``."""
         blob = json.dumps(identity(self), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
-
-
-# Presets: partial configs applied on top of the defaults (then dataset conventions, YAML, flags).
-PRESETS: dict[str, dict[str, Any]] = {
-    # seconds: for tests and for checking an installation
-    "smoke": dict(
-        model=dict(backbone="tsn-r18-w8", frames=4, window=(5, 5), reduce=1, dropout=0.0),
-        data=dict(size=32, synthetic_train=64, synthetic_val=32, workers=0, synthetic_distractors=1),
-        train=dict(epochs=1, batch_size=16, optimizer="adamw", lr=0.002, weight_decay=0.05, schedule="cosine",
-                   warmup=0, lr_steps=()),
-    ),
-    # the CPU default on the built-in benchmark (tuned on seeds >= 100, results/tuning/): narrow TSN-R18 from
-    # scratch at 64x64. The STSS takes the reference code's per-position reduction (res3's 8x8 -> 4x4, as
-    # 28x28 -> 14x14 at 224) with a 3x3 window (+-25% of the frame, as 9x9 on 14x14). From scratch, the
-    # block's last BN starts at 1 (zero_init false): it learns from the first step, and the classifier starts
-    # at std 0.01 (TSN's 0.001 left some seeds at the uniform prediction for epochs; results/tuning/README.md). Learning follows the clips seen, and a batch of 32 costs less per clip
-    # than 16 on a CPU; no dropout; validation after the last epoch only.
-    "quick": dict(
-        model=dict(backbone="tsn-r18-w16", frames=8, reduce=0, window=(3, 3), dropout=0.0, zero_init=False,
-                   head_std=0.01),
-        data=dict(size=64, workers=0, synthetic_distractors=0),
-        train=dict(epochs=6, batch_size=32, optimizer="adamw", lr=0.004, weight_decay=0.05, schedule="cosine",
-                   warmup=1, lr_steps=(), eval_every=0),
-    ),
-    # SPEC §5: SGD + Nesterov, lr 0.01, x0.1 at 30/40 of 50 epochs, dropout 0.5, clip 20, batch 64
-    "paper": dict(model=dict(pretrained="imagenet", dropout=0.5), data=dict(size=224), train=dict()),
-}
-# SPEC §5: Diving-48 and FineGym use a cosine schedule with 10 warm-up epochs, 30 / 40 epochs
-PAPER_DATASET_TRAIN = {
-    "diving48": dict(schedule="cosine", warmup=10, epochs=30, lr_steps=()),
-    "gym99": dict(schedule="cosine", warmup=10, epochs=40, lr_steps=()),
-    "gym288": dict(schedule="cosine", warmup=10, epochs=40, lr_steps=()),
-}
-
-
-def resolve(preset: str = "paper", dataset: str | None = None, overrides: dict[str, Any] | None = None,
-            experiment: str = "") -> RunConfig:
-    """defaults -> preset -> dataset conventions -> ``overrides`` (YAML, then flags) -> RunConfig."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset '{preset}': choose from {', '.join(PRESETS)}")
-    layers: list[dict[str, Any]] = [PRESETS[preset]]
-    overrides = dict(overrides or {})
-    ds = dataset or (overrides.get("data") or {}).get("dataset") or "synthetic"
-    if ds not in DATASETS:
-        raise ValueError(f"unknown dataset '{ds}': choose from {', '.join(DATASETS)}")
-    layers.append(dict(model=dict(num_classes=DATASETS[ds]["num_classes"]), data=dict(dataset=ds)))
-    if preset == "paper" and ds in PAPER_DATASET_TRAIN:
-        layers.append(dict(train=PAPER_DATASET_TRAIN[ds]))
-    if preset != "paper" and ds != "synthetic":
-        layers.append(dict(data=dict(size=112)))  # real frames: keep the CPU presets small, not 64
-    layers.append(overrides)
-    merged = deep_merge(*layers)
-    merged["preset"] = preset
-    merged["experiment"] = experiment
-    return from_dict(RunConfig, merged)
-
-
-def deep_merge(*layers: dict[str, Any] | None) -> dict[str, Any]:
-    """Nested dicts merged left to right: a later layer's value wins, sub-dicts merge key by key.
-    The one merge of the package (presets, experiment files, flags, sweep variants)."""
-    out: dict[str, Any] = {}
-    for layer in layers:
-        for k, v in (layer or {}).items():
-            out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-# ---- generic helpers for nested frozen dataclasses ----
-
-def to_dict(cfg) -> dict[str, Any]:
-    """Plain dict (tuples as lists) suitable for YAML/JSON."""
-
-    def conv(v):
-        if dataclasses.is_dataclass(v):
-            return {f.name: conv(getattr(v, f.name)) for f in fields(v)}
-        if isinstance(v, tuple):
-            return [conv(x) for x in v]
-        return v
-
-    return conv(cfg)
-
-
-def from_dict(cls, data: dict[str, Any] | None, where: str = "config"):
-    """Build a (nested) dataclass from a partial dict; unknown keys are an error naming the key."""
-    data = dict(data or {})
-    kwargs = {}
-    known = {f.name: f for f in fields(cls)}
-    for key, value in data.items():
-        if key not in known:
-            raise ValueError(f"{where}: unknown field '{key}' (known: {', '.join(known)})")
-        f = known[key]
-        sub = _dataclass_type(cls, f)
-        kwargs[key] = from_dict(sub, value, f"{where}.{key}") if sub and isinstance(value, dict) else value
-    return cls(**kwargs)
-
-
-def _dataclass_type(cls, f):
-    t = typing.get_type_hints(cls).get(f.name)
-    return t if isinstance(t, type) and dataclasses.is_dataclass(t) else None
-
-
-def override(cfg, changes: dict[str, Any] | None, where: str = "config"):
-    """``cfg`` (a config dataclass) with a partial nested dict of changes applied, validated like a new one."""
-    if not changes:
-        return cfg
-    return from_dict(type(cfg), deep_merge(to_dict(cfg), changes), where)
-
-
-def identity(cfg) -> dict[str, Any]:
-    """``to_dict(cfg)`` without the fields marked ``NOT_IDENTITY`` and the ``KEY_IF_SET`` fields at their
-    default: what keys a run."""
-    if not dataclasses.is_dataclass(cfg):
-        return cfg
-    return {f.name: identity(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name))
-            else to_dict(getattr(cfg, f.name)) for f in fields(cfg) if _keys_run(cfg, f)}
-
-
-def _keys_run(cfg, f) -> bool:
-    key = f.metadata.get("identity", True)
-    if key == "if_set":
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        return getattr(cfg, f.name) != default
-    return key

@@ -125,7 +125,7 @@ def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | 
     (re-rooted lists, test clips and crops, ...). Appends tidy rows to ``out`` (default RUN/eval.csv, keyed by
     the trained run's id and the test protocol) and writes, beside it, the confusion matrix (CSV + PNG) and
     per-class accuracy of the protocol."""
-    from .config import override
+    from .frozen import override
     from .metrics import confusion_matrix, top_confusions
     from .viz import confusion_figure, save_figure
 

@@ -17,10 +17,13 @@ from typing import Any
 
 import yaml
 
-from .config import DataConfig, ModelConfig, PRESET_NAMES, RunConfig, TrainConfig, deep_merge, override, resolve
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import SelfyError
+from .frozen import deep_merge, override
+from .presets import resolve
 from .schema import check_experiment
 from .textfiles import read_text
+from .vocabulary import PRESET_NAMES
 
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 # flag name -> config section, from the dataclasses themselves (no field name is used twice)

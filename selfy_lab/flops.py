@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .config import SELFY_BLOCKS, ModelConfig
+from .config import ModelConfig
+from .vocabulary import SELFY_BLOCKS
 
 PAPER_FLOPS_TABLE = "paper_table.csv"  # selfy-lab flops --paper --out DIR writes DIR/paper_table.csv
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -112,7 +113,7 @@ def cost_report(cfg: ModelConfig, size: int = 224) -> list[str]:
 
 
 def paper_table(size: int = 224, out: str | Path | None = None) -> tuple[list[dict], Path | None]:
-    """Every FLOPs row of the paper we implement (SPEC §8), ours beside the paper's; written to
+    """Every FLOPs row of the paper we implement (Tables 1, 3a, 7a and 7d), ours beside the paper's; written to
     OUT/paper_table.csv when ``out`` is given. Returns (rows, path)."""
     from . import paper
     from .textfiles import ensure_writable, write_csv

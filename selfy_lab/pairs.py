@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .config import EVERY, MOTION_BLOCKS, ModelConfig, resolve
+from .config import ModelConfig
+from .grammar import EVERY
+from .presets import resolve
+from .vocabulary import MOTION_BLOCKS
 
 SELFY_TSM_R18 = ModelConfig(backbone="tsm-r18", offsets=(-2, -1, 0, 1, 2), window=(9, 9), position=("res3",))
 TSM_R18 = replace(SELFY_TSM_R18, block="none")

@@ -1,4 +1,4 @@
-"""Reference numbers of the SELFY paper (SPEC §8-9). The only place they are written down.
+"""Reference numbers of the SELFY paper (its tables of FLOPs and accuracy). The only place they are written down.
 
 Each accuracy row names the variant with the same fields and canonical strings as our results
 (``selfy_lab.config.ModelConfig.variant``) so tables can be joined on them. Dataset: SS-V1 unless noted.

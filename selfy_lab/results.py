@@ -222,7 +222,7 @@ def figures_dir(out: str | Path) -> Path:
 def write_run_config(path: str | Path, run: "RunConfig") -> None:
     import yaml
 
-    from .config import to_dict
+    from .frozen import to_dict
 
     atomic_write_text(Path(path) / CONFIG, yaml.safe_dump(to_dict(run), sort_keys=False))
 
@@ -231,7 +231,8 @@ def read_run_config(path: str | Path) -> "RunConfig":
     """The resolved config a run directory holds."""
     import yaml
 
-    from .config import RunConfig, from_dict
+    from .config import RunConfig
+    from .frozen import from_dict
 
     f = Path(path) / CONFIG
     try:

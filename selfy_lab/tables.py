@@ -285,7 +285,7 @@ def _differ_in_offsets_only(summary: pd.DataFrame) -> bool:
 def method_label(row, main_backbone: str) -> str:
     """A variant's name in the comparison tables (``row``: its variant columns): the block (with SELFY's offsets,
     its named options, "(every block)" for its papers' arrangement), "on <backbone>" off the main backbone."""
-    from .config import EVERY
+    from .grammar import EVERY
 
     if row["block"] == "none":
         return f"{row['backbone']} (no block)"

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import ROOT, cli, cli_inproc, one_line_error, rows
 
 from selfy_lab import ablate as A
-from selfy_lab.config import resolve
 from selfy_lab.errors import SelfyError
+from selfy_lab.presets import resolve
 from selfy_lab.results import RUN_COLUMNS
-
-from helpers import ROOT, cli, cli_inproc, one_line_error, rows
 
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
 R = lambda a, b: tuple(range(a, b + 1))  # noqa: E731

@@ -5,13 +5,13 @@ import time
 
 import pytest
 import torch
+from helpers import cli_inproc, one_line_error, rows
 
 from selfy_lab import ablate as A
 from selfy_lab import results as R
-from selfy_lab.config import resolve, to_dict
+from selfy_lab.frozen import to_dict
+from selfy_lab.presets import resolve
 from selfy_lab.train import fit
-
-from helpers import cli_inproc, one_line_error, rows
 
 submitit = pytest.importorskip("submitit")  # in the test extra; the cluster path is optional for users
 

@@ -7,15 +7,14 @@ from collections import Counter
 
 import pytest
 import torch
-
-from selfy_lab import stss
-from selfy_lab.config import resolve
-from selfy_lab.models import selfsim as stss_mod
-from selfy_lab.models.net import build_model
-from selfy_lab.train import fit
-
 from helpers import rows
 from test_stss import brute_force
+
+from selfy_lab import stss
+from selfy_lab.models import selfsim as stss_mod
+from selfy_lab.models.net import build_model
+from selfy_lab.presets import resolve
+from selfy_lab.train import fit
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 import torch
+from helpers import SHARED
 
-from selfy_lab.config import DataConfig, resolve
+from selfy_lab.config import DataConfig
 from selfy_lab.data import synthetic as syn
 from selfy_lab.data.datasets import build_dataset, check_entries
 from selfy_lab.data.flip import flip_table, mirror_pairs
@@ -12,8 +13,7 @@ from selfy_lab.data.loader import EpochBatchSampler
 from selfy_lab.data.sampling import segment_indices
 from selfy_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, clip_from_frames, normalize, resize
 from selfy_lab.errors import DataError
-
-from helpers import SHARED
+from selfy_lab.presets import resolve
 
 
 def test_category_file_without_trailing_newline():
@@ -270,8 +270,8 @@ def test_missing_pretrained_weights_stop_before_any_data_is_prepared(tmp_path, m
     checking the data (which took minutes)."""
     import selfy_lab.train as T
     import selfy_lab.weights as W
-    from selfy_lab.config import resolve
     from selfy_lab.errors import SelfyError
+    from selfy_lab.presets import resolve
     from selfy_lab.train import fit
 
     def offline(depth):

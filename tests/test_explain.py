@@ -5,15 +5,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from helpers import cli, cli_inproc, one_line_error
 
 from selfy_lab.config import ModelConfig
 from selfy_lab.data import synthetic as syn
 from selfy_lab.explain import CAM_METHODS, clip_cam, stss_from_model, stss_from_pixels
-from selfy_lab.models.extract import soft_argmax_flow
 from selfy_lab.models import build_model
+from selfy_lab.models.extract import soft_argmax_flow
 from selfy_lab.viz import default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
-
-from helpers import cli, cli_inproc, one_line_error
 
 
 def moving_clip(T=8, size=64):
@@ -116,12 +115,11 @@ def test_cam_and_stss_commands_on_trained_models(smoke_sweep, tmp_path):
 
 def test_cam_and_stss_of_your_own_clip(smoke_sweep, tmp_path):
     """--video takes a video file or a frame folder; --class makes the CAM explain that class."""
+    from helpers import write_video
     from PIL import Image
 
     from selfy_lab.explain import cam_figures, stss_figures
     from selfy_lab.results import read_run_config, sweep_run_dirs
-
-    from helpers import write_video
 
     runs = {(c.model.offsets if c.model.block != "none" else None, c.train.seed): d
             for d in sweep_run_dirs(smoke_sweep) for c in [read_run_config(d)]}
@@ -172,7 +170,7 @@ def test_stage_sizes_match_the_network_and_pick_the_cam_layer(size):
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     """A trained smoke run on 3-frame clips, whose CAM figure is narrower than its title, trained on 8 clips, validated on 4."""
-    from selfy_lab.config import resolve
+    from selfy_lab.presets import resolve
     from selfy_lab.train import fit
 
     out = tmp_path_factory.mktemp("short") / "run"

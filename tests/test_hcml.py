@@ -1,17 +1,17 @@
 """Hierarchical contrastive motion learning: the InfoNCE loss, its pairs, the hierarchy in every level subset."""
 import itertools
-from dataclasses import replace
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import Stop, stop_after_first_epoch
 
-from selfy_lab.config import ModelConfig, resolve
+from selfy_lab.config import ModelConfig
 from selfy_lab.models import build_model
 from selfy_lab.models.hcml import future_pairs, info_nce
-
-from helpers import Stop, stop_after_first_epoch
+from selfy_lab.presets import resolve
 
 LEVELS = ("res2", "res3", "res4", "res5")
 
@@ -292,9 +292,9 @@ def test_sweep_variants_keep_braced_offsets_and_fill_seed_paths():
 
 
 def test_a_probe_takes_no_auxiliary_loss_and_an_unfinished_pretraining_is_refused(tmp_path):
+    from selfy_lab.checkpoint import save_checkpoint
     from selfy_lab.errors import SelfyError
     from selfy_lab.models import build_model
-    from selfy_lab.checkpoint import save_checkpoint
     from selfy_lab.weights import load_pretrained
 
     with pytest.raises(ValueError, match="no contrastive loss to add"):
@@ -369,9 +369,8 @@ def test_pretraining_on_a_folder_of_your_own_videos_then_fine_tuning(tmp_path):
     """--dataset videos: every video file and frame folder under --data-root, recursively, no list, no labels;
     an unreadable file is skipped and counted, an empty folder is one line; the result fine-tunes."""
     import numpy as np
-    from PIL import Image
-
     from helpers import cli, cli_inproc, one_line_error, write_video
+    from PIL import Image
 
     root = tmp_path / "mine"
     write_video(root / "day1" / "a.mp4", 20)

@@ -4,13 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from helpers import SHARED, write_video
 
-from selfy_lab.config import resolve
 from selfy_lab.data.datasets import build_dataset
 from selfy_lab.data.lists import detect_format, read_class_names, read_clips
 from selfy_lab.errors import DataError
-
-from helpers import SHARED, write_video
+from selfy_lab.presets import resolve
 
 SSV2_LABELS = {"Holding something next to something": "1", "Pushing something from left to right": "0"}
 

@@ -2,11 +2,10 @@
 import re
 
 import typer
+from helpers import ROOT
 from typer.core import TyperOption
 
 from selfy_lab.cli import app
-
-from helpers import ROOT
 
 
 def _commands():
@@ -81,7 +80,7 @@ def test_a_sweep_table_tells_its_baselines_apart(tmp_path):
     from dataclasses import replace
 
     from selfy_lab import results as R
-    from selfy_lab.config import resolve
+    from selfy_lab.presets import resolve
     from selfy_lab.readme_tables import render
 
     base = resolve("smoke")

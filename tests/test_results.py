@@ -5,8 +5,10 @@ import os
 import pytest
 
 from selfy_lab import results as R
-from selfy_lab.config import ModelConfig, RunConfig, deep_merge, identity, override, resolve
+from selfy_lab.config import ModelConfig, RunConfig
 from selfy_lab.errors import SelfyError
+from selfy_lab.frozen import deep_merge, identity, override
+from selfy_lab.presets import resolve
 
 
 def test_deep_merge_later_layers_win_and_sections_merge_key_by_key():

@@ -6,15 +6,14 @@ from dataclasses import replace
 
 import pytest
 import torch
-
-from selfy_lab.config import resolve
-from selfy_lab.errors import SelfyError
-from selfy_lab.results import RUN_COLUMNS
-from selfy_lab.checkpoint import load_run
-from selfy_lab.evaluate import evaluate
-from selfy_lab.train import fit, lr_at, thread_note
-
 from helpers import Stop, cli, cli_inproc, free_port, one_line_error, rows, stop_after_first_epoch
+
+from selfy_lab.checkpoint import load_run
+from selfy_lab.errors import SelfyError
+from selfy_lab.evaluate import evaluate
+from selfy_lab.presets import resolve
+from selfy_lab.results import RUN_COLUMNS
+from selfy_lab.train import fit, lr_at, thread_note
 
 SMOKE = dict(train=dict(epochs=2))
 

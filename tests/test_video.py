@@ -3,13 +3,12 @@ truncated files."""
 
 import numpy as np
 import pytest
+from helpers import cli, one_line_error, write_video
 
-from selfy_lab.config import resolve
 from selfy_lab.data.datasets import build_dataset
 from selfy_lab.data.video import decoder, read_sampled
 from selfy_lab.errors import DataError
-
-from helpers import cli, one_line_error, write_video
+from selfy_lab.presets import resolve
 
 
 def levels(frames):

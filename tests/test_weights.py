@@ -92,8 +92,8 @@ def test_an_exported_model_loads_bit_for_bit_everywhere_a_run_is_accepted(tmp_pa
     from helpers import cli, cli_inproc, one_line_error
 
     from selfy_lab import results as R
-    from selfy_lab.config import resolve
     from selfy_lab.checkpoint import load_run
+    from selfy_lab.presets import resolve
     from selfy_lab.train import fit
 
     run = resolve("smoke", overrides={"train": {"epochs": 1}})

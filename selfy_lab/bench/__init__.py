@@ -35,9 +35,18 @@ from typing import Callable
 
 import torch
 
+from ..pairs import (
+    SELFY_TSM_R18,
+    SELFY_TSM_R50,
+    TSM_R18,
+    TSM_R50,
+    module_configs,
+    module_settings,
+    quick_pair,
+    step_pairs,
+)
 from .loader import bench_loader
 from .measure import saved_tensor_bytes, time_call
-from ..pairs import SELFY_TSM_R18, SELFY_TSM_R50, TSM_R18, TSM_R50, module_configs, module_settings, quick_pair, step_pairs
 from .modules import bench_modules
 from .profile import PROFILE_CLASSES, bench_profile, kernel_class, require_cpu_profile
 from .scale import bench_paper_scale, bench_stss_memory
@@ -61,8 +70,7 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
     Returns (rows, device name, path)."""
     from .. import results as R
     from ..errors import SelfyError
-    from ..runtime import keep_freed_memory
-    from ..runtime import select_device
+    from ..runtime import keep_freed_memory, select_device
 
     keep_freed_memory()  # as training does
     unknown = [p for p in parts if p not in PARTS]
@@ -73,7 +81,7 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
         require_cpu_profile(dev)
     if compile and "step" not in parts and "paper" not in parts:
         raise SelfyError("--compile times the training steps: add step or paper to --only")
-    from ..config import is_outside_block
+    from ..vocabulary import is_outside_block
 
     for b in own_blocks:
         if not is_outside_block(b):

@@ -9,9 +9,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..pairs import SELFY_TSM_R18, TSM_R18
 from .measure import clip, make_model, time_call
 from .measure import train_step as one_step
-from ..pairs import SELFY_TSM_R18, TSM_R18
 
 
 def _loader_fixture(root: Path, clips: int, source_frames: int, size: tuple[int, int]) -> dict[str, Path]:
@@ -57,9 +57,9 @@ def bench_loader(workers: tuple[int, ...] | None = None, clips: int = 48, batch:
     import os
     import tempfile
 
-    from ..config import resolve
     from ..data.datasets import build_dataset
     from ..data.loader import make_loader
+    from ..presets import resolve
 
     n_cpu = os.cpu_count() or 1
     workers = workers or tuple(sorted({0, 2, n_cpu}))

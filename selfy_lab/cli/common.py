@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import AUX_LOSSES, BLOCKS, EXTRACTORS, FUSIONS, HIERARCHIES, INTEGRATORS, SIMILARITIES
 from ..errors import SelfyError
+from ..vocabulary import AUX_LOSSES, BLOCKS, EXTRACTORS, FUSIONS, HIERARCHIES, INTEGRATORS, SIMILARITIES
 
 app = typer.Typer(
     name="selfy-lab",
@@ -83,7 +83,7 @@ Experiment = Annotated[Optional[Path], typer.Option(
     help="YAML experiment file (only the fields that differ from the defaults); flags override it.",
     rich_help_panel="Run")]
 Preset = Annotated[Optional[str], typer.Option(
-    help="smoke (seconds), quick (CPU default on the built-in benchmark), paper (SPEC §5 recipe). "
+    help="smoke (seconds), quick (CPU default on the built-in benchmark), paper (the paper's recipe, Appendix A). "
     "Default: quick on synthetic, paper otherwise.", rich_help_panel="Run")]
 Dataset = Annotated[Optional[str], typer.Option(
     help="synthetic (built-in benchmark, default), something-v1, something-v2, diving48, gym99, gym288, or videos "
@@ -190,7 +190,14 @@ class RunDisplay:
     """Renders ``fit()`` callbacks: a bar per epoch with loss / accuracy / ETA, one line per finished epoch."""
 
     def __init__(self, console, label: str = ""):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.con, self.label = console, label
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

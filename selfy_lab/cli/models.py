@@ -14,7 +14,7 @@ from .common import (Backbone, Block, BlockOptions, Extractor, Frames, Fusion, H
 
 @app.command()
 def flops(
-    paper: Annotated[bool, typer.Option("--paper", help="Compute every FLOPs row of the paper (SPEC §8) beside its value.")] = False,
+    paper: Annotated[bool, typer.Option("--paper", help="Compute every FLOPs row of the paper (Tables 1, 3a, 7a and 7d) beside its value.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="With --paper: write OUT/paper_table.csv.")] = None,
     size: Annotated[int, typer.Option(help="Input side in pixels.")] = 224,
     backbone: Backbone = None, frames: Frames = None, block: Block = None, block_options: BlockOptions = None, offsets: Offsets = None,

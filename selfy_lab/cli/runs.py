@@ -7,12 +7,60 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (Aux, HcmlAllowLeak, HcmlDelta, HcmlPredictor, HcmlTarget, HcmlTau, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
-                     Deterministic, Device, Epochs, Experiment, Extractor, Flip, Frames, FrameTemplate,
-                     FreezeBackbone, Fusion, Hierarchy, HierarchyLevels, Integrator, LabelFraction, ListFormat, Lr,
-                     Offsets, Position, Preset, Pretrained, Reduce, RunDisplay, StssMemory, Seed, Similarity, Tensorboard,
-                     TestClips, TestCrops, TrainList, ValList, Window, Workers, app, at_least, console,
-                     metrics_table, table)
+from .common import (
+    Aux,
+    AuxWeight,
+    Backbone,
+    BatchSize,
+    Block,
+    BlockOptions,
+    Categories,
+    Compile,
+    DataRoot,
+    Dataset,
+    Deterministic,
+    Device,
+    Epochs,
+    Experiment,
+    Extractor,
+    Flip,
+    Frames,
+    FrameTemplate,
+    FreezeBackbone,
+    Fusion,
+    HcmlAllowLeak,
+    HcmlDelta,
+    HcmlPredictor,
+    HcmlTarget,
+    HcmlTau,
+    Hierarchy,
+    HierarchyLevels,
+    Integrator,
+    LabelFraction,
+    ListFormat,
+    Lr,
+    Offsets,
+    Position,
+    Preset,
+    Pretrained,
+    Reduce,
+    RunDisplay,
+    Seed,
+    Similarity,
+    StssMemory,
+    Tensorboard,
+    TestClips,
+    TestCrops,
+    TrainList,
+    ValList,
+    Window,
+    Workers,
+    app,
+    at_least,
+    console,
+    metrics_table,
+    table,
+)
 
 
 @app.command()
@@ -103,10 +151,10 @@ def pretrain(
     Writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv (the final InfoNCE); re-running the same command resumes from the last checkpoint.
     """
     flags = {**dict(locals()), "objective": method, "block": "none"}  # the hierarchy alone, no block
-    from ..config import OBJECTIVES
     from ..experiments import run_from_flags
     from ..results import default_run_dir, ensure_writable
     from ..train import fit
+    from ..vocabulary import OBJECTIVES
 
     if method not in OBJECTIVES[1:]:
         raise SelfyError(f"unknown pretraining method '{method}': use {', '.join(OBJECTIVES[1:])}")

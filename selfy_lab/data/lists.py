@@ -17,9 +17,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import LIST_FORMATS
 from ..errors import DataError
 from ..textfiles import read_lines, read_text
+from ..vocabulary import LIST_FORMATS
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 

@@ -5,9 +5,10 @@ import torch
 import torch.nn as nn
 from torchvision.models.resnet import ResNet
 
-from ..config import EVERY, MOTION_BLOCKS, PREVIOUS_STAGE, ModelConfig, is_outside_block, position_stage
+from ..config import ModelConfig
 from ..errors import SelfyError
-from ..grammar import block_options_dict
+from ..grammar import EVERY, block_options_dict, position_stage
+from ..vocabulary import MOTION_BLOCKS, PREVIOUS_STAGE, is_outside_block
 from .backbones import build_resnet, stage_channels, stages
 from .hcml import MotionHierarchy, build_hierarchy
 from .motion import SUM_ARRANGEMENT, SumBlock, build_motion_block

@@ -12,12 +12,11 @@ Python loop over batch, time or positions.
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 
-from ..config import SIMILARITIES
 from ..runtime import device_constant, shape_cache
+from ..vocabulary import SIMILARITIES
 
 # The reference code's normalisation: x / sqrt(sum(x^2) + eps).
 COSINE_EPS = 1e-6

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from ...config import MOTION_BLOCKS
+from ...vocabulary import MOTION_BLOCKS
 from .common import frame_difference
 from .cost import CoSTBlock, CoSTConv
 from .cp import CorrespondenceProposal, PairwiseDistance, SumBlock, legacy_resize, other_frame_neighbours

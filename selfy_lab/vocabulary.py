@@ -1,0 +1,63 @@
+"""The toolkit's vocabulary: the names a configuration may take (backbones, blocks, extractors, datasets and
+their conventions, presets), one owner for each. No torch, no imports from the package."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+BACKBONE_RE = re.compile(r"^(tsn|tsm)-r(18|34|50)(?:-w(\d+))?$")
+BACKBONE_EXAMPLES = ("tsn-r18", "tsm-r18", "tsn-r34", "tsm-r34", "tsn-r50", "tsm-r50", "tsn-r18-w16", "tsm-r18-w16")
+SELFY_BLOCKS = ("selfy", "selfy-s", "stcb", "stcb+stcb", "selfy-s+selfy-s", "parallel", "sequential")
+MOTION_BLOCKS = ("nonlocal", "ms", "tea", "tam", "stm", "cost-a", "cost-b", "cp")  # the field's other modules (models/motion/)
+BLOCKS = ("none", *SELFY_BLOCKS, *MOTION_BLOCKS)
+# a module written outside the package: --block PACKAGE.MODULE:CLASS (models/outside.py builds it)
+OUTSIDE_BLOCK_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_outside_block(block: str) -> bool:
+    """``PACKAGE.MODULE:CLASS`` names the user's own module."""
+    return bool(OUTSIDE_BLOCK_RE.match(str(block)))
+EXTRACTORS = ("smax", "kscm", "mlp", "conv", "conv3d")
+INTEGRATORS = ("conv", "mlp", "fc", "none")
+SIMILARITIES = ("cosine", "dot", "embedded_gaussian")
+FUSIONS = ("R+V", "R")
+RESIDUALS = ("reference", "paper")
+FUSE_HEADS = ("reference", "paper")
+STSS_MEMORY = ("auto", "save", "recompute")  # keep the STSS volume for the backward pass, or recompute it there
+SHIFT_PLACES = ("residual", "inplace")  # where TSM shifts: each residual branch, or each block's input
+# STSS resolution reduction per insertion point (reference code: res3's 28x28 -> 14x14 at 224 input)
+DEFAULT_REDUCE = {"pool1": 4, "res2": 4, "res3": 2, "res4": 1, "res5": 1}
+REDUCE_CHOICES = (1, 2, 4)
+LIST_FORMATS = ("auto", "tsn", "two-column", "ssv2-json", "diving48-json")  # data/lists.py reads each
+HIERARCHIES = ("none", "diff", "selfy")  # HCML's motion encoder (models/hcml.py)
+AUX_LOSSES = ("none", "hcml")
+HCML_TARGETS = ("motion", "backbone")  # what a level predicts (models/hcml.py)
+HCML_PREDICTORS = ("motion", "motion+appearance")
+OBJECTIVES = ("supervised", "hcml")  # hcml: self-supervised pretraining of the motion hierarchy, labels unread
+PREVIOUS_STAGE = {"res2": "pool1", "res3": "res2", "res4": "res3", "res5": "res4"}
+
+
+FLIPS = ("none", "skip", "swap")
+SCHEDULES = ("step", "cosine")
+OPTIMIZERS = ("sgd", "adamw")
+PRESET_NAMES = ("smoke", "quick", "paper")
+
+# Dataset conventions (``--data-root``, ``--train-list``, ``--val-list``, ``--categories`` and
+# ``--frame-template`` override them). List files hold ``<folder or video> <num_frames> <label>``.
+DATASETS: dict[str, dict[str, Any]] = {
+    "synthetic": dict(num_classes=16, flip="none", metric="top1"),
+    # any folder of video files and frame folders, searched recursively, no list and no labels: for pretraining
+    # (the classifier it builds is never used; fine-tune the result on a labelled dataset)
+    "videos": dict(num_classes=2, flip="none", metric="top1"),
+    "something-v1": dict(num_classes=174, template="{:05d}.jpg", train_list="train_videofolder.txt",
+                         val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1",
+                         list_format="tsn"),  # SS-V1 ships frames only: its lists are TSN lists
+    "something-v2": dict(num_classes=174, template="{:06d}.jpg", train_list="train_videofolder.txt",
+                         val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1"),
+    "diving48": dict(num_classes=48, template="img_{:05d}.jpg", train_list="train_videofolder.txt",
+                     val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1"),
+    "gym99": dict(num_classes=99, template="img_{:05d}.jpg", train_list="train_videofolder.txt",
+                  val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="mean_class"),
+    "gym288": dict(num_classes=288, template="img_{:05d}.jpg", train_list="train_videofolder.txt",
+                   val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="mean_class"),
+}
