@@ -17,7 +17,7 @@ import torch
 
 from . import results as R
 from .corrupt import corrupt_tensor, kinds, parse_frames
-from .data.datasets import item_address
+from .data.clips import item_address
 from .data.loader import sample_seed
 from .errors import SelfyError
 from .grammar import parse_int_list
@@ -126,8 +126,8 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
     """Evaluate every model on every (kind, severity) with the test protocol ``clips`` x ``crops`` (every view
     of a clip corrupted alike, predictions averaged); appends to the robustness table in ``out``, skipping
     finished cells, then rewrites the summary."""
-    from .data.datasets import build_dataset
     from .checkpoint import load_run, run_config_of
+    from .data.datasets import build_dataset
     from .evaluate import evaluate
 
     out = R.ensure_writable(out)
@@ -214,8 +214,8 @@ def write_figures(out: str | Path, kind_names: list[str]) -> list[Path]:
 def write_examples(model_path: Path, kind_names: list[str], severities: list[int], frames_spec: str, seed: int,
                    n: int, out: str | Path) -> list[Path]:
     """Clean-vs-corrupted strips (Fig. 5c) of ``n`` validation clips per kind, as OUT/examples/*.png."""
-    from .data.datasets import build_dataset
     from .checkpoint import run_config_of
+    from .data.datasets import build_dataset
     from .viz import corruption_examples_figure, save_figure
 
     run = run_config_of(model_path)

@@ -309,7 +309,7 @@ class WithContrastive(torch.nn.Module):
 
 def training_set(run: RunConfig, progress=None):
     """The run's training clips: all, or ``label_fraction`` of each class; without labels when pretraining."""
-    from .data.datasets import Unlabeled, label_subset
+    from .data.clips import Unlabeled, label_subset
 
     ds = build_dataset(run, "train", progress=progress)
     if run.data.label_fraction < 1:

@@ -172,7 +172,7 @@ def test_synthetic_appearance_is_label_free():
 
 def test_synthetic_cache_is_generated_once(tmp_path, monkeypatch):
     """The first call renders every clip and caches the array; later calls read it back without rendering."""
-    from selfy_lab.data.datasets import synthetic_array
+    from selfy_lab.data.benchmark import synthetic_array
 
     monkeypatch.setenv("SELFY_LAB_CACHE", str(tmp_path))
     rendered = []
@@ -199,7 +199,7 @@ def test_rendering_the_benchmark_without_room_or_with_a_dead_worker_stops_with_o
     workers: both end in a one-line DataError naming the cache folder, and no partial file stays behind."""
     import collections
 
-    from selfy_lab.data import datasets as D
+    from selfy_lab.data import benchmark as D
 
     monkeypatch.setenv("SELFY_LAB_CACHE", str(tmp_path))
     usage = collections.namedtuple("usage", "total used free")

@@ -187,7 +187,7 @@ def _weights(path):
 
 @pytest.mark.slow
 def test_pretraining_never_reads_a_label_and_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    from selfy_lab.data.datasets import SyntheticClips
+    from selfy_lab.data.benchmark import SyntheticClips
     from selfy_lab.train import fit
 
     def no_labels(*a, **kw):
@@ -232,7 +232,8 @@ def test_pretrain_then_fine_tune_or_probe_then_eval(tmp_path):
 
 
 def test_label_fraction_keeps_the_same_share_of_every_class():
-    from selfy_lab.data.datasets import build_dataset, label_subset
+    from selfy_lab.data.clips import label_subset
+    from selfy_lab.data.datasets import build_dataset
 
     run = resolve("smoke", overrides=dict(data=dict(synthetic_train=64)))
     full = build_dataset(run, "train")

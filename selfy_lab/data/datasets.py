@@ -1,12 +1,9 @@
-"""Datasets returning ``(clip, label)`` with clip uint8 (T, C, H, W), or (clips, T, C, H, W) when a
-test uses two clips. Items are addressed as ``(index, sample_seed)``: every random choice of an item
+"""The datasets a run reads, built by :func:`build_dataset`: the built-in benchmark (:mod:`.benchmark`), clips
+listed by a list file (frame folders or video files) and a folder of videos; and the class names of each.
+Items are ``(clip, label)`` with clip uint8 (T, C, H, W), or (clips, T, C, H, W) when a test uses two clips. Items are addressed as ``(index, sample_seed)``: every random choice of an item
 (frames, crop, flip) comes from its seed, so loading is deterministic whatever the worker count."""
 from __future__ import annotations
 
-import hashlib
-import math
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,141 +13,12 @@ from PIL import Image, UnidentifiedImageError
 from ..config import DataConfig, RunConfig
 from ..errors import DataError
 from . import synthetic as syn
-from .flip import flip_table
+from .benchmark import SyntheticClips
+from .clips import ClipDataset, item_address
 from .lists import VIDEO_SUFFIXES, ListEntry, read_class_names, read_clips
 from .sampling import segment_indices
-from .transforms import center_crop, clip_from_frames, hflip, random_scale_crop, resize, three_crops
+from .transforms import center_crop, clip_from_frames, random_scale_crop, resize, three_crops
 from .video import read_picked
-
-
-
-def item_address(item) -> tuple[int, int]:
-    """(index, sample_seed) of a dataset item, addressed either way (a bare index means seed 0)."""
-    return item if isinstance(item, tuple) else (item, 0)
-
-
-class ClipDataset(torch.utils.data.Dataset):
-    class_names: list[str]
-
-    def __init__(self, cfg: DataConfig, frames: int, train: bool, class_names: list[str]):
-        self.cfg, self.frames, self.train = cfg, frames, train
-        self.class_names = class_names
-        self.flip = flip_table(class_names, cfg.flip_policy) if train else [None] * len(class_names)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def labels(self) -> np.ndarray:
-        raise NotImplementedError
-
-    def clip(self, item) -> torch.Tensor:
-        """The item's clip, sampled and cropped as ``__getitem__`` does but never flipped and without reading
-        its label (what self-supervised pretraining sees)."""
-        raise NotImplementedError
-
-    def _augment(self, clip: torch.Tensor, label: int, rng) -> tuple[torch.Tensor, int]:
-        """Flip (per the policy) after the crop; the crop is dataset specific."""
-        target = self.flip[label]
-        if target is not None and rng.random() < 0.5:
-            return hflip(clip), target
-        return clip, label
-
-
-class SyntheticClips(ClipDataset):
-    """The built-in motion benchmark, generated once and cached on disk as a memory-mapped array."""
-
-    def __init__(self, cfg: DataConfig, frames: int, split: str, train: bool):
-        super().__init__(cfg, frames, train, list(syn.CLASS_NAMES))
-        n = cfg.synthetic_train if split == "train" else cfg.synthetic_val
-        self.clips = synthetic_array(split, n, frames, cfg.size, cfg.synthetic_seed, cfg.synthetic_distractors)
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def labels(self) -> np.ndarray:
-        return np.arange(len(self)) % len(syn.CLASSES)
-
-    def clip(self, item) -> torch.Tensor:
-        return clip_from_frames(np.array(self.clips[item_address(item)[0]]))  # copied out of the read-only memmap
-
-    def __getitem__(self, item):
-        index, seed = item_address(item)
-        label = index % len(syn.CLASSES)
-        clip = self.clip(item)
-        if self.train:
-            clip, label = self._augment(clip, label, np.random.default_rng(seed))
-        return clip, label
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SELFY_LAB_CACHE") or Path.home() / ".cache" / "selfy-lab")
-
-
-PARALLEL_MIN_CLIPS = 256  # fewer clips render faster in this process than worker processes start
-
-
-def synthetic_array(split: str, n: int, frames: int, size: int, seed: int, distractors: int,
-                    progress=None, workers: int | None = None) -> np.ndarray:
-    """uint8 (n, T, H, W, 3) clips of the built-in benchmark, cached under ``cache_dir()`` (read back
-    memory-mapped). A missing cache is rendered by ``workers`` forked processes (default: one per CPU)
-    straight into the file; it appears under its name only when complete."""
-    key = hashlib.sha256(f"{syn.GENERATOR_VERSION}|{split}|{n}|{frames}|{size}|{seed}|{distractors}".encode()).hexdigest()[:16]
-    path, shape = cache_dir() / f"synthetic-{split}-{key}.npy", (n, frames, size, size, 3)
-    if path.exists():
-        try:
-            arr = np.load(path, mmap_mode="r")
-            if arr.shape == shape:
-                return arr
-        except (OSError, ValueError):
-            pass  # a torn or foreign file: regenerate
-    path.parent.mkdir(parents=True, exist_ok=True)
-    need, free = math.prod(shape), shutil.disk_usage(path.parent).free  # uint8: one byte a value
-    if free < need:  # writing into a memory-mapped file on a full disk kills the process (SIGBUS), say it first
-        raise DataError(f"the built-in benchmark's {split} clips need {need / 2**20:.0f} MiB in {path.parent} and "
-                        f"{free / 2**20:.0f} MiB are free there: free some space or set SELFY_LAB_CACHE to a disk "
-                        "with room")
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape).flush()
-    job = (str(tmp), seed, split, frames, size, distractors)
-    workers = min(workers or os.cpu_count() or 1, max(1, n // (PARALLEL_MIN_CLIPS // 2)))
-    chunks = [(lo, min(n, lo + 64)) for lo in range(0, n, 64)]
-    import multiprocessing as mp
-
-    try:
-        # forked workers (numpy only: safe after torch has started threads), so that scripts without a
-        # __main__ guard can build the benchmark too; where fork is missing, this process renders alone
-        if workers > 1 and n >= PARALLEL_MIN_CLIPS and "fork" in mp.get_all_start_methods():
-            import concurrent.futures as cf
-
-            try:
-                with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as ex:
-                    for hi in ex.map(_render_into, [(*job, lo, hi) for lo, hi in chunks]):  # in order
-                        if progress:
-                            progress(hi, n)
-            except cf.process.BrokenProcessPool:
-                raise DataError(f"rendering the built-in benchmark into {path.parent} failed: a render process "
-                                "died (out of memory, or the disk filled up?)") from None
-        else:
-            for lo, hi in chunks:
-                _render_into((*job, lo, hi))
-                if progress:
-                    progress(hi, n)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return np.load(path, mmap_mode="r")
-
-
-def _render_into(job) -> int:
-    """Render clips [lo, hi) into the .npy file being built; returns hi."""
-    file, seed, split, frames, size, distractors, lo, hi = job
-    arr = np.load(file, mmap_mode="r+")
-    for i in range(lo, hi):
-        arr[i] = syn.render_clip(seed, split, i, frames, size, distractors)[0]
-    arr.flush()
-    return hi
 
 
 class ListClips(ClipDataset):
@@ -297,55 +165,6 @@ def load_user_clip(path: str | Path, frames: int, size: int, resize_to: tuple[in
         H, W = clip.shape[-2:]
         resize_to = (size, max(size, round(W * size / H))) if H <= W else (max(size, round(H * size / W)), size)
     return center_crop(resize(clip, resize_to), size)
-
-
-class Subset(torch.utils.data.Dataset):
-    """Some items of a dataset (addressed as ``(index, sample_seed)`` like the dataset itself)."""
-
-    def __init__(self, dataset: ClipDataset, indices: np.ndarray):
-        self.dataset, self.indices = dataset, np.asarray(indices)
-        self.class_names = dataset.class_names
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def _item(self, item):
-        index, seed = item_address(item)
-        return int(self.indices[index]), seed
-
-    def __getitem__(self, item):
-        return self.dataset[self._item(item)]
-
-    def clip(self, item) -> torch.Tensor:
-        return self.dataset.clip(self._item(item))
-
-    def labels(self) -> np.ndarray:
-        return self.dataset.labels()[self.indices]
-
-
-def label_subset(dataset: ClipDataset, fraction: float) -> Subset:
-    """``fraction`` of every class's clips (at least one each), the same ones whatever the run's seed."""
-    labels = dataset.labels()
-    rng = np.random.default_rng(0)
-    keep = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        keep += sorted(rng.permutation(idx)[: max(1, round(fraction * len(idx)))].tolist())
-    return Subset(dataset, np.sort(np.array(keep, dtype=np.int64)))
-
-
-class Unlabeled(torch.utils.data.Dataset):
-    """A dataset's clips without their labels, for self-supervised pretraining: only ``clip`` is called, and
-    the label slot of each item is -1."""
-
-    def __init__(self, dataset: ClipDataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, item):
-        return self.dataset.clip(item), -1
 
 
 def build_dataset(run: RunConfig, split: str, check: bool | None = None, progress=None) -> ClipDataset:
