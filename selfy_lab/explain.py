@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from .data.transforms import clip_from_frames, normalize
 from .errors import SelfyError
 from .models.backbones import STAGES, stage_sizes
 from .models.selfy import STSS
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 # gradient-based methods of pytorch-grad-cam whose maps come from one layer's activations and gradients
 CAM_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "eigengradcam",
@@ -247,8 +250,6 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
     ``rows`` (label, prediction, correct, the class explained)."""
     from . import results as R
     from .data.datasets import build_dataset
-    from .tables import latest_offsets_sweep
-    from .checkpoint import load_run
     from .viz import cam_figure, save_figure
 
     if method not in CAM_METHODS:
@@ -256,21 +257,9 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
     if layer not in ("auto", *STAGES):
         raise SelfyError(f"unknown CAM layer '{layer}': choose from auto, {', '.join(STAGES)}")
     R.ensure_writable(out)
-    paths = list(checkpoints)
-    if not paths:
-        sweep = latest_offsets_sweep(results_root)
-        paths = paper_pair(R.sweep_run_dirs(sweep))
-        if len(paths) < 2:
-            raise SelfyError(f"the offsets sweep {sweep} lacks the {{1}} or a range run: pass --checkpoint twice")
-    loaded = [load_run(p, device) for p in paths]
-    run0 = loaded[0][0]
-    if any(r.model.frames != run0.model.frames or r.data.size != run0.data.size for r, _ in loaded):
-        raise SelfyError("the models differ in frames or input size: compare models trained on the same clips")
+    models, run0 = _cam_models(checkpoints, results_root, device)
     data = {k: v for k, v in (data_changes or {}).items() if v}
     run0 = replace(run0, data=replace(run0.data, **data, test_clips=1, test_crops=1))
-    labels = [model_label(r) for r, _ in loaded]
-    if len(set(labels)) < len(labels):
-        labels = [f"{lab} [{Path(p).name}]" for lab, p in zip(labels, paths)]
     if video is not None:
         from .data.datasets import class_names_of
 
@@ -278,15 +267,9 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
     else:
         ds = build_dataset(run0, "val")
         names = ds.class_names
-    class_id = None
-    if class_name is not None:
-        class_id = int(class_name) if class_name.isdigit() else next(
-            (i for i, n in enumerate(names) if n.lower() == class_name.lower()), None)
-        if class_id is None or not 0 <= class_id < len(names):
-            raise SelfyError(f"unknown class '{class_name}': give a label id or a name of the dataset's classes")
+    class_id = None if class_name is None else _class_id(class_name, names)
     layer = auto_cam_layer(run0.data.size) if layer == "auto" else layer
     cells = stage_sizes(run0.data.size)[layer]
-    models = list(zip(labels, [m for _, m in loaded]))
     if video is not None:
         if clips or disagree:
             raise SelfyError("--video explains one clip of yours: drop --clip / --disagree")
@@ -297,7 +280,7 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
         bad = [c for c in (clips or []) if not 0 <= c < len(ds)]
         if bad:
             raise SelfyError(f"--clip {bad[0]} is out of range: the validation set has {len(ds)} clips")
-        by_default = not disagree and len(loaded) > 1 and class_id is None and not clips
+        by_default = not disagree and len(models) > 1 and class_id is None and not clips
         shown = compare_cams(models, ds, clips, class_id, disagree or by_default, count, method, layer)
         if not shown and by_default:
             shown = compare_cams(models, ds, None, None, False, count, method, layer)
@@ -314,6 +297,38 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
         r["path"] = save_figure(fig, Path(out) / stem, formats=("png",), dpi=120)[0]
         r.update(layer=layer, cells=cells)
     return shown
+
+
+def _cam_models(checkpoints: list[Path], results_root: Path, device: str) -> tuple[list[tuple[str, torch.nn.Module]], RunConfig]:
+    """The models a CAM figure compares, each with its row label (default: the paper's Fig. 7 pair of the
+    latest offsets sweep under ``results_root``), and the first one's run config."""
+    from . import results as R
+    from .checkpoint import load_run
+    from .tables import latest_offsets_sweep
+
+    paths = list(checkpoints)
+    if not paths:
+        sweep = latest_offsets_sweep(results_root)
+        paths = paper_pair(R.sweep_run_dirs(sweep))
+        if len(paths) < 2:
+            raise SelfyError(f"the offsets sweep {sweep} lacks the {{1}} or a range run: pass --checkpoint twice")
+    loaded = [load_run(p, device) for p in paths]
+    run0 = loaded[0][0]
+    if any(r.model.frames != run0.model.frames or r.data.size != run0.data.size for r, _ in loaded):
+        raise SelfyError("the models differ in frames or input size: compare models trained on the same clips")
+    labels = [model_label(r) for r, _ in loaded]
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab} [{Path(p).name}]" for lab, p in zip(labels, paths)]
+    return list(zip(labels, [m for _, m in loaded])), run0
+
+
+def _class_id(class_name: str, names: list[str]) -> int:
+    """The label id ``class_name`` names: an id, or a class name in any case."""
+    class_id = int(class_name) if class_name.isdigit() else next(
+        (i for i, n in enumerate(names) if n.lower() == class_name.lower()), None)
+    if class_id is None or not 0 <= class_id < len(names):
+        raise SelfyError(f"unknown class '{class_name}': give a label id or a name of the dataset's classes")
+    return class_id
 
 
 def stss_figures(out: Path, checkpoint: Path | None = None, clip: int = 0, query: tuple[int, int, int] | None = None,

@@ -202,6 +202,59 @@ def _lin(a: float, b: float, T: int) -> np.ndarray:
     return np.linspace(a, b, T, dtype=np.float32)
 
 
+def _vertical(pause: bool, rng, T: int, S: int) -> np.ndarray:
+    """Per-frame y of a vertical move up or down, with a pause in the middle or steadily."""
+    d = S * rng.uniform(0.3, 0.45) * (1 if rng.random() < 0.5 else -1)
+    y_start = S / 2 - d / 2
+    if pause:
+        p_max = max(1, min(T // 3, T - 2))
+        p = int(rng.integers(min(2, p_max), p_max + 1))  # frames of rest
+        k = int(rng.integers(1, max(2, T - p)))  # the pause starts after k moving steps
+        steps = np.ones(T - 1, np.float32)
+        steps[k : k + p] = 0.0
+        prof = np.concatenate([[0.0], np.cumsum(steps)]) / steps.sum()
+    else:
+        prof = np.linspace(0, 1, T)
+    return (y_start + d * prof).astype(np.float32)
+
+
+def _push(push: bool, rng, T: int, S: int, actor: _Object, other: _Object, floor: int):
+    """Per-frame (x, y) of the actor and of the other object: A pushes B along a diagonal (B moves on after
+    the contact, A stops), or pretends to (A goes back the way it came, B never moves)."""
+    direction = np.array([rng.choice([-1, 1]), rng.choice([-1, 1])], np.float32) / np.sqrt(2)
+    contact = actor.radius * 0.9 + other.radius * 0.9
+    tc = int(rng.integers(max(2, T // 2 - 1), T // 2 + 2))  # frame of contact
+    speed = S * rng.uniform(0.06, 0.08)
+    centre = np.array([S / 2, floor / 2], np.float32)
+    b0 = centre - direction * (speed * (T - 1 - tc)) / 2 + direction * contact / 2
+    a_contact = b0 - direction * contact
+    t = np.arange(T, dtype=np.float32)
+    a = a_contact[None] + direction[None] * (speed * np.minimum(t - tc, 0))[:, None]  # (T, 2)
+    b = np.repeat(b0[None], T, 0)
+    if push:
+        b = b0[None] + direction[None] * (speed * np.maximum(t - tc, 0))[:, None]
+    else:
+        a = a_contact[None] - direction[None] * (speed * np.abs(t - tc))[:, None]
+    return (a[:, 0], a[:, 1]), (b[:, 0], b[:, 1])
+
+
+def _fall(bounce: bool, rng, T: int, m: float, actor: _Object, floor: int) -> np.ndarray:
+    """Per-frame y of a fall from rest that bounces back up (restitution 0.6) or lands and stays."""
+    ground = floor - actor.radius * 0.9
+    h = ground - rng.uniform(m * 0.8, ground - (ground - m) * 0.55)
+    t_hit = rng.uniform(0.4, 0.6) * (T - 1)
+    g = 2 * h / t_hit**2
+    t = np.arange(T, dtype=np.float32)
+    y = ground - h + 0.5 * g * t**2
+    after = t > t_hit
+    if bounce:
+        v_up = 0.6 * g * t_hit
+        tt = t - t_hit
+        y = np.where(after, ground - (v_up * tt - 0.5 * g * tt**2), y)
+    y = np.where(after, np.minimum(y, ground), y) if bounce else np.minimum(y, ground)
+    return y.astype(np.float32)
+
+
 def _trajectory(label: int, rng, T: int, size: int, actor: _Object, other: _Object, floor: int):
     """Per-frame (x, y, angle, scale, alpha) of the actor, and the other object's (x, y) (or None)."""
     S = size
@@ -240,50 +293,11 @@ def _trajectory(label: int, rng, T: int, size: int, actor: _Object, other: _Obje
         xs = np.concatenate([_lin(x0, turn, k + 1)[:-1], _lin(turn, end, T - k)])
         ys = np.full(T, y0, np.float32)
     elif base == 10:  # vertical motion, with a pause in the middle (10) or steadily (11)
-        d = S * rng.uniform(0.3, 0.45) * (1 if rng.random() < 0.5 else -1)
-        y_start = S / 2 - d / 2
-        if label == 10:
-            p_max = max(1, min(T // 3, T - 2))
-            p = int(rng.integers(min(2, p_max), p_max + 1))  # frames of rest
-            k = int(rng.integers(1, max(2, T - p)))  # the pause starts after k moving steps
-            steps = np.ones(T - 1, np.float32)
-            steps[k : k + p] = 0.0
-            prof = np.concatenate([[0.0], np.cumsum(steps)]) / steps.sum()
-        else:
-            prof = np.linspace(0, 1, T)
-        ys = (y_start + d * prof).astype(np.float32)
-        xs = np.full(T, x0, np.float32)
+        xs, ys = np.full(T, x0, np.float32), _vertical(label == 10, rng, T, S)
     elif base == 12:  # pushing (12) / pretending to push (13) along a diagonal
-        direction = np.array([rng.choice([-1, 1]), rng.choice([-1, 1])], np.float32) / np.sqrt(2)
-        contact = actor.radius * 0.9 + other.radius * 0.9
-        tc = int(rng.integers(max(2, T // 2 - 1), T // 2 + 2))  # frame of contact
-        speed = S * rng.uniform(0.06, 0.08)
-        centre = np.array([S / 2, floor / 2], np.float32)
-        b0 = centre - direction * (speed * (T - 1 - tc)) / 2 + direction * contact / 2
-        a_contact = b0 - direction * contact
-        t = np.arange(T, dtype=np.float32)
-        a = a_contact[None] + direction[None] * (speed * np.minimum(t - tc, 0))[:, None]
-        b = np.repeat(b0[None], T, 0)
-        if label == 12:  # B moves on after the contact, A stops
-            b = b0[None] + direction[None] * (speed * np.maximum(t - tc, 0))[:, None]
-        else:  # A goes back the way it came, B never moves
-            a = a_contact[None] - direction[None] * (speed * np.abs(t - tc))[:, None]
-        xs, ys = a[:, 0], a[:, 1]
-        ox, oy = b[:, 0], b[:, 1]
+        (xs, ys), (ox, oy) = _push(label == 12, rng, T, S, actor, other, floor)
     else:  # falling from rest, then bouncing back up (14) or landing and staying (15)
-        ground = floor - actor.radius * 0.9
-        h = ground - rng.uniform(m * 0.8, ground - (ground - m) * 0.55)
-        t_hit = rng.uniform(0.4, 0.6) * (T - 1)
-        g = 2 * h / t_hit**2
-        t = np.arange(T, dtype=np.float32)
-        y = ground - h + 0.5 * g * t**2
-        after = t > t_hit
-        if label == 14:
-            v_up = 0.6 * g * t_hit  # restitution 0.6
-            tt = t - t_hit
-            y = np.where(after, ground - (v_up * tt - 0.5 * g * tt**2), y)
-        y = np.minimum(y, ground) if label == 15 else np.where(after, np.minimum(y, ground), y)
-        ys, xs = y.astype(np.float32), np.full(T, x0, np.float32)
+        xs, ys = np.full(T, x0, np.float32), _fall(label == 14, rng, T, m, actor, floor)
     track = [xs, ys, angle, scale, alpha]
     if reverse:
         track = [a[::-1].copy() for a in track]
