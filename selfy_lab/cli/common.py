@@ -186,23 +186,35 @@ def table(title: str, columns: list[str], rows: list[list[str]]):
     return t
 
 
+def progress_bar(console=None, *, info: bool = False, eta: bool = False, spinner: bool = False):
+    """The one progress display of the CLI (a rich Progress, cleared when done): description, then a bar with
+    done / total (or, with ``spinner``, a spinner for work of unknown length), an ``info`` field, the time
+    elapsed and with ``eta`` the time left."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    if spinner:
+        cols = [SpinnerColumn(), TextColumn("{task.description}")]
+    else:
+        cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    cols += [TextColumn("{task.fields[info]}")] if info else []
+    cols += [TimeElapsedColumn()] + ([TextColumn("ETA"), TimeRemainingColumn()] if eta else [])
+    return Progress(*cols, console=console, transient=True)
+
+
 class RunDisplay:
     """Renders ``fit()`` callbacks: a bar per epoch with loss / accuracy / ETA, one line per finished epoch."""
 
     def __init__(self, console, label: str = ""):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self.con, self.label = console, label
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                                 TimeRemainingColumn(), console=console, transient=True)
+        self.progress = progress_bar(console, info=True, eta=True)
         self.task = None
 
     def __enter__(self):
@@ -259,11 +271,8 @@ class SweepDisplay:
     """Sweep progress: runs done / total, and the current run's epochs (one job) or the queue (several)."""
 
     def __init__(self, console):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         self.con = console
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=True)
+        self.progress = progress_bar(console, info=True)
         self.sweep = self.run = None
 
     def __enter__(self):

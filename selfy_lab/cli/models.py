@@ -7,9 +7,28 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (Backbone, Block, BlockOptions, Extractor, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Offsets,
-                     Position, Reduce,
-                     Similarity, Window, app, at_least, comma_list, console, table)
+from .common import (
+    Backbone,
+    Block,
+    BlockOptions,
+    Extractor,
+    Frames,
+    Fusion,
+    Hierarchy,
+    HierarchyLevels,
+    Integrator,
+    Offsets,
+    Position,
+    Reduce,
+    Similarity,
+    Window,
+    app,
+    at_least,
+    comma_list,
+    console,
+    progress_bar,
+    table,
+)
 
 
 @app.command()
@@ -77,8 +96,6 @@ def bench(
 
     Not in the default parts: loader (clips/s of the list-file loader beside the training step); profile (the steps of (b) under torch.profiler: convolutions and matmuls, BatchNorm and the rest, each block's excess per class beside its FLOP share; CPU only); paper (TSM-R50 vs SELFYNet-TSM-R50, block after res3, 8x224x224: batches 1-2 on CPUs with their profile, 8/16/32 in bf16 on GPUs until one does not fit: step time, clips/s, peak memory, each ratio beside the FLOP ratio); stss-memory (SELFY at res2 with reduce 1, its STSS kept or recomputed in the backward pass: time and memory).
     """
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from ..bench import run_bench
 
     at_least(repeats, 1, "--repeats")
@@ -88,7 +105,7 @@ def bench(
         raise SelfyError(f"--sizes '{sizes}' must be a comma list of integers, e.g. 14,28,56") from None
     for s in size_list:
         at_least(s, 3, "--sizes")
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as prog:
+    with progress_bar(spinner=True) as prog:
         task = prog.add_task("bench", total=None)
         rows, dev_name, path = run_bench(comma_list(only), device, size_list, repeats, channels_last, out, compile,
                                          lambda s: prog.update(task, description=s), tuple(block or ()))

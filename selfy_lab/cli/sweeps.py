@@ -7,9 +7,33 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs, Experiment,
-                     FrameTemplate, ListFormat, Frames, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList,
-                     ValList, Workers, app, at_least, console, table)
+from .common import (
+    BatchSize,
+    Categories,
+    Compile,
+    DataRoot,
+    Dataset,
+    Deterministic,
+    Device,
+    Epochs,
+    Experiment,
+    Frames,
+    FrameTemplate,
+    ListFormat,
+    Lr,
+    Preset,
+    Pretrained,
+    SweepDisplay,
+    Tensorboard,
+    TrainList,
+    ValList,
+    Workers,
+    app,
+    at_least,
+    console,
+    progress_bar,
+    table,
+)
 
 
 def _pm(row, metric: str) -> str:
@@ -181,11 +205,8 @@ def corrupt(
     plan = R.plan_robustness(kind or [], severity, frames_spec, sweep or [], checkpoint or [], results_root, out,
                              test_clips, test_crops)
     con.print(f"{len(plan.models)} model(s) x {len(plan.kinds)} kind(s) x severities {plan.severities} (+ clean) -> {plan.out}")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     t0 = time.time()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=con, transient=True) as prog:
+    with progress_bar(con) as prog:
         task = prog.add_task("cells", total=None)
 
         def on_event(event, **kw):
