@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lab setup clean hcml
+.PHONY: demo test test-fast lab setup clean hcml
 
 setup: $(STAMP)
 
@@ -22,11 +22,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# the inner loop while editing: the tests not marked slow
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
 # hierarchical contrastive motion learning on the built-in benchmark: pretraining per seed (every stage), then
 # the label-efficiency study (1/10/100% labels, equal steps) and the auxiliary-loss sweep, into runs/hcml (not committed: copy what you want to keep into
 # results/); a pretraining whose checkpoint is missing trains again
 hcml: $(STAMP)
-	for s in 0 1 2; do $(BIN)/selfy-lab pretrain --experiment experiments/hcml_pretrain.yaml --seed $$s --out runs/hcml/pretrain/seed-$$s || exit 1; done
+	for s in 0 1 2; do $(BIN)/selfy-lab pretrain --experiment experiments/pretrain/hcml.yaml --seed $$s --out runs/hcml/pretrain/seed-$$s || exit 1; done
 	$(BIN)/selfy-lab ablate --experiment experiments/hcml_labels.yaml --seeds 3 --out runs/hcml/labels
 	$(BIN)/selfy-lab ablate --experiment experiments/hcml_aux.yaml --seeds 3 --out runs/hcml/aux
 

@@ -160,9 +160,10 @@ AXIS_FLAGS = ("extractor", "integrator", "position", "window", "similarity", "fu
 def plan_command(flags: dict[str, Any], offsets: list[str] | None = None, ladder: bool | None = None,
                  baseline: bool = True, seeds: int | list[int] | None = None) -> SweepPlan:
     """The sweep of ``selfy-lab ablate``'s flags: the model flags of :data:`AXIS_FLAGS` are comma lists, each
-    an axis; every other flag is a run flag as for :func:`plan_sweep`."""
+    an axis; ``offsets`` are the sweep's offset sets (given apart, never one run's offsets); every other flag is
+    a run flag as for :func:`plan_sweep`."""
     axes = {k: parse_list(flags.get(k)) for k in AXIS_FLAGS}
-    run_flags = {k: v for k, v in flags.items() if k not in AXIS_FLAGS}
+    run_flags = {k: v for k, v in flags.items() if k not in AXIS_FLAGS and k != "offsets"}
     return plan_sweep(run_flags, offsets, ladder, baseline, axes, seeds)
 
 

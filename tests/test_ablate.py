@@ -288,7 +288,7 @@ def test_a_variant_without_a_block_is_its_backbones_baseline():
     tuned = [r for r in study if r.run.model.pretrained != "none"]
     assert {r.run.model.pretrained for r in tuned} == {"runs/hcml/pretrain/seed-0", "runs/hcml/pretrain/seed-1"}
     assert all(f"seed-{r.run.train.seed}" in r.run.model.pretrained for r in tuned)
-    assert {r.label.split(" init=")[1].split()[0] for r in tuned} == {"file", "file-probe"}
+    assert {r.label.split(" init=")[1].split()[0].rstrip(",") for r in tuned} == {"file", "file-probe"}
     assert {(r.run.data.label_fraction, r.run.train.batch_size) for r in study} == {(1.0, 32), (0.1, 32), (0.01, 16)}
 
 

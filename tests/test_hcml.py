@@ -394,3 +394,23 @@ def test_pretraining_on_a_folder_of_your_own_videos_then_fine_tuning(tmp_path):
                                      tmp_path / "empty", "--out", tmp_path / "e"), "holds no readable videos")
     assert one_line_error(cli_inproc("train", "--preset", "smoke", "--dataset", "videos", "--data-root", root,
                                      "--out", tmp_path / "t"), "--dataset videos holds no labels")
+
+
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_every_shipped_pretraining_experiment_resolves_and_reaches_every_stage(preset):
+    """Each file of experiments/pretrain resolves as `selfy-lab pretrain --experiment` reads it (the hierarchy
+    alone, no block) and builds; its levels reach res5, so a linear probe reads a fully pretrained network."""
+    from helpers import ROOT
+
+    from selfy_lab.experiments import run_from_flags
+    from selfy_lab.flops import count_macs
+
+    files = sorted((ROOT / "experiments" / "pretrain").glob("*.yaml"))
+    assert files
+    for f in files:
+        run, _ = run_from_flags({"experiment": f, "preset": preset, "objective": "hcml", "block": "none"}, "pretrain")
+        assert run.train.objective == "hcml" and run.model.block == "none" and run.model.hierarchy != "none"
+        assert run.model.hierarchy_levels[-1] == "res5" and ("-w" in run.model.backbone) == (preset == "quick")
+        with torch.device("meta"):
+            m = build_model(run.model).eval()
+            assert count_macs(m, torch.empty(1, run.model.frames, 3, run.data.size, run.data.size)) > 0
