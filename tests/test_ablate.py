@@ -60,6 +60,7 @@ def test_plan_crosses_axes_and_seeds_with_one_baseline_per_backbone():
         A.plan(base, [(1,)], {"extractor": ["fft"]})
 
 
+@pytest.mark.slow
 def test_sweep_skips_finished_runs_and_records_failures(tmp_path, monkeypatch):
     base = resolve("smoke", overrides={"model": {"frames": 8}})
     runs = A.plan(base, [None, (1,), R(-1, 1)])
@@ -176,6 +177,7 @@ def _start_methods_of_a_sweep_worker(queue):
     queue.put((before, A.mp.get_start_method()))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("fork" not in A.mp.get_all_start_methods(), reason="a platform without fork")
 def test_a_sweep_worker_starts_loader_processes_as_the_sweep_process_does():
     """Sweep workers are spawned; the data loaders of their runs start processes with the sweep process's method

@@ -22,6 +22,7 @@ def test_baselines_equal_ours():
     assert torch.allclose(ours.reshape(1, 4, 5, 25, 100), unf, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_bench_stss_rows_are_tidy():
     rows = bench_stss(sizes=(8,), repeats=1, unfold_max_size=8)
     impls = {r["impl"] for r in rows if r["metric"] == "seconds"}
@@ -52,6 +53,7 @@ def test_bench_modules_gives_each_block_a_time_and_flop_ratio():
     assert {r["impl"] for r in rows if r["metric"] == "seconds"} >= {"tsn-r18-w16"}
 
 
+@pytest.mark.slow
 def test_bench_loader_reads_frame_folders_and_videos_with_each_worker_count():
     rows = bench_loader(workers=(0, 2), clips=4, batch=2, train_step=False)
     assert {r["impl"] for r in rows} == {f"{s}, {w} workers" for s in ("frames", "videos") for w in (0, 2)}

@@ -19,11 +19,13 @@ def test_help_lists_commands():
         assert cmd in p.stdout
 
 
+@pytest.mark.slow
 def test_flops_of_a_configuration():
     p = run("flops", "--backbone", "tsn-r18", "--offsets", "-3..3", check=True)
     assert "17.99 GFLOPs" in p.stdout and "14.51" in p.stdout
 
 
+@pytest.mark.slow
 def test_flops_paper_table_csv(tmp_path):
     run("flops", "--paper", "--out", str(tmp_path), check=True)
     rows = list(csv.DictReader(open(tmp_path / "paper_table.csv")))
@@ -58,6 +60,7 @@ def test_unknown_flag_is_a_usage_error():
     assert p.returncode == 2 and "No such option" in p.stderr
 
 
+@pytest.mark.slow
 def test_bench_writes_tidy_csv(tmp_path):
     run("bench", "--only", "stss", "--sizes", "8", "--repeats", "1", "--out", str(tmp_path), check=True)
     rows = list(csv.DictReader(open(tmp_path / "bench.csv")))

@@ -76,6 +76,7 @@ def test_temporal_corruptions():
     assert np.allclose(avg[0], c[0:2].astype(float).mean(0), atol=1)  # clipped at the ends
 
 
+@pytest.mark.slow
 def test_every_imagenet_c_kind_runs_with_its_severities():
     kinds = C.kinds()
     f = clip(8, 64, 64)
@@ -119,6 +120,7 @@ def test_bad_input_is_one_line(args, msg, tmp_path):
     assert one_line_error(p, msg), p.stderr
 
 
+@pytest.mark.slow
 def test_robustness_csv_schema_and_resume(smoke_sweep, tmp_path):
     from selfy_lab import robustness as R
     from selfy_lab.results import ROBUSTNESS_COLUMNS, sweep_run_dirs
@@ -150,6 +152,7 @@ def test_robustness_csv_schema_and_resume(smoke_sweep, tmp_path):
     assert clean != occl
 
 
+@pytest.mark.slow
 def test_corrupt_command_default_models_and_outputs(smoke_sweep, tmp_path):
     import shutil
 

@@ -158,6 +158,7 @@ def test_reverse_pairs_are_time_reversals(pair):
         assert np.allclose(xa[::-1], xb)
 
 
+@pytest.mark.slow
 def test_synthetic_appearance_is_label_free():
     """Per-frame appearance statistics do not depend on the class (what makes TSN blind to order)."""
     stats = {k: [] for k in range(16)}
@@ -254,6 +255,7 @@ def test_too_few_frames_for_the_benchmark_is_one_line(tmp_path):
         assert one_line_error(p, "need at least 3 frames")
 
 
+@pytest.mark.slow
 def test_train_and_eval_say_how_many_clips_and_classes_they_read(tmp_path):
     from helpers import cli
 

@@ -84,6 +84,7 @@ def test_stss_figures_for_every_offset_set(offsets):
         plt.close(fig)
 
 
+@pytest.mark.slow
 def test_stss_command_with_no_flags_writes_pngs(tmp_path):
     p = cli("stss", "--out", str(tmp_path))
     assert p.returncode == 0, p.stderr
@@ -94,6 +95,7 @@ def test_stss_command_with_no_flags_writes_pngs(tmp_path):
     assert one_line_error(cli_inproc("stss", "--out", tmp_path, "--cell", "0"), "--cell must be at least 1")
 
 
+@pytest.mark.slow
 def test_cam_and_stss_commands_on_trained_models(smoke_sweep, tmp_path):
     from selfy_lab.results import read_run_config, sweep_run_dirs
 
@@ -113,6 +115,7 @@ def test_cam_and_stss_commands_on_trained_models(smoke_sweep, tmp_path):
     assert one_line_error(cli_inproc("cam", "--out", "/proc/selfy-lab-cam"), "cannot write to /proc/selfy-lab-cam")
 
 
+@pytest.mark.slow
 def test_cam_and_stss_of_your_own_clip(smoke_sweep, tmp_path):
     """--video takes a video file or a frame folder; --class makes the CAM explain that class."""
     from helpers import write_video
@@ -178,6 +181,7 @@ def short_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_cam_of_models_that_agree_everywhere_shows_the_first_clips_and_says_so(short_run, tmp_path):
     p = cli("cam", "--checkpoint", short_run, "--checkpoint", short_run, "--out", tmp_path / "cam")  # one model twice
     assert p.returncode == 0, p.stderr

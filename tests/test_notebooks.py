@@ -53,6 +53,7 @@ def test_notebooks_define_no_models():
         assert "46.9" not in src and "48.4" not in src, p.name  # the paper's values come from selfy_lab.paper
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_against_fixture(path, fixture_results, monkeypatch):
     """Executed as a user's plain kernel runs it (nbclient, as `jupyter nbconvert --execute` does): nothing set
@@ -75,6 +76,7 @@ def test_notebook_runs_against_fixture(path, fixture_results, monkeypatch):
     assert not [w for w in widgets.values() if w.get("state", {}).get("outputs")]
 
 
+@pytest.mark.slow
 def test_notebooks_run_under_report(fixture_results, monkeypatch):
     """`selfy-lab report`'s execution (local sockets, kernel log dropped) runs the notebook with widgets."""
     monkeypatch.setenv("SELFY_LAB_RESULTS", str(fixture_results))
@@ -99,6 +101,7 @@ def test_report_writes_html(fixture_results, tmp_path):
     assert p.returncode == 2 and "no notebook named nope" in p.stderr
 
 
+@pytest.mark.slow
 def test_report_cell_timeout_is_one_line(fixture_results, tmp_path):
     p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", "report", "--results-root", str(fixture_results),
                         "--out", str(tmp_path), "--only", "stss_explorer", "--timeout", "1"], capture_output=True,

@@ -1,6 +1,7 @@
 """The README names only flags that exist, and every flag of every command says what it does in --help."""
 import re
 
+import pytest
 import typer
 from helpers import ROOT
 from typer.core import TyperOption
@@ -41,6 +42,7 @@ def test_the_readme_is_a_front_door():
         assert must in text, must
 
 
+@pytest.mark.slow
 def test_the_results_readme_tables_are_those_the_committed_files_give(tmp_path):
     """results/README.md's tables cannot drift: regenerated from the committed CSVs, the file is unchanged."""
     import shutil

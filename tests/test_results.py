@@ -95,6 +95,7 @@ def test_ensure_writable(tmp_path):
         R.ensure_writable(tmp_path / "file" / "sub")
 
 
+@pytest.mark.slow
 def test_sweeps_can_share_a_run_store(tmp_path):
     from selfy_lab import ablate as A
 

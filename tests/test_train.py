@@ -70,6 +70,7 @@ def test_tensorboard_gets_every_epoch_and_the_config_without_changing_the_run(tm
         fit(replace(logged, train=replace(logged.train, epochs=1)), tmp_path / "other")
 
 
+@pytest.mark.slow
 def test_two_runs_are_identical_and_an_interrupted_run_resumes_to_the_same_result(tmp_path):
     run = resolve("smoke", overrides=SMOKE)
     a = fit(run, tmp_path / "a")
@@ -88,6 +89,7 @@ def test_two_runs_are_identical_and_an_interrupted_run_resumes_to_the_same_resul
     assert events[-1][0] == "finished"
 
 
+@pytest.mark.slow
 def test_a_cpu_run_records_its_threads_and_a_resume_on_other_threads_says_so(tmp_path):
     """The thread count splits the CPU's reductions and so sets a run's round-off: every epoch of history records
     it, and a run resumed on another count says that its digits will differ from an uninterrupted run's."""
@@ -196,6 +198,7 @@ def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):
     assert {(x["test_clips"], x["test_crops"]) for x in summary if x["metric"] == "mPC"} == {("2", "3"), ("1", "1")}
 
 
+@pytest.mark.slow
 def test_bad_data_is_one_line_through_the_cli(fake_ssv1, tmp_path):
     (fake_ssv1 / "val_videofolder.txt").write_text("/Dataset/SSV1/85 12 30\n/Dataset/SSV1/nope 12 30\n")
     p = cli("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
@@ -314,6 +317,7 @@ def test_torchrun_trains_the_contrastive_loss_in_two_processes(tmp_path, command
     assert train["loss"] > 0 and ("aux_loss" in train) == (command[0] == "train")
 
 
+@pytest.mark.slow
 def test_a_compiled_run_trains_like_the_eager_one_under_its_own_key(tmp_path, monkeypatch):
     """--compile wraps the training step (dynamo + AOT autograd here, run eagerly: inductor's code generation
     would take minutes); the run trains as the eager one does, and its key differs only when it is set."""
@@ -376,6 +380,7 @@ def test_rows_of_a_gpu_run_name_the_device_in_a_last_column(tmp_path):
     assert {(r["seed"], r["device"]) for r in table} == {("0", ""), ("1", "NVIDIA H200")}
 
 
+@pytest.mark.slow
 def test_a_diverged_run_stops_with_one_line_and_is_not_finished(tmp_path):
     """--lr 1e6: the loss becomes nan; the run stops before its epoch is saved, never recorded as finished."""
     from selfy_lab.errors import DivergedError

@@ -105,6 +105,7 @@ _files = st.dictionaries(st.sampled_from(["model", "data", "train", "sweep", "pr
                          st.one_of(_sections, _values), max_size=3)
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=_files)
 def test_generated_experiment_files_plan_or_stop_with_a_user_error(tmp_path, doc):
@@ -131,6 +132,7 @@ def test_generated_list_and_class_files_read_or_stop_with_a_data_error(tmp_path,
 _flag_text = st.text(string.ascii_letters + string.digits + "-.,:+x=_ ", min_size=1, max_size=10)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(flag=st.sampled_from(["--offsets", "--window", "--block", "--position", "--block-options", "--frames",
                              "--backbone", "--extractor", "--reduce"]), value=_flag_text)

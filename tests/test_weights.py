@@ -86,6 +86,7 @@ def test_module_prefix_is_stripped(tmp_path):
     assert weights.load_pretrained(model, str(tmp_path / "ddp.pth"), 18)["loaded"] > 0
 
 
+@pytest.mark.slow
 def test_an_exported_model_loads_bit_for_bit_everywhere_a_run_is_accepted(tmp_path):
     """selfy-lab export: safetensors weights, config and model card; load_run, eval, cam and --pretrained take
     the folder; another architecture is one line naming the difference."""
