@@ -33,14 +33,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import SelfyError
 from .textfiles import atomic_write_text, csv_value, ensure_writable, read_csv, write_csv
-from .version import __version__
+from .version import __version__, git_revision
 
 if TYPE_CHECKING:
     from .config import RunConfig
@@ -264,24 +263,6 @@ ROBUSTNESS_COLUMNS = row_columns(ROBUSTNESS_KEYS)
 STATUS_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "status", "error", "seconds")
 ROBUSTNESS_SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrupted_frames", *EVAL_KEYS, "metric",
                               "value")
-
-
-def git_revision() -> str:
-    """Short git revision of the source tree the package runs from, ``+dirty`` if it has changes; where the
-    tree was copied without its history (a cluster node's copy), the revision named by ``SELFY_LAB_GIT_REV``."""
-    if os.environ.get("SELFY_LAB_GIT_REV"):
-        return os.environ["SELFY_LAB_GIT_REV"]
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=5)
-        if rev.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return rev.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def provenance() -> dict[str, str]:

@@ -119,7 +119,8 @@ def test_sweeps_can_share_a_run_store(tmp_path):
 
 
 def test_rows_record_the_named_revision_of_a_tree_copied_without_its_history(monkeypatch):
-    from selfy_lab.results import git_revision, provenance
+    from selfy_lab.results import provenance
+    from selfy_lab.version import git_revision
 
     here = git_revision()
     assert here and here != "abc1234"
