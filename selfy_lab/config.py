@@ -13,48 +13,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .frozen import KEY_IF_SET, NOT_IDENTITY, check_choice, check_number, identity
-from .grammar import (  # noqa: F401
-    EVERY,
-    POSITIONS,
-    format_offsets,
-    format_positions,
-    format_window,
-    parse_block_options,
-    parse_offsets,
-    parse_positions,
-    parse_window,
-    position_stage,
-)
-from .vocabulary import (
-    AUX_LOSSES,
-    BACKBONE_EXAMPLES,
-    BACKBONE_RE,
-    BLOCKS,
-    DATASETS,
-    DEFAULT_REDUCE,
-    EXTRACTORS,
-    FLIPS,
-    FUSE_HEADS,
-    FUSIONS,
-    HCML_PREDICTORS,
-    HCML_TARGETS,
-    HIERARCHIES,
-    INTEGRATORS,
-    LIST_FORMATS,
-    MOTION_BLOCKS,
-    OBJECTIVES,
-    OPTIMIZERS,
-    PRESET_NAMES,
-    PREVIOUS_STAGE,
-    REDUCE_CHOICES,
-    RESIDUALS,
-    SCHEDULES,
-    SELFY_BLOCKS,
-    SHIFT_PLACES,
-    SIMILARITIES,
-    STSS_MEMORY,
-    is_outside_block,
-)
+from .grammar import (EVERY, POSITIONS, format_offsets, format_positions, format_window, parse_block_options,
+                      parse_offsets, parse_positions, parse_window, position_stage)
+from .vocabulary import (AUX_LOSSES, BACKBONE_EXAMPLES, BACKBONE_RE, BLOCKS, DATASETS, DEFAULT_REDUCE, EXTRACTORS,
+                         FLIPS, FUSE_HEADS, FUSIONS, HCML_PREDICTORS, HCML_TARGETS, HIERARCHIES, INTEGRATORS,
+                         LIST_FORMATS, MOTION_BLOCKS, OBJECTIVES, OPTIMIZERS, PRESET_NAMES, PREVIOUS_STAGE,
+                         REDUCE_CHOICES, RESIDUALS, SCHEDULES, SELFY_BLOCKS, SHIFT_PLACES, SIMILARITIES, STSS_MEMORY,
+                         is_outside_block)
 
 
 @dataclass(frozen=True)

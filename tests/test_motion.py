@@ -11,17 +11,9 @@ from selfy_lab.config import ModelConfig
 from selfy_lab.flops import count_macs, model_cost
 from selfy_lab.grammar import POSITIONS
 from selfy_lab.models import build_model
-from selfy_lab.models.motion import (
-    AdaptiveTemporalConv,
-    Attention,
-    ChannelTemporalConv,
-    CoSTConv,
-    MotionExcitation,
-    NextFrameCorrelation,
-    build_motion_block,
-    frame_difference,
-    other_frame_neighbours,
-)
+from selfy_lab.models.motion import (AdaptiveTemporalConv, Attention, ChannelTemporalConv, CoSTConv, MotionExcitation,
+                                     NextFrameCorrelation, build_motion_block, frame_difference,
+                                     other_frame_neighbours)
 from selfy_lab.models.selfsim import COSINE_EPS
 from selfy_lab.vocabulary import MOTION_BLOCKS
 

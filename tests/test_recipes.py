@@ -8,15 +8,8 @@ import pytest
 from selfy_lab import results as R
 from selfy_lab.ablate import write_sweep_figure
 from selfy_lab.presets import resolve
-from selfy_lab.recipes import (
-    BEST_RECIPES,
-    RECIPE_CELLS,
-    best_recipes,
-    is_recipe_sweep,
-    recipe_cells,
-    recipe_comparison,
-    recipe_curves,
-)
+from selfy_lab.recipes import (BEST_RECIPES, RECIPE_CELLS, best_recipes, is_recipe_sweep, recipe_cells,
+                               recipe_comparison, recipe_curves)
 
 
 def _sweep(tmp_path, cells):

@@ -35,16 +35,8 @@ from typing import Callable
 
 import torch
 
-from ..pairs import (
-    SELFY_TSM_R18,
-    SELFY_TSM_R50,
-    TSM_R18,
-    TSM_R50,
-    module_configs,
-    module_settings,
-    quick_pair,
-    step_pairs,
-)
+from ..pairs import (SELFY_TSM_R18, SELFY_TSM_R50, TSM_R18, TSM_R50, module_configs, module_settings, quick_pair,
+                     step_pairs)
 from .loader import bench_loader
 from .measure import saved_tensor_bytes, time_call
 from .modules import bench_modules

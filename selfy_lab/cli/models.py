@@ -7,28 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (
-    Backbone,
-    Block,
-    BlockOptions,
-    Extractor,
-    Frames,
-    Fusion,
-    Hierarchy,
-    HierarchyLevels,
-    Integrator,
-    Offsets,
-    Position,
-    Reduce,
-    Similarity,
-    Window,
-    app,
-    at_least,
-    comma_list,
-    console,
-    progress_bar,
-    table,
-)
+from .common import (Backbone, Block, BlockOptions, Extractor, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator,
+                     Offsets, Position, Reduce, Similarity, Window, app, at_least, comma_list, console, progress_bar,
+                     table)
 
 
 @app.command()

@@ -7,33 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (
-    BatchSize,
-    Categories,
-    Compile,
-    DataRoot,
-    Dataset,
-    Deterministic,
-    Device,
-    Epochs,
-    Experiment,
-    Frames,
-    FrameTemplate,
-    ListFormat,
-    Lr,
-    Preset,
-    Pretrained,
-    SweepDisplay,
-    Tensorboard,
-    TrainList,
-    ValList,
-    Workers,
-    app,
-    at_least,
-    console,
-    progress_bar,
-    table,
-)
+from .common import (BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs, Experiment,
+                     Frames, FrameTemplate, ListFormat, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList,
+                     ValList, Workers, app, at_least, console, progress_bar, table)
 
 
 def _pm(row, metric: str) -> str:
