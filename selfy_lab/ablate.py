@@ -349,15 +349,8 @@ def write_recipe_tables(out: str | Path) -> list[Path]:
     """For a sweep whose runs differ in their learning rate or epochs (a tuning sweep): every cell
     (SWEEP/recipes.csv), each method's best cell beside its shared-recipe cell (SWEEP/best_recipes.csv), the
     validation curves (SWEEP/recipe_curves.csv, SWEEP/figures/recipe_curves.{png,pdf}); nothing otherwise."""
-    from .recipes import (
-        BEST_RECIPES,
-        RECIPE_CELLS,
-        RECIPE_CURVES,
-        best_recipes,
-        is_recipe_sweep,
-        recipe_cells,
-        recipe_curves,
-    )
+    from .recipes import (BEST_RECIPES, RECIPE_CELLS, RECIPE_CURVES, best_recipes, is_recipe_sweep, recipe_cells,
+                          recipe_curves)
     from .viz import recipe_curves_figure, save_figure
 
     cells = recipe_cells([out])
@@ -390,15 +383,8 @@ def write_sweep_figure(out: str | Path, paper_table: str = "") -> list[Path]:
     blocks, its table (SWEEP/comparison.csv) and accuracy vs GFLOPs (SWEEP/figures/accuracy_vs_gflops.{png,pdf});
     nothing for other sweeps (their tables are in the ablations notebook)."""
     from .paper import TABLES
-    from .tables import (
-        COMPARISON_TABLE,
-        is_block_comparison,
-        is_offsets_sweep,
-        load_runs,
-        module_comparison,
-        summarize,
-        sweep_table_id,
-    )
+    from .tables import (COMPARISON_TABLE, is_block_comparison, is_offsets_sweep, load_runs, module_comparison,
+                         summarize, sweep_table_id)
     from .viz import comparison_figure, save_figure, temporal_range_figure
 
     recipes = write_recipe_tables(out)

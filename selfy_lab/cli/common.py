@@ -190,15 +190,8 @@ def progress_bar(console=None, *, info: bool = False, eta: bool = False, spinner
     """The one progress display of the CLI (a rich Progress, cleared when done): description, then a bar with
     done / total (or, with ``spinner``, a spinner for work of unknown length), an ``info`` field, the time
     elapsed and with ``eta`` the time left."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     if spinner:
         cols = [SpinnerColumn(), TextColumn("{task.description}")]

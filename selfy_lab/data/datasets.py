@@ -1,7 +1,8 @@
 """The datasets a run reads, built by :func:`build_dataset`: the built-in benchmark (:mod:`.benchmark`), clips
 listed by a list file (frame folders or video files) and a folder of videos; and the class names of each.
-Items are ``(clip, label)`` with clip uint8 (T, C, H, W), or (clips, T, C, H, W) when a test uses two clips. Items are addressed as ``(index, sample_seed)``: every random choice of an item
-(frames, crop, flip) comes from its seed, so loading is deterministic whatever the worker count."""
+Items are ``(clip, label)`` with clip uint8 (T, C, H, W), or (clips, T, C, H, W) when a test uses two clips,
+addressed as ``(index, sample_seed)``: every random choice of an item (frames, crop, flip) comes from its seed,
+so loading is deterministic whatever the worker count."""
 from __future__ import annotations
 
 from pathlib import Path
