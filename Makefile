@@ -19,12 +19,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/selfy-lab ablate --offsets -3..3 --out runs/demo
 
+# one pytest worker per core (pytest-xdist); each worker's torch gets its share of the cores (tests/conftest.py)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # the inner loop while editing: the tests not marked slow
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
 # hierarchical contrastive motion learning on the built-in benchmark: pretraining per seed (every stage), then
 # the label-efficiency study (1/10/100% labels, equal steps) and the auxiliary-loss sweep, into runs/hcml (not committed: copy what you want to keep into

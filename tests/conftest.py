@@ -5,6 +5,19 @@ import pytest
 from helpers import SHARED, make_frames_tree
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs one worker per core) each worker's torch, and the commands it
+    starts, get their share of the cores instead of all of them, so the workers do not oversubscribe the
+    machine. Set OMP_NUM_THREADS to choose otherwise."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def benchmark_cache(tmp_path_factory):
     """The built-in benchmark's rendered clips go into a folder of the test session, never the user's home

@@ -163,8 +163,9 @@ def console():
 
     from rich.console import Console
 
-    # piped output (logs, CI) gets a wide table instead of rich's 80-column fallback
-    return Console(width=shutil.get_terminal_size((140, 24)).columns)
+    # piped output (logs, CI) gets a wide table instead of rich's 80-column fallback; a message stays one line
+    # whatever the width (the terminal wraps it, a log keeps it whole for grep and copy)
+    return Console(width=shutil.get_terminal_size((140, 24)).columns, soft_wrap=True)
 
 
 def table(title: str, columns: list[str], rows: list[list[str]]):
