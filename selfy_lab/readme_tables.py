@@ -10,6 +10,7 @@ The README's prose is written by hand; each table sits between two markers that 
     <!-- table comparison motion-modules -->   a sweep's comparison.csv (a block comparison)
     <!-- table recipes tuning/modules-budget --> a tuning sweep's best_recipes.csv (each method's own recipe)
     <!-- table recipe-comparison DIR_SHARED DIR_TUNED -->  shared vs own recipe over the reported seeds
+    <!-- table robustness motion-modules -->   a comparison under occlusion and blur (SWEEP/robustness/)
 
 :func:`update_readme` rewrites every marked table from the files (``selfy-lab report --readme``);
 ``tests/test_readme.py`` checks that the committed README equals its regeneration.
@@ -119,14 +120,33 @@ def recipe_comparison_table(root: Path, shared: str, tuned: str) -> str:
                      "per seed", "own - shared"], rows)
 
 
+def robustness_table(root: Path, sweep: str) -> str:
+    """A block comparison under occlusion and motion blur (SWEEP/robustness/): clean top-1, and per kind mPC
+    (± std over seeds), rPC and the top-1 at severity 6, means over seeds."""
+    from .tables import load_robustness, load_robustness_summary, robustness_comparison
+
+    folder = root / sweep / "robustness"
+    t = robustness_comparison(load_robustness(_existing(folder / R.ROBUSTNESS_TABLE)),
+                              load_robustness_summary(_existing(folder / R.ROBUSTNESS_SUMMARY)))
+    rows = [[str(r["model"]), _num(r["clean"]), *(x for k in ("blur", "occlusion") for x in (
+        _pm(r[f"{k}_mPC"], r[f"{k}_mPC_std"]), _num(r[f"{k}_rPC"], "{:.2f}"), _num(r[f"{k}_worst"])))]
+            for r in t.to_dict("records")]
+    return markdown(["model", "clean", "blur mPC", "blur rPC", "blur s6", "occlusion mPC", "occlusion rPC",
+                     "occlusion s6"], rows)
+
+
 KINDS = {"paper": paper_table, "sweep": sweep_table, "comparison": comparison_table, "recipes": recipes_table,
-         "recipe-comparison": recipe_comparison_table}
+         "recipe-comparison": recipe_comparison_table, "robustness": robustness_table}
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise SelfyError(f"{path} does not exist: run the sweep (or its selfy-lab ablate / corrupt command) first")
+    return path
 
 
 def _read(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise SelfyError(f"{path} does not exist: run the sweep (or its selfy-lab ablate command) first")
-    return pd.read_csv(path)
+    return pd.read_csv(_existing(path))
 
 
 def render(spec: str, root: Path) -> str:

@@ -388,3 +388,33 @@ def variant_table(df: pd.DataFrame, fields=HCML_FIELDS) -> pd.DataFrame:
         rec.update({"variant": ", ".join(f"{f}={rec[f]}" for f in varying) or "all runs", **_seed_stats(g, top1)})
         out.append(rec)
     return pd.DataFrame(out, columns=cols)
+
+
+def robustness_comparison(df: pd.DataFrame, summary: pd.DataFrame, kinds=("blur", "occlusion"),
+                          main_backbone: str = "tsn-r18-w16") -> pd.DataFrame:
+    """A block comparison under corruption (the 1-clip, centre-crop test): one row per variant with its clean
+    top-1 and, per kind, mPC (mean and std over seeds), rPC (mean over seeds of each seed's mPC / clean) and the
+    top-1 at the kind's highest severity, all in %; sorted by clean top-1. ``df``: robustness.csv rows;
+    ``summary``: robustness_summary.csv rows."""
+    def one_by_one(d: pd.DataFrame) -> pd.DataFrame:
+        return d[(d["test_clips"].astype(str) == "1") & (d["test_crops"].astype(str) == "1")]
+
+    df, summary = one_by_one(df), one_by_one(summary)
+    keys = [c for c in R.VARIANT_FIELDS if c in df.columns and c in summary.columns]
+    top1 = df[(df["metric"] == "top1") & df["kind"].isin(kinds)]
+    out = []
+    for key, g in top1.groupby(keys, sort=False, dropna=False):
+        rec = dict(zip(keys, key))
+        clean = g[g["severity"] == 0].drop_duplicates("run_id")["value"]
+        rec.update(model=method_label(rec, main_backbone), seeds=g["run_id"].nunique(), clean=100 * clean.mean())
+        s = summary[summary["run_id"].isin(g["run_id"].unique())]
+        for kind in kinds:
+            k = g[g["kind"] == kind]
+            per_run = s[s["kind"] == kind].pivot_table(index="run_id", columns="metric", values="value")
+            worst = k[k["severity"] == k["severity"].max()]["value"] if len(k) else pd.Series(dtype=float)
+            rec.update({f"{kind}_mPC": 100 * per_run["mPC"].mean() if "mPC" in per_run else float("nan"),
+                        f"{kind}_mPC_std": 100 * _zero_nan(per_run["mPC"].std()) if "mPC" in per_run else float("nan"),
+                        f"{kind}_rPC": per_run["rPC"].mean() if "rPC" in per_run else float("nan"),
+                        f"{kind}_worst": 100 * worst.mean()})
+        out.append(rec)
+    return pd.DataFrame(out).sort_values("clean", ascending=False).reset_index(drop=True) if out else pd.DataFrame()

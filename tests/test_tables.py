@@ -125,6 +125,31 @@ def test_robustness_by_severity_keeps_the_modules_of_a_block_comparison_apart():
     assert view.loc["stm", "mean_1"] == pytest.approx(0.29) and view.loc["none", "mPC"] == pytest.approx(0.2)
 
 
+def test_robustness_comparison_is_per_variant_over_seeds_and_keeps_to_the_one_clip_test():
+    def cell(block, seed, kind, sev, value, clips="1"):
+        return {"run_id": f"{block}-{seed}", "backbone": "tsn-r18-w16", "block": block, "offsets": "none",
+                "position": "res3", "seed": seed, "kind": kind, "severity": sev, "metric": "top1", "value": value,
+                "test_clips": clips, "test_crops": "1"}
+
+    # cp: clean 0.40 / 0.60; blur severities 1-2 (mPC 0.30 / 0.50), occlusion (mPC 0.20 / 0.20)
+    rows, summ = [], []
+    for block, seed, clean, blur, occl in (("cp", 0, 0.4, (0.4, 0.2), (0.2, 0.2)), ("cp", 1, 0.6, (0.6, 0.4), (0.3, 0.1)),
+                                           ("none", 0, 0.2, (0.2, 0.2), (0.2, 0.2))):
+        for kind, vals in (("blur", blur), ("occlusion", occl)):
+            rows += [cell(block, seed, kind, 0, clean)] + [cell(block, seed, kind, s + 1, v) for s, v in enumerate(vals)]
+            mpc = sum(vals) / len(vals)
+            summ += [{**cell(block, seed, kind, 0, 0), "metric": m, "value": v} for m, v in (("mPC", mpc), ("rPC", mpc / clean))]
+    rows.append(cell("cp", 0, "blur", 2, 0.99, clips="2"))  # another test protocol: not mixed in
+    t = T.robustness_comparison(pd.DataFrame(rows), pd.DataFrame(summ)).set_index("model")
+    assert list(t.index) == ["cp", "tsn-r18-w16 (no block)"]  # by clean top-1
+    cp = t.loc["cp"]
+    assert cp["clean"] == pytest.approx(50.0) and cp["seeds"] == 2
+    assert cp["blur_mPC"] == pytest.approx(40.0) and cp["blur_mPC_std"] == pytest.approx(100 * math.sqrt(0.02))
+    assert cp["blur_rPC"] == pytest.approx((0.3 / 0.4 + 0.5 / 0.6) / 2)  # each seed's ratio, then the mean
+    assert cp["blur_worst"] == pytest.approx(30.0) and cp["occlusion_worst"] == pytest.approx(15.0)
+    assert t.loc["tsn-r18-w16 (no block)", "occlusion_mPC_std"] == 0.0  # one seed: no spread, not NaN
+
+
 def test_pairwise_orderings_use_the_seeds_spread():
     view = pd.DataFrame([
         {"variant": "a", "paper_top1": 40.0, "top1": 60.0, "top1_std": 2.0},
