@@ -100,16 +100,20 @@ def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 130) -
 
 def robustness_variants(df):
     """A line label per robustness row: "BACKBONE baseline" for a block-less model; "BACKBONE OFFSETS" when the
-    rows hold one kind of block (an offsets sweep), else "BACKBONE BLOCK [OFFSETS]" (a block comparison, whose
-    other modules have no offsets)."""
-    blocks = set(df.loc[df["block"] != "none", "block"])
+    rows hold one kind of block at one place (an offsets sweep), else "BACKBONE" and the block's name in the comparison
+    tables (its offsets for SELFY, its named options, "(every block)" for its papers' arrangement), so that
+    one module at two positions draws two lines."""
+    from .tables import method_label
+
+    kinds = [c for c in ("block", "position", "options") if c in df.columns]
+    blocks = set(map(tuple, df.loc[df["block"] != "none", kinds].astype(str).values))  # one block at one place?
 
     def label(r) -> str:
         if r["block"] == "none":
             return f"{r['backbone']} baseline"
         if len(blocks) <= 1:
             return f"{r['backbone']} {r['offsets']}"
-        return " ".join(str(x) for x in (r["backbone"], r["block"], r["offsets"]) if x != "none")
+        return f"{r['backbone']} {method_label(r, r['backbone'])}"
 
     return df.apply(label, axis=1) if len(df) else df["block"].astype(str)
 
@@ -124,15 +128,19 @@ def robustness_figure(df, kind: str, metric: str = "top1"):
     sub = df[(df["kind"] == kind) & (df["metric"] == metric)].copy()
     sub["variant"] = robustness_variants(sub)
     order = sorted(sub["variant"].unique(), key=lambda v: (v.split()[0], " ".join(v.split()[1:-1]),
-                                                           ladder_index(v.split()[-1])))
+                                                           ladder_index(v.split()[-1]), v))
     sub["value"] = 100 * sub["value"]
-    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    many = len(order) > 7  # a block comparison: the legend beside the axes, where it hides no line
+    fig, ax = plt.subplots(figsize=(8.2 if many else 5.6, 3.8))
     sns.lineplot(data=sub, x="severity", y="value", hue="variant", hue_order=order, marker="o", errorbar="sd", ax=ax)
     ax.set_xlabel("severity (0 = clean)")
     ax.set_ylabel(f"val {metric} (%)")
     ax.set_title(f"corruption: {kind}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, title=None)
+    if many:
+        ax.legend(fontsize=7, title=None, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    else:
+        ax.legend(fontsize=7, title=None)
     fig.tight_layout()
     return fig
 

@@ -236,8 +236,8 @@ def test_robustness_lines_are_told_apart_by_block_when_a_sweep_compares_blocks()
     from selfy_lab.viz import robustness_variants
 
     def rows(*models):
-        return pd.DataFrame([{"backbone": "tsn", "block": b, "offsets": o} for b, o in models],
-                            columns=["backbone", "block", "offsets"])
+        return pd.DataFrame([{"backbone": "tsn", "block": m[0], "offsets": m[1], "position": (m[2:] or ("res3",))[0]}
+                             for m in models], columns=["backbone", "block", "offsets", "position"])
 
     # an offsets sweep keeps its short labels
     assert list(robustness_variants(rows(("none", "none"), ("selfy", "{1}"), ("selfy", "-3..3")))) == \
@@ -245,6 +245,9 @@ def test_robustness_lines_are_told_apart_by_block_when_a_sweep_compares_blocks()
     # a block comparison: modules without offsets must not share one line
     labels = list(robustness_variants(rows(("none", "none"), ("selfy", "-3..3"), ("ms", "none"), ("stm", "none"))))
     assert labels == ["tsn baseline", "tsn selfy -3..3", "tsn ms", "tsn stm"]
+    # one module after res3 and in every block of its paper: two lines
+    every = rows(("none", "none"), ("stm", "none"), ("stm", "none", "res2:every+res3:every"))
+    assert list(robustness_variants(every)) == ["tsn baseline", "tsn stm", "tsn stm (every block)"]
     assert len(robustness_variants(rows())) == 0
 
 
