@@ -3,6 +3,7 @@ notebooks, the README and the command line show. Summaries are group-bys of the 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -185,8 +186,8 @@ def sweep_summary(sweep_dir: str | Path, paper_table: str = "") -> tuple[pd.Data
     """A sweep's variants (mean / std / count over seeds, beside the paper's row where it reproduces a paper
     table), the paper table's id ("" if none) and the variant fields that vary across the sweep's blocks,
     with those that tell its other rows apart (see :func:`_telling_apart`)."""
-    df = load_runs(Path(sweep_dir) / R.RUNS_TABLE)
-    summ = summarize(df) if len(df) else pd.DataFrame()
+    df, by = with_settings(load_runs(Path(sweep_dir) / R.RUNS_TABLE), sweep_dir)
+    summ = summarize(df, by=by) if len(df) else pd.DataFrame()
     if summ.empty:
         return summ, "", []
     table_id = sweep_table_id(summ, paper_table)
@@ -194,7 +195,22 @@ def sweep_summary(sweep_dir: str | Path, paper_table: str = "") -> tuple[pd.Data
         summ = paper_column(summ, table_id)
     blocks = summ[summ["block"] != "none"]
     varying = [c for c in R.VARIANT_FIELDS if c != "frames" and (summ if c == "backbone" else blocks)[c].nunique() > 1]
-    return summ, table_id, _telling_apart(summ, varying) or ["offsets"]
+    fields = _telling_apart(summ, varying) or ["offsets"]
+    return summ, table_id, fields + (["setting"] if "setting" in summ.columns else [])
+
+
+def with_settings(df: pd.DataFrame, sweep_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """A sweep's run rows and the columns that tell its variants apart: the variant fields, and where runs of
+    one seed share all of them (a sweep over the input size, the shift, the learning rate...: settings that are
+    no result column) a ``setting`` column too, each run's label in the sweep record without its seed (e.g.
+    "tsm-r18-w16 baseline 112px"), so that such runs are never averaged as if they were seeds."""
+    by = [c for c in R.VARIANT_FIELDS if c in df.columns]
+    val = df[(df["split"] == "val") & (df["metric"] == "top1")] if len(df) else df
+    if val.empty or not (val.groupby([*by, "seed"], dropna=False)["run_id"].nunique() > 1).any():
+        return df, by
+    labels = {r.get("run_id"): re.sub(r", seed -?\d+$", "", str(r.get("label", "")))
+              for r in R.read_sweep_record(sweep_dir).get("runs", []) if isinstance(r, dict)}
+    return df.assign(setting=[labels.get(i) or i for i in df["run_id"]]), [*by, "setting"]
 
 
 def _telling_apart(summary: pd.DataFrame, fields: list[str]) -> list[str]:

@@ -268,6 +268,24 @@ def test_variant_table_names_rows_by_the_fields_that_differ():
     assert T.variant_table(df.iloc[0:0]).empty
 
 
+def test_runs_of_one_seed_that_differ_only_outside_the_variant_fields_are_never_averaged_as_seeds(tmp_path):
+    from selfy_lab import results as R
+
+    # a sweep over the input size: both runs have the same variant fields and seed, only the sweep record tells
+    rows = run_rows("diag", "tsm-r18-w16", "none", "none", 100, 0.2, 0.5) + \
+        [{**r, "run_id": "big"} for r in run_rows("diag", "tsm-r18-w16", "none", "none", 100, 0.1, 0.4)]
+    R.write_csv(tmp_path / R.RUNS_TABLE, rows, RUN_COLUMNS)
+    R.write_sweep_record(tmp_path, {"runs": [{"run_id": rows[0]["run_id"], "label": "tsm-r18-w16 baseline, seed 100"},
+                                             {"run_id": "big", "label": "tsm-r18-w16 baseline 112px, seed 100"}]})
+    summ, _, fields = T.sweep_summary(tmp_path)
+    assert fields[-1] == "setting" and list(summ["top1_count"]) == [1, 1]
+    assert dict(zip(summ["setting"], summ["top1_mean"])) == {"tsm-r18-w16 baseline": pytest.approx(0.2),
+                                                            "tsm-r18-w16 baseline 112px": pytest.approx(0.1)}
+    seeds = pd.DataFrame(run_rows("diag", "tsn", "none", "none", 0, 0.2, 0.5) + run_rows("diag", "tsn", "none", "none", 1, 0.4, 0.5),
+                         columns=RUN_COLUMNS)  # real seeds of one variant: no setting column, one row
+    assert T.with_settings(seeds, tmp_path)[1] == [c for c in VARIANT_FIELDS if c in seeds.columns]
+
+
 def test_only_a_sweep_over_offsets_alone_is_a_temporal_range_curve(ladder):
     assert T.is_offsets_sweep(T.summarize(ladder))
     # one offset set, the extractor changes (Table 3b-like): not a curve over offsets
