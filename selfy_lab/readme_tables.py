@@ -29,7 +29,8 @@ BLOCK = re.compile(r"(<!-- table (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end t
 
 
 def _pm(mean, std) -> str:
-    return "" if mean != mean else f"{mean:.1f} ± {0.0 if std != std else std:.1f}"
+    """``mean ± std``; a single run (no std) is its value alone."""
+    return "" if mean != mean else f"{mean:.1f}" if std != std else f"{mean:.1f} ± {std:.1f}"
 
 
 def _num(v, fmt: str = "{:.1f}") -> str:
@@ -50,28 +51,30 @@ def paper_table(root: Path, table_id: str, sweep: str) -> str:
     binary accuracy within the time-reversed pairs, GFLOPs) beside the paper's top-1 of the row it reproduces
     (blank where the paper has none)."""
     from .paper import TABLES
-    from .tables import load_runs, method_label, sweep_summary
+    from .tables import load_runs, method_label, sweep_summary, with_settings
 
     if table_id and table_id not in TABLES:
         raise SelfyError(f"no paper table '{table_id}': choose from {', '.join(TABLES)}")
     summ, _, fields = sweep_summary(root / sweep, table_id)
     if summ.empty:
         raise SelfyError(f"{root / sweep} holds no finished runs: run its selfy-lab ablate command first")
-    df = load_runs(root / sweep / R.RUNS_TABLE)
+    df, by = with_settings(load_runs(root / sweep / R.RUNS_TABLE), root / sweep)
     val = df[df["split"] == "val"].drop_duplicates(["run_id", "metric"]).sort_values("seed")
-    keys = [c for c in R.VARIANT_FIELDS if c in summ.columns]
+    keys = [c for c in by if c in summ.columns]
     groups = {tuple(str(v) for v in k): g for k, g in val.groupby(keys, sort=False)}
     rows = []
     for r in summ.to_dict("records"):
         g = groups[tuple(str(r[k]) for k in keys)]
         per_seed = " / ".join(f"{100 * v:.1f}" for v in g.loc[g["metric"] == "top1", "value"])
         pairs = 100 * g.loc[g["metric"] == "order_pairs_binary", "value"].mean()
-        label = ("baseline" if r["block"] == "none" else method_label(r, r["backbone"]) if "block" in fields
-                 else ", ".join(f"{f}={r[f]}" for f in fields))
-        if r["block"] == "none":  # baselines told apart by the fields that are not a block's
+        if "setting" in fields:  # runs told apart by settings outside the variant fields: the sweep's own label
+            label = str(r["setting"])
+        else:
+            label = ("baseline" if r["block"] == "none" else method_label(r, r["backbone"]) if "block" in fields
+                     else ", ".join(f"{f}={r[f]}" for f in fields))
+        if r["block"] == "none" and "setting" not in fields:  # baselines told apart by the fields that are not a block's
             label += "".join(f", {f}={r[f]}" for f in fields if f not in BLOCK_FIELDS)
-        if r["block"] == "none" and summ["backbone"].nunique() > 1:
-            label += f" ({r['backbone']})"
+            label += f" ({r['backbone']})" if summ["backbone"].nunique() > 1 else ""
         rows.append([label, _pm(100 * r["top1_mean"], 100 * r.get("top1_std", float("nan"))), per_seed,
                      _num(100 * r["top5_mean"]), _num(pairs), _num(r["gflops"], "{:.3f}"),
                      _num(r.get("paper_top1", float("nan")))])
