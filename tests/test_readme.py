@@ -93,5 +93,5 @@ def test_a_sweep_table_tells_its_baselines_apart(tmp_path):
         ids.append(run.run_hash)
     R.collect_runs(tmp_path / "tau", ids)
     text = render("sweep tau", tmp_path)
-    assert "| baseline, hierarchy=diff@res2+res3+res4 | 50.0 ± 0.0 |" in text
-    assert "| baseline, hierarchy=diff@res2+res3+res4 tau=0.2 | 25.0 ± 0.0 |" in text and "paper" not in text
+    assert "| baseline, hierarchy=diff@res2+res3+res4 | 50.0 | 50.0 |" in text  # one run: its value, no "± 0.0"
+    assert "| baseline, hierarchy=diff@res2+res3+res4 tau=0.2 | 25.0 | 25.0 |" in text and "paper" not in text
