@@ -195,8 +195,9 @@ def sweep_summary(sweep_dir: str | Path, paper_table: str = "") -> tuple[pd.Data
         summ = paper_column(summ, table_id)
     blocks = summ[summ["block"] != "none"]
     varying = [c for c in R.VARIANT_FIELDS if c != "frames" and (summ if c == "backbone" else blocks)[c].nunique() > 1]
-    fields = _telling_apart(summ, varying) or ["offsets"]
-    return summ, table_id, fields + (["setting"] if "setting" in summ.columns else [])
+    if "setting" in summ.columns:  # the sweep's own labels name each variant whole
+        return summ, table_id, ["setting"]
+    return summ, table_id, _telling_apart(summ, varying) or ["offsets"]
 
 
 def with_settings(df: pd.DataFrame, sweep_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
