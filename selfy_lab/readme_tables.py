@@ -165,7 +165,11 @@ def update_readme(readme: str | Path, root: str | Path | None = None) -> tuple[P
     folder). Returns the README and how many tables were written."""
     readme = Path(readme)
     root = Path(root) if root is not None else readme.parent
-    text = readme.read_text()
+    try:
+        text = readme.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SelfyError(f"cannot read {readme} ({getattr(e, 'strerror', None) or e}): pass the results README, "
+                         f"e.g. --readme results/README.md") from None
     count = 0
 
     def fill(m: re.Match) -> str:

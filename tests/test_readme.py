@@ -76,6 +76,8 @@ def test_a_marked_table_is_rewritten_and_a_bad_marker_is_one_line(tmp_path):
     readme.write_text("<!-- table colour s -->\n<!-- end table -->\n")
     with pytest.raises(SelfyError, match="unknown README table 'colour'"):
         update_readme(readme)
+    with pytest.raises(SelfyError, match="cannot read .*missing.md"):  # a wrong path: one line, no traceback
+        update_readme(tmp_path / "missing.md")
 
 
 def test_a_sweep_table_tells_its_baselines_apart(tmp_path):
