@@ -139,19 +139,24 @@ def sweep_table_id(summary: pd.DataFrame, paper_table: str = "") -> str:
     return ""
 
 
+def protocol_rows(d: pd.DataFrame, clips: int = 1, crops: int = 1) -> pd.DataFrame:
+    """The robustness rows of one test protocol (``clips`` x ``crops``); frames built without the protocol
+    columns hold the 1 x 1 test."""
+    if not len(d):
+        return d
+
+    def col(c: str) -> pd.Series:
+        return d[c].astype(str) if c in d else pd.Series(R.PROTOCOL_DEFAULTS[c], index=d.index)
+
+    return d[(col("test_clips") == str(clips)) & (col("test_crops") == str(crops))]
+
+
 def robustness_by_severity(df: pd.DataFrame, summary: pd.DataFrame, kind: str, metric: str = "top1",
                            clips: int = 1, crops: int = 1) -> pd.DataFrame:
     """For one corruption kind and test protocol (``clips`` x ``crops``): per (backbone, offsets), top-1 mean and
     std over seeds at every severity, and the mean mPC / rPC over seeds; in ladder order. Rows are told apart by
     block and position too where the rows carry them (a block comparison's modules all have offsets "none")."""
-    def protocol(d: pd.DataFrame) -> pd.Series:  # frames built without the protocol columns: the 1 x 1 test
-        def col(c: str) -> pd.Series:
-            return d[c].astype(str) if c in d else pd.Series(R.PROTOCOL_DEFAULTS[c], index=d.index)
-
-        return (col("test_clips") == str(clips)) & (col("test_crops") == str(crops))
-
-    df = df[protocol(df)] if len(df) else df
-    summary = summary[protocol(summary)] if len(summary) else summary
+    df, summary = protocol_rows(df, clips, crops), protocol_rows(summary, clips, crops)
     sub = df[(df["kind"] == kind) & (df["metric"] == metric)]
     if sub.empty:
         return pd.DataFrame()
@@ -193,10 +198,10 @@ def sweep_summary(sweep_dir: str | Path, paper_table: str = "") -> tuple[pd.Data
     table_id = sweep_table_id(summ, paper_table)
     if table_id:
         summ = paper_column(summ, table_id)
-    blocks = summ[summ["block"] != "none"]
-    varying = [c for c in R.VARIANT_FIELDS if c != "frames" and (summ if c == "backbone" else blocks)[c].nunique() > 1]
     if "setting" in summ.columns:  # the sweep's own labels name each variant whole
         return summ, table_id, ["setting"]
+    blocks = summ[summ["block"] != "none"]
+    varying = [c for c in R.VARIANT_FIELDS if c != "frames" and (summ if c == "backbone" else blocks)[c].nunique() > 1]
     return summ, table_id, _telling_apart(summ, varying) or ["offsets"]
 
 
@@ -413,10 +418,7 @@ def robustness_comparison(df: pd.DataFrame, summary: pd.DataFrame, kinds=("blur"
     top-1 and, per kind, mPC (mean and std over seeds), rPC (mean over seeds of each seed's mPC / clean) and the
     top-1 at the kind's highest severity, all in %; sorted by clean top-1. ``df``: robustness.csv rows;
     ``summary``: robustness_summary.csv rows."""
-    def one_by_one(d: pd.DataFrame) -> pd.DataFrame:
-        return d[(d["test_clips"].astype(str) == "1") & (d["test_crops"].astype(str) == "1")]
-
-    df, summary = one_by_one(df), one_by_one(summary)
+    df, summary = protocol_rows(df), protocol_rows(summary)
     keys = [c for c in R.VARIANT_FIELDS if c in df.columns and c in summary.columns]
     top1 = df[(df["metric"] == "top1") & df["kind"].isin(kinds)]
     out = []

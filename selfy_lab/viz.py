@@ -137,10 +137,8 @@ def robustness_figure(df, kind: str, metric: str = "top1"):
     ax.set_ylabel(f"val {metric} (%)")
     ax.set_title(f"corruption: {kind}", fontsize=10)
     ax.grid(alpha=0.3)
-    if many:
-        ax.legend(fontsize=7, title=None, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    else:
-        ax.legend(fontsize=7, title=None)
+    beside = dict(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False) if many else {}
+    ax.legend(fontsize=7, title=None, **beside)
     fig.tight_layout()
     return fig
 
