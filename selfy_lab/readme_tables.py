@@ -9,7 +9,7 @@ The README's prose is written by hand; each table sits between two markers that 
     <!-- table sweep hcml-tau -->               any sweep's variants
     <!-- table comparison motion-modules -->   a sweep's comparison.csv (a block comparison)
     <!-- table recipes tuning/modules-budget --> a tuning sweep's best_recipes.csv (each method's own recipe)
-    <!-- table recipe-comparison DIR_SHARED DIR_TUNED -->  shared vs own recipe over the reported seeds
+    <!-- table recipe-comparison DIR_SHARED DIR_TUNED[+DIR...] [DIR_BUDGET] -->  shared vs own recipe, reported seeds
     <!-- table robustness motion-modules -->   a comparison under occlusion and blur (SWEEP/robustness/)
 
 :func:`update_readme` rewrites every marked table from the files (``selfy-lab report --readme``);
@@ -109,18 +109,24 @@ def recipes_table(root: Path, sweep: str) -> str:
     return markdown(["method", "own lr", "own epochs", "top-1 at own recipe", "top-1 at shared recipe", "gain"], rows)
 
 
-def recipe_comparison_table(root: Path, shared: str, tuned: str) -> str:
-    """Each method at the shared recipe (sweep ``shared``) and at its own (sweep ``tuned``), reported seeds."""
-    from .recipes import recipe_cells, recipe_comparison
+def recipe_comparison_table(root: Path, shared: str, tuned: str, budget: str = "") -> str:
+    """Each method at the shared recipe (sweep ``shared``) and at its own (sweeps ``tuned``, joined by ``+``),
+    reported seeds. With a tuning sweep ``budget``, each method's own cells are those at the recipe its
+    best_recipes.csv chose, wherever among the ``tuned`` sweeps they were run."""
+    from .recipes import BEST_RECIPES, main_backbone_of, own_recipe_cells, recipe_cells, recipe_comparison, recipe_label
 
-    main = "tsn-r18-w16"
-    table = recipe_comparison(recipe_cells([root / shared], main), recipe_cells([root / tuned], main))
-    table = table.dropna(subset=["tuned_top1"])
+    shared_cells = recipe_cells([root / shared])
+    main = main_backbone_of(shared_cells)
+    own = recipe_cells([root / s for s in tuned.split("+")], main)
+    if budget:
+        own = own_recipe_cells(own, _read(root / budget / BEST_RECIPES))
+    table = recipe_comparison(shared_cells, own).dropna(subset=["tuned_top1", "shared_top1"])
     rows = [[str(r.method), _pm(r.shared_top1, r.shared_std), str(r.shared_per_seed),
              f"{r.tuned_lr:g}, {int(r.tuned_epochs)} ep", _pm(r.tuned_top1, r.tuned_std), str(r.tuned_per_seed),
              _num(r.tuned_minus_shared, "{:+.1f}")] for r in table.itertuples()]
-    return markdown(["method", "shared recipe (lr 0.004, 6 ep)", "per seed", "own recipe", "top-1 at own recipe",
-                     "per seed", "own - shared"], rows)
+    label = recipe_label(shared_cells[shared_cells["method"].isin(table["method"])])
+    return markdown(["method", f"shared recipe ({label})" if label else "shared recipe", "per seed", "own recipe",
+                     "top-1 at own recipe", "per seed", "own - shared"], rows)
 
 
 def robustness_table(root: Path, sweep: str) -> str:

@@ -4,6 +4,7 @@ store. A method is a model variant (backbone, block, offsets, position, options)
 * :func:`recipe_cells` every run of such sweeps with its method, recipe and validation top-1;
 * :func:`best_recipes` each method's best cell (its own recipe) beside its cell at the shared recipe;
 * :func:`recipe_curves` the validation top-1 after every epoch of each run, from its history;
+* :func:`own_recipe_cells` of reported runs, each method's at the recipe its tuning chose;
 * :func:`recipe_comparison` each method at the shared recipe and at its own, over the reported seeds.
 
 A tuning sweep's runs.csv holds no learning rate or epoch count (they are not variant columns): both are read
@@ -35,16 +36,20 @@ def _run_dir(sweep_dirs, run_id: str) -> Path:
     return next((d for d in dirs if (d / R.CONFIG).is_file()), dirs[0])
 
 
+def main_backbone_of(runs: pd.DataFrame) -> str:
+    """The most common backbone among the runs (or cells) with a block: the one method labels leave out."""
+    blocks = runs.loc[runs["block"] != "none", "backbone"].mode()
+    return str(blocks.iloc[0]) if len(blocks) else ""
+
+
 def recipe_cells(sweep_dirs, main_backbone: str = "") -> pd.DataFrame:
     """One row per run of ``sweep_dirs``: its method (label and variant columns), lr, epochs, seed and
-    validation top-1 (%); rows whose run folder is not there are left out. ``main_backbone``: the backbone whose methods are labelled without it (default:
-    the most common backbone among the runs with a block)."""
+    validation top-1 (%); rows whose run folder is not there are left out. ``main_backbone``: the backbone whose
+    methods are labelled without it (default: :func:`main_backbone_of` the runs)."""
     top1 = _runs(sweep_dirs)
     if top1.empty:
         return pd.DataFrame(columns=CELL_COLUMNS)
-    if not main_backbone:
-        blocks = top1.loc[top1["block"] != "none", "backbone"].mode()
-        main_backbone = blocks.iloc[0] if len(blocks) else ""
+    main_backbone = main_backbone or main_backbone_of(top1)
     out = []
     for r in top1.drop_duplicates("run_id").itertuples(index=False):
         folder = _run_dir(sweep_dirs, r.run_id)
@@ -64,7 +69,8 @@ def is_recipe_sweep(cells: pd.DataFrame) -> bool:
 
 def best_recipes(cells: pd.DataFrame, shared: tuple[float, int] = (0.004, 6)) -> pd.DataFrame:
     """Per method (in the cells' order): its best cell by mean top-1 over the cell's seeds (ties: the shared
-    recipe, else the cheaper one, fewer epochs then the lower rate), that top-1, the cell at the ``shared`` recipe and the gain."""
+    recipe, else the cheaper one, fewer epochs then the lower rate), that top-1, the cell at the ``shared``
+    recipe and the gain."""
     cols = ["method", *METHOD, "lr", "epochs", "top1", "shared_lr", "shared_epochs", "shared_top1", "gain", "cells"]
     out = []
     for method, g in cells.groupby("method", sort=False):
@@ -91,14 +97,31 @@ def recipe_curves(sweep_dirs, cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["method", "lr", "epochs", "seed", "epoch", "val_top1"])
 
 
+def own_recipe_cells(cells: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
+    """The ``cells`` of each method of ``best`` (a :func:`best_recipes` table) at the recipe it chose; methods
+    that ``best`` does not name, and other recipes, are left out. Cells from several sweeps may meet here.
+    Methods are matched by their variant columns, not by their labels (which depend on the main backbone)."""
+    def key(df: pd.DataFrame) -> pd.DataFrame:
+        return df.astype({**{k: str for k in METHOD}, "lr": float, "epochs": int})
+
+    keep = key(cells).merge(key(best[[*METHOD, *RECIPE]]), on=[*METHOD, *RECIPE])
+    return keep.drop_duplicates("run_id")[CELL_COLUMNS].reset_index(drop=True)
+
+
+def recipe_label(cells: pd.DataFrame) -> str:
+    """``lr 0.004, 6 ep`` when every cell was trained at one recipe, else empty."""
+    recipes = cells[RECIPE].drop_duplicates()
+    return f"lr {float(recipes['lr'].iloc[0]):g}, {int(recipes['epochs'].iloc[0])} ep" if len(recipes) == 1 else ""
+
+
 def recipe_comparison(shared: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
     """Each method at the shared recipe (cells ``shared``) and at its own (cells ``tuned``), reported seeds:
-    top-1 mean, std and every seed of both, and the difference of the means."""
+    top-1 mean, std (none for a single seed) and every seed of both, and the difference of the means."""
     def stats(cells: pd.DataFrame, prefix: str) -> pd.DataFrame:
         g = cells.sort_values("seed").groupby("method", sort=False)
         return pd.DataFrame({
             f"{prefix}_lr": g["lr"].first(), f"{prefix}_epochs": g["epochs"].first(),
-            f"{prefix}_top1": g["top1"].mean(), f"{prefix}_std": g["top1"].std(ddof=1).fillna(0.0),
+            f"{prefix}_top1": g["top1"].mean(), f"{prefix}_std": g["top1"].std(ddof=1),
             f"{prefix}_seeds": g["seed"].apply(lambda s: "/".join(str(v) for v in s)),
             f"{prefix}_per_seed": g["top1"].apply(lambda s: " / ".join(f"{v:.1f}" for v in s))})
 

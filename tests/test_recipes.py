@@ -8,8 +8,9 @@ import pytest
 from selfy_lab import results as R
 from selfy_lab.ablate import write_sweep_figure
 from selfy_lab.presets import resolve
-from selfy_lab.recipes import (BEST_RECIPES, RECIPE_CELLS, best_recipes, is_recipe_sweep, recipe_cells,
-                               recipe_comparison, recipe_curves)
+from selfy_lab.readme_tables import recipe_comparison_table
+from selfy_lab.recipes import (BEST_RECIPES, RECIPE_CELLS, best_recipes, is_recipe_sweep, own_recipe_cells,
+                               recipe_cells, recipe_comparison, recipe_curves, recipe_label)
 
 
 def _sweep(tmp_path, cells):
@@ -73,3 +74,22 @@ def test_a_comparison_validated_every_epoch_gets_its_curves(tmp_path):
     assert sweep / "comparison.csv" in paths and any(p.name == "validation_curves.png" for p in paths)
     curves = pd.read_csv(sweep / "recipe_curves.csv")
     assert len(curves) == 5 * 3 and curves["val_top1"].max() == pytest.approx(40)
+
+
+def test_own_recipes_are_gathered_from_several_sweeps_by_the_budget_s_choice(tmp_path):
+    budget = _sweep(tmp_path / "budget", [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20),
+                                           ("tea", 0.004, 3, 100, 0.40), ("tea", 0.004, 2, 100, 0.10)])
+    write_sweep_figure(budget)
+    _sweep(tmp_path / "shared", [(b, 0.004, 2, s, top1) for b, top1 in (("none", 0.2), ("tea", 0.1)) for s in (0, 1)])
+    _sweep(tmp_path / "a", [("none", 0.002, 2, s, 0.3 + s / 10) for s in (0, 1)] + [("tea", 0.002, 3, 0, 0.9)])
+    _sweep(tmp_path / "b", [("tea", 0.004, 3, s, 0.5) for s in (0, 1)] + [("none", 0.004, 3, 0, 0.9)])
+    best = pd.read_csv(budget / BEST_RECIPES)
+    own = own_recipe_cells(recipe_cells([tmp_path / "a", tmp_path / "b"]), best)
+    # each method's cells at its chosen recipe only, whichever sweep ran them
+    assert sorted(zip(own["method"], own["lr"], own["epochs"])) == [
+        ("tea", 0.004, 3), ("tea", 0.004, 3), ("tsn-r18-w8 (no block)", 0.002, 2), ("tsn-r18-w8 (no block)", 0.002, 2)]
+    assert recipe_label(own[own["lr"] == 0.004]) == "lr 0.004, 3 ep" and recipe_label(own) == ""
+    table = recipe_comparison_table(tmp_path, "shared", "a+b", "budget")
+    assert "shared recipe (lr 0.004, 2 ep)" in table.splitlines()[0]
+    assert "| tea | 10.0 ± 0.0 | 10.0 / 10.0 | 0.004, 3 ep | 50.0 ± 0.0 | 50.0 / 50.0 | +40.0 |" in table
+    assert "| 0.002, 2 ep | 35.0 ± 7.1 | 30.0 / 40.0 | +15.0 |" in table
