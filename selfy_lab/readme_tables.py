@@ -113,19 +113,16 @@ def recipe_comparison_table(root: Path, shared: str, tuned: str, budget: str = "
     """Each method at the shared recipe (sweep ``shared``) and at its own (sweeps ``tuned``, joined by ``+``),
     reported seeds, best own top-1 first. With a tuning sweep ``budget``, each method's own cells are those at
     the recipe its best_recipes.csv chose, wherever among the ``tuned`` sweeps they were run."""
-    from .recipes import BEST_RECIPES, main_backbone_of, own_recipe_cells, recipe_cells, recipe_comparison, recipe_label
+    from .recipes import BEST_RECIPES, recipe_label, shared_and_own
 
-    shared_cells = recipe_cells([root / shared])
-    main = main_backbone_of(shared_cells)
-    own = recipe_cells([root / s for s in tuned.split("+")], main)
     if budget:
-        own = own_recipe_cells(own, _read(root / budget / BEST_RECIPES))
-    table = recipe_comparison(shared_cells, own).dropna(subset=["tuned_top1", "shared_top1"])
-    table = table.sort_values("tuned_top1", ascending=False, kind="stable")
+        _existing(root / budget / BEST_RECIPES)
+    table, shared_cells, _ = shared_and_own(root / shared, [root / s for s in tuned.split("+")],
+                                            root / budget if budget else None)
     rows = [[str(r.method), _pm(r.shared_top1, r.shared_std), str(r.shared_per_seed),
              f"{r.tuned_lr:g}, {int(r.tuned_epochs)} ep", _pm(r.tuned_top1, r.tuned_std), str(r.tuned_per_seed),
              _num(r.tuned_minus_shared, "{:+.1f}")] for r in table.itertuples()]
-    label = recipe_label(shared_cells[shared_cells["method"].isin(table["method"])])
+    label = recipe_label(shared_cells)
     return markdown(["method", f"shared recipe ({label})" if label else "shared recipe", "per seed", "own recipe",
                      "top-1 at own recipe", "per seed", "own - shared"], rows)
 

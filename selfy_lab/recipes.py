@@ -5,7 +5,8 @@ store. A method is a model variant (backbone, block, offsets, position, options)
 * :func:`best_recipes` each method's best cell (its own recipe) beside its cell at the shared recipe;
 * :func:`recipe_curves` the validation top-1 after every epoch of each run, from its history;
 * :func:`own_recipe_cells` of reported runs, each method's at the recipe its tuning chose;
-* :func:`recipe_comparison` each method at the shared recipe and at its own, over the reported seeds.
+* :func:`recipe_comparison` each method at the shared recipe and at its own, over the reported seeds;
+* :func:`shared_and_own` that comparison read from committed sweeps, the own recipes chosen by a tuning sweep.
 
 A tuning sweep's runs.csv holds no learning rate or epoch count (they are not variant columns): both are read
 from each run's config.yaml.
@@ -128,3 +129,18 @@ def recipe_comparison(shared: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame
     table = stats(shared, "shared").join(stats(tuned, "tuned"), how="outer")
     table["tuned_minus_shared"] = table["tuned_top1"] - table["shared_top1"]
     return table.reset_index().rename(columns={"index": "method"})
+
+
+def shared_and_own(shared_dir, own_dirs, budget_dir=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Each method at the shared recipe (the runs of sweep ``shared_dir``) and at its own (the runs of the sweeps
+    ``own_dirs``; with a tuning sweep ``budget_dir``, only those at the recipe its best_recipes.csv chose), over
+    the reported seeds, methods with both, best own top-1 first: (:func:`recipe_comparison`, shared cells, own
+    cells)."""
+    shared = recipe_cells([shared_dir])
+    own = recipe_cells(list(own_dirs), main_backbone_of(shared))
+    if budget_dir is not None:
+        own = own_recipe_cells(own, pd.read_csv(Path(budget_dir) / BEST_RECIPES))
+    table = recipe_comparison(shared, own).dropna(subset=["tuned_top1", "shared_top1"])
+    table = table.sort_values("tuned_top1", ascending=False, kind="stable").reset_index(drop=True)
+    keep = shared["method"].isin(table["method"]), own["method"].isin(table["method"])
+    return table, shared[keep[0]], own[keep[1]]

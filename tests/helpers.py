@@ -101,3 +101,25 @@ def stop_after_first_epoch(event, **kw):
     """A ``fit`` callback that interrupts the run once its first epoch is checkpointed."""
     if event == "epoch_end" and kw["epoch"] == 0:
         raise Stop
+
+
+def finished_runs(sweep: Path, cells, experiment: str = "tuning") -> Path:
+    """A sweep folder of finished runs without training: (block, lr, epochs, seed, top1) each, the smoke preset
+    otherwise, a validation after every epoch rising to ``top1``."""
+    from dataclasses import replace
+
+    from selfy_lab import results as R
+    from selfy_lab.presets import resolve
+
+    base = resolve("smoke")
+    ids = []
+    for block, lr, epochs, seed, top1 in cells:
+        run = replace(base, model=replace(base.model, block=block),
+                      train=replace(base.train, lr=lr, epochs=epochs, seed=seed))
+        d = R.run_dir(sweep, run.run_hash)
+        R.write_run_config(d, run)
+        R.write_history(d, [{"epoch": e, "val_top1": top1 * e / epochs} for e in range(1, epochs + 1)])
+        R.write_metrics(d, R.result_rows(run, {"top1": top1, "top5": 1.0}, "val", experiment))
+        ids.append(run.run_hash)
+    R.collect_runs(sweep, ids)
+    return sweep

@@ -20,7 +20,9 @@ def fixture_results(smoke_sweep, tmp_path_factory):
     rows and examples, and the FLOPs table."""
     import shutil
 
+    from helpers import finished_runs
     from selfy_lab import robustness as R
+    from selfy_lab.ablate import write_sweep_figure
     from selfy_lab.flops import paper_table
     from selfy_lab.results import robustness_dir, sweep_run_dirs
 
@@ -29,6 +31,14 @@ def fixture_results(smoke_sweep, tmp_path_factory):
     shutil.copytree(smoke_sweep, sweep)
     R.evaluate_robustness(sweep_run_dirs(sweep), ["blur"], [2, 6], "center", robustness_dir(sweep))
     paper_table(out=root / "flops")
+    # a tuning budget, the shared-recipe comparison and the own recipes' runs (results only, no training)
+    budget = finished_runs(root / "tuning" / "modules-budget", [("none", 0.004, 6, 100, 0.2), ("none", 0.002, 3, 100, 0.3),
+                                                               ("tea", 0.004, 6, 100, 0.2), ("tea", 0.008, 3, 100, 0.4)])
+    write_sweep_figure(budget)
+    finished_runs(root / "motion-modules", [(b, 0.004, 6, s, 0.2) for b in ("none", "tea") for s in (0, 1)],
+                  "motion-modules")
+    finished_runs(root / "motion-modules-tuned-12", [("none", 0.002, 3, s, 0.3) for s in (0, 1)]
+                  + [("tea", 0.008, 3, s, 0.4) for s in (0, 1)], "motion-modules-tuned-12")
     return root
 
 
@@ -68,6 +78,8 @@ def test_notebook_runs_against_fixture(path, fixture_results, monkeypatch):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     if path.stem in ("ablations", "robustness", "gradcam", "stss_explorer"):
         assert any("image/png" in o.get("data", {}) for o in outputs), "the notebook shows figures"
+    if path.stem == "ablations":  # the shared-vs-own recipe table of the fixture's tuning budget
+        assert any("tuned_top1" in str(o.get("data", {}).get("text/html", "")) for o in outputs)
     widgets = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
     if path.stem == "stss_explorer":
         assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs), "the controls"

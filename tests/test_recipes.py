@@ -1,36 +1,17 @@
 """Recipe (tuning) sweeps: each run's learning rate and epochs read from its config, each method's best cell
 beside its shared-recipe cell, the curves from the runs' histories, and the shared-vs-own comparison."""
-from dataclasses import replace
-
 import pandas as pd
 import pytest
 
-from selfy_lab import results as R
+from helpers import finished_runs
 from selfy_lab.ablate import write_sweep_figure
-from selfy_lab.presets import resolve
 from selfy_lab.readme_tables import recipe_comparison_table
 from selfy_lab.recipes import (BEST_RECIPES, RECIPE_CELLS, best_recipes, is_recipe_sweep, own_recipe_cells,
                                recipe_cells, recipe_comparison, recipe_curves, recipe_label)
 
 
-def _sweep(tmp_path, cells):
-    """A sweep folder of finished runs: (block, lr, epochs, seed, top1) each."""
-    base = resolve("smoke")
-    ids = []
-    for block, lr, epochs, seed, top1 in cells:
-        run = replace(base, model=replace(base.model, block=block),
-                      train=replace(base.train, lr=lr, epochs=epochs, seed=seed))
-        d = R.run_dir(tmp_path, run.run_hash)
-        R.write_run_config(d, run)
-        R.write_history(d, [{"epoch": e, "val_top1": top1 * e / epochs} for e in range(1, epochs + 1)])
-        R.write_metrics(d, R.result_rows(run, {"top1": top1, "top5": 1.0}, "val", "tuning"))
-        ids.append(run.run_hash)
-    R.collect_runs(tmp_path, ids)
-    return tmp_path
-
-
 def test_each_method_gets_its_best_cell_beside_the_shared_one_and_its_curves(tmp_path):
-    sweep = _sweep(tmp_path, [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20),
+    sweep = finished_runs(tmp_path, [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20),
                               ("tea", 0.002, 2, 100, 0.10), ("tea", 0.004, 2, 100, 0.40),
                               ("tea", 0.004, 3, 100, 0.40), ("tam", 0.008, 2, 100, 0.5),
                               ("tam", 0.002, 2, 100, 0.5), ("tam", 0.004, 2, 100, 0.1),
@@ -52,7 +33,7 @@ def test_each_method_gets_its_best_cell_beside_the_shared_one_and_its_curves(tmp
 
 
 def test_a_tuning_sweep_writes_its_recipe_tables_instead_of_a_comparison(tmp_path):
-    sweep = _sweep(tmp_path, [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20)])
+    sweep = finished_runs(tmp_path, [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20)])
     paths = write_sweep_figure(sweep)
     assert sweep / RECIPE_CELLS in paths and sweep / BEST_RECIPES in paths
     assert any(p.suffix == ".png" for p in paths) and not (sweep / "comparison.csv").exists()
@@ -68,7 +49,7 @@ def test_the_shared_and_own_recipes_side_by_side():
 
 
 def test_a_comparison_validated_every_epoch_gets_its_curves(tmp_path):
-    sweep = _sweep(tmp_path, [("none", 0.004, 3, 0, 0.30), ("tea", 0.004, 3, 0, 0.40), ("tea", 0.004, 3, 1, 0.20),
+    sweep = finished_runs(tmp_path, [("none", 0.004, 3, 0, 0.30), ("tea", 0.004, 3, 0, 0.40), ("tea", 0.004, 3, 1, 0.20),
                               ("tam", 0.004, 3, 0, 0.25), ("stm", 0.004, 3, 0, 0.35)])
     paths = write_sweep_figure(sweep)
     assert sweep / "comparison.csv" in paths and any(p.name == "validation_curves.png" for p in paths)
@@ -77,12 +58,12 @@ def test_a_comparison_validated_every_epoch_gets_its_curves(tmp_path):
 
 
 def test_own_recipes_are_gathered_from_several_sweeps_by_the_budget_s_choice(tmp_path):
-    budget = _sweep(tmp_path / "budget", [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20),
+    budget = finished_runs(tmp_path / "budget", [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20),
                                            ("tea", 0.004, 3, 100, 0.40), ("tea", 0.004, 2, 100, 0.10)])
     write_sweep_figure(budget)
-    _sweep(tmp_path / "shared", [(b, 0.004, 2, s, top1) for b, top1 in (("none", 0.2), ("tea", 0.1)) for s in (0, 1)])
-    _sweep(tmp_path / "a", [("none", 0.002, 2, s, 0.3 + s / 10) for s in (0, 1)] + [("tea", 0.002, 3, 0, 0.9)])
-    _sweep(tmp_path / "b", [("tea", 0.004, 3, s, 0.5) for s in (0, 1)] + [("none", 0.004, 3, 0, 0.9)])
+    finished_runs(tmp_path / "shared", [(b, 0.004, 2, s, top1) for b, top1 in (("none", 0.2), ("tea", 0.1)) for s in (0, 1)])
+    finished_runs(tmp_path / "a", [("none", 0.002, 2, s, 0.3 + s / 10) for s in (0, 1)] + [("tea", 0.002, 3, 0, 0.9)])
+    finished_runs(tmp_path / "b", [("tea", 0.004, 3, s, 0.5) for s in (0, 1)] + [("none", 0.004, 3, 0, 0.9)])
     best = pd.read_csv(budget / BEST_RECIPES)
     own = own_recipe_cells(recipe_cells([tmp_path / "a", tmp_path / "b"]), best)
     # each method's cells at its chosen recipe only, whichever sweep ran them
