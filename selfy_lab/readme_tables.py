@@ -115,6 +115,8 @@ def recipe_comparison_table(root: Path, shared: str, tuned: str, budget: str = "
     the recipe its best_recipes.csv chose, wherever among the ``tuned`` sweeps they were run."""
     from .recipes import BEST_RECIPES, recipe_label, shared_and_own
 
+    for sweep in [shared, *tuned.split("+")]:
+        _existing(root / sweep / R.RUNS_TABLE)
     if budget:
         _existing(root / budget / BEST_RECIPES)
     table, shared_cells, _ = shared_and_own(root / shared, [root / s for s in tuned.split("+")],

@@ -5,6 +5,7 @@ import pytest
 
 from helpers import finished_runs
 from selfy_lab.ablate import write_sweep_figure
+from selfy_lab.errors import SelfyError
 from selfy_lab.readme_tables import recipe_comparison_table
 from selfy_lab.recipes import (BEST_RECIPES, RECIPE_CELLS, best_recipes, is_recipe_sweep, own_recipe_cells,
                                recipe_cells, recipe_comparison, recipe_curves, recipe_label)
@@ -74,3 +75,6 @@ def test_own_recipes_are_gathered_from_several_sweeps_by_the_budget_s_choice(tmp
     assert "shared recipe (lr 0.004, 2 ep)" in table.splitlines()[0]
     assert "| tea | 10.0 ± 0.0 | 10.0 / 10.0 | 0.004, 3 ep | 50.0 ± 0.0 | 50.0 / 50.0 | +40.0 |" in table
     assert "| 0.002, 2 ep | 35.0 ± 7.1 | 30.0 / 40.0 | +15.0 |" in table
+    for args in (("shared", "a+nothing", "budget"), ("nothing", "a"), ("shared", "a", "nothing")):
+        with pytest.raises(SelfyError, match="nothing/.* does not exist"):
+            recipe_comparison_table(tmp_path, *args)
