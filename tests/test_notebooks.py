@@ -17,7 +17,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 @pytest.fixture(scope="module")
 def fixture_results(smoke_sweep, tmp_path_factory):
     """A results/ tree like the committed one, small: an offsets sweep (with checkpoints), its robustness
-    rows and examples, and the FLOPs table."""
+    rows and examples, the FLOPs table, and a tuning budget with its shared- and own-recipe sweeps."""
     import shutil
 
     from helpers import finished_runs
@@ -32,8 +32,9 @@ def fixture_results(smoke_sweep, tmp_path_factory):
     R.evaluate_robustness(sweep_run_dirs(sweep), ["blur"], [2, 6], "center", robustness_dir(sweep))
     paper_table(out=root / "flops")
     # a tuning budget, the shared-recipe comparison and the own recipes' runs (results only, no training)
-    budget = finished_runs(root / "tuning" / "modules-budget", [("none", 0.004, 6, 100, 0.2), ("none", 0.002, 3, 100, 0.3),
-                                                               ("tea", 0.004, 6, 100, 0.2), ("tea", 0.008, 3, 100, 0.4)])
+    budget = finished_runs(root / "tuning" / "modules-budget",
+                           [("none", 0.004, 6, 100, 0.2), ("none", 0.002, 3, 100, 0.3),
+                            ("tea", 0.004, 6, 100, 0.2), ("tea", 0.008, 3, 100, 0.4)])
     write_sweep_figure(budget)
     finished_runs(root / "motion-modules", [(b, 0.004, 6, s, 0.2) for b in ("none", "tea") for s in (0, 1)],
                   "motion-modules")
