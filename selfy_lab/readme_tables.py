@@ -115,12 +115,12 @@ def recipe_comparison_table(root: Path, shared: str, tuned: str, budget: str = "
     the recipe its best_recipes.csv chose, wherever among the ``tuned`` sweeps they were run."""
     from .recipes import BEST_RECIPES, recipe_label, shared_and_own
 
-    for sweep in [shared, *tuned.split("+")]:
+    own = tuned.split("+")
+    for sweep in [shared, *own]:
         _existing(root / sweep / R.RUNS_TABLE)
     if budget:
         _existing(root / budget / BEST_RECIPES)
-    table, shared_cells, _ = shared_and_own(root / shared, [root / s for s in tuned.split("+")],
-                                            root / budget if budget else None)
+    table, shared_cells, _ = shared_and_own(root / shared, [root / s for s in own], root / budget if budget else None)
     rows = [[str(r.method), _pm(r.shared_top1, r.shared_std), str(r.shared_per_seed),
              f"{r.tuned_lr:g}, {int(r.tuned_epochs)} ep", _pm(r.tuned_top1, r.tuned_std), str(r.tuned_per_seed),
              _num(r.tuned_minus_shared, "{:+.1f}")] for r in table.itertuples()]

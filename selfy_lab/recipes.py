@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import results as R
-from .tables import load_runs, method_label
+from .tables import load_runs, main_backbone_of, method_label, recipe_name
 
 METHOD = ["backbone", "block", "offsets", "position", "options"]
 RECIPE = ["lr", "epochs"]
@@ -35,12 +35,6 @@ def _run_dir(sweep_dirs, run_id: str) -> Path:
     """The folder of a run of these sweeps (its config and history; checkpoints are not needed)."""
     dirs = [R.run_dir(s, run_id) for s in sweep_dirs]
     return next((d for d in dirs if (d / R.CONFIG).is_file()), dirs[0])
-
-
-def main_backbone_of(runs: pd.DataFrame) -> str:
-    """The most common backbone among the runs (or cells) with a block: the one method labels leave out."""
-    blocks = runs.loc[runs["block"] != "none", "backbone"].mode()
-    return str(blocks.iloc[0]) if len(blocks) else ""
 
 
 def recipe_cells(sweep_dirs, main_backbone: str = "") -> pd.DataFrame:
@@ -105,14 +99,13 @@ def own_recipe_cells(cells: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
     def key(df: pd.DataFrame) -> pd.DataFrame:
         return df.astype({**{k: str for k in METHOD}, "lr": float, "epochs": int})
 
-    keep = key(cells).merge(key(best[[*METHOD, *RECIPE]]), on=[*METHOD, *RECIPE])
-    return keep.drop_duplicates("run_id")[CELL_COLUMNS].reset_index(drop=True)
+    return key(cells).merge(key(best[[*METHOD, *RECIPE]]), on=[*METHOD, *RECIPE])[CELL_COLUMNS]
 
 
 def recipe_label(cells: pd.DataFrame) -> str:
-    """``lr 0.004, 6 ep`` when every cell was trained at one recipe, else empty."""
+    """The :func:`recipe_name` of the cells when every one was trained at one recipe, else empty."""
     recipes = cells[RECIPE].drop_duplicates()
-    return f"lr {float(recipes['lr'].iloc[0]):g}, {int(recipes['epochs'].iloc[0])} ep" if len(recipes) == 1 else ""
+    return recipe_name(*recipes.iloc[0]) if len(recipes) == 1 else ""
 
 
 def recipe_comparison(shared: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
@@ -142,5 +135,4 @@ def shared_and_own(shared_dir, own_dirs, budget_dir=None) -> tuple[pd.DataFrame,
         own = own_recipe_cells(own, pd.read_csv(Path(budget_dir) / BEST_RECIPES))
     table = recipe_comparison(shared, own).dropna(subset=["tuned_top1", "shared_top1"])
     table = table.sort_values("tuned_top1", ascending=False, kind="stable").reset_index(drop=True)
-    keep = shared["method"].isin(table["method"]), own["method"].isin(table["method"])
-    return table, shared[keep[0]], own[keep[1]]
+    return table, shared[shared["method"].isin(table["method"])], own[own["method"].isin(table["method"])]

@@ -304,6 +304,17 @@ def _differ_in_offsets_only(summary: pd.DataFrame) -> bool:
     return True
 
 
+def recipe_name(lr: float, epochs: int) -> str:
+    """A training recipe as the tables and figures name it: ``lr 0.004, 6 ep``."""
+    return f"lr {float(lr):g}, {int(epochs)} ep"
+
+
+def main_backbone_of(runs: pd.DataFrame) -> str:
+    """The most common backbone among the runs (or cells) with a block: the one :func:`method_label` leaves out."""
+    blocks = runs.loc[runs["block"] != "none", "backbone"].mode()
+    return str(blocks.iloc[0]) if len(blocks) else ""
+
+
 def method_label(row, main_backbone: str) -> str:
     """A variant's name in the comparison tables (``row``: its variant columns): the block (with SELFY's offsets,
     its named options, "(every block)" for its papers' arrangement), "on <backbone>" off the main backbone."""
@@ -347,8 +358,7 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
     keys = ["backbone", "block", "offsets", "position", "options"]  # a module's named options tell rows apart
     val = val.assign(options=val["options"].astype(object).fillna("none").astype(str)) if "options" in val else (
         val.assign(options="none"))
-    main = val.loc[val["block"] != "none", "backbone"].mode()
-    main_backbone = main.iloc[0] if len(main) else ""
+    main_backbone = main_backbone_of(val)
     out = []
     for (backbone, block, offsets, position, options), g in val.groupby(keys, sort=False):
         top1 = g[g["metric"] == "top1"].sort_values("seed")
@@ -413,14 +423,15 @@ def variant_table(df: pd.DataFrame, fields=HCML_FIELDS) -> pd.DataFrame:
 
 
 def robustness_comparison(df: pd.DataFrame, summary: pd.DataFrame, kinds=("blur", "occlusion"),
-                          main_backbone: str = "tsn-r18-w16") -> pd.DataFrame:
+                          main_backbone: str = "") -> pd.DataFrame:
     """A block comparison under corruption (the 1-clip, centre-crop test): one row per variant with its clean
     top-1 and, per kind, mPC (mean and std over seeds), rPC (mean over seeds of each seed's mPC / clean) and the
     top-1 at the kind's highest severity, all in %; sorted by clean top-1. ``df``: robustness.csv rows;
-    ``summary``: robustness_summary.csv rows."""
+    ``summary``: robustness_summary.csv rows; ``main_backbone``: default :func:`main_backbone_of` the rows."""
     df, summary = protocol_rows(df), protocol_rows(summary)
     keys = [c for c in R.VARIANT_FIELDS if c in df.columns and c in summary.columns]
     top1 = df[(df["metric"] == "top1") & df["kind"].isin(kinds)]
+    main_backbone = main_backbone or main_backbone_of(top1)
     out = []
     for key, g in top1.groupby(keys, sort=False, dropna=False):
         rec = dict(zip(keys, key))

@@ -354,6 +354,8 @@ def comparison_figure(table, metric_label: str = "val top-1 (%)"):
 def recipe_curves_figure(curves, title: str = "validation top-1 after every epoch, per recipe"):
     """Learning curves of a recipe sweep (:func:`selfy_lab.recipes.recipe_curves`): one panel per method, one
     line per recipe (peak learning rate, epochs), the mean over its seeds."""
+    from .tables import recipe_name
+
     plt = _plt()
     methods = list(dict.fromkeys(curves["method"]))
     cols = min(4, max(1, len(methods)))
@@ -363,7 +365,7 @@ def recipe_curves_figure(curves, title: str = "validation top-1 after every epoc
         g = curves[curves["method"] == method]
         for (lr, epochs), c in g.groupby(["lr", "epochs"]):
             mean = c.groupby("epoch")["val_top1"].mean()
-            ax.plot(mean.index, mean.values, marker=".", label=f"lr {lr:g}, {epochs} ep")
+            ax.plot(mean.index, mean.values, marker=".", label=recipe_name(lr, epochs))
         ax.set_title(method, fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
