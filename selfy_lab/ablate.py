@@ -241,30 +241,47 @@ def _worker(task_q, result_q, out: str, device: str, threads: int | None, start_
         result_q.put(execute_run(pr, Path(out), device, lambda e, **k: None, threads))
 
 
+def sweep_threads(jobs: int = 1, threads: int | None = None) -> int:
+    """CPU threads of each run of a sweep: ``threads`` when given, else the cores divided among the ``jobs``
+    runs that train at once. Set explicitly for every run, because the count sets a CPU run's round-off."""
+    if threads is not None:
+        if threads < 1:
+            raise SelfyError(f"--threads must be at least 1, got {threads}")
+        return threads
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
 def run_sweep(runs: list[PlannedRun], out: str | Path, jobs: int = 1, device: str = "auto",
               on_event: Callable[..., None] = lambda e, **k: None, record: dict | None = None,
-              cluster=None) -> list[dict]:
-    """Train every planned run not yet finished (here, in ``jobs`` worker processes, or as submitit jobs when
-    ``cluster`` is a :class:`selfy_lab.cluster.ClusterOptions`); keeps the sweep record, runs.csv and
-    status.csv current. Returns the status rows."""
+              cluster=None, threads: int | None = None) -> list[dict]:
+    """Train every planned run not yet finished (here, in ``jobs`` worker processes of ``threads`` CPU threads
+    each -- default :func:`sweep_threads` -- or as submitit jobs when ``cluster`` is a
+    :class:`selfy_lab.cluster.ClusterOptions`); keeps the sweep record, runs.csv and status.csv current.
+    Returns the status rows."""
+    threads = sweep_threads(jobs, threads)
+    R.check_source()  # uncommitted package code stops here, before anything is written (unless --allow-dirty)
     out = R.ensure_writable(out)
+    record = {**(record or sweep_record(runs)), "execution": {"jobs": jobs, "threads": threads, "device": device}}
     with R.exclusive(out, "the sweep folder"):
         try:
-            return _run_sweep(runs, out, jobs, device, on_event, record, cluster)
+            return _run_sweep(runs, out, jobs, device, on_event, record, cluster, threads)
         except OSError as e:  # the sweep's own files (written atomically: what was there stays whole)
             raise SelfyError(f"cannot write the sweep's files in {out} ({e.strerror or e}): free some space or "
                              f"fix the folder, then re-run the same command; finished runs are kept") from None
 
 
-def _run_sweep(runs, out: Path, jobs: int, device: str, on_event: Callable, record: dict | None, cluster) -> list[dict]:
-    R.write_sweep_record(out, record or sweep_record(runs))
+def _run_sweep(runs, out: Path, jobs: int, device: str, on_event: Callable, record: dict, cluster,
+               threads: int) -> list[dict]:
+    from .data.datasets import scored_splits
+
+    R.write_sweep_record(out, record)
     # a finished run keeps the time its training took when it ran (a re-run of the sweep only skips it)
     took = {r["run_id"]: r["seconds"] for r in R.read_status(out) if r.get("status") == "done"}
     status: dict[str, dict] = {}
     todo = []
     for pr in runs:
         d = R.run_dir(out, pr.run_id)
-        problem = R.metrics_problem(d)
+        problem = R.metrics_problem(d, scored_splits(pr.run))
         done = problem is None
         if not done and (d / R.METRICS).exists():
             on_event("stale", run=pr, why=problem)  # it will train again
@@ -292,14 +309,14 @@ def _run_sweep(runs, out: Path, jobs: int, device: str, on_event: Callable, reco
     elif jobs <= 1 or len(todo) <= 1:
         for pr in todo:
             on_event("run_start", run=pr)
-            row = execute_run(pr, out, device, lambda e, **k: on_event("run_progress", run=pr, kind=e, **k))
+            row = execute_run(pr, out, device, lambda e, **k: on_event("run_progress", run=pr, kind=e, **k), threads)
             finished(row, pr)
     else:
-        _run_parallel(todo, out, jobs, device, finished, on_event)
+        _run_parallel(todo, out, jobs, device, finished, on_event, threads)
     return list(status.values())
 
 
-def _run_parallel(todo, out, jobs, device, finished, on_event) -> None:
+def _run_parallel(todo, out, jobs, device, finished, on_event, threads: int) -> None:
     import torch
 
     ctx = mp.get_context("spawn")
@@ -309,10 +326,10 @@ def _run_parallel(todo, out, jobs, device, finished, on_event) -> None:
     n = min(jobs, len(todo))
     for w in range(n):
         dev = f"cuda:{w % gpus}" if gpus else ("cpu" if device == "auto" else device)
-        threads = None if gpus else max(1, (os.cpu_count() or 1) // n)
         # not daemonic: a daemonic process may not start children, and each run's data loader starts its
         # --workers processes; a worker still ends with the sweep process (_exit_with_parent)
-        p = ctx.Process(target=_worker, args=(task_q, result_q, str(out), dev, threads, mp.get_start_method()),
+        p = ctx.Process(target=_worker, args=(task_q, result_q, str(out), dev, None if gpus else threads,
+                                              mp.get_start_method()),
                         daemon=False)
         p.start()
         workers.append(p)
@@ -335,13 +352,14 @@ def _run_parallel(todo, out, jobs, device, finished, on_event) -> None:
 
 def run_plan(plan: SweepPlan, out: str | Path, jobs: int = 1, device: str = "auto",
              on_event: Callable[..., None] = lambda e, **k: None,
-             runs_dir: str | Path | None = None, cluster=None) -> tuple[list[dict], list[Path]]:
+             runs_dir: str | Path | None = None, cluster=None,
+             threads: int | None = None) -> tuple[list[dict], list[Path]]:
     """`selfy-lab ablate`: run a planned sweep into ``out`` (its run directories in the shared store
     ``runs_dir`` if given; as submitit jobs with ``cluster``), then draw its figure. Returns the status rows
     and the figure files."""
     if runs_dir is not None:
         R.link_runs(R.ensure_writable(out), R.ensure_writable(runs_dir, "--runs-dir"))
-    status = run_sweep(plan.runs, out, jobs, device, on_event, plan.record, cluster)
+    status = run_sweep(plan.runs, out, jobs, device, on_event, plan.record, cluster, threads)
     return status, write_sweep_figure(out, plan.paper_table)
 
 

@@ -188,6 +188,9 @@ class DataConfig:
     data_root: str = ""
     train_list: str = ""  # "" = the dataset's convention, under data_root
     val_list: str = ""
+    # a labelled test list (Diving-48, FineGym publish one): scored once, after the last epoch, never chosen on.
+    # Scoring changes no weights, so it is not part of the run key
+    test_list: str = field(default="", metadata=NOT_IDENTITY)
     categories: str = ""
     frame_template: str = ""
     # the lists' format (auto: told from the file): tsn, two-column, ssv2-json, diving48-json (data/lists.py)
@@ -204,6 +207,9 @@ class DataConfig:
     # the built-in benchmark
     synthetic_train: int = 2000
     synthetic_val: int = 800
+    # the held-out test split (the generator's third split, disjoint from train and val): what reported tables
+    # read; validation is what choices (recipes, presets, budgets) read. Scored after the last epoch only
+    synthetic_test: int = field(default=800, metadata=NOT_IDENTITY)
     synthetic_seed: int = 0
     synthetic_distractors: int = 1  # static extra objects per clip: 0..N (besides the actor and the second object)
     # the share of the training clips (and labels) used: the same clips for every seed, the same share of
@@ -225,6 +231,7 @@ class DataConfig:
         check_number(self.workers, "workers", 0, integer=True)
         check_number(self.synthetic_train, "synthetic_train", 1, integer=True)
         check_number(self.synthetic_val, "synthetic_val", 1, integer=True)
+        check_number(self.synthetic_test, "synthetic_test", 1, integer=True)
         check_number(self.synthetic_distractors, "synthetic_distractors", 0, integer=True)
         check_number(self.label_fraction, "label_fraction", 0, 1, lo_open=True)
         object.__setattr__(self, "resize", tuple(int(v) for v in self.resize))

@@ -19,6 +19,7 @@ from .data.transforms import normalize
 from .distributed import Dist
 from .errors import SelfyError
 from .metrics import classification_metrics
+from .runtime import device_label
 
 Callback = Callable[..., None]
 
@@ -120,11 +121,12 @@ class EvalReport:
 
 
 def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | Path | None = None,
-                 device: str = "auto", callback: Callback = quiet) -> tuple[RunConfig, dict[str, float], Path, EvalReport]:
-    """`selfy-lab eval`: a trained run on its validation split, with the data settings in ``data_changes``
-    (re-rooted lists, test clips and crops, ...). Appends tidy rows to ``out`` (default RUN/eval.csv, keyed by
-    the trained run's id and the test protocol) and writes, beside it, the confusion matrix (CSV + PNG) and
-    per-class accuracy of the protocol."""
+                 device: str = "auto", callback: Callback = quiet,
+                 split: str = "val") -> tuple[RunConfig, dict[str, float], Path, EvalReport]:
+    """`selfy-lab eval`: a trained run on its ``split`` (val, or the held-out test), with the data settings in
+    ``data_changes`` (re-rooted lists, test clips and crops, ...). Appends tidy rows to ``out`` (default
+    RUN/eval.csv, keyed by the trained run's id, the split and the test protocol) and writes, beside it, the
+    confusion matrix (CSV + PNG) and per-class accuracy of the split and protocol."""
     from .frozen import override
     from .metrics import confusion_matrix, top_confusions
     from .viz import confusion_figure, save_figure
@@ -136,14 +138,16 @@ def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | 
         raise SelfyError(str(e)) from None
     target = Path(out) if out else R.run_dir_of(path) / R.EVAL
     R.ensure_writable(target.parent)
-    ds = build_dataset(run, "val")
-    callback("dataset", train=None, val=len(ds), classes=len(ds.class_names))
+    R.check_source()
+    ds = build_dataset(run, split)
+    callback("dataset", train=None, **{split: len(ds)}, classes=len(ds.class_names))
     logits, labels = predictions(run, model, dataset=ds, callback=callback)
     metrics = {**classification_metrics(logits, labels), **extra_metrics(run.data.dataset, logits, labels)}
     protocol = {"test_clips": run.data.test_clips, "test_crops": run.data.test_crops}
-    csv_path = R.append_eval(target, R.result_rows(trained, metrics, "val", "eval", protocol))
+    dev = next(model.parameters()).device
+    csv_path = R.append_eval(target, R.result_rows(trained, metrics, split, "eval", protocol, device_label(dev)))
     conf = confusion_matrix(logits, labels, len(ds.class_names))
-    name = R.eval_protocol(run.data.test_clips, run.data.test_crops)
+    name = R.eval_protocol(run.data.test_clips, run.data.test_crops) + ("-test" if split == "test" else "")
     files = list(R.write_confusion(target.parent, name, conf, ds.class_names))
     files += save_figure(confusion_figure(conf, ds.class_names, f"{R.run_dir_of(path).name}: {name}, "
                                           f"top-1 {metrics['top1']:.1%}"), target.parent / f"confusion-{name}", ("png",))

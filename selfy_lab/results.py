@@ -10,6 +10,7 @@ Layout::
         history.csv           one row per finished epoch
         metrics.csv           tidy final rows; written last: its presence is what "finished" means
         error.txt             the traceback of a failed sweep run
+        source.diff           the package's uncommitted changes, for a run written with --allow-dirty
         eval.csv              rows of `selfy-lab eval` (one set per test protocol)
     <sweep dir>/
         sweep.yaml            what the sweep planned: base config, axes, offset sets, seeds, runs
@@ -39,14 +40,14 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import SelfyError
 from .textfiles import atomic_write_text, csv_value, ensure_writable, read_csv, write_csv
-from .version import __version__, git_revision
+from .version import __version__, git_revision, source_diff
 
 if TYPE_CHECKING:
     from .config import RunConfig
 
 # ---- layout ----
-CONFIG, CHECKPOINT, HISTORY, METRICS, ERROR, EVAL = (
-    "config.yaml", "checkpoint.pt", "history.csv", "metrics.csv", "error.txt", "eval.csv")
+CONFIG, CHECKPOINT, HISTORY, METRICS, ERROR, EVAL, SOURCE_DIFF = (
+    "config.yaml", "checkpoint.pt", "history.csv", "metrics.csv", "error.txt", "eval.csv", "source.diff")
 # an exported model (selfy-lab export): its weights, and the run's config.yaml and a model card beside them
 WEIGHTS, MODEL_CARD = "model.safetensors", "README.md"
 SWEEP_RECORD, RUNS_DIR, RUNS_TABLE, STATUS_TABLE, FIGURES = "sweep.yaml", "runs", "runs.csv", "status.csv", "figures"
@@ -98,17 +99,20 @@ def default_run_dir(run: "RunConfig") -> Path:
     return Path("runs") / (run.experiment or "train") / run.run_hash
 
 
-# variant columns a run's final rows may lack: written before the column existed, they mean its default
-OPTIONAL_COLUMNS = ("options",)
+# columns a run's final rows may lack: written before the column existed (a variant column then means its
+# default; the runtime provenance was not recorded)
+OPTIONAL_COLUMNS = ("options", "torch", "device", "threads")
 
 
-def is_finished(path: str | Path) -> bool:
-    """A run is finished once its final rows are written (the last thing training does) and read back whole."""
-    return metrics_problem(path) is None
+def is_finished(path: str | Path, splits: Iterable[str] = ()) -> bool:
+    """A run is finished once its final rows are written (the last thing training does) and read back whole,
+    with rows of every split in ``splits`` (the splits its dataset is scored on)."""
+    return metrics_problem(path, splits) is None
 
 
-def metrics_problem(path: str | Path) -> str | None:
-    """Why a run's final rows cannot count as a finished run (missing, empty, a column or a value lost), or None."""
+def metrics_problem(path: str | Path, splits: Iterable[str] = ()) -> str | None:
+    """Why a run's final rows cannot count as a finished run (missing, empty, a column or a value lost, a split
+    it is scored on missing), or None."""
     f = Path(path) / METRICS
     if not f.is_file():
         return "it has no metrics.csv"
@@ -116,11 +120,12 @@ def metrics_problem(path: str | Path) -> str | None:
         table = read_csv(f)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         return f"its metrics.csv cannot be read ({e})"
-    return table_problem(table)
+    return table_problem(table, splits)
 
 
-def table_problem(table: list[dict[str, str]]) -> str | None:
-    """Why the rows read from a metrics.csv are not a finished run's (none, a column or a value lost), or None."""
+def table_problem(table: list[dict[str, str]], splits: Iterable[str] = ()) -> str | None:
+    """Why the rows read from a metrics.csv are not a finished run's (none, a column or a value lost, no rows of
+    one of ``splits``), or None."""
     if not table:
         return "its metrics.csv holds no rows"
     missing = [c for c in RUN_COLUMNS if c not in table[0] and c not in OPTIONAL_COLUMNS]
@@ -131,6 +136,10 @@ def table_problem(table: list[dict[str, str]]) -> str | None:
             float(r["value"])
         except (TypeError, ValueError):
             return f"its metrics.csv holds a value that is not a number ({r['value']!r})"
+    have = {r.get("split") for r in table}
+    lacking = [s for s in splits if s not in have]
+    if lacking:
+        return f"its metrics.csv has no {' or '.join(lacking)} rows (written before that split was scored)"
     return None
 
 
@@ -243,7 +252,9 @@ def read_run_config(path: str | Path) -> "RunConfig":
 # ---- schema ----
 VARIANT_FIELDS = ("backbone", "frames", "block", "offsets", "window", "extractor", "integrator", "similarity",
                   "fusion", "position", "options", "hierarchy", "aux", "init", "labels")
-PROVENANCE = ("version", "git_rev", "time")
+# where a row came from: the package version and source revision, when, and what ran it (torch, the device --
+# "cpu" or the GPU's name -- and on the CPU the thread count, which sets a CPU run's round-off)
+PROVENANCE = ("version", "git_rev", "time", "torch", "device", "threads")
 EVAL_KEYS = ("test_clips", "test_crops")
 # the test protocol of rows written before it was recorded (1 clip, centre crop): readers and appenders fill it
 PROTOCOL_DEFAULTS = {"test_clips": "1", "test_crops": "1"}
@@ -265,21 +276,54 @@ ROBUSTNESS_SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrup
                               "value")
 
 
-def provenance() -> dict[str, str]:
-    return {"version": __version__, "git_rev": git_revision(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+def provenance(device: str = "cpu") -> dict[str, Any]:
+    """The provenance columns of rows computed now on ``device`` (``cpu`` or a GPU's name)."""
+    import torch
+
+    device = device or "cpu"
+    return {"version": __version__, "git_rev": git_revision(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "torch": torch.__version__, "device": device,
+            "threads": torch.get_num_threads() if device == "cpu" else ""}
+
+
+ALLOW_DIRTY_ENV = "SELFY_LAB_ALLOW_DIRTY"  # set (1) by --allow-dirty; inherited by a sweep's worker processes
+
+
+def allow_dirty_source(allow: bool = True) -> None:
+    """Let this process and the processes it starts write results from uncommitted package code (each run
+    then stores the diff as source.diff)."""
+    if allow:
+        os.environ[ALLOW_DIRTY_ENV] = "1"
+
+
+def check_source(run_dir: str | Path | None = None) -> str:
+    """The source revision results written now will carry. Package code with uncommitted changes stops with
+    one line unless :func:`allow_dirty_source` was called; then the diff is stored in ``run_dir`` (when given)
+    as source.diff, so that the run's code can be rebuilt."""
+    rev = git_revision()
+    if not rev.endswith("+dirty"):
+        return rev
+    if os.environ.get(ALLOW_DIRTY_ENV, "") not in ("1", "true", "yes"):
+        raise SelfyError(f"the package's code has uncommitted changes (revision {rev}), so no commit would hold "
+                         "the code of these results: commit them first, or pass --allow-dirty to write anyway "
+                         "(each run then stores the diff as source.diff)")
+    if run_dir is not None:
+        atomic_write_text(Path(run_dir) / SOURCE_DIFF, source_diff())
+    return rev
 
 
 def result_rows(run: "RunConfig", metrics: dict[str, float], split: str = "val", experiment: str | None = None,
-                keys: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The tidy rows of one run's ``metrics`` on ``split``; ``keys`` (e.g. kind / severity) tell them apart
-    from the run's other rows. Every result file's rows are built here."""
+                keys: dict[str, Any] | None = None, device: str = "cpu") -> list[dict[str, Any]]:
+    """The tidy rows of one run's ``metrics`` on ``split``, computed on ``device`` (``cpu`` or a GPU's name);
+    ``keys`` (e.g. kind / severity) tell them apart from the run's other rows. Every result file's rows are
+    built here."""
     from .flops import model_cost
 
     cost = model_cost(run.model, run.data.size)
     base = {"experiment": experiment or run.experiment or "train", "run_id": run.run_hash, **run.variant(),
             "gflops": cost["gflops"], "params_m": cost["params_m"], "seed": run.train.seed, **(keys or {}),
             "split": split}
-    prov = provenance()
+    prov = provenance(device)
     return [{**base, "metric": m, "value": float(v), **prov} for m, v in metrics.items()]
 
 
@@ -325,7 +369,7 @@ def write_error(path: str | Path, text: str) -> None:
 
 def append_eval(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Rows of `selfy-lab eval`, one set per (run, test protocol); ``path`` is a CSV file."""
-    return append_rows(path, rows, ("run_id", *EVAL_KEYS, "metric"), EVAL_COLUMNS, PROTOCOL_DEFAULTS)
+    return append_rows(path, rows, ("run_id", *EVAL_KEYS, "split", "metric"), EVAL_COLUMNS, PROTOCOL_DEFAULTS)
 
 
 def eval_protocol(clips: int, crops: int) -> str:

@@ -153,3 +153,15 @@ def select_device(pref: str = "auto"):
 def is_main_process() -> bool:
     """Rank 0 of a ``torchrun`` launch, or a process started alone: the one that prints and writes results."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def device_label(device, world: int = 1) -> str:
+    """What a result row records of the device that computed it: ``cpu``, or the GPU's name (times the processes
+    of a distributed run)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "cpu"
+    name = torch.cuda.get_device_name(device)
+    return f"{world}x {name}" if world > 1 else name

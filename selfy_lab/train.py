@@ -27,13 +27,13 @@ import torch.nn.functional as F
 from . import results as R
 from .checkpoint import build_run_model, load_weights, read_checkpoint, reason, save_checkpoint
 from .config import RunConfig
-from .data.datasets import build_dataset
+from .data.datasets import build_dataset, scored_splits
 from .data.loader import make_loader, sample_seed
 from .distributed import Dist, init_distributed
 from .errors import DivergedError, SelfyError
 from .evaluate import Callback, amp_dtype, extra_metrics, predict, quiet, to_input
 from .metrics import classification_metrics
-from .runtime import is_main_process
+from .runtime import device_label, is_main_process
 
 
 def lr_at(run: RunConfig, epoch: float) -> float:
@@ -115,6 +115,7 @@ def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -
         return R.read_metrics(run_dir)
     if dist.main:
         R.ensure_writable(run_dir)
+        R.check_source(run_dir)  # uncommitted package code: stops, or (--allow-dirty) stores the diff
         R.write_run_config(run_dir, run)
     tr = _prepare(run, run_dir, dist, callback)
     t = run.train
@@ -135,8 +136,9 @@ def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -
         dist.barrier()
         callback("epoch_end", epoch=epoch, epochs=t.epochs, metrics=val, train_seconds=train_time,
                  train_loss=loss, train_top1=top1)
+    test = _test(tr, callback)
     if dist.main:
-        R.write_metrics(run_dir, run_rows(run, tr.history, device_label(dist.device, dist.world)))
+        R.write_metrics(run_dir, run_rows(run, tr.history, test, device_label(dist.device, dist.world)))
     if tr.board is not None:
         log_hparams(tr.board, run, tr.history[-1])
         tr.board.close()
@@ -149,7 +151,9 @@ def _is_finished(run: RunConfig, run_dir: Path, callback: Callback) -> bool:
     its weights, so one whose checkpoint is gone trains again); another run's directory is one line."""
     if (run_dir / R.CONFIG).exists() and R.read_run_config(run_dir).run_hash != run.run_hash:
         raise SelfyError(f"{run_dir} holds a run of another configuration: choose another --out, or delete it to start over")
-    finished = R.is_finished(run_dir)
+    finished = R.is_finished(run_dir, scored_splits(run))
+    if not finished and R.is_finished(run_dir) and R.checkpoint_path(run_dir).is_file():
+        callback("rescore", run_dir=str(run_dir), why=R.metrics_problem(run_dir, scored_splits(run)))
     if finished and run.train.objective == "hcml" and not R.checkpoint_path(run_dir).is_file():
         callback("retrain", run_dir=str(run_dir), why="its checkpoint.pt is missing, and pretraining is its weights")
         (run_dir / R.METRICS).unlink()
@@ -283,6 +287,20 @@ def _validate(tr: _Training, epoch: int, callback: Callback) -> dict[str, float]
     return {**classification_metrics(logits, labels), **extra_metrics(tr.run.data.dataset, logits, labels)}
 
 
+def _test(tr: _Training, callback: Callback) -> dict[str, float]:
+    """The trained model's metrics on the held-out test split, once, after the last epoch (nothing where the
+    dataset has none). Nothing chooses on them: reported tables read them, choices read validation."""
+    if "test" not in scored_splits(tr.run):
+        return {}
+    ds = build_dataset(tr.run, "test")
+    loader = make_loader(ds, tr.run.train.batch_size, tr.run.train.seed, False, tr.run.data.workers, tr.dist.rank,
+                         tr.dist.world, tr.dist.device.type == "cuda")
+    callback("test_start", clips=len(ds))
+    logits, labels = predict(tr.model, loader, tr.dist.device, tr.amp, tr.run.train.channels_last, tr.dist,
+                             callback=lambda ev, **kw: callback(ev, epoch=tr.run.train.epochs - 1, **kw))
+    return {**classification_metrics(logits, labels), **extra_metrics(tr.run.data.dataset, logits, labels)}
+
+
 def check_finite(loss: float, epoch: int, step: int, lr: float) -> float:
     """The mean training loss so far, or a :class:`DivergedError` when it is nan or infinite: the run stops
     before its epoch is saved, so it is never recorded as finished."""
@@ -357,16 +375,18 @@ def log_hparams(board, run: RunConfig, row: dict) -> None:
     board.add_hparams(hp, final, run_name=".")
 
 
-def run_rows(run: RunConfig, history: list[dict], device: str = "") -> list[dict]:
-    """Tidy rows of a finished run: final val metrics, last-epoch train loss/top-1, total train seconds. A run
-    trained on GPUs carries their name in a last column, ``device`` (CPU runs have none: rows without it)."""
+def run_rows(run: RunConfig, history: list[dict], test: dict[str, float] | None = None,
+             device: str = "cpu") -> list[dict]:
+    """Tidy rows of a finished run: final val metrics, the ``test`` metrics (where the dataset has a test split),
+    last-epoch train loss/top-1, total train seconds; every row names the ``device`` (``cpu`` or the GPUs'
+    name) and, on the CPU, the thread count."""
     last = history[-1]
     train = {"loss": last["train_loss"], **({} if math.isnan(last["train_top1"]) else {"top1": last["train_top1"]}),
              "seconds": sum(h["train_seconds"] for h in history),
              **({"aux_loss": last["train_aux_loss"]} if "train_aux_loss" in last else {})}
-    rows = (R.result_rows(run, {k[4:]: v for k, v in last.items() if k.startswith("val_")}, "val")
-            + R.result_rows(run, train, "train"))
-    return [{**r, "device": device} for r in rows] if device else rows
+    val = {k[4:]: v for k, v in last.items() if k.startswith("val_")}
+    return (R.result_rows(run, val, "val", device=device) + R.result_rows(run, test or {}, "test", device=device)
+            + R.result_rows(run, train, "train", device=device))
 
 
 def cpu_threads(device: torch.device) -> dict[str, int]:
@@ -389,14 +409,3 @@ def thread_note(resume: dict) -> str:
         return ""
     return (f"; it trained on {resume['threads_before']} CPU threads and goes on with {resume['threads']}, so its "
             "digits will differ from an uninterrupted run's")
-
-
-def device_label(device: torch.device, world: int = 1) -> str:
-    """What a result row records of the device a run trained on: the GPU's name (times the processes of a
-    distributed run), or "" on the CPU."""
-    if device.type != "cuda":
-        return ""
-    name = torch.cuda.get_device_name(device)
-    return f"{world}x {name}" if world > 1 else name
-
-

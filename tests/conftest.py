@@ -9,6 +9,9 @@ def pytest_configure(config):
     """Under pytest-xdist (``make test`` runs one worker per core) each worker's torch, and the commands it
     starts, get their share of the cores instead of all of them, so the workers do not oversubscribe the
     machine. Set OMP_NUM_THREADS to choose otherwise."""
+    # the suite trains and writes results from whatever checkout it runs in (a change being tested is uncommitted
+    # by nature); tests/test_provenance.py checks the refusal itself
+    os.environ.setdefault("SELFY_LAB_ALLOW_DIRTY", "1")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
         threads = max(1, (os.cpu_count() or 1) // workers)

@@ -325,7 +325,7 @@ def test_an_incomplete_metrics_file_is_not_a_finished_run(tmp_path):
     first, second = (Rs.run_dir(out, r.run_id) for r in runs)
     (first / "metrics.csv").write_text("")  # emptied
     lines = (second / "metrics.csv").read_text().splitlines()
-    (second / "metrics.csv").write_text("\n".join(",".join(l.split(",")[:-4]) for l in lines) + "\n")  # lost columns
+    (second / "metrics.csv").write_text("\n".join(",".join(l.split(",")[:-7]) for l in lines) + "\n")  # lost columns
     assert not Rs.is_finished(first) and "no rows" in Rs.metrics_problem(first)
     assert "lacks the column(s) value" in Rs.metrics_problem(second)
     events = []

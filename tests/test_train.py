@@ -361,23 +361,27 @@ def test_an_operation_without_a_deterministic_kernel_stops_with_one_line():
     assert not torch.are_deterministic_algorithms_enabled()
 
 
-def test_rows_of_a_gpu_run_name_the_device_in_a_last_column(tmp_path):
-    """CPU runs' rows keep the columns they always had; a GPU run's rows add ``device``, and a sweep table
-    collecting both has it, empty for the CPU run."""
+def test_every_row_names_its_device_torch_and_threads(tmp_path):
+    """Every row records what computed it: the device (``cpu`` or the GPU's name), the torch version and, on the
+    CPU, the thread count (which sets a CPU run's round-off); the test split's rows sit beside validation's."""
+    import torch
+
     from selfy_lab import results as R
     from selfy_lab.train import run_rows
 
     run = resolve("smoke")
     history = [{"epoch": 1, "train_loss": 2.5, "train_top1": 0.1, "train_seconds": 3.0, "val_top1": 0.25}]
-    cpu_rows, gpu_rows = run_rows(run, history), run_rows(run, history, "NVIDIA H200")
-    assert "device" not in cpu_rows[0] and {r["device"] for r in gpu_rows} == {"NVIDIA H200"}
     other = replace(run, train=replace(run.train, seed=1))
+    cpu_rows, gpu_rows = run_rows(run, history, {"top1": 0.2}), run_rows(other, history, device="NVIDIA H200")
+    assert {(r["device"], r["threads"], r["torch"]) for r in cpu_rows} == {("cpu", torch.get_num_threads(),
+                                                                           torch.__version__)}
+    assert {(r["device"], r["threads"]) for r in gpu_rows} == {("NVIDIA H200", "")}
+    assert {(r["split"], r["metric"]) for r in cpu_rows} >= {("val", "top1"), ("test", "top1"), ("train", "loss")}
     R.write_metrics(R.run_dir(tmp_path, run.run_hash), cpu_rows)
-    R.write_metrics(R.run_dir(tmp_path, other.run_hash), run_rows(other, history, "NVIDIA H200"))
+    R.write_metrics(R.run_dir(tmp_path, other.run_hash), gpu_rows)
     assert list(rows(R.run_dir(tmp_path, run.run_hash) / "metrics.csv")[0]) == list(RUN_COLUMNS)
     table = rows(R.collect_runs(tmp_path, [run.run_hash, other.run_hash]))
-    assert list(table[0])[-1] == "device"
-    assert {(r["seed"], r["device"]) for r in table} == {("0", ""), ("1", "NVIDIA H200")}
+    assert {(r["seed"], r["device"]) for r in table} == {("0", "cpu"), ("1", "NVIDIA H200")}
 
 
 @pytest.mark.slow

@@ -96,6 +96,15 @@ TrainList = Annotated[Optional[str], typer.Option(
     rich_help_panel="Data")]
 ValList = Annotated[Optional[str], typer.Option(help="Validation clips, in any format --train-list takes.",
                                                 rich_help_panel="Data")]
+TestList = Annotated[Optional[str], typer.Option(
+    help="A labelled test list (Diving-48, FineGym), in any format --train-list takes: scored once after the last "
+    "epoch as the 'test' split, which reported tables read and nothing chooses on. The built-in benchmark has its "
+    "own; Something-Something publishes none with labels (report validation, as the paper does).",
+    rich_help_panel="Data")]
+AllowDirty = Annotated[bool, typer.Option(
+    "--allow-dirty", help="Write results although the package's code has uncommitted changes (each run stores the "
+    "diff as source.diff). Without it such a checkout stops before any work, so that every result names a commit.",
+    rich_help_panel="Run")]
 Categories = Annotated[Optional[str], typer.Option(
     help="Class names: a file with one per line, Something-Something V2's labels.json or Diving-48's vocabulary JSON.",
     rich_help_panel="Data")]
@@ -228,7 +237,8 @@ class RunDisplay:
 
             p.console.print(f"{pre}resuming after epoch {kw['epoch']} (checkpoint found){thread_note(kw)}")
         elif event == "dataset":
-            parts = [f"{kw[k]} {what} clips" for k, what in (("train", "training"), ("val", "validation"))
+            parts = [f"{kw[k]} {what} clips" for k, what in (("train", "training"), ("val", "validation"),
+                                                              ("test", "test"))
                      if kw.get(k) is not None]
             parts += [f"{kw['classes']} classes"] if kw.get("classes") is not None else ["labels unread"]
             if kw.get("skipped"):
@@ -243,6 +253,8 @@ class RunDisplay:
             p.update(t, completed=kw["step"], info=f"loss {kw['loss']:.3f} acc {kw['acc']:.3f}")
         elif event == "eval_start":
             p.reset(t, total=None, description=f"{pre}validating", info="")
+        elif event == "test_start":
+            p.reset(t, total=None, description=f"{pre}testing ({kw['clips']} held-out clips)", info="")
         elif event == "eval_step":
             p.update(t, completed=kw["step"], total=kw["total"])
         elif event == "epoch_end":
@@ -255,6 +267,8 @@ class RunDisplay:
             p.console.print(f"{pre}already finished in {kw['run_dir']}")
         elif event == "retrain":
             p.console.print(f"{pre}{kw['run_dir']} trains again: {kw['why']}")
+        elif event == "rescore":
+            p.console.print(f"{pre}{kw['run_dir']} is scored again from its checkpoint: {kw['why']}")
 
 
 def metrics_table(title: str, metrics: dict[str, float]):
@@ -296,6 +310,8 @@ class SweepDisplay:
                 p.update(self.run, completed=kw["step"], info=f"epoch {kw['epoch'] + 1} loss {kw['loss']:.3f} acc {kw['acc']:.3f}")
             elif ev == "eval_start":
                 p.update(self.run, info="validating")
+            elif ev == "test_start":
+                p.update(self.run, info="testing")
             elif ev == "resume":
                 from ..train import thread_note
 

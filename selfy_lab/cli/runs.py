@@ -7,12 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (Aux, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
+from .common import (AllowDirty, Aux, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
                      Deterministic, Device, Epochs, Experiment, Extractor, Flip, Frames, FrameTemplate,
                      FreezeBackbone, Fusion, HcmlAllowLeak, HcmlDelta, HcmlPredictor, HcmlTarget, HcmlTau, Hierarchy,
                      HierarchyLevels, Integrator, LabelFraction, ListFormat, Lr, Offsets, Position, Preset,
                      Pretrained, Reduce, RunDisplay, Seed, Similarity, StssMemory, Tensorboard, TestClips, TestCrops,
-                     TrainList, ValList, Window, Workers, app, at_least, console, metrics_table, table)
+                     TestList, TrainList, ValList, Window, Workers, app, at_least, console, metrics_table, table)
 
 
 @app.command()
@@ -21,6 +21,7 @@ def train(
         help="Run directory (default runs/<experiment>/<run id>). Re-running resumes from its checkpoint.",
         rich_help_panel="Run")] = None,
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None, val_list: ValList = None,
+    test_list: TestList = None,
     categories: Categories = None, list_format: ListFormat = None, frame_template: FrameTemplate = None, flip: Flip = None,
     test_clips: TestClips = None, workers: Workers = None, label_fraction: LabelFraction = None,
     backbone: Backbone = None, frames: Frames = None, block: Block = None, block_options: BlockOptions = None, offsets: Offsets = None,
@@ -33,9 +34,10 @@ def train(
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
     aux: Aux = None, aux_weight: AuxWeight = None, freeze_backbone: FreezeBackbone = None,
     tensorboard: Tensorboard = None, compile: Compile = None, deterministic: Deterministic = None,
-    device: Device = "auto",
+    device: Device = "auto", allow_dirty: AllowDirty = False,
 ):
-    """Train one model; writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv.
+    """Train one model; writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv (validation
+    and, where the dataset has one, held-out test rows).
 
     Examples:
 
@@ -52,9 +54,10 @@ def train(
     """
     flags = dict(locals())
     from ..experiments import run_from_flags
-    from ..results import default_run_dir, ensure_writable
+    from ..results import allow_dirty_source, default_run_dir, ensure_writable
     from ..train import fit
 
+    allow_dirty_source(allow_dirty)
     run, _ = run_from_flags(flags)
     run_dir = ensure_writable(out or default_run_dir(run))
     con = console()
@@ -88,7 +91,7 @@ def pretrain(
     hcml_delta: HcmlDelta = None, hcml_allow_leak: HcmlAllowLeak = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
     tensorboard: Tensorboard = None, compile: Compile = None, deterministic: Deterministic = None,
-    device: Device = "auto",
+    device: Device = "auto", allow_dirty: AllowDirty = False,
 ):
     """Pretrain a backbone and its motion hierarchy on unlabeled training clips (labels are never read).
 
@@ -104,10 +107,11 @@ def pretrain(
     """
     flags = {**dict(locals()), "objective": method, "block": "none"}  # the hierarchy alone, no block
     from ..experiments import run_from_flags
-    from ..results import default_run_dir, ensure_writable
+    from ..results import allow_dirty_source, default_run_dir, ensure_writable
     from ..train import fit
     from ..vocabulary import OBJECTIVES
 
+    allow_dirty_source(allow_dirty)
     if method not in OBJECTIVES[1:]:
         raise SelfyError(f"unknown pretraining method '{method}': use {', '.join(OBJECTIVES[1:])}")
     run, _ = run_from_flags(flags, "pretrain")
@@ -129,30 +133,41 @@ def pretrain(
 @app.command("eval")
 def evaluate_cmd(
     run_path: Annotated[Path, typer.Argument(help="Run directory or checkpoint.pt file.")],
-    data_root: DataRoot = None, val_list: ValList = None, categories: Categories = None,
+    split: Annotated[str, typer.Option(help="val (what choices read) or test (the held-out split reported tables "
+                                            "read: the built-in benchmark's, or --test-list).")] = "val",
+    data_root: DataRoot = None, val_list: ValList = None, test_list: TestList = None, categories: Categories = None,
     list_format: ListFormat = None, frame_template: FrameTemplate = None, test_clips: TestClips = None,
     test_crops: TestCrops = None,
     workers: Workers = None,
     out: Annotated[Optional[Path], typer.Option(help="CSV for the tidy rows (default RUN/eval.csv).")] = None,
-    device: Device = "auto",
+    device: Device = "auto", allow_dirty: AllowDirty = False,
 ):
-    """Evaluate a trained model on its dataset's validation split: the paper's test protocol (--clips 1|2,
-    --crops 1|3, predictions averaged), optionally re-rooted data. Writes tidy rows (RUN/eval.csv) and, beside
-    them, the confusion matrix (CSV + PNG) and per-class accuracy, and lists the most frequent confusions.
+    """Evaluate a trained model on its dataset's validation (or, --split test, held-out test) split: the paper's
+    test protocol (--clips 1|2, --crops 1|3, predictions averaged), optionally re-rooted data. Writes tidy rows
+    (RUN/eval.csv, one set per split and protocol) and, beside them, the confusion matrix (CSV + PNG) and
+    per-class accuracy, and lists the most frequent confusions.
 
     Examples:
 
       selfy-lab eval runs/train/abc123 --clips 2 --crops 3          # 2 clips x 3 crops, as the paper's Table 1
+
+      selfy-lab eval runs/train/abc123 --split test                 # the held-out test split
     """
     from ..evaluate import evaluate_run
+    from ..results import allow_dirty_source
 
     at_least(workers, 0, "--workers")
+    if split not in ("val", "test"):
+        raise SelfyError(f"--split {split}: use val or test")
+    allow_dirty_source(allow_dirty)
     con = console()
     with RunDisplay(con, "eval") as display:
         run, metrics, path, report = evaluate_run(
-            run_path, dict(data_root=data_root, val_list=val_list, categories=categories, list_format=list_format,
-                           frame_template=frame_template, test_clips=test_clips, test_crops=test_crops, workers=workers), out, device, display)
-    con.print(metrics_table(f"validation of {run_path} ({run.data.test_clips} clip(s) x {run.data.test_crops} "
+            run_path, dict(data_root=data_root, val_list=val_list, test_list=test_list, categories=categories,
+                           list_format=list_format, frame_template=frame_template, test_clips=test_clips,
+                           test_crops=test_crops, workers=workers), out, device, display, split)
+    name = "validation" if split == "val" else "test split"
+    con.print(metrics_table(f"{name} of {run_path} ({run.data.test_clips} clip(s) x {run.data.test_crops} "
                             f"crop(s))", metrics))
     if report.confusions:
         con.print(table("most frequent confusions", ["true class", "predicted", "clips", "share of true"],

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs, Experiment,
+from .common import (AllowDirty, BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs, Experiment,
                      Frames, FrameTemplate, ListFormat, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList,
                      ValList, Workers, app, at_least, console, progress_bar, table)
 
@@ -65,6 +65,10 @@ def ablate(
                                            "the CPU each run gets cores/N threads, and the thread count sets the "
                                            "round-off: its digits differ from a --jobs 1 run's.",
                                       rich_help_panel="Sweep")] = 1,
+    threads: Annotated[Optional[int], typer.Option(
+        help="CPU threads of each run (default: the cores divided by --jobs). Set for every run and recorded in "
+        "runs.csv and sweep.yaml: a CPU run's digits depend on it, so keep it fixed within a comparison.",
+        rich_help_panel="Sweep")] = None,
     out: Annotated[Path, typer.Option(help="Sweep directory: runs/, runs.csv, status.csv, figures/.")] = Path("runs/ablate"),
     executor: Annotated[str, typer.Option(
         help="Where runs train: process (this machine, --jobs worker processes), slurm (one submitit job per run, "
@@ -84,6 +88,7 @@ def ablate(
     frames: Frames = None, pretrained: Pretrained = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, tensorboard: Tensorboard = None,
     compile: Compile = None, deterministic: Deterministic = None, device: Device = "auto",
+    allow_dirty: AllowDirty = False,
 ):
     """Run an ablation sweep, resumably: every variant x seed trains in OUT/runs/<run id>.
 
@@ -102,10 +107,12 @@ def ablate(
     """
     flags = dict(locals())
     from .. import ablate as A
-    from ..results import ensure_writable
+    from ..results import allow_dirty_source, ensure_writable
 
     at_least(seeds, 1, "--seeds")
     at_least(jobs, 1, "--jobs")
+    at_least(threads, 1, "--threads")
+    allow_dirty_source(allow_dirty)
     at_least(gpus_per_run, 0, "--gpus-per-run")
     at_least(time_min, 1, "--time")
     from ..cluster import ClusterOptions
@@ -119,7 +126,7 @@ def ablate(
               f"on {plan.base.data.dataset}, {plan.base.preset} preset -> {out}")
     try:
         with SweepDisplay(con) as display:
-            status, figures = A.run_plan(plan, out, jobs, device, display, runs_dir, cluster)
+            status, figures = A.run_plan(plan, out, jobs, device, display, runs_dir, cluster, threads)
     except KeyboardInterrupt:
         con.print(f"interrupted: re-run the same command to skip finished runs and resume the rest ({out})")
         raise typer.Exit(130)

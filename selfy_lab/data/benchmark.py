@@ -23,7 +23,7 @@ class SyntheticClips(ClipDataset):
 
     def __init__(self, cfg: DataConfig, frames: int, split: str, train: bool):
         super().__init__(cfg, frames, train, list(syn.CLASS_NAMES))
-        n = cfg.synthetic_train if split == "train" else cfg.synthetic_val
+        n = {"train": cfg.synthetic_train, "val": cfg.synthetic_val, "test": cfg.synthetic_test}[split]
         self.clips = synthetic_array(split, n, frames, cfg.size, cfg.synthetic_seed, cfg.synthetic_distractors)
 
     def __len__(self) -> int:

@@ -127,7 +127,7 @@ def resolve_paths(cfg: DataConfig, keys=("train", "val", "categories")) -> dict[
         return root / default_name
 
     sources = {"train": (cfg.train_list, conv.get("train_list")), "val": (cfg.val_list, conv.get("val_list")),
-               "categories": (cfg.categories, conv.get("categories"))}
+               "test": (cfg.test_list, conv.get("test_list")), "categories": (cfg.categories, conv.get("categories"))}
     return {k: pick(*sources[k]) for k in keys}
 
 
@@ -168,9 +168,28 @@ def load_user_clip(path: str | Path, frames: int, size: int, resize_to: tuple[in
     return center_crop(resize(clip, resize_to), size)
 
 
+SPLITS = ("train", "val", "test")
+
+
+def scored_splits(run: RunConfig) -> tuple[str, ...]:
+    """The splits a finished run is scored on: validation (what choices read) and, where the dataset has one,
+    the held-out test split (what reported tables read): the built-in benchmark always, a list dataset when a
+    labelled test list is given (``--test-list``). Pretraining reads no labels and is scored on none."""
+    if run.train.objective != "supervised":
+        return ()
+    if run.data.dataset == "synthetic" or run.data.test_list:
+        return ("val", "test")
+    return ("val",)
+
+
 def build_dataset(run: RunConfig, split: str, check: bool | None = None, progress=None) -> ClipDataset:
-    """The dataset of a run's ``split`` (train / val); train applies the training augmentation."""
+    """The dataset of a run's ``split`` (train / val / test); train applies the training augmentation."""
     cfg, frames = run.data, run.model.frames
+    if split not in SPLITS:
+        raise DataError(f"unknown split '{split}': choose from {', '.join(SPLITS)}")
+    if split == "test" and "test" not in scored_splits(run):
+        raise DataError(f"dataset {cfg.dataset} has no test split here: pass a labelled test list with --test-list "
+                        "(Something-Something publishes none with labels: its tables report validation)")
     train = split == "train"
     if cfg.dataset == "videos":
         if split != "train":
