@@ -1,11 +1,12 @@
 """Recipes: sweeps whose runs differ in how they are trained (peak learning rate, epochs), read from the results
 store. A method is a model variant (backbone, block, offsets, position, options); its cells are its recipes.
 
-* :func:`recipe_cells` every run of such sweeps with its method, recipe and validation top-1;
+* :func:`recipe_cells` every run of such sweeps with its method, recipe and top-1 on one split (val to choose);
 * :func:`best_recipes` each method's best cell (its own recipe) beside its cell at the shared recipe;
 * :func:`recipe_curves` the validation top-1 after every epoch of each run, from its history;
 * :func:`own_recipe_cells` of reported runs, each method's at the recipe its tuning chose;
-* :func:`recipe_comparison` each method at the shared recipe and at its own, over the reported seeds;
+* :func:`recipe_comparison` each method at the shared recipe and at its own, over the reported seeds, with the
+  stated test of their difference (:mod:`selfy_lab.stats`);
 * :func:`shared_and_own` that comparison read from committed sweeps, the own recipes chosen by a tuning sweep.
 
 A tuning sweep's runs.csv holds no learning rate or epoch count (they are not variant columns): both are read
@@ -18,17 +19,19 @@ from pathlib import Path
 import pandas as pd
 
 from . import results as R
-from .tables import load_runs, main_backbone_of, method_label, recipe_name
+from .errors import SelfyError
+from .tables import load_runs, main_backbone_of, method_label, recipe_name, reported_split
 
 METHOD = ["backbone", "block", "offsets", "position", "options"]
 RECIPE = ["lr", "epochs"]
-CELL_COLUMNS = ["method", *METHOD, *RECIPE, "seed", "top1", "run_id"]
+CELL_COLUMNS = ["method", *METHOD, *RECIPE, "seed", "top1", "run_id", "split"]
 RECIPE_CELLS, BEST_RECIPES, RECIPE_CURVES = R.RECIPE_CELLS, R.BEST_RECIPES, R.RECIPE_CURVES  # in the sweep
 
 
-def _runs(sweep_dirs) -> pd.DataFrame:
+def _runs(sweep_dirs, split: str | None) -> pd.DataFrame:
     df = load_runs(*[Path(d) / R.RUNS_TABLE for d in sweep_dirs])
-    return df[(df["split"] == "val") & (df["metric"] == "top1")] if len(df) else df
+    split = split or reported_split(df)
+    return df[(df["split"] == split) & (df["metric"] == "top1")] if len(df) else df
 
 
 def _run_dir(sweep_dirs, run_id: str) -> Path:
@@ -37,11 +40,12 @@ def _run_dir(sweep_dirs, run_id: str) -> Path:
     return next((d for d in dirs if (d / R.CONFIG).is_file()), dirs[0])
 
 
-def recipe_cells(sweep_dirs, main_backbone: str = "") -> pd.DataFrame:
-    """One row per run of ``sweep_dirs``: its method (label and variant columns), lr, epochs, seed and
-    validation top-1 (%); rows whose run folder is not there are left out. ``main_backbone``: the backbone whose
-    methods are labelled without it (default: :func:`main_backbone_of` the runs)."""
-    top1 = _runs(sweep_dirs)
+def recipe_cells(sweep_dirs, main_backbone: str = "", split: str | None = "val") -> pd.DataFrame:
+    """One row per run of ``sweep_dirs``: its method (label and variant columns), lr, epochs, seed and top-1
+    (%) on ``split`` (``val``, what a recipe is chosen on; None: the runs' :func:`~selfy_lab.tables.reported_split`,
+    what a comparison reports); rows whose run folder is not there are left out. ``main_backbone``: the backbone
+    whose methods are labelled without it (default: :func:`main_backbone_of` the runs)."""
+    top1 = _runs(sweep_dirs, split)
     if top1.empty:
         return pd.DataFrame(columns=CELL_COLUMNS)
     main_backbone = main_backbone or main_backbone_of(top1)
@@ -53,7 +57,8 @@ def recipe_cells(sweep_dirs, main_backbone: str = "") -> pd.DataFrame:
         run = R.read_run_config(folder)
         rec = {k: getattr(r, k) for k in METHOD}
         out.append({"method": method_label(rec, main_backbone), **rec, "lr": run.train.lr,
-                    "epochs": run.train.epochs, "seed": int(r.seed), "top1": 100 * r.value, "run_id": r.run_id})
+                    "epochs": run.train.epochs, "seed": int(r.seed), "top1": 100 * r.value, "run_id": r.run_id,
+                    "split": r.split})
     return pd.DataFrame(out, columns=CELL_COLUMNS)
 
 
@@ -63,10 +68,14 @@ def is_recipe_sweep(cells: pd.DataFrame) -> bool:
 
 
 def best_recipes(cells: pd.DataFrame, shared: tuple[float, int] = (0.004, 6)) -> pd.DataFrame:
-    """Per method (in the cells' order): its best cell by mean top-1 over the cell's seeds (ties: the shared
+    """Per method (in the cells' order): its best cell by mean validation top-1 over the cell's seeds (cells of
+    any other split stop with one line: the test split chooses nothing) (ties: the shared
     recipe, else the cheaper one, fewer epochs then the lower rate), that top-1, the cell at the ``shared``
     recipe and the gain."""
     cols = ["method", *METHOD, "lr", "epochs", "top1", "shared_lr", "shared_epochs", "shared_top1", "gain", "cells"]
+    if "split" in cells and (cells["split"] != "val").any():
+        raise SelfyError("a recipe is chosen on the validation split only: these cells were scored on "
+                         f"{', '.join(sorted(set(cells['split']) - {'val'}))}")
     out = []
     for method, g in cells.groupby("method", sort=False):
         means = g.groupby(RECIPE, as_index=False)["top1"].mean()
@@ -110,7 +119,11 @@ def recipe_label(cells: pd.DataFrame) -> str:
 
 def recipe_comparison(shared: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
     """Each method at the shared recipe (cells ``shared``) and at its own (cells ``tuned``), reported seeds:
-    top-1 mean, std (none for a single seed) and every seed of both, and the difference of the means."""
+    top-1 mean, std (none for a single seed) and every seed of both, and the difference of the means with the
+    stated test (:mod:`selfy_lab.stats`, the methods one Holm family): its 95% confidence interval, p, the
+    adjusted p and the verdict (``own higher`` / ``own lower`` / ``cannot separate``)."""
+    from .stats import direction, family, welch_samples
+
     def stats(cells: pd.DataFrame, prefix: str) -> pd.DataFrame:
         g = cells.sort_values("seed").groupby("method", sort=False)
         return pd.DataFrame({
@@ -121,6 +134,12 @@ def recipe_comparison(shared: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame
 
     table = stats(shared, "shared").join(stats(tuned, "tuned"), how="outer")
     table["tuned_minus_shared"] = table["tuned_top1"] - table["shared_top1"]
+    values = {p: c.groupby("method")["top1"].apply(list) for p, c in (("shared", shared), ("tuned", tuned))}
+    diffs = [welch_samples(values["tuned"].get(m, []), values["shared"].get(m, [])) for m in table.index]
+    tests = family(diffs)
+    for col in ("ci_low", "ci_high", "p", "p_holm"):
+        table[col] = [t[col] for t in tests]
+    table["verdict"] = [direction(d.diff, t["p_holm"], "own higher", "own lower") for d, t in zip(diffs, tests)]
     return table.reset_index().rename(columns={"index": "method"})
 
 
@@ -129,8 +148,11 @@ def shared_and_own(shared_dir, own_dirs, budget_dir=None) -> tuple[pd.DataFrame,
     ``own_dirs``; with a tuning sweep ``budget_dir``, only those at the recipe its best_recipes.csv chose), over
     the reported seeds, methods with both, best own top-1 first: (:func:`recipe_comparison`, shared cells, own
     cells)."""
-    shared = recipe_cells([shared_dir])
-    own = recipe_cells(list(own_dirs), main_backbone_of(shared))
+    shared = recipe_cells([shared_dir], split=None)
+    own = recipe_cells(list(own_dirs), main_backbone_of(shared), split=None)
+    if len(shared) and len(own) and set(shared["split"]) != set(own["split"]):
+        raise SelfyError(f"the shared-recipe runs ({shared_dir}) and the own-recipe runs were scored on different "
+                         "splits: re-run the older sweep so that both report one split")
     if budget_dir is not None:
         own = own_recipe_cells(own, pd.read_csv(Path(budget_dir) / BEST_RECIPES))
     table = recipe_comparison(shared, own).dropna(subset=["tuned_top1", "shared_top1"])

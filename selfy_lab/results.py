@@ -272,8 +272,8 @@ RUN_COLUMNS = row_columns()
 EVAL_COLUMNS = row_columns(EVAL_KEYS)
 ROBUSTNESS_COLUMNS = row_columns(ROBUSTNESS_KEYS)
 STATUS_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "status", "error", "seconds")
-ROBUSTNESS_SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrupted_frames", *EVAL_KEYS, "metric",
-                              "value")
+ROBUSTNESS_SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrupted_frames", *EVAL_KEYS, "split",
+                              "metric", "value")
 
 
 def provenance(device: str = "cpu") -> dict[str, Any]:
@@ -431,15 +431,18 @@ def collect_runs(sweep_dir: str | Path, run_ids: Iterable[str], experiment: str 
 
 
 def robustness_cells(out: str | Path) -> set[tuple[str, ...]]:
-    """(run_id, kind, severity, corrupted_frames, test_clips, test_crops) of every robustness cell already
+    """(run_id, kind, severity, corrupted_frames, test_clips, test_crops, split) of every robustness cell already
     evaluated in ``out`` (rows from before the test protocol was a key are the 1-clip, 1-crop test)."""
     return {(r["run_id"], r["kind"], r["severity"], r["corrupted_frames"],
-             *(r.get(k) or PROTOCOL_DEFAULTS[k] for k in EVAL_KEYS)) for r in read_csv(Path(out) / ROBUSTNESS_TABLE)}
+             *(r.get(k) or PROTOCOL_DEFAULTS[k] for k in EVAL_KEYS), r.get("split") or "val")
+            for r in read_csv(Path(out) / ROBUSTNESS_TABLE)}
 
 
 def append_robustness(out: str | Path, rows: list[dict[str, Any]]) -> Path:
-    return append_rows(Path(out) / ROBUSTNESS_TABLE, rows, ("run_id", *ROBUSTNESS_KEYS, "metric"), ROBUSTNESS_COLUMNS,
-                       PROTOCOL_DEFAULTS)
+    """Robustness rows: a cell is its run, corruption, test protocol and split (val and test rows of one cell
+    both stay)."""
+    return append_rows(Path(out) / ROBUSTNESS_TABLE, rows, ("run_id", *ROBUSTNESS_KEYS, "split", "metric"),
+                       ROBUSTNESS_COLUMNS, PROTOCOL_DEFAULTS)
 
 
 def read_robustness(out: str | Path) -> list[dict[str, str]]:

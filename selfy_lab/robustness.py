@@ -109,11 +109,11 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
 
 
 def run_plan(plan: RobustnessPlan, seed: int = 0, examples: int = 0, device: str = "auto",
-             on_event: Callable[..., None] = lambda e, **k: None) -> list[Path]:
+             on_event: Callable[..., None] = lambda e, **k: None, split: str | None = None) -> list[Path]:
     """`selfy-lab corrupt`: evaluate a plan, then draw its figures and ``examples`` strips per kind. Returns
     the written files, the robustness table first."""
     table = evaluate_robustness(plan.models, plan.kinds, plan.severities, plan.frames, plan.out, seed, device, on_event,
-                                plan.clips, plan.crops)
+                                plan.clips, plan.crops, split)
     written = [table, *write_figures(plan.out, plan.kinds)]
     if examples:
         written += write_examples(plan.models[0], plan.kinds, plan.severities, plan.frames, seed, examples, plan.out)
@@ -122,20 +122,25 @@ def run_plan(plan: RobustnessPlan, seed: int = 0, examples: int = 0, device: str
 
 def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severities: list[int], frames_spec: str,
                         out: str | Path, seed: int = 0, device: str = "auto",
-                        on_event: Callable[..., None] = lambda e, **k: None, clips: int = 1, crops: int = 1) -> Path:
+                        on_event: Callable[..., None] = lambda e, **k: None, clips: int = 1, crops: int = 1,
+                        split: str | None = None) -> Path:
     """Evaluate every model on every (kind, severity) with the test protocol ``clips`` x ``crops`` (every view
-    of a clip corrupted alike, predictions averaged); appends to the robustness table in ``out``, skipping
-    finished cells, then rewrites the summary."""
+    of a clip corrupted alike, predictions averaged) on ``split`` (default: each model's reported split, the
+    held-out test split where its dataset has one, else val); appends to the robustness table in ``out``,
+    skipping finished cells, then rewrites the summary. Writing from uncommitted package code stops as
+    :func:`selfy_lab.results.check_source` says."""
     from .checkpoint import load_run, run_config_of
-    from .data.datasets import build_dataset
+    from .data.datasets import build_dataset, scored_splits
     from .evaluate import evaluate
 
     out = R.ensure_writable(out)
+    R.check_source(out)
     done = R.robustness_cells(out)
     all_kinds = kinds()
     on_event("plan", total=len(model_paths) * len(kind_names) * (len(severities) + 1))
     for mpath in model_paths:
         run = run_config_of(mpath)
+        on = split or (scored_splits(run) or ("val",))[-1]
         T = run.model.frames
         model = base = clean = None  # loaded only if some cell of this model is missing
         for kind in kind_names:
@@ -143,13 +148,13 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
             frames = tuple(range(T)) if temporal else parse_frames(frames_spec, T)
             ftag = "all" if temporal else _frames_tag(frames_spec, frames)
             for sev in [0, *severities]:
-                key = (run.run_hash, kind, str(sev), ftag if sev else "none", str(clips), str(crops))
+                key = (run.run_hash, kind, str(sev), ftag if sev else "none", str(clips), str(crops), on)
                 if key in done:
                     on_event("cell", skipped=True, run=run, kind=kind, severity=sev)
                     continue
                 if model is None:
                     run, model = load_run(mpath, device)
-                    base = build_dataset(replace(run, data=replace(run.data, test_clips=clips, test_crops=crops)), "val")
+                    base = build_dataset(replace(run, data=replace(run.data, test_clips=clips, test_crops=crops)), on)
                 t0 = time.time()
                 if sev == 0:
                     clean = clean or evaluate(run, model, dataset=base)  # clean accuracy: once per model
@@ -157,7 +162,7 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
                 else:
                     metrics = evaluate(run, model, dataset=CorruptedClips(base, kind, sev, frames, seed))
                 keep = {m: v for m, v in metrics.items() if m in ("top1", "top5", "mean_class", "loss")}
-                R.append_robustness(out, R.result_rows(run, keep, "val", "robustness",
+                R.append_robustness(out, R.result_rows(run, keep, on, "robustness",
                                                        {"kind": kind, "severity": sev, "corrupted_frames": key[3],
                                                         "test_clips": clips, "test_crops": crops}))
                 done.add(key)
@@ -179,14 +184,15 @@ def summary_rows(rows: list[dict]) -> list[dict]:
         if r["metric"] != "top1":
             continue
         protocol = tuple(r.get(k) or R.PROTOCOL_DEFAULTS[k] for k in R.EVAL_KEYS)  # older rows: the 1 x 1 test
-        g = groups.setdefault((r["run_id"], r["kind"], protocol), {"meta": r, "clean": None, "corrupted": {}})
+        key = (r["run_id"], r["kind"], protocol, r.get("split") or "val")
+        g = groups.setdefault(key, {"meta": r, "clean": None, "corrupted": {}})
         if r["severity"] == "0":
             g["clean"] = float(r["value"])
         else:
             g["corrupted"][(r["severity"], r["corrupted_frames"])] = float(r["value"])
             g["corrupted_frames"] = r["corrupted_frames"]
     summary = []
-    for (run_id, kind, (clips, crops)), g in groups.items():
+    for (run_id, kind, (clips, crops), split), g in groups.items():
         if g["clean"] is None or not g["corrupted"]:
             continue
         mpc = float(np.mean(list(g["corrupted"].values())))
@@ -194,7 +200,7 @@ def summary_rows(rows: list[dict]) -> list[dict]:
         for metric, value in (("clean_top1", g["clean"]), ("mPC", mpc),
                               ("rPC", mpc / g["clean"] if g["clean"] else float("nan"))):
             summary.append({**meta, "kind": kind, "corrupted_frames": g.get("corrupted_frames", ""), "test_clips": clips,
-                            "test_crops": crops, "metric": metric, "value": value})
+                            "test_crops": crops, "split": split, "metric": metric, "value": value})
     return summary
 
 

@@ -57,16 +57,34 @@ def load_robustness_summary(*paths: str | Path) -> pd.DataFrame:
                  ["run_id", "kind", "corrupted_frames", *R.EVAL_KEYS, "metric"])
 
 
-def summarize(df: pd.DataFrame, metrics=("top1", "top5"), split: str = "val", by=None) -> pd.DataFrame:
+REPORTED_SPLIT = "test"
+
+
+def reported_split(df: pd.DataFrame) -> str:
+    """The split a table of these run rows reports: ``test`` (the held-out split nothing chooses on) where every
+    run scored on val was scored on test too, else ``val`` for the whole table (runs written before the test
+    split existed: their val clips are those that chose the quick preset's recipe, and a table marks them). One
+    split for every row of a table: never test rows beside val rows."""
+    if df is None or not len(df):
+        return "val"
+    top1 = df[df["metric"] == "top1"]
+    val = set(top1.loc[top1["split"] == "val", "run_id"])
+    test = set(top1.loc[top1["split"] == REPORTED_SPLIT, "run_id"])
+    return REPORTED_SPLIT if test and val <= test else "val"
+
+
+def summarize(df: pd.DataFrame, metrics=("top1", "top5"), split: str | None = None, by=None) -> pd.DataFrame:
     """Mean, std and count over seeds of each variant: one row per variant, wide in the metrics
-    (``top1_mean``, ``top1_std``, ``top1_count``, ...), with its GFLOPs; in ladder order."""
+    (``top1_mean``, ``top1_std``, ``top1_count``, ...), with its GFLOPs and the ``split`` it was scored on
+    (default :func:`reported_split`); in ladder order."""
     by = list(by or [c for c in R.VARIANT_FIELDS if c in df.columns])
+    split = split or reported_split(df)
     sub = df[(df["split"] == split) & (df["metric"].isin(metrics))]
     if sub.empty:
         return pd.DataFrame(columns=[*by, "gflops"])
     g = sub.groupby([*by, "metric"], dropna=False)["value"].agg(["mean", "std", "count"]).unstack("metric")
     g.columns = [f"{metric}_{stat}" for stat, metric in g.columns]
-    out = g.join(df.groupby(by, dropna=False)["gflops"].first()).reset_index()
+    out = g.join(df.groupby(by, dropna=False)["gflops"].first()).reset_index().assign(split=split)
     out["_ladder"] = out["offsets"].map(ladder_index)
     keys = [c for c in ("backbone", "block") if c in out] + ["_ladder"]
     return out.sort_values(keys).drop(columns="_ladder").reset_index(drop=True)
@@ -99,7 +117,8 @@ def paper_column(summary: pd.DataFrame, table_id: str) -> pd.DataFrame:
 
 def table_view(df: pd.DataFrame, table_id: str) -> pd.DataFrame:
     """One paper table rebuilt from tidy run rows: a row per paper row, our top-1 / top-5 (%, mean and std
-    over seeds, GFLOPs) beside the paper's. Our cells are empty where no run matches."""
+    over seeds, GFLOPs; on the :func:`reported_split` of the table's runs, in ``split``) beside the paper's. Our
+    cells are empty where no run matches."""
     from .paper import TABLE_EXPERIMENTS, TABLES
 
     table = TABLES[table_id]
@@ -107,13 +126,15 @@ def table_view(df: pd.DataFrame, table_id: str) -> pd.DataFrame:
     exps = TABLE_EXPERIMENTS.get(table_id, ())
     sub = df[df["experiment"].isin(exps) & df["backbone"].astype(str).str.startswith(family)] if len(df) else df
     sub = sub.drop_duplicates(["run_id", "split", "metric"]) if len(sub) else sub  # a run two sweeps share counts once
-    summ = summarize(sub) if len(sub) else pd.DataFrame()
+    split = reported_split(sub)
+    summ = summarize(sub, split=split) if len(sub) else pd.DataFrame()
     out = []
     for row in table["rows"]:
         variant = row["variant"]
         rec = {"variant": ", ".join(f"{k}={v}" for k, v in variant.items()), "paper_top1": row["top1"],
                "paper_top5": row["top5"], "paper_gflops": row.get("gflops", float("nan")),
-               **dict.fromkeys(("top1", "top1_std", "top5", "top5_std", "seeds", "gflops"), float("nan")), "backbone": ""}
+               **dict.fromkeys(("top1", "top1_std", "top5", "top5_std", "seeds", "gflops"), float("nan")), "backbone": "",
+               "split": split}
         hit = next((h for _, h in summ.iterrows() if _matches(h, variant)), None) if len(summ) else None
         if hit is not None:
             rec.update(top1=100 * hit["top1_mean"], top1_std=100 * _zero_nan(hit.get("top1_std")),
@@ -139,16 +160,23 @@ def sweep_table_id(summary: pd.DataFrame, paper_table: str = "") -> str:
     return ""
 
 
-def protocol_rows(d: pd.DataFrame, clips: int = 1, crops: int = 1) -> pd.DataFrame:
-    """The robustness rows of one test protocol (``clips`` x ``crops``); frames built without the protocol
-    columns hold the 1 x 1 test."""
+def protocol_rows(d: pd.DataFrame, clips: int = 1, crops: int = 1, split: str | None = None) -> pd.DataFrame:
+    """The robustness rows of one test protocol (``clips`` x ``crops``) and one split (default: test where every
+    run of the rows was scored on it, else val, as :func:`reported_split`); frames built without the protocol
+    columns hold the 1 x 1 test, rows without a split the val split (written before the test split existed)."""
     if not len(d):
         return d
 
     def col(c: str) -> pd.Series:
         return d[c].astype(str) if c in d else pd.Series(R.PROTOCOL_DEFAULTS[c], index=d.index)
 
-    return d[(col("test_clips") == str(clips)) & (col("test_crops") == str(crops))]
+    d = d[(col("test_clips") == str(clips)) & (col("test_crops") == str(crops))]
+    splits = d["split"].fillna("val").astype(str) if "split" in d else pd.Series("val", index=d.index)
+    if split is None:
+        ids = d["run_id"] if "run_id" in d else pd.Series(0, index=d.index)
+        runs = set(ids)
+        split = REPORTED_SPLIT if runs and runs <= set(ids[splits == REPORTED_SPLIT]) else "val"
+    return d[splits == split]
 
 
 def robustness_by_severity(df: pd.DataFrame, summary: pd.DataFrame, kind: str, metric: str = "top1",
@@ -234,26 +262,107 @@ def _telling_apart(summary: pd.DataFrame, fields: list[str]) -> list[str]:
     return sorted(fields, key=lambda c: R.VARIANT_FIELDS.index(c) if c in R.VARIANT_FIELDS else -1)
 
 
+ORDERING_COLUMNS = ["higher", "lower", "paper_diff", "ours_diff", "ci_low", "ci_high", "n_higher", "n_lower", "p",
+                    "p_holm", "verdict"]
+
+
 def pairwise_orderings(view: pd.DataFrame) -> pd.DataFrame:
     """For every pair of rows of a :func:`table_view` that the paper orders (different top-1), whether our
-    runs reproduce that ordering: ``reproduced`` when our difference has the paper's sign and is larger
-    than the seeds' spread (the sum of the two rows' standard deviations over seeds), ``contradicted`` when
-    it has the other sign and is larger than that spread, ``cannot separate`` otherwise; rows without runs
-    are left out. Columns: higher, lower (the paper's), paper_diff, ours_diff, spread, verdict."""
+    runs reproduce that ordering by the stated test (:mod:`selfy_lab.stats`: Welch, Holm over the table's
+    orderings, alpha 0.05): ``reproduced`` when it separates the rows with the paper's sign, ``contradicted``
+    when it separates them with the other sign, ``cannot separate`` otherwise (always for a row of one seed);
+    rows without runs are left out. Columns: higher, lower (the paper's), paper_diff, ours_diff (points) with
+    its 95% confidence interval, the seeds of each row, p, the Holm-adjusted p and the verdict."""
+    from .stats import family, ordering_verdict, welch
+
     rows = view.dropna(subset=["top1"]).reset_index(drop=True)
-    out = []
+    pairs, diffs = [], []
     for i in range(len(rows)):
         for j in range(i + 1, len(rows)):
             a, b = rows.iloc[i], rows.iloc[j]
             if a["paper_top1"] == b["paper_top1"]:
                 continue
             hi, lo = (a, b) if a["paper_top1"] > b["paper_top1"] else (b, a)
-            ours = hi["top1"] - lo["top1"]
-            spread = _zero_nan(hi["top1_std"]) + _zero_nan(lo["top1_std"])
-            verdict = "reproduced" if ours > spread else ("contradicted" if -ours > spread else "cannot separate")
-            out.append({"higher": hi["variant"], "lower": lo["variant"], "paper_diff": hi["paper_top1"] - lo["paper_top1"],
-                        "ours_diff": ours, "spread": spread, "verdict": verdict})
-    return pd.DataFrame(out, columns=["higher", "lower", "paper_diff", "ours_diff", "spread", "verdict"])
+            pairs.append((hi, lo))
+            diffs.append(welch(hi["top1"], _seed_std(hi), hi["seeds"], lo["top1"], _seed_std(lo), lo["seeds"]))
+    out = []
+    for (hi, lo), d, f in zip(pairs, diffs, family(diffs)):
+        out.append({"higher": hi["variant"], "lower": lo["variant"], "paper_diff": hi["paper_top1"] - lo["paper_top1"],
+                    "ours_diff": d.diff, "ci_low": f["ci_low"], "ci_high": f["ci_high"], "n_higher": f["n_a"],
+                    "n_lower": f["n_b"], "p": f["p"], "p_holm": f["p_holm"],
+                    "verdict": ordering_verdict(1.0, d.diff, f["p_holm"])})
+    return pd.DataFrame(out, columns=ORDERING_COLUMNS)
+
+
+def _seed_std(row) -> float:
+    """A row's std over seeds (NaN for one seed: it has no spread, and the test never separates it)."""
+    return float(row["top1_std"]) if row["seeds"] > 1 else float("nan")
+
+
+CONTRAST_COLUMNS = ["variant", "reference", "top1", "top1_std", "seeds", "diff", "ci_low", "ci_high", "p", "p_holm",
+                    "verdict"]
+
+
+def contrasts(table: pd.DataFrame, reference: str, value: str = "top1", label: str = "variant") -> pd.DataFrame:
+    """The row ``reference`` of a comparison table (``label``, ``value``, ``{value}_std``, ``seeds``: a
+    :func:`module_comparison`, a :func:`variant_table`, a :func:`robustness_comparison` with ``value`` e.g.
+    ``blur_mPC``) against every other row, by the stated test (:mod:`selfy_lab.stats`; the table's comparisons
+    are one Holm family): ``diff`` = reference - row (points) with its 95% confidence interval, p, the
+    Holm-adjusted p and the verdict (``higher`` / ``lower``: the reference's side when the test separates
+    them, else ``cannot separate``), in the table's order. Output columns name the value ``top1``."""
+    from .errors import SelfyError
+    from .stats import direction, family, welch
+
+    if reference not in set(table[label]):
+        raise SelfyError(f"no row '{reference}' to compare against: the table has {', '.join(map(str, table[label]))}")
+
+    def std(row) -> float:  # one seed: no spread, never separated
+        return float(row[f"{value}_std"]) if row["seeds"] > 1 else float("nan")
+
+    ref = table[table[label] == reference].iloc[0]
+    others = table[table[label] != reference]
+    diffs = [welch(ref[value], std(ref), ref["seeds"], r[value], std(r), r["seeds"]) for _, r in others.iterrows()]
+    out = [{"variant": r[label], "reference": reference, "top1": r[value], "top1_std": r[f"{value}_std"],
+            "seeds": r["seeds"], "diff": d.diff, "ci_low": f["ci_low"], "ci_high": f["ci_high"], "p": f["p"],
+            "p_holm": f["p_holm"], "verdict": direction(d.diff, f["p_holm"])}
+           for (_, r), d, f in zip(others.iterrows(), diffs, family(diffs))]
+    return pd.DataFrame(out, columns=CONTRAST_COLUMNS)
+
+
+def selfy_reference(val_table: pd.DataFrame) -> str:
+    """The SELFY row a comparison's contrasts are taken against, chosen on the validation split: of the rows
+    with a SELFY block on the comparison's main backbone (the one the other modules sit in), the one with the
+    highest top-1 of ``val_table`` (a :func:`module_comparison` on val), so that the test split never picks
+    the row it then judges."""
+    from .errors import SelfyError
+
+    if len(val_table) and "split" in val_table and set(val_table["split"]) - {"val"}:
+        raise SelfyError("the reference row is chosen on the validation split: pass the comparison scored on val")
+    main = main_backbone_of(val_table)
+    selfy = val_table[val_table["block"].astype(str).str.startswith("selfy") & (val_table["backbone"] == main)]
+    if selfy.empty:
+        raise SelfyError(f"the comparison has no SELFY row on {main or 'its backbone'} to take the contrasts against: "
+                         "name a sweep that holds one too (SWEEP+SWEEP)")
+    return str(selfy.sort_values("top1", ascending=False, kind="stable")["variant"].iloc[0])
+
+
+def verdict_sentence(contrast: pd.DataFrame) -> str:
+    """The words a :func:`contrasts` table allows, generated: which rows the reference is separated above,
+    below, and from which it cannot be separated, with the rule and the family's size."""
+    from .stats import RULE
+
+    if contrast.empty:
+        return ""
+    ref = str(contrast["reference"].iloc[0])
+    groups = {v: [str(x) for x in contrast.loc[contrast["verdict"] == v, "variant"]]
+              for v in ("higher", "lower", "cannot separate")}
+    def join(names: list[str]) -> str:
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+    parts = [f"above {join(groups['higher'])}" if groups["higher"] else "",
+             f"below {join(groups['lower'])}" if groups["lower"] else "",
+             f"not separated from {join(groups['cannot separate'])}" if groups["cannot separate"] else ""]
+    return (f"By {RULE} ({len(contrast)} comparisons), {ref} is " + "; ".join(p for p in parts if p) + ".")
 
 
 COMPARISON_TABLE = R.COMPARISON_TABLE
@@ -332,26 +441,27 @@ def method_label(row, main_backbone: str) -> str:
 
 
 def _seed_stats(g: pd.DataFrame, top1: pd.DataFrame) -> dict:
-    """A variant's val rows ``g`` (its ``top1`` rows sorted by seed): top-1 (%) mean, std and every seed, and the
+    """A variant's rows of one split ``g`` (its ``top1`` rows sorted by seed): top-1 (%) mean, std and every seed, and the
     binary accuracy within the time-reversed pairs (%)."""
     return {"top1": 100 * top1["value"].mean(), "top1_std": 100 * _zero_nan(top1["value"].std()),
             "seeds": len(top1), "top1_per_seed": " / ".join(f"{100 * v:.1f}" for v in top1["value"]),
             "order_pairs_binary": 100 * g.loc[g["metric"] == "order_pairs_binary", "value"].mean()}
 
 
-def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd.DataFrame:
+def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None, split: str | None = None) -> pd.DataFrame:
     """A block comparison (``experiments/motion_modules.yaml``) from its tidy run rows: one row per (backbone,
-    block, offsets, position) with val top-1 (%, mean, std and every seed), the accuracy within the time-reversed pairs
+    block, offsets, position) with top-1 on ``split`` (default :func:`reported_split`; %, mean, std and every seed), the accuracy within the time-reversed pairs
     (binary: which of the two orders; 50% is order-blind), GFLOPs, parameters (M) and the mean training time
     of a run (minutes, as the sweep measured it). With ``bench`` (the rows of ``selfy-lab bench --only modules``)
     it adds ``step_ratio``: the training-step time with the block over the plain backbone, measured side by side
     (blank where the bench has no such model). Rows: the plain backbone, the other baselines, then the blocks by
     top-1, best first."""
     cols = ["variant", "backbone", "block", "offsets", "position", "top1", "top1_std", "seeds", "top1_per_seed",
-            "order_pairs_binary", "gflops", "params_m", "train_min"]
+            "order_pairs_binary", "gflops", "params_m", "train_min", "split"]
     if df.empty:
         return pd.DataFrame(columns=cols)
-    val = df[df["split"] == "val"].drop_duplicates(["run_id", "metric"])
+    split = split or reported_split(df)
+    val = df[df["split"] == split].drop_duplicates(["run_id", "metric"])
     # a run's training time is a train-split row
     minutes = df[(df["split"] == "train") & (df["metric"] == "seconds")].drop_duplicates("run_id")
     minutes = dict(zip(minutes["run_id"], minutes["value"] / 60))
@@ -367,7 +477,7 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> pd
         rec = {"backbone": backbone, "block": block, "offsets": offsets, "position": position, "options": options,
                **_seed_stats(g, top1),
                "gflops": top1["gflops"].iloc[0], "params_m": top1["params_m"].iloc[0],
-               "train_min": pd.Series([minutes.get(r) for r in top1["run_id"]], dtype=float).mean()}
+               "train_min": pd.Series([minutes.get(r) for r in top1["run_id"]], dtype=float).mean(), "split": split}
         rec["variant"] = method_label(rec, main_backbone)
         out.append(rec)
     table = pd.DataFrame(out, columns=cols)
@@ -401,13 +511,15 @@ HCML_FIELDS = ("backbone", "block", "offsets", "hierarchy", "aux", "init", "labe
 
 
 def variant_table(df: pd.DataFrame, fields=HCML_FIELDS) -> pd.DataFrame:
-    """Val top-1 (%, mean, std, seeds and every seed) and the binary accuracy within the time-reversed pairs
+    """Top-1 on the :func:`reported_split` (%, mean, std, seeds and every seed; the split in ``split``) and the
+    binary accuracy within the time-reversed pairs
     (%; 50 is order-blind) per variant of ``fields`` (the HCML experiments by default: block, hierarchy,
     auxiliary loss, initialisation, label share), in first-seen order. ``variant`` names each row by the fields
     that differ between rows (``field=value``)."""
     fields = [f for f in fields if f in df.columns]
-    cols = ["variant", *fields, "top1", "top1_std", "seeds", "top1_per_seed", "order_pairs_binary"]
-    val = df[df["split"] == "val"].drop_duplicates(["run_id", "metric"]) if len(df) else df
+    cols = ["variant", *fields, "top1", "top1_std", "seeds", "top1_per_seed", "order_pairs_binary", "split"]
+    split = reported_split(df)
+    val = df[df["split"] == split].drop_duplicates(["run_id", "metric"]) if len(df) else df
     if val.empty:
         return pd.DataFrame(columns=cols)
     varying = [f for f in fields if val[f].astype(str).nunique() > 1]
@@ -417,7 +529,8 @@ def variant_table(df: pd.DataFrame, fields=HCML_FIELDS) -> pd.DataFrame:
         if top1.empty:
             continue
         rec = dict(zip(fields, key))
-        rec.update({"variant": ", ".join(f"{f}={rec[f]}" for f in varying) or "all runs", **_seed_stats(g, top1)})
+        rec.update({"variant": ", ".join(f"{f}={rec[f]}" for f in varying) or "all runs", **_seed_stats(g, top1),
+                    "split": split})
         out.append(rec)
     return pd.DataFrame(out, columns=cols)
 

@@ -135,14 +135,22 @@ def test_robustness_csv_schema_and_resume(smoke_sweep, tmp_path):
     assert {(r["kind"], r["severity"]) for r in rows} == {(k, s) for k in ("occlusion", "blur") for s in ("0", "1", "6")}
     assert {r["corrupted_frames"] for r in rows if r["severity"] != "0"} == {"center"}
     assert {r["frames"] for r in rows} == {"8"}  # the variant field: clip length
+    assert {r["split"] for r in rows} == {"test"}  # the built-in benchmark's held-out split, by default
     assert len(rows) == len({(r["run_id"], r["kind"], r["severity"], r["corrupted_frames"], r["metric"]) for r in rows})
     assert calls.count(False) == 2 * 2 * 3
+    calls.clear()
+    R.evaluate_robustness(models[:1], ["blur"], [1], "center", out, split="val",  # another split: its own cells
+                          on_event=lambda e, **k: calls.append(k.get("skipped")) if e == "cell" else None)
+    assert calls == [False, False]
+    rows = list(csv.DictReader(open(out / "robustness.csv")))
+    assert {r["split"] for r in rows} == {"test", "val"} and len(rows) == (2 * 2 * 3 + 2) * 4
     calls.clear()
     R.evaluate_robustness(models, ["occlusion", "blur"], [1, 6], "center", out,
                           on_event=lambda e, **k: calls.append(k.get("skipped")) if e == "cell" else None)
     assert calls and all(calls)  # every cell finished: nothing recomputed
     summary = list(csv.DictReader(open(out / "robustness_summary.csv")))
-    by = {(r["run_id"], r["kind"], r["metric"]): float(r["value"]) for r in summary}
+    assert {r["split"] for r in summary} == {"test", "val"}
+    by = {(r["run_id"], r["kind"], r["metric"]): float(r["value"]) for r in summary if r["split"] == "test"}
     for (run_id, kind, metric), v in by.items():
         if metric == "rPC" and by[(run_id, kind, "clean_top1")] > 0:
             assert v == pytest.approx(by[(run_id, kind, "mPC")] / by[(run_id, kind, "clean_top1")])

@@ -97,3 +97,38 @@ def test_a_sweep_table_tells_its_baselines_apart(tmp_path):
     text = render("sweep tau", tmp_path)
     assert "| baseline, hierarchy=diff@res2+res3+res4 | 50.0 | 50.0 |" in text  # one run: its value, no "± 0.0"
     assert "| baseline, hierarchy=diff@res2+res3+res4 tau=0.2 | 25.0 | 25.0 |" in text and "paper" not in text
+
+
+def test_a_table_of_val_scored_or_uncommitted_runs_is_marked(tmp_path):
+    """report --readme marks a table whose runs have no test rows (scored on the clips that chose the preset)
+    or ran from uncommitted code, and the contrast kind states the verdicts the stated test allows."""
+    import pandas as pd
+
+    from selfy_lab import results as R
+    from selfy_lab.readme_tables import provenance_note, update_readme
+
+    def rows(block, seed, top1, split="val", rev="abc1234"):
+        base = {c: "none" for c in R.RUN_COLUMNS}
+        base.update(experiment="m", run_id=f"{block}{seed}", backbone="tsn-r18-w16", frames=8, block=block,
+                    offsets="-3..3" if block == "selfy" else "none", position="res3", seed=seed, split=split,
+                    gflops=0.1, params_m=1.0, version="0.1.0", git_rev=rev, time="t")
+        return [{**base, "metric": "top1", "value": top1}, {**base, "metric": "top5", "value": 0.9}]
+
+    sweep = tmp_path / "s"
+    sweep.mkdir()
+    data = [r for b, acc in (("selfy", 0.8), ("tea", 0.4), ("stm", 0.6)) for seed in range(3)
+            for r in rows(b, seed, acc + 0.01 * seed + (0.2 * seed if b == "stm" else 0))]
+    pd.DataFrame(data, columns=R.RUN_COLUMNS).to_csv(sweep / R.RUNS_TABLE, index=False)
+    note = provenance_note("contrast s", tmp_path)
+    assert "scored on val" in note and "dirty" not in note
+    test = [{**r, "split": "test"} for r in data]
+    dirty = [{**r, "git_rev": "abc1234+dirty"} for r in data + test if r["run_id"] == "tea0"]
+    pd.DataFrame(data + test + dirty, columns=R.RUN_COLUMNS).to_csv(sweep / R.RUNS_TABLE, index=False)
+    note = provenance_note("contrast s", tmp_path)
+    assert "scored on val" not in note and "1 of 9 runs ran from code that no commit holds" in note
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- table contrast s -->\n<!-- end table -->\n")
+    update_readme(readme)
+    text = readme.read_text()
+    assert "| method | n | top-1 (test) | selfy -3..3 - method | 95% CI | p (Holm) | selfy -3..3 is |" in text
+    assert "selfy -3..3 is above tea; not separated from stm." in text and "1 of 9 runs" in text

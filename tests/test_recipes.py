@@ -47,6 +47,22 @@ def test_the_shared_and_own_recipes_side_by_side():
     assert t.loc["a", "shared_top1"] == pytest.approx(20) and t.loc["a", "shared_std"] == pytest.approx(10)
     assert t.loc["a", "shared_per_seed"] == "10.0 / 20.0 / 30.0" and t.loc["a", "tuned_epochs"] == 12
     assert t.loc["a", "tuned_minus_shared"] == pytest.approx(30)
+    # the stated test of own - shared: Welch over the seeds, the methods one Holm family
+    from scipy import stats as sps
+    ref = sps.ttest_ind([40.0, 50, 60], [30.0, 10, 20], equal_var=False)
+    assert t.loc["a", "p"] == pytest.approx(ref.pvalue) and t.loc["a", "p_holm"] == pytest.approx(ref.pvalue)
+    assert t.loc["a", "ci_low"] < 30 < t.loc["a", "ci_high"] and t.loc["a", "verdict"] == "own higher"
+    one = recipe_comparison(shared.iloc[:1], tuned).set_index("method")  # one shared seed: never separated
+    assert one.loc["a", "verdict"] == "cannot separate"
+
+
+def test_a_recipe_is_never_chosen_on_the_test_split(tmp_path):
+    cells = pd.DataFrame({"method": ["a", "a"], "backbone": "tsn", "block": "none", "offsets": "none",
+                          "position": "none", "options": "none", "lr": [0.002, 0.004], "epochs": 6, "seed": 100,
+                          "top1": [30.0, 40.0], "run_id": ["x", "y"], "split": ["val", "test"]})
+    with pytest.raises(SelfyError, match="chosen on the validation split only.*test"):
+        best_recipes(cells)
+    assert best_recipes(cells.assign(split="val"))["lr"].iloc[0] == 0.004
 
 
 def test_a_comparison_validated_every_epoch_gets_its_curves(tmp_path):
@@ -78,3 +94,19 @@ def test_own_recipes_are_gathered_from_several_sweeps_by_the_budget_s_choice(tmp
     for args in (("shared", "a+nothing", "budget"), ("nothing", "a"), ("shared", "a", "nothing")):
         with pytest.raises(SelfyError, match="nothing/.* does not exist"):
             recipe_comparison_table(tmp_path, *args)
+
+
+def test_each_method_at_its_own_recipe_against_selfy_by_the_stated_test(tmp_path):
+    from selfy_lab.readme_tables import recipe_contrast_table
+
+    budget = finished_runs(tmp_path / "budget", [("selfy", 0.004, 2, 100, 0.5), ("selfy", 0.008, 2, 100, 0.6),
+                                                 ("tea", 0.004, 2, 100, 0.3), ("tea", 0.004, 3, 100, 0.4)])
+    write_sweep_figure(budget)
+    finished_runs(tmp_path / "own", [("selfy", 0.008, 2, s, 0.80 + 0.01 * s) for s in range(3)]
+                  + [("tea", 0.004, 3, s, 0.40 + 0.02 * s) for s in range(3)]
+                  + [("tea", 0.004, 2, s, 0.95) for s in range(3)])  # not tea's chosen recipe: left out
+    text = recipe_contrast_table(tmp_path, "own", "budget")
+    header, _, row = text.splitlines()[:3]
+    assert header.startswith("| method | n | top-1 (val), own recipe | selfy")
+    assert row.startswith("| tea | 3 | 42.0 ± 2.0 | +39.0 |") and row.endswith("| higher |")
+    assert "is above tea." in text

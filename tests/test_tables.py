@@ -150,21 +150,74 @@ def test_robustness_comparison_is_per_variant_over_seeds_and_keeps_to_the_one_cl
     assert t.loc["tsn-r18-w16 (no block)", "occlusion_mPC_std"] == 0.0  # one seed: no spread, not NaN
 
 
-def test_pairwise_orderings_use_the_seeds_spread():
+def test_pairwise_orderings_use_the_stated_test():
+    """Welch's test over each row's seeds, Holm over the table's orderings; a row of one seed never separates."""
+    from selfy_lab import stats
+
     view = pd.DataFrame([
-        {"variant": "a", "paper_top1": 40.0, "top1": 60.0, "top1_std": 2.0},
-        {"variant": "b", "paper_top1": 45.0, "top1": 70.0, "top1_std": 3.0},   # paper b > a, ours +10 > 5: reproduced
-        {"variant": "c", "paper_top1": 50.0, "top1": 66.0, "top1_std": 1.0},   # paper c > b, ours -4 vs 4: cannot separate
-        {"variant": "d", "paper_top1": 30.0, "top1": 72.0, "top1_std": 0.5},   # paper d < a, ours +12 > 2.5: contradicted
-        {"variant": "e", "paper_top1": 50.0, "top1": float("nan"), "top1_std": float("nan")},  # no run: left out
-        {"variant": "f", "paper_top1": 45.0, "top1": 50.0, "top1_std": 0.0},   # paper tie with b: no ordering
+        {"variant": "a", "paper_top1": 40.0, "top1": 60.0, "top1_std": 1.0, "seeds": 5},
+        {"variant": "b", "paper_top1": 45.0, "top1": 70.0, "top1_std": 1.0, "seeds": 5},  # paper b > a, ours +10: reproduced
+        {"variant": "c", "paper_top1": 50.0, "top1": 69.0, "top1_std": 3.0, "seeds": 3},  # paper c > b, ours -1: cannot separate
+        {"variant": "d", "paper_top1": 30.0, "top1": 72.0, "top1_std": 0.5, "seeds": 5},  # paper d < a, ours +12: contradicted
+        {"variant": "e", "paper_top1": 50.0, "top1": float("nan"), "top1_std": float("nan"), "seeds": float("nan")},
+        {"variant": "f", "paper_top1": 45.0, "top1": 50.0, "top1_std": 0.0, "seeds": 3},  # paper tie with b: no ordering
+        {"variant": "g", "paper_top1": 20.0, "top1": 95.0, "top1_std": 0.0, "seeds": 1},  # one seed: never separated
     ])
     o = T.pairwise_orderings(view).set_index(["higher", "lower"])
-    assert o.loc[("b", "a"), "verdict"] == "reproduced" and o.loc[("b", "a"), "ours_diff"] == pytest.approx(10)
-    assert o.loc[("c", "b"), "verdict"] == "cannot separate" and o.loc[("c", "b"), "spread"] == pytest.approx(4)
+    assert list(o.columns) == T.ORDERING_COLUMNS[2:]
+    ba = o.loc[("b", "a")]
+    assert ba["verdict"] == "reproduced" and ba["ours_diff"] == pytest.approx(10)
+    ref = stats.welch(70.0, 1.0, 5, 60.0, 1.0, 5)
+    assert ba["p"] == pytest.approx(ref.p) and (ba["ci_low"], ba["ci_high"]) == pytest.approx((ref.ci_low, ref.ci_high))
+    assert ba["p_holm"] >= ba["p"] and ba["n_higher"] == 5
+    assert o.loc[("c", "b"), "verdict"] == "cannot separate"
     assert o.loc[("a", "d"), "verdict"] == "contradicted"
+    assert (o.xs("g", level="lower")["verdict"] == "cannot separate").all()  # 75 points, one seed: not separated
+    assert o.xs("g", level="lower")["p_holm"].isna().all()
     assert not any("e" in k for k in o.index) and ("b", "f") not in o.index and ("f", "b") not in o.index
-    assert len(o) == 9  # pairs of a, b, c, d, f with different paper values: 10 minus the b-f tie
+    assert len(o) == 14  # pairs of a, b, c, d, f, g with different paper values: 15 minus the b-f tie
+
+
+def test_contrasts_take_the_reference_chosen_on_val():
+    from selfy_lab.errors import SelfyError
+
+    table = pd.DataFrame([
+        {"variant": "selfy -3..3", "block": "selfy", "top1": 80.0, "top1_std": 1.0, "seeds": 5, "split": "val"},
+        {"variant": "selfy -3..3 on tsm", "block": "selfy", "top1": 88.0, "top1_std": 1.0, "seeds": 5, "split": "val"},
+        {"variant": "stm", "block": "stm", "top1": 60.0, "top1_std": 20.0, "seeds": 5, "split": "val"},
+        {"variant": "tea", "block": "tea", "top1": 40.0, "top1_std": 1.0, "seeds": 5, "split": "val"},
+        {"variant": "cp", "block": "cp", "top1": 90.0, "top1_std": 1.0, "seeds": 5, "split": "val"},
+    ]).assign(backbone=["tsn", "tsm", "tsn", "tsn", "tsn"])
+    ref = T.selfy_reference(table)
+    assert ref == "selfy -3..3"  # the best SELFY row on val in the modules' backbone, not the best row
+    with pytest.raises(SelfyError, match="no SELFY row on tsn"):
+        T.selfy_reference(table[table["variant"] != "selfy -3..3"])
+    with pytest.raises(SelfyError, match="validation split"):
+        T.selfy_reference(table.assign(split="test"))
+    c = T.contrasts(table, ref).set_index("variant")
+    assert list(c.index) == ["selfy -3..3 on tsm", "stm", "tea", "cp"]
+    assert c.loc["tea", "verdict"] == "higher" and c.loc["cp", "verdict"] == "lower"
+    assert c.loc["selfy -3..3 on tsm", "verdict"] == "lower"
+    assert c.loc["stm", "verdict"] == "cannot separate"  # 20 points, but the seeds spread 20
+    assert c.loc["tea", "diff"] == pytest.approx(40.0) and c.loc["tea", "p_holm"] <= 1
+    sentence = T.verdict_sentence(c.reset_index())
+    assert sentence.startswith("By Welch's t-test") and "(4 comparisons)" in sentence
+    assert "is above tea; below selfy -3..3 on tsm and cp; not separated from stm." in sentence
+    with pytest.raises(SelfyError, match="no row 'x'"):
+        T.contrasts(table, "x")
+
+
+def test_a_table_reports_test_only_where_every_run_has_it():
+    rows = []
+    for seed in range(2):
+        rows += run_rows("e", "tsn-r18-w16", "none", "none", seed, 0.20, 0.5)
+        rows += [{**r, "split": "test", "value": r["value"] + 0.1}
+                 for r in run_rows("e", "tsn-r18-w16", "none", "none", seed, 0.20, 0.5) if r["split"] == "val"]
+    df = pd.DataFrame(rows)
+    assert T.reported_split(df) == "test"
+    assert T.summarize(df)["top1_mean"].iloc[0] == pytest.approx(0.30) and T.summarize(df)["split"].iloc[0] == "test"
+    older = pd.DataFrame(run_rows("e", "tsn-r18-w16", "selfy", "-3..3", 0, 0.6, 0.9))  # a run without test rows
+    assert T.reported_split(pd.concat([df, older])) == "val"  # never test rows beside val rows
 
 
 @pytest.fixture

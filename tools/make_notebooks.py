@@ -44,7 +44,7 @@ print(f"{len(runs)} rows, {runs['run_id'].nunique() if len(runs) else 0} runs, e
     cols = [c for c in ("variant", "backbone", "gflops", "top1", "top1_std", "top5", "top5_std", "seeds",
                         "paper_top1", "paper_top5") if c in view.columns]
     display(view[cols].style.format(precision=2, na_rep="-").hide(axis="index"))
-    orders = tables.pairwise_orderings(view)  # the paper's orderings; spread = sum of the two stds over seeds
+    orders = tables.pairwise_orderings(view)  # the paper's orderings by the stated test (selfy_lab.stats)
     if len(orders):
         counts = orders["verdict"].value_counts().to_dict()
         display(Markdown("paper's orderings among the rows run here: " + ", ".join(f"{v} {k}" for k, v in counts.items())))

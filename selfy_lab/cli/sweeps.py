@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import SelfyError
 from .common import (AllowDirty, BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs, Experiment,
                      Frames, FrameTemplate, ListFormat, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList,
                      ValList, Workers, app, at_least, console, progress_bar, table)
@@ -161,9 +162,13 @@ def corrupt(
     test_clips: Annotated[int, typer.Option("--clips", help="Test clips per video (1 or 2), every view corrupted "
                                              "alike, predictions averaged.")] = 1,
     test_crops: Annotated[int, typer.Option("--crops", help="Crops per test clip: 1 (centre) or 3 (three-crop).")] = 1,
+    split: Annotated[Optional[str], typer.Option(help="val or test (default: test where a model's dataset has the "
+                                                 "held-out split, as the built-in benchmark does; else val).")] = None,
     device: Device = "auto",
+    allow_dirty: AllowDirty = False,
 ):
-    """Evaluate trained models on corrupted validation clips (the paper's occlusion / motion-blur protocol and more).
+    """Evaluate trained models on corrupted clips (the paper's occlusion / motion-blur protocol and more), on the
+    held-out test split where the dataset has one.
 
     By default every run of the most recent offsets sweep under results/ is evaluated; finished (model, kind, severity) cells are skipped on a re-run.
 
@@ -183,7 +188,12 @@ def corrupt(
         return
     at_least(examples, 0, "--examples")
     at_least(seed, 0, "--seed")
+    if split not in (None, "val", "test"):
+        raise SelfyError(f"--split {split}: use val or test")
     from .. import robustness as R
+    from ..results import allow_dirty_source
+
+    allow_dirty_source(allow_dirty)
 
     plan = R.plan_robustness(kind or [], severity, frames_spec, sweep or [], checkpoint or [], results_root, out,
                              test_clips, test_crops)
@@ -202,7 +212,7 @@ def corrupt(
                                                   f"top-1 {kw['top1']:.3f}")
 
         try:
-            written = R.run_plan(plan, seed, examples, device, on_event)
+            written = R.run_plan(plan, seed, examples, device, on_event, split)
         except KeyboardInterrupt:
             con.print(f"interrupted: re-run the same command to continue ({plan.out})")
             raise typer.Exit(130)
