@@ -39,25 +39,37 @@ def build_run_model(run: RunConfig, device: torch.device, pretrained: bool = Tru
 def save_checkpoint(path: Path, model, opt, scaler, epoch: int, history: list, run: RunConfig) -> None:
     """The run's state after ``epoch`` epochs (weights, optimiser, scaler, history, config), written atomically."""
     tmp = path.with_suffix(".pt.tmp")
-    torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scaler": scaler.state_dict(), "history": history, "config": to_dict(run),
-                "run_hash": run.run_hash}, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "scaler": scaler.state_dict(), "history": history, "config": to_dict(run),
+                    "run_hash": run.run_hash}, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # a full disk: the previous epoch's checkpoint stays whole
+        tmp.unlink(missing_ok=True)
+        raise SelfyError(f"cannot write checkpoint {path} ({reason(e)}): free some space and run the same command "
+                         f"again; it resumes from the last checkpoint written") from None
 
 
 def run_config_of(path: str | Path) -> RunConfig:
     """The resolved config of a run directory, a checkpoint file or an exported folder, without building the model
     where the folder holds its config.yaml."""
     path = Path(path)
-    if (R.run_dir_of(path) / R.CONFIG).is_file():
-        return R.read_run_config(R.run_dir_of(path))
+    folder = R.run_dir_of(path)
+    if (folder / R.CONFIG).is_file():
+        run = R.read_run_config(folder)
+        ckpt = R.checkpoint_path(path)
+        if not R.is_exported(path) and ckpt.is_file():  # the weights' own config must agree (cheap: no model)
+            ck = read_checkpoint(ckpt, "cpu")
+            if ck.get("run_hash") not in (None, run.run_hash):
+                check_same_run(run, from_dict(RunConfig, ck["config"]), ckpt)
+        return run
     return load_run(path, "cpu")[0]
 
 
 def load_run(path: str | Path, device: str = "auto") -> tuple[RunConfig, torch.nn.Module]:
     """A trained model from a run directory or a checkpoint file, in eval mode."""
     if R.is_exported(path):  # a folder of selfy-lab export: safetensors weights and the run's config
-        run, state = R.read_exported(path)
+        run, state = R.read_exported(path)  # checks the weights' run key against the folder's config.yaml
         model, _ = build_run_model(run, select_device(device), pretrained=False)
         load_weights(model, {"model": state}, Path(path) / R.WEIGHTS)
         return run, model.eval()
@@ -69,10 +81,24 @@ def load_run(path: str | Path, device: str = "auto") -> tuple[RunConfig, torch.n
         run = from_dict(RunConfig, ck["config"])
     except (KeyError, ValueError, TypeError) as e:
         raise SelfyError(f"checkpoint {ckpt} holds no usable run configuration ({reason(e)})") from None
+    if (ckpt.parent / R.CONFIG).is_file():  # the run folder's config.yaml must be the one the weights trained with
+        check_same_run(R.read_run_config(ckpt.parent), run, ckpt)
     dev = select_device(device)
     model, _ = build_run_model(run, dev, pretrained=False)
     load_weights(model, ck, ckpt)
     return run, model.eval()
+
+
+def check_same_run(written: RunConfig, trained: RunConfig, weights: Path) -> None:
+    """Stop with one line when a run folder's config.yaml (``written``) is not the configuration its weights
+    were trained with (``trained``; edited by hand, or copied from another run), naming the fields that differ."""
+    if written.run_hash == trained.run_hash:
+        return
+    diff = R.config_difference(trained, written)
+    shown = "; ".join(diff[:3]) + (f"; and {len(diff) - 3} more" if len(diff) > 3 else "")
+    raise SelfyError(f"{weights.parent / R.CONFIG} is not the configuration {weights.name} was trained with "
+                     f"({shown or 'the run keys differ'}): restore it, or train the edited configuration as a "
+                     f"new run")
 
 
 def reason(e: BaseException) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -18,8 +19,8 @@ from .grammar import (EVERY, POSITIONS, format_offsets, format_positions, format
 from .vocabulary import (AUX_LOSSES, BACKBONE_EXAMPLES, BACKBONE_RE, BLOCKS, DATASETS, DEFAULT_REDUCE, EXTRACTORS,
                          FLIPS, FUSE_HEADS, FUSIONS, HCML_PREDICTORS, HCML_TARGETS, HIERARCHIES, INTEGRATORS,
                          LIST_FORMATS, MOTION_BLOCKS, OBJECTIVES, OPTIMIZERS, PRESET_NAMES, PREVIOUS_STAGE,
-                         REDUCE_CHOICES, RESIDUALS, SCHEDULES, SELFY_BLOCKS, SHIFT_PLACES, SIMILARITIES, STSS_MEMORY,
-                         is_outside_block)
+                         REDUCE_CHOICES, RESIDUALS, SCHEDULES, SELFY_BLOCKS, SHIFT_PLACES, SIMILARITIES, STAGE_STRIDE,
+                         STSS_MEMORY, is_outside_block)
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,7 @@ class RunConfig:
                                  f"train it anyway")
         if self.preset not in PRESET_NAMES:
             raise ValueError(f"unknown preset '{self.preset}': choose from {', '.join(PRESET_NAMES)}")
+        self._check_window()
         if self.model.num_classes != self.data.conventions["num_classes"] and self.data.dataset == "synthetic":
             raise ValueError(f"the built-in benchmark has {self.data.conventions['num_classes']} classes, "
                              f"the model has {self.model.num_classes}")
@@ -370,6 +372,21 @@ class RunConfig:
         init = "scratch" if src in ("", "none") else "imagenet" if src == "imagenet" else "file"
         return {**self.model.variant(), "aux": self.train.aux,
                 "init": init + ("-probe" if self.train.freeze_backbone else ""), "labels": f"{self.data.label_fraction:g}"}
+
+    def _check_window(self) -> None:
+        """A SELFY block's matching window against its STSS map, before any allocation: a window wider than twice
+        the map reaches only padding (and a far larger one would allocate for minutes)."""
+        m = self.model
+        if m.block not in SELFY_BLOCKS or not m.window:
+            return
+        for position in m.position:
+            stage = position_stage(position)
+            cells = math.ceil(math.ceil(self.data.size / STAGE_STRIDE[stage]) / m.reduce_at(stage))
+            if max(m.window) > 2 * cells + 1:
+                raise ValueError(f"window {format_window(m.window)} is larger than the STSS at {stage} can use: "
+                                 f"{self.data.size}x{self.data.size} input makes it {cells}x{cells} cells, where "
+                                 f"{2 * cells - 1}x{2 * cells - 1} reaches every displacement (at most "
+                                 f"{2 * cells + 1}x{2 * cells + 1} is accepted)")
 
     @property
     def run_hash(self) -> str:

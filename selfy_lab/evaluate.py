@@ -132,6 +132,9 @@ def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | 
     from .viz import confusion_figure, save_figure
 
     trained, model = load_run(path, device)
+    note = R.unfinished_note(path)
+    if note:
+        callback("unfinished", message=note)
     try:
         run = override(trained, {"data": {k: v for k, v in (data_changes or {}).items() if v is not None}})
     except (ValueError, TypeError) as e:
@@ -145,7 +148,8 @@ def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | 
     metrics = {**classification_metrics(logits, labels), **extra_metrics(run.data.dataset, logits, labels)}
     protocol = {"test_clips": run.data.test_clips, "test_crops": run.data.test_crops}
     dev = next(model.parameters()).device
-    csv_path = R.append_eval(target, R.result_rows(trained, metrics, split, "eval", protocol, device_label(dev)))
+    experiment = "eval-unfinished" if note else "eval"  # the rows of an unfinished run say so
+    csv_path = R.append_eval(target, R.result_rows(trained, metrics, split, experiment, protocol, device_label(dev)))
     conf = confusion_matrix(logits, labels, len(ds.class_names))
     name = R.eval_protocol(run.data.test_clips, run.data.test_crops) + ("-test" if split == "test" else "")
     files = list(R.write_confusion(target.parent, name, conf, ds.class_names))

@@ -15,14 +15,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import SelfyError
 from .frozen import deep_merge, override
 from .presets import resolve
 from .schema import check_experiment
-from .textfiles import read_text
+from .textfiles import load_yaml, read_text
 from .vocabulary import PRESET_NAMES
 
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -51,12 +49,7 @@ def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     if not path.is_file():
         raise SelfyError(f"experiment file {path} does not exist")
-    try:
-        data = yaml.safe_load(read_text(path)) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise SelfyError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    data = load_yaml(read_text(path), str(path)) or {}
     check_experiment(path, data)
     preset = data.get("preset")
     if preset is not None and preset not in PRESET_NAMES:

@@ -7,15 +7,44 @@ recipe, seed, validation metrics with the command that measured them, the git re
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from . import results as R
 from .config import RunConfig
 from .errors import SelfyError
+from .textfiles import current_umask
 
 
-def export_run(run_dir: str | Path, out: str | Path) -> list[Path]:
-    """Write the finished run ``run_dir`` to ``out`` (weights, config, model card); returns the files."""
+CARD_MARK = "<!-- written by selfy-lab export -->"
+
+
+def _ours(path: Path) -> bool:
+    """Did ``selfy-lab export`` write this file of an export folder?"""
+    if path.name == R.WEIGHTS:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                return (f.metadata() or {}).get("format") == "selfy-lab"
+        except Exception:  # not a safetensors file at all
+            return False
+    if path.name == R.MODEL_CARD:
+        try:
+            return CARD_MARK in path.read_text(errors="replace")
+        except OSError:
+            return False
+    try:
+        R.read_run_config(path.parent)
+        return True
+    except SelfyError:
+        return False
+
+
+def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> list[Path]:
+    """Write the finished run ``run_dir`` to ``out`` (weights, config, model card); returns the files. A file of
+    those names already in ``out`` stops with one line, and nothing is written: one the user wrote always, an
+    earlier export unless ``force`` (which replaces only the files an export wrote)."""
     from safetensors.torch import save_file
 
     from .checkpoint import load_run
@@ -23,13 +52,33 @@ def export_run(run_dir: str | Path, out: str | Path) -> list[Path]:
     run_dir = R.run_dir_of(run_dir)
     if not R.is_finished(run_dir):
         raise SelfyError(f"{run_dir} has not finished ({R.metrics_problem(run_dir)}): finish it first, then export it")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SelfyError(f"--out {out} is a file: an export is a folder; pass a new folder name")
+    targets = [out / R.WEIGHTS, out / R.CONFIG, out / R.MODEL_CARD]
+    existing = [p for p in targets if p.exists()]
+    foreign = [p for p in existing if p.is_dir() or not _ours(p)]
+    if foreign:
+        raise SelfyError(f"{foreign[0]} exists and was not written by selfy-lab export: nothing was written; move it "
+                         "or choose another --out")
+    if existing and not force:
+        raise SelfyError(f"{out} already holds an export: pass --force to replace it (only the export's "
+                         f"{len(targets)} files), or choose another --out")
     run, model = load_run(run_dir, "cpu")
     out = R.ensure_writable(out)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / R.WEIGHTS), metadata={"run_hash": run.run_hash, "format": "selfy-lab"})
+    tmp = out / f".{R.WEIGHTS}.tmp"
+    try:
+        save_file(state, str(tmp), metadata={"run_hash": run.run_hash, "format": "selfy-lab"})
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, out / R.WEIGHTS)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise SelfyError(f"cannot write {out / R.WEIGHTS} ({e.strerror or type(e).__name__}): free some space and "
+                         "export again") from None
     R.write_run_config(out, run)
-    R.atomic_write_text(out / R.MODEL_CARD, model_card(run, run_dir))
-    return [out / R.WEIGHTS, out / R.CONFIG, out / R.MODEL_CARD]
+    R.atomic_write_text(out / R.MODEL_CARD, model_card(run, run_dir).rstrip("\n") + f"\n\n{CARD_MARK}\n")
+    return targets
 
 
 def model_card(run: RunConfig, run_dir: Path) -> str:

@@ -102,10 +102,10 @@ _OPTION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S(?:.*\S)?)\s*$")
 
 
 def option_value(text: str) -> bool | int | float | str:
-    """``true`` / ``false``, an integer, a number, or the text itself."""
+    """``true`` / ``false`` (also ``yes`` / ``no``), an integer, a number, or the text itself."""
     low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
+    if low in ("true", "false", "yes", "no"):
+        return low in ("true", "yes")
     if _INT.match(text):
         return int(text)
     try:
@@ -177,6 +177,8 @@ def parse_positions(spec: str | tuple | list) -> tuple[str, ...]:
     stage (before its second convolution, where STM, TEA and TANet put theirs)."""
     items = list(spec) if isinstance(spec, (tuple, list)) else [p.strip() for p in str(spec).split("+")]
     for p in items:
+        if not isinstance(p, str):
+            raise ValueError(f"position item {str(p)[:40]!r} is not a stage name: choose from {', '.join(POSITIONS)}")
         if position_stage(p) not in POSITIONS:
             raise ValueError(f"unknown position '{position_stage(p)}': choose from {', '.join(POSITIONS)}")
         if p == "pool1" + EVERY:

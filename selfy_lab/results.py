@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import SelfyError
-from .textfiles import atomic_write_text, csv_value, ensure_writable, read_csv, write_csv
+from .textfiles import (atomic_write_text, check_own_table, csv_value, ensure_writable, load_yaml, read_csv,
+                        write_csv)
 from .version import __version__, git_revision, source_diff
 
 if TYPE_CHECKING:
@@ -149,6 +150,25 @@ def is_exported(path: str | Path) -> bool:
     return (path / WEIGHTS).is_file() and (path / CONFIG).is_file()
 
 
+def unfinished_note(path: str | Path) -> str:
+    """For a run folder (or its checkpoint) that has not finished: one line saying so and which weights are
+    used (its last checkpoint, the epochs it holds); empty for a finished run and for an export."""
+    path = Path(path)
+    if is_exported(path):
+        return ""
+    folder = run_dir_of(path)
+    problem = metrics_problem(folder)
+    if problem is None:
+        return ""
+    epochs = len(read_csv(folder / HISTORY))
+    try:
+        total = read_run_config(folder).train.epochs
+    except SelfyError:
+        total = "?"
+    return (f"{folder} has not finished ({problem}): using its last checkpoint, after {epochs} of {total} epochs; "
+            "these numbers are not the run's")
+
+
 def checkpoint_path(path: str | Path) -> Path:
     """The checkpoint of a run directory, or ``path`` itself when it names a checkpoint file."""
     path = Path(path)
@@ -160,13 +180,36 @@ def read_exported(path: str | Path) -> tuple["RunConfig", dict]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from safetensors import safe_open
+
     path = Path(path)
     run = read_run_config(path)
     try:
         state = load_file(str(path / WEIGHTS))
+        with safe_open(str(path / WEIGHTS), "pt") as f:
+            meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise SelfyError(f"cannot read {path / WEIGHTS} ({type(e).__name__}: {str(e)[:120]})") from None
+    if meta.get("run_hash") not in (None, run.run_hash):
+        raise SelfyError(f"{path / CONFIG} is not the configuration {WEIGHTS} was exported with (run "
+                         f"{meta['run_hash']}, the config says {run.run_hash}): restore the exported config.yaml")
     return run, state
+
+
+def config_difference(a: "RunConfig", b: "RunConfig") -> list[str]:
+    """The fields that change a run's result (its identity) and differ between two configurations, as
+    ``section.field: a -> b`` (values cut to 40 characters)."""
+    from .frozen import identity
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    fa, fb = flat(identity(a)), flat(identity(b))
+    cut = lambda v: (str(v)[:37] + "...") if len(str(v)) > 40 else str(v)  # noqa: E731
+    return [f"{k}: {cut(fa.get(k))} -> {cut(fb.get(k))}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
 
 
 def run_dir_of(path: str | Path) -> Path:
@@ -244,9 +287,9 @@ def read_run_config(path: str | Path) -> "RunConfig":
 
     f = Path(path) / CONFIG
     try:
-        return from_dict(RunConfig, yaml.safe_load(f.read_text()))
+        return from_dict(RunConfig, load_yaml(f.read_text(), str(f)))
     except (OSError, ValueError, TypeError, yaml.YAMLError) as e:
-        raise SelfyError(f"cannot read {f}: {e}") from None
+        raise SelfyError(f"cannot read {f}: {str(e)[:200]}") from None
 
 
 # ---- schema ----
@@ -339,7 +382,9 @@ def append_rows(path: str | Path, rows: Iterable[dict[str, Any]], key: Iterable[
     """Append rows to a CSV atomically. Rows whose ``key`` columns match an existing row replace it,
     so re-running a finished piece of work never duplicates rows; ``defaults`` fill key columns that rows
     lack (old files, callers that leave out a default protocol field)."""
-    key = tuple(key)
+    key, columns = tuple(key), tuple(columns)
+    check_own_table(path, columns)  # a user's file at that path is never read as rows nor replaced
+
     def filled(r: dict) -> dict:
         return {**r, **{k: v for k, v in (defaults or {}).items() if not r.get(k)}}
 

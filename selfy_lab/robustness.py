@@ -140,6 +140,9 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
     on_event("plan", total=len(model_paths) * len(kind_names) * (len(severities) + 1))
     for mpath in model_paths:
         run = run_config_of(mpath)
+        note = R.unfinished_note(mpath)
+        if note:
+            on_event("unfinished", message=note)
         on = split or (scored_splits(run) or ("val",))[-1]
         T = run.model.frames
         model = base = clean = None  # loaded only if some cell of this model is missing
@@ -162,7 +165,8 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
                 else:
                     metrics = evaluate(run, model, dataset=CorruptedClips(base, kind, sev, frames, seed))
                 keep = {m: v for m, v in metrics.items() if m in ("top1", "top5", "mean_class", "loss")}
-                R.append_robustness(out, R.result_rows(run, keep, on, "robustness",
+                experiment = "robustness-unfinished" if note else "robustness"  # an unfinished run's rows say so
+                R.append_robustness(out, R.result_rows(run, keep, on, experiment,
                                                        {"kind": kind, "severity": sev, "corrupted_frames": key[3],
                                                         "test_clips": clips, "test_crops": crops}))
                 done.add(key)

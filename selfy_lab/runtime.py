@@ -140,14 +140,22 @@ def select_device(pref: str = "auto"):
 
     from .errors import SelfyError
 
+    import re
+
+    pref = str(pref)
     if pref == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if pref.startswith("cuda") and not torch.cuda.is_available():
-        raise SelfyError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
-    try:
-        return torch.device(pref)
-    except RuntimeError:
-        raise SelfyError(f"unknown device '{pref}': use cpu, cuda, cuda:N or auto") from None
+    if pref == "cpu":
+        return torch.device("cpu")
+    m = re.fullmatch(r"cuda(?::(\d+))?", str(pref))
+    if not m:
+        raise SelfyError(f"unknown device '{str(pref)[:40]}': use cpu, cuda, cuda:N or auto")
+    if not torch.cuda.is_available():
+        raise SelfyError(f"--device {pref} asked for, but torch sees no CUDA device: use --device cpu")
+    if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
+        raise SelfyError(f"--device {pref}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return torch.device(pref)
 
 
 def is_main_process() -> bool:

@@ -21,11 +21,46 @@ def ladder_index(offsets: str) -> int:
     return LADDER_ORDER.index(offsets) if offsets in LADDER_ORDER else len(LADDER_ORDER)
 
 
+# metrics that are shares of clips: a value outside [0, 1] is a damaged or hand-edited file, never a result
+SHARES = ("top1", "top5", "mean_class", "order_pairs_top1", "order_pairs_binary", "context_pairs_top1",
+          "context_pairs_binary", "clean_top1", "mPC")
+
+
+def _read_checked(f: Path, needed) -> pd.DataFrame:
+    """One result CSV, validated before anything reads it: the columns a table needs, whole rows, numeric
+    values, shares within [0, 1]; anything else stops with one line naming the file and the line."""
+    from .errors import SelfyError
+
+    ints = [k for k, v in _DTYPES.items() if v is int]  # read as text first: a torn row leaves them empty
+    try:
+        df = pd.read_csv(f, dtype={k: (str if v is int else v) for k, v in _DTYPES.items()})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise SelfyError(f"{f}: not a results table ({str(e).splitlines()[0][:100]})") from None
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise SelfyError(f"{f}: no column {', '.join(missing[:3])} (a results table of another version, or edited)")
+    value = pd.to_numeric(df["value"], errors="coerce")
+    bad = value.isna() | df[list(needed)].isna().any(axis=1)  # a torn row ends early: its last cells are empty
+    for c in (c for c in ints if c in df):
+        bad |= pd.to_numeric(df[c], errors="coerce").isna()
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise SelfyError(f"{f}:{i + 2}: an incomplete row or a value that is not a number "
+                         f"({str(df['value'].iloc[i])[:20]!r}); restore the file from its run folders (re-run the same "
+                         "command) or from git")
+    share = df["metric"].isin(SHARES) & ((value < 0) | (value > 1))
+    if share.any():
+        i = int(share.to_numpy().nonzero()[0][0])
+        raise SelfyError(f"{f}:{i + 2}: {df['metric'].iloc[i]} = {value.iloc[i]:g} is not a share in [0, 1]; "
+                         "restore the file from its run folders (re-run the same command) or from git")
+    return df.assign(value=value.astype(float), **{c: df[c].astype(float).astype(int) for c in ints if c in df})
+
+
 def _read(files: list[Path], columns, subset) -> pd.DataFrame:
     if not files:
         return pd.DataFrame(columns=list(columns))
-    df = pd.concat([pd.read_csv(f, dtype=_DTYPES) for f in files], ignore_index=True)
-    df["value"] = df["value"].astype(float)
+    needed = ("run_id", "metric", "value")
+    df = pd.concat([_read_checked(f, needed) for f in files], ignore_index=True)
     return df.drop_duplicates(subset=list(subset), keep="last").reset_index(drop=True)
 
 
@@ -441,7 +476,8 @@ def method_label(row, main_backbone: str) -> str:
 
 
 def _seed_stats(g: pd.DataFrame, top1: pd.DataFrame) -> dict:
-    """A variant's rows of one split ``g`` (its ``top1`` rows sorted by seed): top-1 (%) mean, std and every seed, and the
+    """A variant's rows of one split ``g`` (its ``top1`` rows sorted by seed): top-1 (%) mean, std and every seed,
+    and the
     binary accuracy within the time-reversed pairs (%)."""
     return {"top1": 100 * top1["value"].mean(), "top1_std": 100 * _zero_nan(top1["value"].std()),
             "seeds": len(top1), "top1_per_seed": " / ".join(f"{100 * v:.1f}" for v in top1["value"]),
@@ -450,7 +486,8 @@ def _seed_stats(g: pd.DataFrame, top1: pd.DataFrame) -> dict:
 
 def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None, split: str | None = None) -> pd.DataFrame:
     """A block comparison (``experiments/motion_modules.yaml``) from its tidy run rows: one row per (backbone,
-    block, offsets, position) with top-1 on ``split`` (default :func:`reported_split`; %, mean, std and every seed), the accuracy within the time-reversed pairs
+    block, offsets, position) with top-1 on ``split`` (default :func:`reported_split`; %, mean, std and every
+    seed), the accuracy within the time-reversed pairs
     (binary: which of the two orders; 50% is order-blind), GFLOPs, parameters (M) and the mean training time
     of a run (minutes, as the sweep measured it). With ``bench`` (the rows of ``selfy-lab bench --only modules``)
     it adds ``step_ratio``: the training-step time with the block over the plain backbone, measured side by side

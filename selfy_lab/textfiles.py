@@ -35,6 +35,45 @@ def read_lines(path: str | Path) -> list[str]:
     return read_text(path).splitlines()
 
 
+MAX_YAML_ALIASES = 100  # a configuration needs a few; a "billion laughs" document needs thousands
+
+
+def load_yaml(text: str, where: str):
+    """YAML a user wrote, parsed strictly: a key given twice in one mapping (where a plain parser keeps the last
+    silently) and a document with more than :data:`MAX_YAML_ALIASES` aliases (an alias bomb) stop with one line
+    naming ``where`` and the line; YAML syntax errors likewise."""
+    import yaml
+
+    class Strict(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                Strict.aliases += 1
+                if Strict.aliases > MAX_YAML_ALIASES:
+                    mark = self.peek_event().start_mark
+                    raise DataError(f"{where}:{mark.line + 1}: more than {MAX_YAML_ALIASES} YAML aliases (*name); "
+                                    "write the values out")
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise DataError(f"{where}:{key_node.start_mark.line + 1}: '{str(key)[:40]}' is given twice in "
+                                    "one section; keep one")
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    try:
+        return yaml.load(text, Loader=Strict)  # noqa: S506 -- a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise DataError(f"{where}{line}: not valid YAML ({str(getattr(e, 'problem', None) or e)[:120]})") from None
+
+
 def ensure_writable(path: str | Path, what: str = "--out") -> Path:
     """Create the output directory ``path`` now, before any work, or stop with one line saying why not."""
     path = Path(path)
@@ -49,25 +88,67 @@ def ensure_writable(path: str | Path, what: str = "--out") -> Path:
     return path
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, with the permissions
+    the user's umask gives a new file: an interruption or a full disk leaves the old file or none, never half."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise SelfyError(f"{path} is a folder, where a file is written: pass a file path (e.g. {path / 'out.csv'})")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise SelfyError(f"cannot write {path} ({e.strerror or type(e).__name__}): choose a writable place") from None
+    try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide results from the user's group
         with os.fdopen(fd, "w", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a quota: the old file stays whole, the partial one goes
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise SelfyError(f"cannot write {path} ({e.strerror or type(e).__name__}): free some space and run the "
+                         "same command again; what was written before is whole") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
 
 
+def check_own_table(path: str | Path, columns: Iterable[str]) -> None:
+    """Stop with one line when ``path`` exists and is not a table this tool writes there (its first line shares
+    less than half its columns with ``columns``): a user's file is never replaced by a results table."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            header = next(csv.reader([f.readline()]), [])
+    except OSError:
+        return
+    header = [h.strip() for h in header if h.strip()]
+    if not header:  # an empty file (a write cut short by a full disk): nothing in it to lose
+        return
+    if len(set(header) & set(columns)) * 2 < len(header):
+        raise SelfyError(f"{path} exists and is not a selfy-lab results table (its first line: "
+                         f"{','.join(header)[:60]}): it is left as it is; choose another --out")
+
+
 def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: Iterable[str] | None = None) -> Path:
-    """Write rows atomically; ``columns`` fixes the order (default: first row's keys, then new ones)."""
+    """Write rows atomically; ``columns`` fixes the order (default: first row's keys, then new ones). With
+    ``columns``, an existing file that is not such a table stops with one line (:func:`check_own_table`)."""
     rows = list(rows)
+    if columns:
+        check_own_table(path, columns)
     cols = list(columns) if columns else []
     for r in rows:
         cols += [k for k in r if k not in cols]

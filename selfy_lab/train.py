@@ -150,7 +150,13 @@ def _is_finished(run: RunConfig, run_dir: Path, callback: Callback) -> bool:
     """Whether the run directory holds this run finished (a pretraining only with its checkpoint: its product is
     its weights, so one whose checkpoint is gone trains again); another run's directory is one line."""
     if (run_dir / R.CONFIG).exists() and R.read_run_config(run_dir).run_hash != run.run_hash:
-        raise SelfyError(f"{run_dir} holds a run of another configuration: choose another --out, or delete it to start over")
+        trained = [f for f in (R.CHECKPOINT, R.HISTORY, R.METRICS) if (run_dir / f).exists()]
+        if trained:
+            raise SelfyError(f"{run_dir} holds a run of another configuration ({', '.join(trained)}): choose another "
+                             "--out, or delete it to start over")
+        # a start that failed before its first epoch (missing data, a bad flag caught late) left only its config:
+        # it trained nothing, so the corrected command takes the folder
+        (run_dir / R.CONFIG).unlink()
     finished = R.is_finished(run_dir, scored_splits(run))
     if not finished and R.is_finished(run_dir) and R.checkpoint_path(run_dir).is_file():
         callback("rescore", run_dir=str(run_dir), why=R.metrics_problem(run_dir, scored_splits(run)))

@@ -27,6 +27,8 @@ STSS_MEMORY = ("auto", "save", "recompute")  # keep the STSS volume for the back
 SHIFT_PLACES = ("residual", "inplace")  # where TSM shifts: each residual branch, or each block's input
 # STSS resolution reduction per insertion point (reference code: res3's 28x28 -> 14x14 at 224 input)
 DEFAULT_REDUCE = {"pool1": 4, "res2": 4, "res3": 2, "res4": 1, "res5": 1}
+# a ResNet's output stride at each position (the stem's convolution and pooling, then one halving a stage)
+STAGE_STRIDE = {"pool1": 4, "res2": 4, "res3": 8, "res4": 16, "res5": 32}
 REDUCE_CHOICES = (1, 2, 4)
 LIST_FORMATS = ("auto", "tsn", "two-column", "ssv2-json", "diving48-json")  # data/lists.py reads each
 HIERARCHIES = ("none", "diff", "selfy")  # HCML's motion encoder (models/hcml.py)

@@ -116,7 +116,7 @@ def test_a_table_of_val_scored_or_uncommitted_runs_is_marked(tmp_path):
 
     sweep = tmp_path / "s"
     sweep.mkdir()
-    data = [r for b, acc in (("selfy", 0.8), ("tea", 0.4), ("stm", 0.6)) for seed in range(3)
+    data = [r for b, acc in (("selfy", 0.8), ("tea", 0.4), ("stm", 0.4)) for seed in range(3)
             for r in rows(b, seed, acc + 0.01 * seed + (0.2 * seed if b == "stm" else 0))]
     pd.DataFrame(data, columns=R.RUN_COLUMNS).to_csv(sweep / R.RUNS_TABLE, index=False)
     note = provenance_note("contrast s", tmp_path)

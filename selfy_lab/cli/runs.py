@@ -161,6 +161,11 @@ def evaluate_cmd(
         raise SelfyError(f"--split {split}: use val or test")
     allow_dirty_source(allow_dirty)
     con = console()
+    from ..results import unfinished_note
+
+    note = unfinished_note(run_path) if run_path.exists() else ""
+    if note:
+        con.print(f"note: {note}")
     with RunDisplay(con, "eval") as display:
         run, metrics, path, report = evaluate_run(
             run_path, dict(data_root=data_root, val_list=val_list, test_list=test_list, categories=categories,
@@ -216,6 +221,8 @@ def describe(
 def export(
     run_path: Annotated[Path, typer.Argument(help="A finished run directory (or its checkpoint.pt).")],
     out: Annotated[Path, typer.Option(help="Folder for model.safetensors, config.yaml and README.md (the model card).")],
+    force: Annotated[bool, typer.Option(help="Replace an earlier export in --out (only the files an export "
+                                             "wrote; a file of yours there always stops the export).")] = False,
 ):
     """Write a trained model that a colleague can load: safetensors weights (no pickled code), the run's
     configuration and a model card (architecture, data, recipe, seed, validation metrics, git revision).
@@ -230,5 +237,5 @@ def export(
     """
     from ..export import export_run
 
-    files = export_run(run_path, out)
+    files = export_run(run_path, out, force)
     console().print("wrote " + ", ".join(str(f) for f in files))

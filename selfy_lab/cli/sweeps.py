@@ -205,6 +205,8 @@ def corrupt(
         def on_event(event, **kw):
             if event == "plan":
                 prog.update(task, total=kw["total"])
+            elif event == "unfinished":
+                prog.console.print(f"note: {kw['message']}")
             elif event == "cell":
                 prog.advance(task)
                 if not kw["skipped"]:

@@ -105,13 +105,15 @@ def stss_cmd(
 @app.command()
 def report(
     out: Annotated[Path, typer.Option(help="Directory for the HTML pages.")] = Path("results/report"),
-    results_root: Annotated[Path, typer.Option(help="Results the notebooks read.")] = Path("results"),
+    results_root: Annotated[Optional[Path], typer.Option(help="Results the notebooks read (default results/); with "
+                                                            "--readme, the sweeps its tables name (default: the "
+                                                            "README's folder).")] = None,
     notebooks: Annotated[Path, typer.Option(help="Notebook directory.")] = Path("notebooks"),
     only: Annotated[Optional[str], typer.Option(help="Comma list of notebook names (default: all).")] = None,
     timeout: Annotated[int, typer.Option(help="Seconds per notebook cell.")] = 900,
     readme: Annotated[Optional[Path], typer.Option(
         help="Instead: rewrite the tables of this results README (e.g. results/README.md) from the result files "
-        "under RESULTS_ROOT, between its <!-- table ... --> and <!-- end table --> markers.")] = None,
+        "beside it (or under --results-root), between its <!-- table ... --> and <!-- end table --> markers.")] = None,
 ):
     """Execute the notebooks against RESULTS_ROOT and write them as HTML, to share results without Jupyter.
 
@@ -127,7 +129,7 @@ def report(
         from ..readme_tables import update_readme
 
         path, count = update_readme(readme, results_root)
-        con.print(f"wrote {count} tables into {path}")
+        con.print(f"wrote {count} tables into {path} from the results under {results_root or readme.parent}")
         return
-    write_report(notebooks, results_root, out, comma_list(only) or None, timeout,
+    write_report(notebooks, results_root or Path("results"), out, comma_list(only) or None, timeout,
                  lambda path, seconds: con.print(f"wrote {path} ({seconds:.0f} s)"))

@@ -64,6 +64,30 @@ def block_option_names(kind: str) -> tuple[str, ...]:
                  if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "stage")
 
 
+def _typed_option(kind: str, name: str, value: Any) -> Any:
+    """An option's value as the type of its default in the module's signature: a switch takes true / false (or
+    yes / no / 1 / 0), a count an integer, a ratio a number; anything else is one line naming the choices."""
+    cls = _KINDS[kind][0]
+    targets = [cls, CoSTConv] if cls is CoSTBlock else [cls]
+    default = next(p.default for c in targets for n, p in inspect.signature(c).parameters.items() if n == name)
+    shown = str(value)[:40]
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"block '{kind}' option {name}={shown}: expected true or false (or yes / no / 1 / 0)")
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"block '{kind}' option {name}={shown}: expected an integer (default {default})")
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError(f"block '{kind}' option {name}={shown}: expected a number (default {default})")
+    return value
+
+
 def build_motion_block(kind: str, channels: int, frames: int, zero_init: bool = True, *, stage: str = "res3",
                        options: dict[str, Any] | None = None) -> nn.Module:
     """One of :data:`MOTION_BLOCKS` for a C = ``channels`` map of ``frames``-frame clips at ``stage``."""
@@ -74,6 +98,8 @@ def build_motion_block(kind: str, channels: int, frames: int, zero_init: bool = 
     if unknown:
         allowed = ", ".join(block_option_names(kind)) or "none"
         raise ValueError(f"block '{kind}' has no option {', '.join(unknown)} (its options: {allowed})")
+    for name, value in list(options.items()):
+        options[name] = _typed_option(kind, name, value)
     cls, fixed = _KINDS[kind]
     if cls is TemporalAdaptive:
         fixed = {"frames": frames}

@@ -1,0 +1,265 @@
+"""Nothing lost, nothing silently wrong: loads verify what they trust, writers keep to what they own, parsers
+accept only what they understand."""
+import shutil
+
+import pytest
+import yaml
+
+from selfy_lab import results as R
+from selfy_lab.errors import SelfyError
+
+
+def _edited_run(smoke_sweep, tmp_path, **changes):
+    src = R.sweep_run_dirs(smoke_sweep)[0]
+    run = shutil.copytree(src, tmp_path / src.name)
+    cfg = yaml.safe_load((run / R.CONFIG).read_text())
+    for dotted, value in changes.items():
+        section, field = dotted.split(".")
+        cfg[section][field] = value
+    (run / R.CONFIG).write_text(yaml.safe_dump(cfg))
+    return run
+
+
+def test_an_edited_config_is_not_evaluated_with_the_old_weights(smoke_sweep, tmp_path):
+    from selfy_lab.checkpoint import load_run, run_config_of
+
+    run = _edited_run(smoke_sweep, tmp_path, **{"data.size": 48})
+    for load in (lambda: load_run(run, "cpu"), lambda: run_config_of(run), lambda: load_run(run / "checkpoint.pt")):
+        with pytest.raises(SelfyError, match=r"config.yaml is not the configuration checkpoint.pt was trained with "
+                                             r"\(data.size: 32 -> 48\)"):
+            load()
+    untouched = R.sweep_run_dirs(smoke_sweep)[0]
+    assert run_config_of(untouched).run_hash == untouched.name  # the run as trained loads as before
+
+
+def test_an_edited_export_config_is_refused(smoke_sweep, tmp_path):
+    from selfy_lab.checkpoint import load_run
+    from selfy_lab.export import export_run
+
+    out = tmp_path / "export"
+    export_run(R.sweep_run_dirs(smoke_sweep)[0], out)
+    assert load_run(out, "cpu")[0].run_hash == R.sweep_run_dirs(smoke_sweep)[0].name
+    cfg = yaml.safe_load((out / R.CONFIG).read_text())
+    cfg["model"]["backbone"] = "tsm-r18-w8"
+    (out / R.CONFIG).write_text(yaml.safe_dump(cfg))
+    with pytest.raises(SelfyError, match="is not the configuration model.safetensors was exported with"):
+        load_run(out, "cpu")
+
+
+def test_export_never_replaces_a_file_it_did_not_write(smoke_sweep, tmp_path):
+    from selfy_lab.export import export_run
+
+    run = R.sweep_run_dirs(smoke_sweep)[0]
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "README.md").write_text("my notes\n")
+    with pytest.raises(SelfyError, match="README.md exists and was not written by selfy-lab export"):
+        export_run(run, out)
+    assert (out / "README.md").read_text() == "my notes\n" and sorted(p.name for p in out.iterdir()) == ["README.md"]
+    with pytest.raises(SelfyError, match="README.md exists and was not written"):
+        export_run(run, out, force=True)  # --force replaces only what an export wrote
+    fresh = tmp_path / "fresh"
+    export_run(run, fresh)
+    with pytest.raises(SelfyError, match="already holds an export: pass --force"):
+        export_run(run, fresh)
+    export_run(run, fresh, force=True)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SelfyError, match="is a file"):
+        export_run(run, tmp_path / "afile")
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+
+    from selfy_lab.textfiles import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.csv", "x\n")
+        assert (tmp_path / "a.csv").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        atomic_write_text(tmp_path / "b.csv", "x\n")
+        assert (tmp_path / "b.csv").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_a_results_table_never_replaces_a_user_file(tmp_path):
+    from selfy_lab.textfiles import write_csv
+
+    notes = tmp_path / "notes.md"
+    notes.write_text("# my notes\nimportant\n")
+    with pytest.raises(SelfyError, match="notes.md exists and is not a selfy-lab results table"):
+        R.append_rows(notes, [{"run_id": "a", "metric": "top1", "value": 0.5}], ("run_id", "metric"), R.EVAL_COLUMNS)
+    with pytest.raises(SelfyError, match="not a selfy-lab results table"):
+        write_csv(notes, [{"run_id": "a"}], R.EVAL_COLUMNS)
+    assert notes.read_text() == "# my notes\nimportant\n"
+    with pytest.raises(SelfyError, match="is a folder, where a file is written"):
+        write_csv(tmp_path, [{"a": 1}])
+
+
+def test_a_full_disk_leaves_the_old_file_whole_and_ends_in_one_line(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from selfy_lab.textfiles import atomic_write_text
+
+    target = tmp_path / "runs.csv"
+    atomic_write_text(target, "old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(SelfyError, match=r"cannot write .*runs.csv \(No space left on device\): free some space"):
+        atomic_write_text(target, "new\n")
+    assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["runs.csv"]
+
+
+def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one(tmp_path, monkeypatch):
+    import torch
+
+    from selfy_lab import checkpoint as C
+    from selfy_lab.presets import resolve
+
+    run = resolve("smoke")
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    path = tmp_path / "checkpoint.pt"
+    C.save_checkpoint(path, model, opt, scaler, 1, [], run)
+    before = path.read_bytes()
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(SelfyError, match="cannot write checkpoint .* free some space and run the same command again"):
+        C.save_checkpoint(path, model, opt, scaler, 2, [], run)
+    assert path.read_bytes() == before and not (tmp_path / "checkpoint.pt.tmp").exists()
+
+
+def test_yaml_keys_given_twice_and_alias_bombs_are_refused(tmp_path):
+    from selfy_lab.experiments import load_experiment
+
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("model:\n  block: selfy\ntrain:\n  lr: 0.1\nmodel:\n  block: tea\n")
+    with pytest.raises(SelfyError, match=r"twice.yaml:5: 'model' is given twice in one section"):
+        load_experiment(twice)
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(12)]
+    bomb.write_text("\n".join(lines) + "\n")
+    import time
+    t0 = time.time()
+    with pytest.raises(SelfyError, match="more than 100 YAML aliases") as e:
+        load_experiment(bomb)
+    assert time.time() - t0 < 1.0 and len(str(e.value)) < 200
+
+
+def test_block_option_switches_take_only_what_they_mean():
+    from selfy_lab.grammar import block_options_dict, parse_block_options
+    from selfy_lab.models.motion import build_motion_block
+
+    def nonlocal_block(spec):
+        return build_motion_block("nonlocal", 16, 8, options=block_options_dict(parse_block_options(spec)))
+
+    assert parse_block_options("subsample=no") == ("subsample=false",)  # no means false, never true
+    assert nonlocal_block("subsample=no").subsample is False
+    assert nonlocal_block("subsample=yes").subsample is True
+    for bad, expected in (("subsample=maybe", "expected true or false"), ("init_std=big", "expected a number")):
+        with pytest.raises(ValueError, match=expected):
+            nonlocal_block(bad)
+
+
+def test_a_window_beyond_the_stss_map_stops_before_any_allocation():
+    import time
+
+    from selfy_lab.presets import resolve
+
+    t0 = time.time()
+    with pytest.raises(ValueError, match=r"window 41x41 is larger than the STSS at res3 can use: 64x64 input makes "
+                                         r"it 4x4 cells, where 7x7 reaches every displacement"):
+        resolve("quick", overrides={"model": {"block": "selfy", "window": "41x41"}})
+    assert time.time() - t0 < 1.0
+    assert resolve("quick", overrides={"model": {"block": "selfy", "window": "7x7"}}).model.window == (7, 7)
+    assert resolve("paper", overrides={"model": {"window": "17x17"}}).model.window == (17, 17)  # Table 7d's widest
+
+
+def test_an_unsupported_device_is_one_line():
+    from selfy_lab.runtime import select_device
+
+    for name, expected in (("mps", "unknown device 'mps'"), ("cuda:x", "unknown device"),
+                           ("tpu" * 50, "unknown device 'tputputpu")):
+        with pytest.raises(SelfyError, match=expected) as e:
+            select_device(name)
+        assert len(str(e.value)) < 120
+    assert str(select_device("cpu")) == "cpu"
+
+
+def test_a_damaged_results_table_is_never_published(tmp_path):
+    """A hand-edited share above 1, a torn last row, a missing column, text for a number, an empty file: one
+    line naming the file and the line, never a number in a table."""
+    from selfy_lab.tables import load_runs
+
+    good = tmp_path / "good.csv"
+    row = "e,r1,tsn,8,none,none,none,none,none,none,none,none,none,none,none,scratch,1,0.1,1.0,0,val,{metric},{value},0.1.0,abc,t"
+    header = ",".join(R.RUN_COLUMNS[:-3])
+    good.write_text(header + "\n" + row.format(metric="top1", value="0.5") + "\n")
+    assert load_runs(good)["value"].iloc[0] == 0.5
+    cases = {
+        "share.csv": (header + "\n" + row.format(metric="top1", value="1.5") + "\n", r"share.csv:2: top1 = 1.5 is not a share"),
+        "torn.csv": (header + "\n" + row.format(metric="top1", value="0.5") + "\n" + row.format(metric="top5", value="0.9")[:40] + "\n",
+                     r"torn.csv:3: an incomplete row"),
+        "text.csv": (header + "\n" + row.format(metric="loss", value="abc") + "\n", r"text.csv:2: .*not a number"),
+        "nocol.csv": (header.replace(",value", ",val") + "\n" + row.format(metric="top1", value="0.5") + "\n",
+                      r"nocol.csv: no column value"),
+        "empty.csv": ("", r"empty.csv: not a results table"),
+    }
+    for name, (text, expected) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(SelfyError, match=expected):
+            load_runs(tmp_path / name)
+
+
+def test_a_start_that_failed_before_training_does_not_block_the_corrected_command(tmp_path):
+    from dataclasses import replace
+
+    from selfy_lab import train as T
+    from selfy_lab.presets import resolve
+
+    first = resolve("smoke")
+    corrected = replace(first, train=replace(first.train, lr=first.train.lr * 2))
+    run_dir = tmp_path / "run"
+    R.write_run_config(run_dir, first)  # what a start leaves before its data or model stopped it
+    assert T._is_finished(corrected, run_dir, lambda *a, **k: None) is False
+    assert not (run_dir / R.CONFIG).exists()
+    R.write_run_config(run_dir, first)
+    R.write_history(run_dir, [{"epoch": 1, "train_loss": 1.0}])  # a run that trained: never taken over
+    with pytest.raises(SelfyError, match=r"holds a run of another configuration \(history.csv\)"):
+        T._is_finished(corrected, run_dir, lambda *a, **k: None)
+
+
+def test_an_unfinished_run_is_evaluated_only_with_a_note(smoke_sweep, tmp_path):
+    from selfy_lab.evaluate import evaluate_run
+
+    src = R.sweep_run_dirs(smoke_sweep)[0]
+    run = shutil.copytree(src, tmp_path / src.name)
+    assert R.unfinished_note(run) == ""
+    (run / R.METRICS).unlink()  # killed after its last checkpoint, before its final rows
+    note = R.unfinished_note(run)
+    assert "has not finished" in note and "after 1 of 1 epochs" in note and "not the run's" in note
+    events = []
+    evaluate_run(run, callback=lambda e, **k: events.append((e, k.get("message"))))
+    assert ("unfinished", note) in events
+    rows = R.read_csv(run / R.EVAL)
+    assert rows and {r["experiment"] for r in rows} == {"eval-unfinished"}
+
+
+def test_a_list_item_of_the_wrong_type_is_one_line():
+    from selfy_lab.presets import resolve
+
+    with pytest.raises(ValueError, match="position item '5' is not a stage name"):
+        resolve("quick", overrides={"model": {"position": ["res3", 5]}})
+    with pytest.raises(ValueError, match="hierarchy levels"):
+        resolve("quick", overrides={"model": {"hierarchy_levels": [3, "res4"]}})
