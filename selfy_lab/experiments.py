@@ -11,6 +11,7 @@ set (``--lr`` sets ``train.lr``).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -86,15 +87,39 @@ def flag_overrides(flags: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_SET = re.compile(r"^\s*([a-z]+)\.([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$", re.S)
+
+
+def set_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``--set SECTION.FIELD=VALUE`` items as a nested override dict: any field of the model, data or train
+    section, the value read as a YAML scalar or list (``0.01``, ``true``, ``[res2, res3]``) and then typed and
+    checked like an experiment file's. A wrong section or field is one line naming the choices."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        m = _SET.match(str(item))
+        if not m or m.group(1) not in _SECTIONS:
+            raise SelfyError(f"--set {str(item)[:60]}: expected SECTION.FIELD=VALUE, SECTION one of "
+                             f"{', '.join(_SECTIONS)} (e.g. --set train.weight_decay=0.01)")
+        section, name, text = m.groups()
+        names = [f.name for f in fields(_SECTIONS[section])]
+        if name not in names:
+            close = [n for n in names if n.startswith(name[:3])] or names
+            raise SelfyError(f"--set {section}.{name}: {section} has no field {name} (its fields include "
+                             f"{', '.join(close[:8])}; `selfy-lab config` prints them all)")
+        out.setdefault(section, {})[name] = load_yaml(text, f"--set {section}.{name}") if text.strip() else ""
+    return out
+
+
 def run_from_flags(flags: dict[str, Any], default_name: str = "") -> tuple[RunConfig, Experiment]:
     """The run a command line describes: ``flags`` maps flag names to values (None = not given);
-    ``flags["experiment"]`` is an optional experiment file. Returns the run (its experiment name: the
+    ``flags["experiment"]`` is an optional experiment file, ``flags["settings"]`` the ``--set`` items (applied
+    last: over the file and the other flags). Returns the run (its experiment name: the
     file's, else ``default_name``) and the experiment, whose ``sweep`` is that of the chosen preset."""
     exp = load_experiment(flags["experiment"]) if flags.get("experiment") else Experiment()
     dataset = flags.get("dataset") or exp.dataset
     preset = flags.get("preset") or exp.preset or default_preset(dataset)
     exp_overrides, exp.sweep = exp.for_preset(preset) if preset in PRESET_NAMES else ({}, exp.sweep)
-    overrides = deep_merge(exp_overrides, flag_overrides(flags))
+    overrides = deep_merge(deep_merge(exp_overrides, flag_overrides(flags)), set_overrides(flags.get("settings")))
     return build_run(preset, dataset, overrides, exp.name or default_name), exp
 
 

@@ -152,6 +152,10 @@ Deterministic = Annotated[Optional[bool], typer.Option(
     "number of threads.",
     rich_help_panel="Run")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel="Run")]
+Settings = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="Any configuration field, SECTION.FIELD=VALUE (repeatable; SECTION model, data or train), e.g. "
+    "--set train.weight_decay=0.01 --set model.dropout=0.5; applied last, typed and checked like an experiment "
+    "file. `selfy-lab config` prints every field.", rich_help_panel="Run")]
 
 def at_least(value, lo, flag: str):
     """A numeric flag checked at the edge: a one-line error below ``lo``."""

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (AllowDirty, Aux, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
+from .common import (AllowDirty, Settings, Aux, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
                      Deterministic, Device, Epochs, Experiment, Extractor, Flip, Frames, FrameTemplate,
                      FreezeBackbone, Fusion, HcmlAllowLeak, HcmlDelta, HcmlPredictor, HcmlTarget, HcmlTau, Hierarchy,
                      HierarchyLevels, Integrator, LabelFraction, ListFormat, Lr, Offsets, Position, Preset,
@@ -34,7 +34,7 @@ def train(
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
     aux: Aux = None, aux_weight: AuxWeight = None, freeze_backbone: FreezeBackbone = None,
     tensorboard: Tensorboard = None, compile: Compile = None, deterministic: Deterministic = None,
-    device: Device = "auto", allow_dirty: AllowDirty = False,
+    device: Device = "auto", allow_dirty: AllowDirty = False, settings: Settings = None,
 ):
     """Train one model; writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv (validation
     and, where the dataset has one, held-out test rows).
@@ -91,7 +91,7 @@ def pretrain(
     hcml_delta: HcmlDelta = None, hcml_allow_leak: HcmlAllowLeak = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None,
     tensorboard: Tensorboard = None, compile: Compile = None, deterministic: Deterministic = None,
-    device: Device = "auto", allow_dirty: AllowDirty = False,
+    device: Device = "auto", allow_dirty: AllowDirty = False, settings: Settings = None,
 ):
     """Pretrain a backbone and its motion hierarchy on unlabeled training clips (labels are never read).
 
@@ -215,6 +215,32 @@ def describe(
 
     con.print(f"video files are decoded with {decoder()}" + (
         " (torchcodec is not installed or cannot load its FFmpeg libraries here)" if decoder() == "pyav" else ""))
+
+
+@app.command("config")
+def config_cmd(
+    experiment: Experiment = None, preset: Preset = None, dataset: Dataset = None, backbone: Backbone = None,
+    block: Block = None, offsets: Offsets = None, position: Position = None, epochs: Epochs = None,
+    batch_size: BatchSize = None, lr: Lr = None, seed: Seed = None, settings: Settings = None,
+):
+    """Print the resolved configuration a train command with these flags would run (YAML: every field of the
+    model, data and train sections) and its run id, without training.
+
+    Examples:
+
+      selfy-lab config --preset quick --offsets -3..3
+
+      selfy-lab config --experiment experiments/table7d.yaml --set train.weight_decay=0.01
+    """
+    flags = dict(locals())
+    import yaml
+
+    from ..experiments import run_from_flags
+    from ..frozen import to_dict
+
+    run, _ = run_from_flags(flags)
+    typer.echo(yaml.safe_dump(to_dict(run), sort_keys=False).rstrip())
+    typer.echo(f"# run id: {run.run_hash}")
 
 
 @app.command()

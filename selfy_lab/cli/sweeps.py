@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import (AllowDirty, BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs, Experiment,
+from .common import (AllowDirty, Settings, BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs, Experiment,
                      Frames, FrameTemplate, ListFormat, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList,
                      ValList, Workers, app, at_least, console, progress_bar, table)
 
@@ -89,7 +89,7 @@ def ablate(
     frames: Frames = None, pretrained: Pretrained = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, tensorboard: Tensorboard = None,
     compile: Compile = None, deterministic: Deterministic = None, device: Device = "auto",
-    allow_dirty: AllowDirty = False,
+    allow_dirty: AllowDirty = False, settings: Settings = None,
 ):
     """Run an ablation sweep, resumably: every variant x seed trains in OUT/runs/<run id>.
 
