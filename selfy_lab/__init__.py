@@ -1,11 +1,12 @@
 """selfy-lab: the experiments of SELFY (spatio-temporal self-similarity for action recognition).
 
-``selfy_lab.stss`` and ``selfy_lab.build_model`` are imported lazily so that the command line starts
-without loading torch.
+``selfy_lab.stss``, ``selfy_lab.build_model`` and the models by name (``list_models``, ``create_model``,
+``from_pretrained``: :mod:`selfy_lab.zoo`) are imported lazily so that the command line starts without loading
+torch.
 """
 from .version import __version__
 
-__all__ = ["__version__", "build_model", "stss"]
+__all__ = ["__version__", "build_model", "create_model", "from_pretrained", "list_models", "stss"]
 
 
 def __getattr__(name):
@@ -13,4 +14,8 @@ def __getattr__(name):
         from . import models
 
         return getattr(models, name)
+    if name in ("create_model", "from_pretrained", "list_models"):
+        from . import zoo
+
+        return getattr(zoo, name)
     raise AttributeError(f"module 'selfy_lab' has no attribute {name!r}")

@@ -42,3 +42,39 @@ def test_config_prints_the_resolved_configuration_and_its_run_id():
     run, _ = run_from_flags({"preset": "quick", "offsets": "-3..3", "settings": ["train.weight_decay=0.01"]})
     assert last.strip() == run.run_hash
     assert one_line_error(cli("config", "--set", "model.nope=1"), "model has no field nope")
+
+
+def test_models_by_name():
+    import selfy_lab
+
+    names = selfy_lab.list_models()
+    assert "selfynet-tsm-r50" in names and "tsn-r18" in names and "tea-tsn-r50" in names
+    assert selfy_lab.list_models("selfynet-*") == [n for n in names if n.startswith("selfynet-")]
+    m = selfy_lab.create_model("selfynet-tsm-r18", num_classes=174, frames=8)
+    cfg = m.selfy_config
+    assert (cfg.backbone, cfg.block, cfg.num_classes) == ("tsm-r18", "selfy", 174)
+    from selfy_lab.config import ModelConfig
+    from selfy_lab.models import build_model
+    ref = build_model(ModelConfig(backbone="tsm-r18", block="selfy", num_classes=174, frames=8))
+    assert [(k, v.shape) for k, v in m.state_dict().items()] == [(k, v.shape) for k, v in ref.state_dict().items()]
+    with pytest.raises(SelfyError, match="no model named 'selfynet-tsm-r99'"):
+        selfy_lab.create_model("selfynet-tsm-r99")
+    with pytest.raises(SelfyError, match="ModelConfig has no field colour"):
+        selfy_lab.create_model("tsn-r18", colour="red")
+
+
+def test_from_pretrained_loads_an_export_ready_for_eval(smoke_sweep, tmp_path):
+    import torch
+
+    import selfy_lab
+    from selfy_lab import results as R
+    from selfy_lab.export import export_run
+
+    run = R.sweep_run_dirs(smoke_sweep)[0]
+    export_run(run, tmp_path / "model")
+    model = selfy_lab.from_pretrained(tmp_path / "model")
+    assert not model.training and model.class_names[:2] and len(model.class_names) == model.selfy_config.model.num_classes
+    cfg = model.selfy_config
+    clip = torch.rand(1, cfg.model.frames, 3, cfg.data.size, cfg.data.size)
+    with torch.no_grad():
+        assert model(clip).shape == (1, cfg.model.num_classes)
