@@ -78,3 +78,34 @@ def test_from_pretrained_loads_an_export_ready_for_eval(smoke_sweep, tmp_path):
     clip = torch.rand(1, cfg.model.frames, 3, cfg.data.size, cfg.data.size)
     with torch.no_grad():
         assert model(clip).shape == (1, cfg.model.num_classes)
+
+
+def test_predict_gives_the_top_k_classes_of_each_video_and_skips_a_broken_one(smoke_sweep, tmp_path):
+    import csv
+    import io
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from selfy_lab import results as R
+
+    videos = tmp_path / "videos"
+    frames = videos / "clip_a"
+    frames.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(frames / f"{i:05d}.jpg")
+    (videos / "broken.mp4").write_bytes(b"not a video")
+    model = R.sweep_run_dirs(smoke_sweep)[0]
+    p = cli("predict", videos, "--checkpoint", model, "--top-k", "3", "--format", "csv", "--device", "cpu")
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert [r["rank"] for r in rows] == ["1", "2", "3"] and {r["video"] for r in rows} == {str(frames)}
+    probs = [float(r["probability"]) for r in rows]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert "skipped" in p.stderr and "broken.mp4" in p.stderr
+    j = cli("predict", frames, "--checkpoint", model, "--top-k", "1", "--format", "json", "--device", "cpu")
+    assert json.loads(j.stdout)[0]["class"] == rows[0]["class"]
+    assert one_line_error(cli("predict", frames, "--checkpoint", model, "--format", "xml"), "use table, csv or json")
+    assert one_line_error(cli("predict", tmp_path / "nothing", "--checkpoint", model), "does not exist")

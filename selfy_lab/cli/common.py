@@ -171,14 +171,15 @@ def comma_list(value: Optional[str]) -> list[str]:
     return parse_list(value)
 
 
-def console():
+def console(stderr: bool = False):
+    """The commands' console (``stderr``: for notes beside data written to standard output)."""
     import shutil
 
     from rich.console import Console
 
     # piped output (logs, CI) gets a wide table instead of rich's 80-column fallback; a message stays one line
     # whatever the width (the terminal wraps it, a log keeps it whole for grep and copy)
-    return Console(width=shutil.get_terminal_size((140, 24)).columns, soft_wrap=True)
+    return Console(width=shutil.get_terminal_size((140, 24)).columns, soft_wrap=True, stderr=stderr)
 
 
 def table(title: str, columns: list[str], rows: list[list[str]]):

@@ -57,6 +57,50 @@ def cam(
                   markup=False)  # model labels carry [run-directory] names
 
 
+@app.command()
+def predict(
+    videos: Annotated[list[Path], typer.Argument(help="Video files, frame folders, or folders of them.")],
+    checkpoint: Annotated[Path, typer.Option(help="The model: a run folder, its checkpoint.pt or an export.")],
+    top_k: Annotated[int, typer.Option(help="Classes shown per video, most probable first.")] = 5,
+    output_format: Annotated[str, typer.Option("--format", help="table (default), csv or json, on standard "
+                                               "output.")] = "table",
+    device: Device = "auto",
+):
+    """What is in these videos? The model's top-k classes with their probabilities, per video (one clip of the
+    model's frames, centre crop: its test protocol). A video that cannot be decoded is reported and the others
+    go on.
+
+    Examples:
+
+      selfy-lab predict my_clip.mp4 --checkpoint results/models/tsn-r18-w16-selfy-3
+
+      selfy-lab predict ~/videos --checkpoint models/selfy-tsm-r50 --top-k 3 --format csv > predictions.csv
+    """
+    import csv
+    import json
+    import sys
+
+    from ..predict import PREDICTION_COLUMNS, predict as run_predict
+
+    at_least(top_k, 1, "--top-k")
+    if output_format not in ("table", "csv", "json"):
+        raise SelfyError(f"--format {output_format[:20]}: use table, csv or json")
+    con = console(stderr=output_format != "table")
+    rows = run_predict(videos, checkpoint, top_k, device,
+                       lambda path, why: con.print(f"skipped {path}: {why}"))
+    if output_format == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=PREDICTION_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    elif output_format == "json":
+        typer.echo(json.dumps(rows, indent=1))
+    else:
+        from .common import table
+
+        con.print(table(f"top-{top_k} classes", ["video", "rank", "class", "probability"],
+                        [[r["video"], str(r["rank"]), r["class"], f"{r['probability']:.3f}"] for r in rows]))
+
+
 @app.command("stss")
 def stss_cmd(
     out: Annotated[Path, typer.Option(help="Directory for the PNGs.")] = Path("results/stss"),
