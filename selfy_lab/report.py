@@ -60,7 +60,7 @@ def write_report(notebooks: Path, results_root: Path, out: Path, only: list[str]
         except CellExecutionError as e:
             raise SelfyError(f"{book.name} failed: {str(e).strip().splitlines()[-1][:200]}") from None
         except CellTimeoutError:
-            raise SelfyError(f"{book.name}: a cell ran longer than --timeout {timeout} s") from None
+            raise SelfyError(f"{book.name}: a cell ran longer than --timeout-s {timeout}") from None
         except DeadKernelError:
             raise SelfyError(f"{book.name}: the notebook's kernel died (out of memory?)") from None
         html, _ = HTMLExporter().from_notebook_node(nb)

@@ -81,7 +81,7 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
         try:
             parse_int_list(spec, "frame", 1, 10**6)
         except ValueError as e:
-            raise SelfyError(f"--frames: {e}; use center, all or numbers like 4,5") from None
+            raise SelfyError(f"--corrupted-frames: {e}; use center, all or numbers like 4,5") from None
     models: list[Path] = []
     for s in sweeps:
         models += R.sweep_run_dirs(s)
@@ -102,7 +102,7 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
         try:
             parse_frames(spec, run_config_of(m).model.frames)
         except ValueError as e:
-            raise SelfyError(f"--frames {frames}: {e}; use center, all or numbers like 4,5") from None
+            raise SelfyError(f"--corrupted-frames {frames}: {e}; use center, all or numbers like 4,5") from None
     if clips not in (1, 2) or crops not in (1, 3):
         raise SelfyError(f"the test protocol is --clips 1 or 2 and --crops 1 or 3, got {clips} and {crops}")
     return RobustnessPlan(models, names, levels, spec, R.ensure_writable(out), clips, crops)

@@ -45,7 +45,7 @@ def test_flops_paper_table_csv(tmp_path):
     (["flops", "--paper", "--out", "/proc/selfy-lab-flops"], "cannot write to /proc/selfy-lab-flops"),
     (["flops", "--size", "4"], "--size must be at least 16"),
     (["report", "--only", "nope"], "no notebook named nope"),
-    (["report", "--timeout", "0"], "--timeout must be at least 1"),
+    (["report", "--timeout-s", "0"], "--timeout-s must be at least 1"),
     (["describe", "--out", "/proc/selfy-lab-describe"], "cannot write to /proc/selfy-lab-describe"),
 ])
 def test_bad_input_is_one_line(args, msg):

@@ -102,4 +102,4 @@ def test_cluster_flags_are_checked_at_the_edge(tmp_path):
     assert one_line_error(cli_inproc("ablate", "--preset", "smoke", "--executor", "slurm", "--out", tmp_path),
                           "--executor slurm needs --partition")
     assert one_line_error(cli_inproc("ablate", "--preset", "smoke", "--executor", "slurm", "--partition", "gpu",
-                                     "--time", "0", "--out", tmp_path), "--time must be at least 1")
+                                     "--time-min", "0", "--out", tmp_path), "--time-min must be at least 1")

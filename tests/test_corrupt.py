@@ -108,7 +108,7 @@ def test_list_shows_every_kind_with_its_range():
     (["--kind", "blur", "--severity", "5-2"], "reversed"),
     (["--kind", "blur", "--severity", "x"], "not a number"),
     (["--kind", "rain"], "unknown corruption 'rain'"),
-    (["--kind", "blur", "--frames", "a,b"], "--frames"),
+    (["--kind", "blur", "--corrupted-frames", "a,b"], "--corrupted-frames"),
     (["--checkpoint", "/nonexistent/run"], "no checkpoint"),
     (["--examples", "-1"], "--examples must be at least 0"),
     ([], "no offsets sweep"),

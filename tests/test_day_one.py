@@ -109,3 +109,30 @@ def test_predict_gives_the_top_k_classes_of_each_video_and_skips_a_broken_one(sm
     assert json.loads(j.stdout)[0]["class"] == rows[0]["class"]
     assert one_line_error(cli("predict", frames, "--checkpoint", model, "--format", "xml"), "use table, csv or json")
     assert one_line_error(cli("predict", tmp_path / "nothing", "--checkpoint", model), "does not exist")
+
+
+def test_every_command_follows_the_cli_s_rules():
+    """Outputs default to runs/, never the committed results/; a time flag names its unit; corrupt's frame choice
+    has its own name; a flag's help is never empty."""
+    import typer
+    from typer.core import TyperOption
+
+    from selfy_lab.cli import app
+
+    group = typer.main.get_command(app)
+    seen = 0
+    for name, cmd in group.commands.items():
+        for p in cmd.params:
+            if not isinstance(p, TyperOption) or p.name == "help":
+                continue
+            seen += 1
+            flag = p.opts[0]
+            if flag == "--out" and p.default is not None:
+                assert not str(p.default).startswith("results"), f"{name} {flag} defaults to {p.default}"
+            if "time" in flag:
+                assert flag.endswith(("-min", "-s")), f"{name} {flag}: name its unit"
+            assert (p.help or "").strip(), f"{name} {flag}"
+        if name == "corrupt":
+            assert "--frames" not in {o for p in cmd.params for o in p.opts}
+            assert "--corrupted-frames" in {o for p in cmd.params for o in p.opts}
+    assert seen > 100

@@ -117,8 +117,8 @@ def test_report_writes_html(fixture_results, tmp_path):
 @pytest.mark.slow
 def test_report_cell_timeout_is_one_line(fixture_results, tmp_path):
     p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", "report", "--results-root", str(fixture_results),
-                        "--out", str(tmp_path), "--only", "stss_explorer", "--timeout", "1"], capture_output=True,
+                        "--out", str(tmp_path), "--only", "stss_explorer", "--timeout-s", "1"], capture_output=True,
                        text=True, timeout=300, cwd=ROOT)
     assert p.returncode == 2, p.stderr
-    assert p.stderr.strip().splitlines() == ["error: stss_explorer.ipynb: a cell ran longer than --timeout 1 s"]
+    assert p.stderr.strip().splitlines() == ["error: stss_explorer.ipynb: a cell ran longer than --timeout-s 1"]
     assert not (tmp_path / "stss_explorer.html").exists()

@@ -53,7 +53,7 @@ def flops(
 
 @app.command()
 def bench(
-    out: Annotated[Path, typer.Option(help="Directory for bench.csv (tidy rows).")] = Path("results/bench"),
+    out: Annotated[Path, typer.Option(help="Directory for bench.csv (tidy rows).")] = Path("runs/bench"),
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when present).")] = "auto",
     only: Annotated[str, typer.Option(help="Comma list of parts: stss, step, modules, memory, loader (data loading vs training throughput), profile (where the step time goes, CPU), paper (TSM-R50 vs SELFYNet-TSM-R50 at 8x224x224, real batches), stss-memory (the STSS recomputed in the backward pass vs kept).")] = "stss,step,modules,memory",
     sizes: Annotated[str, typer.Option(help="STSS map sizes (comma list).")] = "14,28,56",

@@ -78,7 +78,7 @@ def ablate(
     partition: Annotated[Optional[str], typer.Option(help="Slurm partition.", rich_help_panel="Cluster")] = None,
     gpus_per_run: Annotated[int, typer.Option(help="GPUs per job (several: one DDP process per GPU).",
                                               rich_help_panel="Cluster")] = 0,
-    time_min: Annotated[int, typer.Option("--time", help="Job time limit in minutes (a run that needs longer is "
+    time_min: Annotated[int, typer.Option("--time-min", help="Job time limit in minutes (a run that needs longer is "
                                           "requeued and resumes).", rich_help_panel="Cluster")] = 24 * 60,
     runs_dir: Annotated[Optional[Path], typer.Option(
         help="Keep the run directories in this store, shared by several sweeps (OUT/runs links to it): a variant "
@@ -102,7 +102,7 @@ def ablate(
       selfy-lab ablate --experiment experiments/table3b.yaml --seeds 3
 
       selfy-lab ablate --experiment experiments/table7f.yaml --preset paper --dataset something-v1 \\
-          --data-root /data/ssv1 --executor slurm --partition gpu --gpus-per-run 8 --time 1440
+          --data-root /data/ssv1 --executor slurm --partition gpu --gpus-per-run 8 --time-min 1440
 
     Re-running the same command skips finished runs and resumes interrupted ones.
     """
@@ -115,7 +115,7 @@ def ablate(
     at_least(threads, 1, "--threads")
     allow_dirty_source(allow_dirty)
     at_least(gpus_per_run, 0, "--gpus-per-run")
-    at_least(time_min, 1, "--time")
+    at_least(time_min, 1, "--time-min")
     from ..cluster import ClusterOptions
 
     cluster = ClusterOptions(executor, partition or "", gpus_per_run, time_min)
@@ -150,7 +150,7 @@ def corrupt(
         "temporal_blur. See --list.")] = None,
     severity: Annotated[Optional[str], typer.Option(help="Severities: 3, 1-6 or 1,3,5 (default: all of the kind). "
                                                     "Severity 0 (clean) is always evaluated.")] = None,
-    frames_spec: Annotated[str, typer.Option("--frames", help="Corrupted frames: center (the 4th of 8, the paper), all, "
+    frames_spec: Annotated[str, typer.Option("--corrupted-frames", help="Which frames to corrupt: center (the 4th of 8, the paper), all, "
                                              "or 1-based numbers like 4,5. Temporal kinds act on the whole clip.")] = "center",
     sweep: Annotated[Optional[list[Path]], typer.Option(help="Sweep directory whose runs to evaluate (repeatable).")] = None,
     checkpoint: Annotated[Optional[list[Path]], typer.Option(help="Run directory or checkpoint.pt to evaluate (repeatable).")] = None,

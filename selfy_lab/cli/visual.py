@@ -28,7 +28,7 @@ def cam(
     layer: Annotated[str, typer.Option(help="Feature map: auto (the deepest stage with a map of at least 7x7 cells: res5 "
                                        "at 224 input, as the paper; res3 at the built-in benchmark's 64), res5, res4, res3, res2.")] = "auto",
     results_root: Annotated[Path, typer.Option(help="Where the default models' sweep is looked for.")] = Path("results"),
-    out: Annotated[Path, typer.Option(help="Directory for the PNGs.")] = Path("results/cam"),
+    out: Annotated[Path, typer.Option(help="Directory for the PNGs.")] = Path("runs/cam"),
     data_root: DataRoot = None, val_list: ValList = None, categories: Categories = None,
     device: Device = "auto",
 ):
@@ -103,7 +103,7 @@ def predict(
 
 @app.command("stss")
 def stss_cmd(
-    out: Annotated[Path, typer.Option(help="Directory for the PNGs.")] = Path("results/stss"),
+    out: Annotated[Path, typer.Option(help="Directory for the PNGs.")] = Path("runs/stss"),
     checkpoint: Annotated[Optional[Path], typer.Option(help="Trained model: show the STSS at its SELFY block. "
                                                        "Default: raw pixels of a built-in benchmark clip.")] = None,
     clip: Annotated[int, typer.Option(help="Validation clip index.")] = 0,
@@ -118,7 +118,7 @@ def stss_cmd(
     """Render STSS maps for a clip: the U x V similarities of a query per offset, the soft-argmax
     displacement field, and the motion likelihood across offsets.
 
-      selfy-lab stss --out results/stss                         # a built-in clip, raw pixels
+      selfy-lab stss --out runs/stss                            # a built-in clip, raw pixels
 
       selfy-lab stss --checkpoint results/ablate-offsets/runs/<id> --clip 5 --query 3,4,4
 
@@ -148,26 +148,26 @@ def stss_cmd(
 
 @app.command()
 def report(
-    out: Annotated[Path, typer.Option(help="Directory for the HTML pages.")] = Path("results/report"),
+    out: Annotated[Path, typer.Option(help="Directory for the HTML pages.")] = Path("runs/report"),
     results_root: Annotated[Optional[Path], typer.Option(help="Results the notebooks read (default results/); with "
                                                             "--readme, the sweeps its tables name (default: the "
                                                             "README's folder).")] = None,
     notebooks: Annotated[Path, typer.Option(help="Notebook directory.")] = Path("notebooks"),
     only: Annotated[Optional[str], typer.Option(help="Comma list of notebook names (default: all).")] = None,
-    timeout: Annotated[int, typer.Option(help="Seconds per notebook cell.")] = 900,
+    timeout: Annotated[int, typer.Option("--timeout-s", help="Seconds per notebook cell.")] = 900,
     readme: Annotated[Optional[Path], typer.Option(
         help="Instead: rewrite the tables of this results README (e.g. results/README.md) from the result files "
         "beside it (or under --results-root), between its <!-- table ... --> and <!-- end table --> markers.")] = None,
 ):
     """Execute the notebooks against RESULTS_ROOT and write them as HTML, to share results without Jupyter.
 
-      selfy-lab report --out results/report
+      selfy-lab report --out runs/report
 
       selfy-lab report --readme results/README.md      # regenerate the README's tables from the CSVs
     """
     from ..report import write_report
 
-    at_least(timeout, 1, "--timeout")
+    at_least(timeout, 1, "--timeout-s")
     con = console()
     if readme is not None:
         from ..readme_tables import update_readme
