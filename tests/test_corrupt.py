@@ -178,3 +178,17 @@ def test_corrupt_command_default_models_and_outputs(smoke_sweep, tmp_path):
     assert {r["corrupted_frames"] for r in rows if r["kind"] == "temporal_blur" and r["severity"] != "0"} == {"all"}
     p = cli("--results-root", str(tmp_path / "empty"))
     assert p.returncode == 2 and "no offsets sweep" in p.stderr
+
+
+def test_the_private_motion_blur_kernel_we_call_is_where_we_call_it():
+    """corrupt.motion_blur calls imagecorruptions' private _motion_blur (ImageNet-C's kernel with explicit
+    parameters); the dependency is pinned below 1.2, and this fails the day the function moves or changes."""
+    import inspect
+
+    from imagecorruptions.corruptions import _motion_blur
+
+    assert list(inspect.signature(_motion_blur).parameters) == ["x", "radius", "sigma", "angle"]
+    frame = np.full((32, 32, 3), 128, np.uint8)
+    frame[12:20, 12:20] = 255
+    out = _motion_blur(frame, radius=3, sigma=1.0, angle=0.0)
+    assert out.shape == frame.shape and not np.array_equal(np.clip(out, 0, 255).astype(np.uint8), frame)
