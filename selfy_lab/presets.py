@@ -42,6 +42,29 @@ PAPER_DATASET_TRAIN = {
 }
 
 
+def custom_classes(data: dict[str, Any]) -> int:
+    """The class count of ``--dataset custom``: the names in its categories file (``--categories``, else
+    DATA_ROOT/categories.txt), one a line."""
+    from pathlib import Path
+
+    from .errors import SelfyError
+    from .textfiles import read_lines
+
+    path = data.get("categories") or (Path(data["data_root"]) / "categories.txt" if data.get("data_root") else None)
+    if not path:
+        raise ValueError("--dataset custom takes its classes from a file, one name a line: pass --categories FILE "
+                         "(or --data-root DIR holding categories.txt)")
+    if not Path(path).is_file():
+        raise ValueError(f"--dataset custom: the categories file {path} does not exist (one class name a line)")
+    try:
+        names = [n.strip() for n in read_lines(path) if n.strip()]
+    except SelfyError as e:
+        raise ValueError(str(e)) from None
+    if len(names) < 2:
+        raise ValueError(f"--dataset custom: {path} names {len(names)} class(es); a classifier needs at least 2")
+    return len(names)
+
+
 def resolve(preset: str = "paper", dataset: str | None = None, overrides: dict[str, Any] | None = None,
             experiment: str = "") -> RunConfig:
     """defaults -> preset -> dataset conventions -> ``overrides`` (YAML, then flags) -> RunConfig."""
@@ -52,7 +75,8 @@ def resolve(preset: str = "paper", dataset: str | None = None, overrides: dict[s
     ds = dataset or (overrides.get("data") or {}).get("dataset") or "synthetic"
     if ds not in DATASETS:
         raise ValueError(f"unknown dataset '{ds}': choose from {', '.join(DATASETS)}")
-    layers.append(dict(model=dict(num_classes=DATASETS[ds]["num_classes"]), data=dict(dataset=ds)))
+    classes = DATASETS[ds]["num_classes"] or custom_classes(overrides.get("data") or {})
+    layers.append(dict(model=dict(num_classes=classes), data=dict(dataset=ds)))
     if preset == "paper" and ds in PAPER_DATASET_TRAIN:
         layers.append(dict(train=PAPER_DATASET_TRAIN[ds]))
     if preset != "paper" and ds != "synthetic":

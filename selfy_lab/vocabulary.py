@@ -60,6 +60,10 @@ DATASETS: dict[str, dict[str, Any]] = {
                      val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1"),
     "gym99": dict(num_classes=99, template="img_{:05d}.jpg", train_list="train_videofolder.txt",
                   val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="mean_class"),
+    # a labelled dataset of one's own: lists in any of LIST_FORMATS and a class-name file, one name a line, whose
+    # length sets the class count (num_classes 0: read from it when the run is resolved)
+    "custom": dict(num_classes=0, template="{:05d}.jpg", train_list="train.txt", val_list="val.txt",
+                   categories="categories.txt", flip="none", metric="top1"),
     "gym288": dict(num_classes=288, template="img_{:05d}.jpg", train_list="train_videofolder.txt",
                    val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="mean_class"),
 }

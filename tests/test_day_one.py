@@ -136,3 +136,35 @@ def test_every_command_follows_the_cli_s_rules():
             assert "--frames" not in {o for p in cmd.params for o in p.opts}
             assert "--corrupted-frames" in {o for p in cmd.params for o in p.opts}
     assert seen > 100
+
+
+def test_a_labelled_dataset_of_one_s_own(tmp_path):
+    """--dataset custom: a list file in the formats the others read and a class-name file whose length sets the
+    model's class count."""
+    import numpy as np
+    from PIL import Image
+
+    from selfy_lab.data.datasets import build_dataset
+
+    root = tmp_path / "mine"
+    names = ["wave", "clap", "jump"]
+    lines = []
+    for label, name in enumerate(names):
+        for k in range(2):
+            folder = root / f"{name}_{k}"
+            folder.mkdir(parents=True)
+            for i in range(1, 9):
+                Image.fromarray(np.full((36, 40, 3), 40 * label + k, np.uint8)).save(folder / f"{i:05d}.jpg")
+            lines.append(f"{name}_{k} 8 {label}")
+    (root / "categories.txt").write_text("\n".join(names) + "\n")
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    (root / "val.txt").write_text("\n".join(lines[::2]) + "\n")
+    run, _ = run_from_flags({"dataset": "custom", "data_root": str(root), "preset": "smoke"})
+    assert run.model.num_classes == 3
+    train, val = build_dataset(run, "train"), build_dataset(run, "val")
+    assert len(train) == 6 and len(val) == 3 and train.class_names == names
+    with pytest.raises(SelfyError, match="--dataset custom takes its classes from a file"):
+        run_from_flags({"dataset": "custom", "preset": "smoke"})
+    (tmp_path / "one.txt").write_text("only\n")
+    with pytest.raises(SelfyError, match="names 1 class"):
+        run_from_flags({"dataset": "custom", "categories": str(tmp_path / "one.txt"), "preset": "smoke"})
