@@ -30,7 +30,7 @@ DEFAULT_REDUCE = {"pool1": 4, "res2": 4, "res3": 2, "res4": 1, "res5": 1}
 # a ResNet's output stride at each position (the stem's convolution and pooling, then one halving a stage)
 STAGE_STRIDE = {"pool1": 4, "res2": 4, "res3": 8, "res4": 16, "res5": 32}
 REDUCE_CHOICES = (1, 2, 4)
-LIST_FORMATS = ("auto", "tsn", "two-column", "ssv2-json", "diving48-json")  # data/lists.py reads each
+LIST_FORMATS = ("auto", "tsn", "two-column", "ssv2-json", "diving48-json", "kinetics-csv")  # data/lists.py reads each
 HIERARCHIES = ("none", "diff", "selfy")  # HCML's motion encoder (models/hcml.py)
 AUX_LOSSES = ("none", "hcml")
 HCML_TARGETS = ("motion", "backbone")  # what a level predicts (models/hcml.py)
@@ -60,6 +60,10 @@ DATASETS: dict[str, dict[str, Any]] = {
                      val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="top1"),
     "gym99": dict(num_classes=99, template="img_{:05d}.jpg", train_list="train_videofolder.txt",
                   val_list="val_videofolder.txt", categories="category.txt", flip="skip", metric="mean_class"),
+    # Kinetics as its official CSVs ship (class names: the train CSV's labels, sorted); MMAction2's `path label`
+    # lists work too with --train-list / --val-list and its label map as --categories
+    **{f"kinetics{n}": dict(num_classes=n, template="{:05d}.jpg", train_list="train.csv", val_list="validate.csv",
+                            categories="train.csv", flip="none", metric="top1") for n in (400, 600, 700)},
     # a labelled dataset of one's own: lists in any of LIST_FORMATS and a class-name file, one name a line, whose
     # length sets the class count (num_classes 0: read from it when the run is resolved)
     "custom": dict(num_classes=0, template="{:05d}.jpg", train_list="train.txt", val_list="val.txt",

@@ -168,3 +168,30 @@ def test_a_labelled_dataset_of_one_s_own(tmp_path):
     (tmp_path / "one.txt").write_text("only\n")
     with pytest.raises(SelfyError, match="names 1 class"):
         run_from_flags({"dataset": "custom", "categories": str(tmp_path / "one.txt"), "preset": "smoke"})
+
+
+def test_kinetics_as_its_official_csvs_ship(tmp_path):
+    from selfy_lab.data.datasets import build_dataset
+    from selfy_lab.data.lists import detect_format, read_class_names, read_clips
+
+    root = tmp_path / "k400"
+    header = "label,youtube_id,time_start,time_end,split\n"
+    (root / "train").mkdir(parents=True)
+    (root / "train.csv").write_text(header + "abseiling,aaa111,12,22,train\nzumba,bbb222,0,10,train\n"
+                                    "air drumming,ccc333,5,15,train\n")
+    (root / "validate.csv").write_text(header + "zumba,ddd444,30,40,val\n")
+    (root / "air drumming").mkdir()
+    (root / "air drumming" / "ccc333_000005_000015.mp4").write_bytes(b"")  # saved under its class folder
+    assert detect_format(root / "train.csv") == "kinetics-csv"
+    names = read_class_names(root / "train.csv")
+    assert names == ["abseiling", "air drumming", "zumba"]  # sorted, as MMAction2's label maps
+    clips = read_clips(root / "train.csv", root=root, class_names=names)
+    assert [c.label for c in clips] == [0, 2, 1]
+    assert clips[0].path == root / "abseiling" / "aaa111_000012_000022.mp4"
+    assert clips[2].path == root / "air drumming" / "ccc333_000005_000015.mp4"
+    run, _ = run_from_flags({"dataset": "kinetics400", "data_root": str(root), "preset": "smoke",
+                             "categories": str(root / "train.csv"), "num_classes": 3})
+    assert len(build_dataset(run, "val", check=False)) == 1
+    (root / "bad.csv").write_text(header + "unknown class,eee,1,2,train\n")
+    with pytest.raises(SelfyError, match=r"bad.csv:2: class 'unknown class' is not among the 3 classes"):
+        read_clips(root / "bad.csv", root=root, class_names=names)

@@ -86,8 +86,9 @@ Preset = Annotated[Optional[str], typer.Option(
     help="smoke (seconds), quick (CPU default on the built-in benchmark), paper (the paper's recipe, Appendix A). "
     "Default: quick on synthetic, paper otherwise.", rich_help_panel="Run")]
 Dataset = Annotated[Optional[str], typer.Option(
-    help="synthetic (built-in benchmark, default), something-v1, something-v2, diving48, gym99, gym288, or videos "
-    "(pretrain only: every video file and frame folder under --data-root, no list, no labels).",
+    help="synthetic (built-in benchmark, default), something-v1, something-v2, diving48, gym99, gym288, kinetics400, "
+    "kinetics600, kinetics700 (the official CSVs), custom (your own lists and categories file, which sets the class "
+    "count), or videos (pretrain only: every video file and frame folder under --data-root, no list, no labels).",
     rich_help_panel="Data")]
 DataRoot = Annotated[Optional[str], typer.Option(help="Dataset root; listed absolute paths keep their last component under it.",
                                                  rich_help_panel="Data")]
@@ -110,7 +111,8 @@ Categories = Annotated[Optional[str], typer.Option(
     rich_help_panel="Data")]
 ListFormat = Annotated[Optional[str], typer.Option(
     help="Format of --train-list / --val-list: auto (told from the file), tsn (<folder> <frames> <label>), "
-    "two-column (<video> <label>: MMAction2, FineGym), ssv2-json, diving48-json.", rich_help_panel="Data")]
+    "two-column (<video> <label>: MMAction2, FineGym), ssv2-json, diving48-json, kinetics-csv (the official "
+    "Kinetics CSVs).", rich_help_panel="Data")]
 FrameTemplate = Annotated[Optional[str], typer.Option(help="Frame file names, e.g. {:05d}.jpg or img_{:05d}.jpg (1-based).",
                                                       rich_help_panel="Data")]
 Flip = Annotated[Optional[str], typer.Option(

@@ -5,6 +5,9 @@
   first column is a clip id: the video is ``<clip id>.mp4`` (or another video suffix found) under the root);
 * ``ssv2-json``: Something-Something V2's ``train.json`` / ``validation.json`` (``id``, ``template`` with
   brackets, ``placeholders``), classes from its ``labels.json``; videos ``<id>.webm`` under the root;
+* ``kinetics-csv``: the official Kinetics-400/600/700 CSVs (``label,youtube_id,time_start,time_end,split``);
+  videos ``<youtube_id>_<start:06d>_<end:06d>.mp4`` under ``<root>/<label>/`` or flat under the root, as the
+  common downloaders save them; class names from the train CSV (its labels, sorted) or a class-name file;
 * ``diving48-json``: Diving-48's ``Diving48_V2_*.json`` (``vid_name``, ``label``, ``start_frame``,
   ``end_frame``); videos ``<vid_name>.mp4`` under the root, the clip being frames start..end.
 
@@ -86,6 +89,8 @@ def detect_format(path: str | Path) -> str:
         raise DataError(f"{path}: a JSON list of neither Something-Something V2 items (id, template) nor Diving-48 "
                         f"items (vid_name, label, start_frame, end_frame): pass --list-format")
     first = next((line for line in read_lines(path) if line.strip()), "")
+    if first.replace(" ", "").lower().startswith(KINETICS_HEADER):
+        return "kinetics-csv"
     cols = len(first.split())
     if cols in (2, 3):
         return "tsn" if cols == 3 else "two-column"
@@ -107,6 +112,8 @@ def read_clips(path: str | Path, fmt: str = "auto", root: str | Path | None = No
         entries = _read_two_column(path, root, num_classes)
     elif fmt == "ssv2-json":
         entries = _read_ssv2(path, root, class_names)
+    elif fmt == "kinetics-csv":
+        entries = _read_kinetics(path, root, class_names)
     else:
         entries = _read_diving48(path, root, num_classes)
     if not entries:
@@ -155,6 +162,47 @@ def _read_two_column(path: Path, root, num_classes) -> list[ListEntry]:
     return entries
 
 
+KINETICS_HEADER = "label,youtube_id,time_start,time_end"
+
+
+def _kinetics_rows(path: Path) -> list[tuple[int, dict]]:
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(read_text(path))))
+    if not rows or not set(KINETICS_HEADER.split(",")) <= set(rows[0]):
+        raise DataError(f"{path}: expected the Kinetics CSV header {KINETICS_HEADER},split")
+    return [(n, r) for n, r in enumerate(rows, 2)]
+
+
+def kinetics_class_names(path: str | Path) -> list[str]:
+    """The classes of a Kinetics CSV: its labels, sorted (the order MMAction2's label maps use)."""
+    return sorted({r["label"].strip() for _, r in _kinetics_rows(Path(path)) if (r.get("label") or "").strip()})
+
+
+def _read_kinetics(path: Path, root, class_names: list[str] | None) -> list[ListEntry]:
+    if not class_names:
+        raise DataError(f"{path}: Kinetics rows name their class: pass the train CSV or a class-name file as --categories")
+    ids = {name: i for i, name in enumerate(class_names)}
+    base = Path(root) if root else path.parent
+    entries = []
+    for n, r in _kinetics_rows(path):
+        where = f"{path}:{n}"
+        label = (r.get("label") or "").strip()
+        if label not in ids:
+            raise DataError(f"{where}: class '{label[:40]}' is not among the {len(ids)} classes of --categories "
+                            "(a test CSV without labels cannot be scored)")
+        try:
+            name = f"{r['youtube_id'].strip()}_{int(float(r['time_start'])):06d}_{int(float(r['time_end'])):06d}.mp4"
+        except (TypeError, ValueError, AttributeError):
+            raise DataError(f"{where}: time_start and time_end must be seconds, got {r.get('time_start')!r} and "
+                            f"{r.get('time_end')!r}") from None
+        candidates = [base / label / name, base / label.replace(" ", "_") / name, base / name]
+        video = next((c for c in candidates if c.is_file()), candidates[0])
+        entries.append(ListEntry(video, 0, ids[label], where))
+    return entries
+
+
 def _read_ssv2(path: Path, root, class_names: list[str] | None) -> list[ListEntry]:
     if not class_names:
         raise DataError(f"{path}: Something-Something V2 items name their class by template: pass its labels.json as --categories")
@@ -190,6 +238,8 @@ def read_class_names(path: str | Path) -> list[str]:
     """Class names in label order from a class-name file (one per line), Something-Something V2's
     ``labels.json`` (template -> id) or Diving-48's vocabulary JSON (one list of words per class)."""
     path = Path(path)
+    if path.suffix.lower() == ".csv" and path.is_file() and read_text(path).replace(" ", "").lower().startswith(KINETICS_HEADER):
+        return kinetics_class_names(path)
     if path.suffix.lower() != ".json":
         return read_categories(path)
     if not path.is_file():
