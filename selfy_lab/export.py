@@ -29,6 +29,13 @@ def _ours(path: Path) -> bool:
                 return (f.metadata() or {}).get("format") == "selfy-lab"
         except Exception:  # not a safetensors file at all
             return False
+    if path.name == R.HUB_CONFIG:
+        import json
+
+        try:
+            return json.loads(path.read_text()).get("library_name") == "selfy-lab"
+        except (OSError, ValueError, AttributeError):
+            return False
     if path.name == R.MODEL_CARD:
         try:
             return CARD_MARK in path.read_text(errors="replace")
@@ -55,7 +62,7 @@ def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> lis
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SelfyError(f"--out {out} is a file: an export is a folder; pass a new folder name")
-    targets = [out / R.WEIGHTS, out / R.CONFIG, out / R.MODEL_CARD]
+    targets = [out / R.WEIGHTS, out / R.CONFIG, out / R.HUB_CONFIG, out / R.MODEL_CARD]
     existing = [p for p in targets if p.exists()]
     foreign = [p for p in existing if p.is_dir() or not _ours(p)]
     if foreign:
@@ -77,8 +84,40 @@ def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> lis
         raise SelfyError(f"cannot write {out / R.WEIGHTS} ({e.strerror or type(e).__name__}): free some space and "
                          "export again") from None
     R.write_run_config(out, run)
+    R.atomic_write_text(out / R.HUB_CONFIG, hub_config(run, run_dir))
     R.atomic_write_text(out / R.MODEL_CARD, model_card(run, run_dir).rstrip("\n") + f"\n\n{CARD_MARK}\n")
     return targets
+
+
+def hub_config(run: RunConfig, run_dir: Path) -> str:
+    """config.json: what hub tooling reads of a model folder (library, architecture, classes, input), beside
+    the whole configuration that ``config.yaml`` holds."""
+    import json
+
+    from .frozen import to_dict
+
+    m, d = run.model, run.data
+    return json.dumps({"library_name": "selfy-lab", "model_type": "selfynet" if m.block != "none" else m.backbone,
+                       "architectures": [f"{m.backbone}+{m.block}"], "num_classes": m.num_classes,
+                       "num_frames": m.frames, "image_size": d.size, "dataset": d.dataset, "run_id": run.run_hash,
+                       "selfy_lab_config": to_dict(run)}, indent=1, default=str) + "\n"
+
+
+def card_metadata(run: RunConfig, run_dir: Path) -> str:
+    """The model card's YAML front matter (library, license, tags, dataset, metrics), as hub tooling reads it."""
+    import yaml
+
+    val = R.read_metrics(run_dir)
+    meta = {"library_name": "selfy-lab", "license": "mit", "pipeline_tag": "video-classification",
+            "tags": ["video-classification", "action-recognition", "self-similarity", run.model.backbone,
+                     run.model.block],
+            "datasets": [run.data.dataset],
+            "metrics": ["accuracy"],
+            "model-index": [{"name": f"{run.model.backbone}+{run.model.block}-{run.run_hash}", "results": [{
+                "task": {"type": "video-classification"}, "dataset": {"name": run.data.dataset, "type": run.data.dataset},
+                "metrics": [{"type": "accuracy", "name": f"{k} (validation)", "value": round(100 * val[k], 2)}
+                            for k in ("top1", "top5") if k in val]}]}]}
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n\n"
 
 
 def model_card(run: RunConfig, run_dir: Path) -> str:
@@ -92,7 +131,7 @@ def model_card(run: RunConfig, run_dir: Path) -> str:
         f", offsets {v['offsets']}, window {v['window']}" if v["offsets"] != "none" else "")
     data = "the built-in motion benchmark (selfy_lab.data.synthetic)" if d.dataset == "synthetic" else d.dataset
     top = "".join(f"| {k} | {100 * val[k]:.1f} % |\n" for k in ("top1", "top5", "order_pairs_binary") if k in val)
-    return f"""# {m.backbone} + {m.block} ({run.run_hash})
+    return card_metadata(run, run_dir) + f"""# {m.backbone} + {m.block} ({run.run_hash})
 
 A SELFYNet model trained with selfy-lab.
 

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 CONFIG, CHECKPOINT, HISTORY, METRICS, ERROR, EVAL, SOURCE_DIFF = (
     "config.yaml", "checkpoint.pt", "history.csv", "metrics.csv", "error.txt", "eval.csv", "source.diff")
 # an exported model (selfy-lab export): its weights, and the run's config.yaml and a model card beside them
-WEIGHTS, MODEL_CARD = "model.safetensors", "README.md"
+WEIGHTS, MODEL_CARD, HUB_CONFIG = "model.safetensors", "README.md", "config.json"
 SWEEP_RECORD, RUNS_DIR, RUNS_TABLE, STATUS_TABLE, FIGURES = "sweep.yaml", "runs", "runs.csv", "status.csv", "figures"
 ROBUSTNESS_DIR, ROBUSTNESS_TABLE, ROBUSTNESS_SUMMARY = "robustness", "robustness.csv", "robustness_summary.csv"
 TENSORBOARD_DIR = "tensorboard"  # event files of --tensorboard, inside a run directory

@@ -101,9 +101,19 @@ def test_an_exported_model_loads_bit_for_bit_everywhere_a_run_is_accepted(tmp_pa
     fit(run, tmp_path / "run")
     p = cli("export", tmp_path / "run", "--out", tmp_path / "model")
     assert p.returncode == 0, p.stderr
-    assert {f.name for f in (tmp_path / "model").iterdir()} == {"model.safetensors", "config.yaml", "README.md"}
+    assert {f.name for f in (tmp_path / "model").iterdir()} == {"model.safetensors", "config.yaml", "config.json",
+                                                               "README.md"}
     card = (tmp_path / "model" / "README.md").read_text()
     assert run.run_hash in card and "tsn-r18-w8" in card and "| top1 |" in card and "git revision" in card
+    import json
+
+    import yaml
+    meta = yaml.safe_load(card.split("---\n")[1])  # the front matter hub tooling reads
+    assert meta["library_name"] == "selfy-lab" and meta["license"] == "mit" and meta["datasets"] == ["synthetic"]
+    assert meta["model-index"][0]["results"][0]["metrics"][0]["type"] == "accuracy"
+    hub = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert hub["library_name"] == "selfy-lab" and hub["num_classes"] == run.model.num_classes
+    assert hub["selfy_lab_config"]["model"]["backbone"] == "tsn-r18-w8" and hub["run_id"] == run.run_hash
     _, trained = load_run(tmp_path / "run", "cpu")
     again, exported = load_run(tmp_path / "model", "cpu")
     assert again.run_hash == run.run_hash
