@@ -16,8 +16,12 @@ class DivergedError(SelfyError):
 def user_message(exc: BaseException) -> str:
     """One line for the user. Errors re-raised from DataLoader workers carry the worker's traceback
     in their message; the last line is the original message."""
+    import re
+
     text = str(exc).strip()
     if "Original Traceback" in text:
         last = text.splitlines()[-1]
         text = last.split(": ", 1)[1] if ": " in last else last
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    # a value pasted by mistake (a whole file as a flag) is cut, so the line stays one a terminal shows
+    return re.sub(r"\S{200,}", lambda m: f"{m.group(0)[:80]}...({len(m.group(0))} characters)", line)

@@ -263,3 +263,10 @@ def test_a_list_item_of_the_wrong_type_is_one_line():
         resolve("quick", overrides={"model": {"position": ["res3", 5]}})
     with pytest.raises(ValueError, match="hierarchy levels"):
         resolve("quick", overrides={"model": {"hierarchy_levels": [3, "res4"]}})
+
+
+def test_a_long_value_is_cut_in_the_message():
+    from selfy_lab.errors import user_message
+
+    msg = user_message(SelfyError(f"unknown dataset '{'x' * 5000}': choose from synthetic, custom"))
+    assert len(msg) < 200 and msg.endswith("choose from synthetic, custom") and "(5003 characters)" in msg
