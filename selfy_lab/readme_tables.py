@@ -86,7 +86,8 @@ def paper_table(root: Path, table_id: str, sweep: str) -> str:
         rows.append([label, _pm(100 * r["top1_mean"], 100 * r.get("top1_std", float("nan"))), per_seed,
                      _num(100 * r["top5_mean"]), _num(pairs), _num(r["gflops"], "{:.3f}"),
                      _num(r.get("paper_top1", float("nan")))])
-    header = ["variant", "top-1, mean ± std", "per seed", "top-5", "order pairs (binary)", "GFLOPs", "paper top-1"]
+    header = ["variant", f"{split} top-1, mean ± std", "per seed", "top-5", "order pairs (binary)", "GFLOPs",
+              "paper top-1"]
     if not table_id:  # a sweep of its own: no paper column
         header, rows = header[:-1], [r[:-1] for r in rows]
         return markdown(header, rows)
@@ -123,7 +124,8 @@ def comparison_table(root: Path, sweep: str) -> str:
     t = _read(root / sweep / COMPARISON_TABLE)
     rows = [[str(r.variant), _pm(r.top1, r.top1_std), str(r.top1_per_seed), _num(r.order_pairs_binary, "{:.0f}"),
              _num(r.gflops, "{:.3f}"), _num(r.params_m, "{:.3f}")] for r in t.itertuples()]
-    return markdown(["model", "top-1 (%)", "per seed", "order pairs (%)", "GFLOPs", "params (M)"], rows)
+    split = str(t["split"].iloc[0]) if "split" in t and len(t) else "val"  # older comparison files: val
+    return markdown(["model", f"{split} top-1 (%)", "per seed", "order pairs (%)", "GFLOPs", "params (M)"], rows)
 
 
 def recipes_table(root: Path, sweep: str) -> str:
