@@ -37,7 +37,8 @@ def print_sweep_summary(con, out: Path, paper_table: str = "") -> None:
         if table_id:
             cells += [_num(r["paper_top1"]), _num(r["paper_top5"])]
         rows.append(cells)
-    title = f"{out}: val accuracy (%), mean ± std over seeds" + (f"; paper: SS-V1, {table_id}" if table_id else "")
+    split = str(summ["split"].iloc[0]) if "split" in summ else "val"
+    title = f"{out}: {split} accuracy (%), mean ± std over seeds" + (f"; paper: SS-V1, {table_id}" if table_id else "")
     con.print(table(title, cols, rows))
 
 
