@@ -414,7 +414,8 @@ def write_sweep_figure(out: str | Path, paper_table: str = "") -> list[Path]:
         table = module_comparison(df)
         R.write_csv(Path(out) / COMPARISON_TABLE, table.to_dict("records"), list(table.columns))
         return [Path(out) / COMPARISON_TABLE,
-                *save_figure(comparison_figure(table), R.figures_dir(out) / "accuracy_vs_gflops"),
+                *save_figure(comparison_figure(table, f"{table['split'].iloc[0] if len(table) else 'val'} top-1 (%)"),
+                             R.figures_dir(out) / "accuracy_vs_gflops"),
                 *write_curves(out)]
     if not is_offsets_sweep(summ):
         return []

@@ -66,7 +66,8 @@ def temporal_range_figure(summary, paper_rows: dict | None = None, metric: str =
     used = sorted(set(sub["offsets"].map(LADDER_ORDER.index))) if len(sub) else []
     ax.set_xticks(used, [("baseline" if LADDER_ORDER[i] == "none" else LADDER_ORDER[i]) for i in used])
     ax.set_xlabel("temporal offsets l")
-    ax.set_ylabel(f"val {metric} (%)")
+    split = str(summary["split"].iloc[0]) if "split" in summary and len(summary) else "val"
+    ax.set_ylabel(f"{split} {metric} (%)")
     ax.set_title("ours (mean ± std over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -134,7 +135,8 @@ def robustness_figure(df, kind: str, metric: str = "top1"):
     fig, ax = plt.subplots(figsize=(8.2 if many else 5.6, 3.8))
     sns.lineplot(data=sub, x="severity", y="value", hue="variant", hue_order=order, marker="o", errorbar="sd", ax=ax)
     ax.set_xlabel("severity (0 = clean)")
-    ax.set_ylabel(f"val {metric} (%)")
+    split = str(sub["split"].iloc[0]) if "split" in sub and len(sub) else "val"
+    ax.set_ylabel(f"{split} {metric} (%)")
     ax.set_title(f"corruption: {kind}", fontsize=10)
     ax.grid(alpha=0.3)
     beside = dict(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False) if many else {}
