@@ -108,6 +108,13 @@ def load_pretrained(model: nn.Module, source: str, depth: int, width: int = 64) 
         sd = fetch_imagenet(depth)
     elif R.is_exported(source):  # selfy-lab export: a run's weights as safetensors
         return _load_run_parts(model, R.read_exported(source)[1], source)
+    elif Path(str(source)).name == R.WEIGHTS and R.is_exported(Path(str(source)).parent):
+        # the export's weights file named instead of its folder: the folder holds the configuration they need
+        return _load_run_parts(model, R.read_exported(Path(str(source)).parent)[1], str(Path(str(source)).parent))
+    elif str(source).endswith(".safetensors"):
+        raise SelfyError(f"{source}: a safetensors file without the config.yaml of a selfy-lab export beside it; pass "
+                         "the export folder (selfy-lab export RUN --out DIR writes both), or torchvision-format "
+                         "ResNet weights (.pth)")
     else:
         path = _weights_file(source)
         ck = _read(path)

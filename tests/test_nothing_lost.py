@@ -270,3 +270,21 @@ def test_a_long_value_is_cut_in_the_message():
 
     msg = user_message(SelfyError(f"unknown dataset '{'x' * 5000}': choose from synthetic, custom"))
     assert len(msg) < 200 and msg.endswith("choose from synthetic, custom") and "(5003 characters)" in msg
+
+
+def test_an_export_s_weights_file_passed_as_pretrained_is_its_folder(smoke_sweep, tmp_path):
+    from selfy_lab.export import export_run
+    from selfy_lab.models import build_model
+    from selfy_lab.weights import load_pretrained
+
+    run = R.sweep_run_dirs(smoke_sweep)[0]
+    out = tmp_path / "model"
+    export_run(run, out)
+    cfg = R.read_run_config(out).model
+    by_folder = load_pretrained(build_model(cfg), str(out), cfg.depth, cfg.width)
+    by_file = load_pretrained(build_model(cfg), str(out / R.WEIGHTS), cfg.depth, cfg.width)
+    assert by_file["loaded"] == by_folder["loaded"] > 0
+    lone = tmp_path / "lone.safetensors"
+    shutil.copy(out / R.WEIGHTS, lone)
+    with pytest.raises(SelfyError, match="without the config.yaml of a selfy-lab export beside it; pass the export folder"):
+        load_pretrained(build_model(cfg), str(lone), cfg.depth, cfg.width)
