@@ -230,6 +230,8 @@ def write_examples(model_path: Path, kind_names: list[str], severities: list[int
 
     run = run_config_of(model_path)
     base = build_dataset(run, "val")
+    if n > len(base):
+        raise SelfyError(f"--examples {n}: the validation split holds {len(base)} clips; ask for at most {len(base)}")
     step = max(1, len(base) // n)
     frames = parse_frames(frames_spec, run.model.frames)
     paths = []
