@@ -195,3 +195,11 @@ def test_kinetics_as_its_official_csvs_ship(tmp_path):
     (root / "bad.csv").write_text(header + "unknown class,eee,1,2,train\n")
     with pytest.raises(SelfyError, match=r"bad.csv:2: class 'unknown class' is not among the 3 classes"):
         read_clips(root / "bad.csv", root=root, class_names=names)
+
+
+def test_eval_set_takes_data_fields_only(smoke_sweep):
+    from selfy_lab import results as R
+
+    run = R.sweep_run_dirs(smoke_sweep)[0]
+    assert one_line_error(cli("eval", run, "--set", "train.lr=1"), "eval --set takes data fields only")
+    assert one_line_error(cli("eval", run, "--set", "data.nope=1"), "data has no field nope")

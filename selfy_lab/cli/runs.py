@@ -141,6 +141,9 @@ def evaluate_cmd(
     workers: Workers = None,
     out: Annotated[Optional[Path], typer.Option(help="CSV for the tidy rows (default RUN/eval.csv).")] = None,
     device: Device = "auto", allow_dirty: AllowDirty = False,
+    settings: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Any data field of the run, data.FIELD=VALUE (repeatable), e.g. --set data.size=96; the model "
+        "and its training are the run's.", rich_help_panel="Run")] = None,
 ):
     """Evaluate a trained model on its dataset's validation (or, --split test, held-out test) split: the paper's
     test protocol (--clips 1|2, --crops 1|3, predictions averaged), optionally re-rooted data. Writes tidy rows
@@ -166,11 +169,18 @@ def evaluate_cmd(
     note = unfinished_note(run_path) if run_path.exists() else ""
     if note:
         con.print(f"note: {note}")
+    from ..experiments import set_overrides
+
+    sets = set_overrides(settings)
+    if set(sets) - {"data"}:
+        raise SelfyError(f"eval --set takes data fields only (data.FIELD=VALUE): the {', '.join(sorted(set(sets) - {'data'}))} "
+                         "settings are the trained run's")
     with RunDisplay(con, "eval") as display:
         run, metrics, path, report = evaluate_run(
-            run_path, dict(data_root=data_root, val_list=val_list, test_list=test_list, categories=categories,
-                           list_format=list_format, frame_template=frame_template, test_clips=test_clips,
-                           test_crops=test_crops, workers=workers), out, device, display, split)
+            run_path, {**sets.get("data", {}), **{k: v for k, v in dict(
+                data_root=data_root, val_list=val_list, test_list=test_list, categories=categories,
+                list_format=list_format, frame_template=frame_template, test_clips=test_clips,
+                test_crops=test_crops, workers=workers).items() if v is not None}}, out, device, display, split)
     name = "validation" if split == "val" else "test split"
     con.print(metrics_table(f"{name} of {run_path} ({run.data.test_clips} clip(s) x {run.data.test_crops} "
                             f"crop(s))", metrics))
