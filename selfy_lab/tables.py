@@ -329,9 +329,9 @@ def pairwise_orderings(view: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=ORDERING_COLUMNS)
 
 
-def _seed_std(row) -> float:
-    """A row's std over seeds (NaN for one seed: it has no spread, and the test never separates it)."""
-    return float(row["top1_std"]) if row["seeds"] > 1 else float("nan")
+def _seed_std(row, value: str = "top1") -> float:
+    """A row's std of ``value`` over seeds (NaN for one seed: it has no spread, and the test never separates it)."""
+    return float(row[f"{value}_std"]) if row["seeds"] > 1 else float("nan")
 
 
 CONTRAST_COLUMNS = ["variant", "reference", "top1", "top1_std", "seeds", "diff", "ci_low", "ci_high", "p", "p_holm",
@@ -351,12 +351,10 @@ def contrasts(table: pd.DataFrame, reference: str, value: str = "top1", label: s
     if reference not in set(table[label]):
         raise SelfyError(f"no row '{reference}' to compare against: the table has {', '.join(map(str, table[label]))}")
 
-    def std(row) -> float:  # one seed: no spread, never separated
-        return float(row[f"{value}_std"]) if row["seeds"] > 1 else float("nan")
-
     ref = table[table[label] == reference].iloc[0]
     others = table[table[label] != reference]
-    diffs = [welch(ref[value], std(ref), ref["seeds"], r[value], std(r), r["seeds"]) for _, r in others.iterrows()]
+    diffs = [welch(ref[value], _seed_std(ref, value), ref["seeds"], r[value], _seed_std(r, value), r["seeds"])
+             for _, r in others.iterrows()]
     out = [{"variant": r[label], "reference": reference, "top1": r[value], "top1_std": r[f"{value}_std"],
             "seeds": r["seeds"], "diff": d.diff, "ci_low": f["ci_low"], "ci_high": f["ci_high"], "p": f["p"],
             "p_holm": f["p_holm"], "verdict": direction(d.diff, f["p_holm"])}

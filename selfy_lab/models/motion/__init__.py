@@ -58,18 +58,21 @@ SUM_ARRANGEMENT = ("cp",)
 def block_option_names(kind: str) -> tuple[str, ...]:
     """The named options (``block_options``) a motion module takes: its constructor's keyword-only arguments,
     and for CoST the collaborative convolution's."""
-    cls = _KINDS[kind][0]
-    targets = [cls, CoSTConv] if cls is CoSTBlock else [cls]
-    return tuple(n for c in targets for n, p in inspect.signature(c).parameters.items()
+    return tuple(n for c in _option_classes(kind) for n, p in inspect.signature(c).parameters.items()
                  if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "stage")
+
+
+def _option_classes(kind: str) -> list:
+    """The classes whose keyword-only arguments are a block's options (CoST's also its convolution's)."""
+    cls = _KINDS[kind][0]
+    return [cls, CoSTConv] if cls is CoSTBlock else [cls]
 
 
 def _typed_option(kind: str, name: str, value: Any) -> Any:
     """An option's value as the type of its default in the module's signature: a switch takes true / false (or
     yes / no / 1 / 0), a count an integer, a ratio a number; anything else is one line naming the choices."""
-    cls = _KINDS[kind][0]
-    targets = [cls, CoSTConv] if cls is CoSTBlock else [cls]
-    default = next(p.default for c in targets for n, p in inspect.signature(c).parameters.items() if n == name)
+    default = next(p.default for c in _option_classes(kind) for n, p in inspect.signature(c).parameters.items()
+                   if n == name)
     shown = str(value)[:40]
     if isinstance(default, bool):
         if isinstance(value, bool):
