@@ -4,38 +4,52 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
+# one stamp per install: the package alone (demo), with the test tools (test), with Jupyter (lab)
+CORE   := $(VENV)/.installed-core-$(SUM)
+TESTS  := $(VENV)/.installed-test-$(SUM)
+LAB    := $(VENV)/.installed-lab-$(SUM)
 
 .PHONY: demo test test-fast lab setup clean hcml
 
-setup: $(STAMP)
+setup: $(CORE)
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lab]'
-	@rm -f $(VENV)/.installed-* && touch $@
 
-demo: $(STAMP)
+$(CORE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@rm -f $(VENV)/.installed-core-* && touch $@
+
+$(TESTS): $(CORE)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-test-* && touch $@
+
+$(LAB): $(CORE)
+	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	@rm -f $(VENV)/.installed-lab-* && touch $@
+
+demo: $(CORE)
 	$(BIN)/selfy-lab ablate --offsets -3..3 --out runs/demo
 
 # one pytest worker per core (pytest-xdist); each worker's torch gets its share of the cores (tests/conftest.py)
-test: $(STAMP)
+test: $(TESTS)
 	$(BIN)/python -m pytest -q -n auto
 
 # the inner loop while editing: the tests not marked slow
-test-fast: $(STAMP)
+test-fast: $(TESTS)
 	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
 # hierarchical contrastive motion learning on the built-in benchmark: pretraining per seed (every stage), then
 # the label-efficiency study (1/10/100% labels, equal steps) and the auxiliary-loss sweep, into runs/hcml (not committed: copy what you want to keep into
 # results/); a pretraining whose checkpoint is missing trains again
-hcml: $(STAMP)
+hcml: $(CORE)
 	for s in 0 1 2; do $(BIN)/selfy-lab pretrain --experiment experiments/pretrain/hcml.yaml --seed $$s --out runs/hcml/pretrain/seed-$$s || exit 1; done
 	$(BIN)/selfy-lab ablate --experiment experiments/hcml_labels.yaml --seeds 3 --out runs/hcml/labels
 	$(BIN)/selfy-lab ablate --experiment experiments/hcml_aux.yaml --seeds 3 --out runs/hcml/aux
 
-lab: $(STAMP)
+lab: $(LAB)
 	$(BIN)/jupyter lab notebooks/
 
 clean:

@@ -59,7 +59,7 @@ def run_config_of(path: str | Path) -> RunConfig:
         run = R.read_run_config(folder)
         ckpt = R.checkpoint_path(path)
         if not R.is_exported(path) and ckpt.is_file():  # the weights' own config must agree (cheap: no model)
-            ck = read_checkpoint(ckpt, "cpu")
+            ck = read_checkpoint(ckpt, "cpu", mmap=True)  # the config only: no tensor is read from disk
             if ck.get("run_hash") not in (None, run.run_hash):
                 check_same_run(run, from_dict(RunConfig, ck["config"]), ckpt)
         return run
@@ -105,14 +105,14 @@ def reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {user_message(e)[:120]}"
 
 
-def read_checkpoint(path: Path, device, run: RunConfig | None = None) -> dict:
-    """A checkpoint file read whole, or one line: empty, truncated, not a checkpoint, or (``run`` given) the
-    checkpoint of another run than the one resumed."""
+def read_checkpoint(path: Path, device, run: RunConfig | None = None, mmap: bool = False) -> dict:
+    """A checkpoint file read whole (``mmap``: its tensors mapped, read only when touched), or one line: empty,
+    truncated, not a checkpoint, or (``run`` given) the checkpoint of another run than the one resumed."""
     if path.stat().st_size == 0:
         raise SelfyError(f"checkpoint {path} is empty (a run killed while its disk was full?): delete it to train "
                          f"the run from the start")
     try:
-        ck = torch.load(path, map_location=device, weights_only=True)
+        ck = torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except Exception as e:  # truncated zip, foreign pickle, ...: the file cannot be used as it is
         raise SelfyError(f"cannot read checkpoint {path} ({reason(e)}): it is damaged or not a selfy-lab "
                          f"checkpoint; delete it to train the run from the start") from None

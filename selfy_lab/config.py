@@ -18,7 +18,7 @@ from .grammar import (EVERY, POSITIONS, format_offsets, format_positions, format
                       parse_offsets, parse_positions, parse_window, position_stage)
 from .vocabulary import (AUX_LOSSES, BACKBONE_EXAMPLES, BACKBONE_RE, BLOCKS, DATASETS, DEFAULT_REDUCE, EXTRACTORS,
                          FLIPS, FUSE_HEADS, FUSIONS, HCML_PREDICTORS, HCML_TARGETS, HIERARCHIES, INTEGRATORS,
-                         LIST_FORMATS, MOTION_BLOCKS, OBJECTIVES, OPTIMIZERS, PRESET_NAMES, PREVIOUS_STAGE,
+                         LIST_FORMATS, MOTION_BLOCKS, OBJECTIVES, ON_MISSING, OPTIMIZERS, PRESET_NAMES, PREVIOUS_STAGE,
                          REDUCE_CHOICES, RESIDUALS, SCHEDULES, SELFY_BLOCKS, SHIFT_PLACES, SIMILARITIES, STAGE_STRIDE,
                          STSS_MEMORY, is_outside_block)
 
@@ -205,6 +205,9 @@ class DataConfig:
     test_crops: int = field(default=1, metadata=KEY_IF_SET)
     workers: int = field(default=4, metadata=NOT_IDENTITY)  # loader processes: items are seeded, so any count gives the same clips
     check: bool = field(default=True, metadata=NOT_IDENTITY)  # check every listed folder and its last frame before training
+    # a listed clip that is not on disk: stop (one line naming the list's line) or skip (counted and printed; the
+    # clips trained on then depend on the disk, so it is part of the run key when set)
+    on_missing: str = field(default="stop", metadata=KEY_IF_SET)
     # the built-in benchmark
     synthetic_train: int = 2000
     synthetic_val: int = 800
@@ -222,6 +225,7 @@ class DataConfig:
             raise ValueError(f"unknown dataset '{self.dataset}': choose from {', '.join(DATASETS)}")
         if self.list_format not in LIST_FORMATS:
             raise ValueError(f"unknown list format '{self.list_format}': choose from {', '.join(LIST_FORMATS)}")
+        check_choice(self.on_missing, ON_MISSING, "on_missing")
         if self.flip and self.flip not in FLIPS:
             raise ValueError(f"unknown flip policy '{self.flip}': choose from {', '.join(FLIPS)}")
         if self.test_clips not in (1, 2):

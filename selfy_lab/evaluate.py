@@ -131,6 +131,14 @@ def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | 
     from .metrics import confusion_matrix, top_confusions
     from .viz import confusion_figure, save_figure
 
+    if not Path(path).exists():
+        raise SelfyError(f"no model at {path}: pass a run folder, an export folder or a checkpoint.pt file")
+    target = Path(out) if out else R.run_dir_of(path) / R.EVAL
+    if target.is_dir():
+        raise SelfyError(f"--out {target} is a folder, where eval writes a CSV file: nothing was written; pass a file "
+                         f"path (e.g. {target / 'eval.csv'})")
+    R.ensure_writable(target.parent)
+    R.check_own_table(target, R.EVAL_COLUMNS)  # a file of the user's there stops now, before the evaluation
     trained, model = load_run(path, device)
     note = R.unfinished_note(path)
     if note:
@@ -139,11 +147,9 @@ def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | 
         run = override(trained, {"data": {k: v for k, v in (data_changes or {}).items() if v is not None}})
     except (ValueError, TypeError) as e:
         raise SelfyError(str(e)) from None
-    target = Path(out) if out else R.run_dir_of(path) / R.EVAL
-    R.ensure_writable(target.parent)
     R.check_source()
     ds = build_dataset(run, split)
-    callback("dataset", train=None, **{split: len(ds)}, classes=len(ds.class_names))
+    callback("dataset", train=None, **{split: len(ds)}, classes=len(ds.class_names), skipped=getattr(ds, "skipped", 0))
     logits, labels = predictions(run, model, dataset=ds, callback=callback)
     metrics = {**classification_metrics(logits, labels), **extra_metrics(run.data.dataset, logits, labels)}
     protocol = {"test_clips": run.data.test_clips, "test_crops": run.data.test_crops}

@@ -94,11 +94,13 @@ def clip_cam(model, clip: torch.Tensor, target: int, method: str = "gradcam", la
     return up.clamp(0, 1).numpy()
 
 
-def predict_clip(model, clip: torch.Tensor) -> np.ndarray:
-    """Class probabilities (K,) of a uint8 clip (T, C, H, W)."""
+def predict_clip(model, clip: torch.Tensor | list[torch.Tensor]) -> np.ndarray:
+    """Class probabilities (K,) of a uint8 clip (T, C, H, W), or of a test item's views (a list of them: their
+    logits averaged first, as the test protocol averages them)."""
     device = next(model.parameters()).device
+    views = torch.stack(clip) if isinstance(clip, (list, tuple)) else clip[None]
     with torch.no_grad():
-        return torch.softmax(model(normalize(clip[None].to(device))).float(), -1)[0].cpu().numpy()
+        return torch.softmax(model(normalize(views.to(device))).float().mean(0), -1).cpu().numpy()
 
 
 # ---- STSS maps ----
@@ -128,6 +130,14 @@ def stss_from_pixels(clip: torch.Tensor, offsets=(-3, -2, -1, 0, 1, 2, 3), windo
     compares colour contrasts rather than brightness."""
     from .models.selfsim import stss
 
+    H, W = clip.shape[-2:]
+    if cell > min(H, W):  # checked before any pooling or allocation
+        raise SelfyError(f"--cell {cell} is larger than the frame ({H}x{W} pixels): use at most {min(H, W)}")
+    cells = (H // cell, W // cell)
+    if max(window) > 2 * max(cells) + 1:  # wider than every displacement: only padding, and a large allocation
+        raise SelfyError(f"window {window[0]}x{window[1]} is larger than the STSS can use: {H}x{W} pixels in "
+                         f"{cell}x{cell} cells make it {cells[0]}x{cells[1]} cells (at most "
+                         f"{2 * max(cells) + 1}x{2 * max(cells) + 1} is accepted)")
     x = normalize(clip).float()  # (T, C, H, W)
     x = F.avg_pool2d(x, cell)
     x = x - x.mean(dim=(0, 2, 3), keepdim=True)
@@ -206,6 +216,14 @@ def user_clip(path: Path, run, frames: int | None = None, size: int | None = Non
     return load_user_clip(path, frames or run.model.frames, size or run.data.size, resize_to)
 
 
+def user_views(path: Path, run, clips: int = 1, crops: int = 1) -> list[torch.Tensor]:
+    """A user's video or frame folder as a run's test protocol views it: ``clips`` x ``crops`` uint8 clips."""
+    from .data.datasets import load_user_views
+
+    resize_to = None if run.data.dataset == "synthetic" else run.data.resize
+    return load_user_views(path, run.model.frames, run.data.size, resize_to, clips, crops)
+
+
 # ---- figures for the command line ----
 
 def fit_title(fig, margin: float = 0.02, pad: float = 4.0) -> None:
@@ -256,8 +274,8 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
         raise SelfyError(f"unknown CAM method '{method}': choose from {', '.join(CAM_METHODS)}")
     if layer not in ("auto", *STAGES):
         raise SelfyError(f"unknown CAM layer '{layer}': choose from auto, {', '.join(STAGES)}")
-    R.ensure_writable(out)
-    models, run0 = _cam_models(checkpoints, results_root, device)
+    R.claim_folder(out, ("cam_*.png",))
+    models, run0 = _cam_models(checkpoints, results_root, device, note)
     data = {k: v for k, v in (data_changes or {}).items() if v}
     run0 = replace(run0, data=replace(run0.data, **data, test_clips=1, test_crops=1))
     if video is not None:
@@ -299,9 +317,11 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
     return shown
 
 
-def _cam_models(checkpoints: list[Path], results_root: Path, device: str) -> tuple[list[tuple[str, torch.nn.Module]], RunConfig]:
+def _cam_models(checkpoints: list[Path], results_root: Path, device: str,
+                note: Callable[[str], None] = lambda line: None) -> tuple[list[tuple[str, torch.nn.Module]], RunConfig]:
     """The models a CAM figure compares, each with its row label (default: the paper's Fig. 7 pair of the
-    latest offsets sweep under ``results_root``), and the first one's run config."""
+    latest offsets sweep under ``results_root``), and the first one's run config. An unfinished run is said
+    first (``note``) and its row label says it too."""
     from . import results as R
     from .checkpoint import load_run
     from .tables import latest_offsets_sweep
@@ -319,6 +339,10 @@ def _cam_models(checkpoints: list[Path], results_root: Path, device: str) -> tup
     labels = [model_label(r) for r, _ in loaded]
     if len(set(labels)) < len(labels):
         labels = [f"{lab} [{Path(p).name}]" for lab, p in zip(labels, paths)]
+    for i, p in enumerate(paths):
+        if R.unfinished_note(p):
+            note(f"note: {R.unfinished_note(p)}")
+            labels[i] += f" (unfinished: {R.weights_tag(p)})"
     return list(zip(labels, [m for _, m in loaded])), run0
 
 
@@ -341,7 +365,7 @@ def stss_figures(out: Path, checkpoint: Path | None = None, clip: int = 0, query
     from . import results as R
     from .viz import default_query, save_figure, stss_flow_figure, stss_likelihood_figure, stss_query_figure
 
-    R.ensure_writable(out)
+    R.claim_folder(out, ("stss_*.png",))
     if checkpoint is not None:
         from .data.datasets import build_dataset
         from .checkpoint import load_run

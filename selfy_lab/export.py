@@ -56,12 +56,13 @@ def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> lis
 
     from .checkpoint import load_run
 
+    if R.is_exported(run_dir):
+        raise SelfyError(f"{run_dir} is an export already: copy the folder as it is, or export the run it came "
+                         "from (its run folder)")
     run_dir = R.run_dir_of(run_dir)
     if not R.is_finished(run_dir):
         raise SelfyError(f"{run_dir} has not finished ({R.metrics_problem(run_dir)}): finish it first, then export it")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SelfyError(f"--out {out} is a file: an export is a folder; pass a new folder name")
+    out = R.claim_folder(out, (R.WEIGHTS, R.CONFIG, R.HUB_CONFIG, R.MODEL_CARD))  # a folder of the user's stops
     targets = [out / R.WEIGHTS, out / R.CONFIG, out / R.HUB_CONFIG, out / R.MODEL_CARD]
     existing = [p for p in targets if p.exists()]
     foreign = [p for p in existing if p.is_dir() or not _ours(p)]
@@ -72,7 +73,6 @@ def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> lis
         raise SelfyError(f"{out} already holds an export: pass --force to replace it (only the export's "
                          f"{len(targets)} files), or choose another --out")
     run, model = load_run(run_dir, "cpu")
-    out = R.ensure_writable(out)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     tmp = out / f".{R.WEIGHTS}.tmp"
     try:

@@ -116,10 +116,10 @@ def paper_table(size: int = 224, out: str | Path | None = None) -> tuple[list[di
     """Every FLOPs row of the paper we implement (Tables 1, 3a, 7a and 7d), ours beside the paper's; written to
     OUT/paper_table.csv when ``out`` is given. Returns (rows, path)."""
     from . import paper
-    from .textfiles import ensure_writable, write_csv
+    from .textfiles import claim_folder, write_csv
 
     if out is not None:
-        ensure_writable(out)
+        claim_folder(out, ("paper_table.csv",))
     rows = []
     for ref in paper.FLOPS:
         cfg = ModelConfig(backbone=ref["backbone"], frames=ref["frames"], block=ref["block"],

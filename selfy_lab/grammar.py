@@ -1,12 +1,14 @@
 """Parsers and canonical forms for the small languages shared by every command.
 
 Offsets (one set): ``0``, ``1``, ``-2,0,2`` or an inclusive range ``-3..3``.
-Windows: ``9x9`` or ``9``. Severities: ``3``, ``1-6``, ``1,3,5``.
+Windows: ``9x9`` or ``9``. Severities (and other positive integer lists): ``3``, ``1-6`` (or ``1..6``), ``1,3,5``.
+Lists of things to run or show: comma lists, or the flag repeated (each value a comma list).
 Errors are ``ValueError`` with a message meant for the user; the CLI prints it on one line.
 """
 from __future__ import annotations
 
 import re
+from typing import Iterable
 
 _INT = re.compile(r"^[+-]?\d+$")
 _RANGE = re.compile(r"^\s*([+-]?\d+)\s*\.\.\s*([+-]?\d+)\s*$")
@@ -75,26 +77,33 @@ def format_window(window: tuple[int, int]) -> str:
     return f"{window[0]}x{window[1]}"
 
 
-def parse_int_list(spec: str, what: str, lo: int, hi: int) -> tuple[int, ...]:
-    """Parse ``3``, ``1-6`` or ``1,3,5`` into sorted distinct ints within [lo, hi]."""
+def parse_int_list(spec: str, what: str, lo: int, hi: int | None = None) -> tuple[int, ...]:
+    """Parse ``3``, ``1-6`` (or ``1..6``) or ``1,3,5`` into sorted distinct ints within [lo, hi] (``hi`` None:
+    no upper bound, and a range spans at most 10,000 values). Bounds are checked before a range is expanded."""
     text = str(spec).strip()
+    valid = f"valid {what} values are {lo}-{hi}" if hi is not None else f"{what} values start at {lo}"
     values: list[int] = []
     for part in text.split(","):
         part = part.strip()
-        m = re.match(r"^(\d+)\s*-\s*(\d+)$", part)
+        m = re.match(r"^(\d+)\s*(?:\.\.|-)\s*(\d+)$", part)
         if m:
             a, b = int(m.group(1)), int(m.group(2))
             if b < a:
-                raise ValueError(f"reversed {what} range '{part}': valid {what} values are {lo}-{hi}")
+                raise ValueError(f"reversed {what} range '{part}': {valid}")
+            for v in (a, b):
+                if v < lo or (hi is not None and v > hi):
+                    raise ValueError(f"{what} {v} is out of range: {valid}")
+            if hi is None and b - a >= 10_000:
+                raise ValueError(f"{what} range '{part}' spans {b - a + 1} values: at most 10000")
             values.extend(range(a, b + 1))
         elif re.match(r"^\d+$", part):
             values.append(int(part))
         else:
-            raise ValueError(f"{what} '{spec}' is not a number, a range a-b or a comma list: valid {what} values are {lo}-{hi}")
+            raise ValueError(f"{what} '{spec[:40]}' is not a number, a range a-b (or a..b) or a comma list: {valid}")
     out = sorted(set(values))
-    bad = [v for v in out if not lo <= v <= hi]
+    bad = [v for v in out if v < lo or (hi is not None and v > hi)]
     if bad:
-        raise ValueError(f"{what} {bad[0]} is out of range: valid {what} values are {lo}-{hi}")
+        raise ValueError(f"{what} {bad[0]} is out of range: {valid}")
     return tuple(out)
 
 
@@ -144,9 +153,13 @@ def block_options_dict(options: tuple[str, ...]) -> dict[str, bool | int | float
     return {k: option_value(v) for k, v in (o.split("=", 1) for o in options)}
 
 
-def parse_list(value: str | None) -> list[str]:
-    """A comma list: ``a,b, c`` -> ['a', 'b', 'c'] (empty items dropped; None or '' -> [])."""
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+def parse_list(value: str | Iterable[str] | None) -> list[str]:
+    """A comma list, or the values of a repeated flag, each of them a comma list: ``a,b, c`` or ``['a', 'b,c']``
+    -> ['a', 'b', 'c'] (empty items dropped; None or '' -> [])."""
+    if not value:
+        return []
+    values = [value] if isinstance(value, str) else list(value)
+    return [v.strip() for part in values for v in str(part).split(",") if v.strip()]
 
 
 def parse_query(spec: str | None) -> tuple[int, int, int] | None:

@@ -32,11 +32,15 @@ def write_report(notebooks: Path, results_root: Path, out: Path, only: list[str]
                  on_written: Callable[[Path, float], None] = lambda path, seconds: None) -> list[Path]:
     """Execute the notebooks of ``notebooks`` (or those named in ``only``) against ``results_root`` and write
     each as OUT/<name>.html; a failing notebook stops with one line."""
-    import nbformat
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-    from nbconvert import HTMLExporter
+    try:
+        import nbformat
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+        from nbconvert import HTMLExporter
+    except ImportError as e:
+        raise SelfyError(f"selfy-lab report runs the notebooks with Jupyter's tools, not installed here ({e.name}): "
+                         "pip install 'selfy-lab[lab]', or make lab in a checkout") from None
 
-    from .results import ensure_writable
+    from .results import claim_folder
 
     books = sorted(notebooks.glob("*.ipynb"))
     if only:
@@ -48,7 +52,7 @@ def write_report(notebooks: Path, results_root: Path, out: Path, only: list[str]
         raise SelfyError(f"no notebooks in {notebooks}: run from the repository root or pass --notebooks")
     if not results_root.is_dir():
         raise SelfyError(f"results directory {results_root} does not exist")
-    ensure_writable(out)
+    claim_folder(out, ("*.html",))
     os.environ["SELFY_LAB_RESULTS"] = str(results_root.resolve())
     os.environ.pop("MPLBACKEND", None)  # the kernels' inline backend puts the figures in the pages
     written = []

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import SelfyError
-from .textfiles import (atomic_write_text, check_own_table, csv_value, ensure_writable, load_yaml, read_csv,
-                        write_csv)
+from .textfiles import (atomic_write_text, check_own_table, claim_folder, csv_value, ensure_writable, load_yaml,
+                        read_csv, write_csv)
 from .version import __version__, git_revision, source_diff
 
 if TYPE_CHECKING:
@@ -61,6 +61,13 @@ BENCH_TABLE = "bench.csv"  # selfy-lab bench --out
 CLUSTER_JOBS = ("submitit", "jobs.csv")  # a sweep's Slurm / local jobs, OUT/submitit/jobs.csv
 
 
+# what marks a folder as one a command wrote (selfy_lab.textfiles.claim_folder): its --out may be such a folder,
+# new, or empty, never a folder of the user's
+RUN_OWNED = (CONFIG, CHECKPOINT, HISTORY, METRICS)
+SWEEP_OWNED = (SWEEP_RECORD, RUNS_DIR, RUNS_TABLE, STATUS_TABLE)
+ROBUSTNESS_OWNED = (ROBUSTNESS_TABLE, ROBUSTNESS_SUMMARY)
+BENCH_OWNED = (BENCH_TABLE,)
+
 LOCK = ".lock"  # held (flock) by the process that writes a sweep folder or trains a run directory
 
 
@@ -71,7 +78,11 @@ def exclusive(path: str | Path, what: str):
     import fcntl
     import socket
 
-    f = open(Path(path) / LOCK, "a+")
+    try:
+        f = open(Path(path) / LOCK, "a+")
+    except OSError as e:
+        raise SelfyError(f"cannot create {Path(path) / LOCK} ({e.strerror or type(e).__name__}): free some space "
+                         f"or choose another folder; nothing was started") from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -80,10 +91,13 @@ def exclusive(path: str | Path, what: str):
         f.close()
         raise SelfyError(f"{what} {path} is in use by {holder}: wait for it to end, or choose another folder") from None
     try:
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        f.flush()
+        try:  # who holds it, for the message of a second process; the lock holds without it (a full disk)
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            f.flush()
+        except OSError:
+            pass
         yield
     finally:
         fcntl.flock(f, fcntl.LOCK_UN)
@@ -160,13 +174,26 @@ def unfinished_note(path: str | Path) -> str:
     problem = metrics_problem(folder)
     if problem is None:
         return ""
+    return (f"{folder} has not finished ({problem}): using its last checkpoint, {weights_tag(path)}; "
+            "these numbers are not the run's")
+
+
+def weights_tag(path: str | Path) -> str:
+    """Which weights of a run a result came from: ``final`` (a finished run, or an export), else ``after N of M
+    epochs`` (an unfinished run's last checkpoint). Cached results are keyed by it, so the cells of an unfinished
+    run are evaluated again once it has trained further or finished."""
+    path = Path(path)
+    if is_exported(path):
+        return "final"
+    folder = run_dir_of(path)
+    if metrics_problem(folder) is None:
+        return "final"
     epochs = len(read_csv(folder / HISTORY))
     try:
         total = read_run_config(folder).train.epochs
     except SelfyError:
         total = "?"
-    return (f"{folder} has not finished ({problem}): using its last checkpoint, after {epochs} of {total} epochs; "
-            "these numbers are not the run's")
+    return f"after {epochs} of {total} epochs"
 
 
 def checkpoint_path(path: str | Path) -> Path:
@@ -313,7 +340,7 @@ def row_columns(keys: Iterable[str] = ()) -> tuple[str, ...]:
 
 RUN_COLUMNS = row_columns()
 EVAL_COLUMNS = row_columns(EVAL_KEYS)
-ROBUSTNESS_COLUMNS = row_columns(ROBUSTNESS_KEYS)
+ROBUSTNESS_COLUMNS = row_columns((*ROBUSTNESS_KEYS, "weights"))
 STATUS_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "status", "error", "seconds")
 ROBUSTNESS_SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrupted_frames", *EVAL_KEYS, "split",
                               "metric", "value")
@@ -476,16 +503,19 @@ def collect_runs(sweep_dir: str | Path, run_ids: Iterable[str], experiment: str 
 
 
 def robustness_cells(out: str | Path) -> set[tuple[str, ...]]:
-    """(run_id, kind, severity, corrupted_frames, test_clips, test_crops, split) of every robustness cell already
-    evaluated in ``out`` (rows from before the test protocol was a key are the 1-clip, 1-crop test)."""
+    """(run_id, kind, severity, corrupted_frames, test_clips, test_crops, split, weights) of every robustness cell
+    already evaluated in ``out`` (rows from before the test protocol was a key are the 1-clip, 1-crop test; rows
+    from before the weights were recorded are a finished run's, or an unfinished run's at an unknown epoch,
+    which never counts as done)."""
     return {(r["run_id"], r["kind"], r["severity"], r["corrupted_frames"],
-             *(r.get(k) or PROTOCOL_DEFAULTS[k] for k in EVAL_KEYS), r.get("split") or "val")
+             *(r.get(k) or PROTOCOL_DEFAULTS[k] for k in EVAL_KEYS), r.get("split") or "val",
+             r.get("weights") or ("final" if r.get("experiment") == "robustness" else "unknown"))
             for r in read_csv(Path(out) / ROBUSTNESS_TABLE)}
 
 
 def append_robustness(out: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Robustness rows: a cell is its run, corruption, test protocol and split (val and test rows of one cell
-    both stay)."""
+    both stay; a cell evaluated again from other weights of its run replaces the earlier rows)."""
     return append_rows(Path(out) / ROBUSTNESS_TABLE, rows, ("run_id", *ROBUSTNESS_KEYS, "split", "metric"),
                        ROBUSTNESS_COLUMNS, PROTOCOL_DEFAULTS)
 

@@ -64,7 +64,7 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
     """What `selfy-lab corrupt` evaluates: the kinds (names or comma lists), severities (``3``, ``1-6``,
     ``1,3,5``; default all of the kinds), corrupted frames, the models of the given sweeps and checkpoints
     (default: the latest offsets sweep under ``results_root``) and the output directory (default: the
-    sweep's robustness directory, or results/robustness for models of several sweeps)."""
+    sweep's robustness directory, or runs/robustness for models of several sweeps or outside any)."""
     table = kinds()
     names = [n.strip() for spec in (kind_specs or ["blur"]) for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in table]
@@ -79,15 +79,15 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
     spec = frames.strip().lower()
     if spec not in ("center", "centre", "all"):
         try:
-            parse_int_list(spec, "frame", 1, 10**6)
+            parse_int_list(spec, "frame", 1)
         except ValueError as e:
             raise SelfyError(f"--corrupted-frames: {e}; use center, all or numbers like 4,5") from None
     models: list[Path] = []
     for s in sweeps:
         models += R.sweep_run_dirs(s)
     for c in checkpoints:
-        if not R.checkpoint_path(c).is_file():
-            raise SelfyError(f"no checkpoint at {c}: pass a run directory or a checkpoint.pt file")
+        if not (R.is_exported(c) or R.checkpoint_path(c).is_file()):
+            raise SelfyError(f"no model at {c}: pass a run folder, an export folder or a checkpoint.pt file")
         models.append(Path(c))
     if not models:
         from .tables import latest_offsets_sweep
@@ -95,7 +95,7 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
         models = R.sweep_run_dirs(latest_offsets_sweep(results_root))
     if out is None:
         parents = {R.run_dir_of(m).parent.parent for m in models if R.run_dir_of(m).parent.name == R.RUNS_DIR}
-        out = R.robustness_dir(parents.pop()) if len(parents) == 1 else Path(results_root) / R.ROBUSTNESS_DIR
+        out = R.robustness_dir(parents.pop()) if len(parents) == 1 else Path("runs") / R.ROBUSTNESS_DIR
     from .checkpoint import run_config_of
 
     for m in models:  # frame numbers must exist in every model's clips
@@ -105,7 +105,7 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
             raise SelfyError(f"--corrupted-frames {frames}: {e}; use center, all or numbers like 4,5") from None
     if clips not in (1, 2) or crops not in (1, 3):
         raise SelfyError(f"the test protocol is --clips 1 or 2 and --crops 1 or 3, got {clips} and {crops}")
-    return RobustnessPlan(models, names, levels, spec, R.ensure_writable(out), clips, crops)
+    return RobustnessPlan(models, names, levels, spec, R.claim_folder(out, R.ROBUSTNESS_OWNED), clips, crops)
 
 
 def run_plan(plan: RobustnessPlan, seed: int = 0, examples: int = 0, device: str = "auto",
@@ -141,6 +141,7 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
     for mpath in model_paths:
         run = run_config_of(mpath)
         note = R.unfinished_note(mpath)
+        weights = R.weights_tag(mpath)  # the cells of an unfinished run's checkpoint count only for those weights
         if note:
             on_event("unfinished", message=note)
         on = split or (scored_splits(run) or ("val",))[-1]
@@ -151,7 +152,7 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
             frames = tuple(range(T)) if temporal else parse_frames(frames_spec, T)
             ftag = "all" if temporal else _frames_tag(frames_spec, frames)
             for sev in [0, *severities]:
-                key = (run.run_hash, kind, str(sev), ftag if sev else "none", str(clips), str(crops), on)
+                key = (run.run_hash, kind, str(sev), ftag if sev else "none", str(clips), str(crops), on, weights)
                 if key in done:
                     on_event("cell", skipped=True, run=run, kind=kind, severity=sev)
                     continue
@@ -168,7 +169,8 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
                 experiment = "robustness-unfinished" if note else "robustness"  # an unfinished run's rows say so
                 R.append_robustness(out, R.result_rows(run, keep, on, experiment,
                                                        {"kind": kind, "severity": sev, "corrupted_frames": key[3],
-                                                        "test_clips": clips, "test_crops": crops}))
+                                                        "test_clips": clips, "test_crops": crops,
+                                                        "weights": weights}))
                 done.add(key)
                 on_event("cell", skipped=False, run=run, kind=kind, severity=sev, top1=metrics["top1"],
                          seconds=time.time() - t0)

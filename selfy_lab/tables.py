@@ -61,7 +61,8 @@ def _read(files: list[Path], columns, subset) -> pd.DataFrame:
         return pd.DataFrame(columns=list(columns))
     needed = ("run_id", "metric", "value")
     df = pd.concat([_read_checked(f, needed) for f in files], ignore_index=True)
-    return df.drop_duplicates(subset=list(subset), keep="last").reset_index(drop=True)
+    subset = [c for c in subset if c in df.columns]  # rows of older versions lack a later key (the split)
+    return df.drop_duplicates(subset=subset, keep="last").reset_index(drop=True)
 
 
 def _files(paths, name: str) -> list[Path]:
@@ -83,7 +84,7 @@ def load_runs(*paths: str | Path) -> pd.DataFrame:
 def load_robustness(*paths: str | Path) -> pd.DataFrame:
     """Tidy rows of one or more robustness.csv files (or every one under a directory)."""
     return _read(_files(paths, R.ROBUSTNESS_TABLE), R.ROBUSTNESS_COLUMNS,
-                 ["run_id", *R.ROBUSTNESS_KEYS, "metric"])
+                 ["run_id", *R.ROBUSTNESS_KEYS, "split", "metric"])
 
 
 def load_robustness_summary(*paths: str | Path) -> pd.DataFrame:

@@ -77,6 +77,8 @@ def load_yaml(text: str, where: str):
 def ensure_writable(path: str | Path, what: str = "--out") -> Path:
     """Create the output directory ``path`` now, before any work, or stop with one line saying why not."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SelfyError(f"{what} {path} is a file, where a folder is written: nothing was written; pass a folder name")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
@@ -86,6 +88,30 @@ def ensure_writable(path: str | Path, what: str = "--out") -> Path:
         reason = e.strerror or type(e).__name__
         raise SelfyError(f"cannot write to {path} ({reason}): pass a writable directory as {what}") from None
     return path
+
+
+def claim_folder(path: str | Path, ours: Iterable[str], what: str = "--out") -> Path:
+    """The output folder of a command, checked before any work: a new or empty folder (hidden entries aside),
+    or one this command wrote before (it holds an entry matching one of the glob patterns ``ours``: a run's
+    config.yaml, a sweep's runs.csv, a CAM's PNG). A file there, or a folder of the user's, stops with one line
+    and nothing is touched; then the folder is created and its writability probed (:func:`ensure_writable`)."""
+    import fnmatch
+
+    path, ours = Path(path), tuple(ours)
+    if path.exists() and not path.is_dir():
+        raise SelfyError(f"{what} {path} is a file, where a folder is written: nothing was written; pass a folder "
+                         f"name (e.g. {path.with_suffix('')}-out)")
+    if path.is_dir():
+        try:
+            entries = sorted(e.name for e in path.iterdir() if not e.name.startswith("."))
+        except OSError as e:
+            raise SelfyError(f"cannot read {path} ({e.strerror or type(e).__name__}): pass a folder you can write "
+                             f"as {what}") from None
+        if entries and not any(fnmatch.fnmatch(n, pat) for n in entries for pat in ours):
+            shown = ", ".join(entries[:2]) + (f" and {len(entries) - 2} more" if len(entries) > 2 else "")
+            raise SelfyError(f"{what} {path} holds files selfy-lab did not write ({shown}): nothing was written; "
+                             "pass a new or empty folder")
+    return ensure_writable(path, what)
 
 
 def current_umask() -> int:

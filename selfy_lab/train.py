@@ -181,7 +181,8 @@ def _prepare(run: RunConfig, run_dir: Path, dist: Dist, callback: Callback) -> _
     checking = lambda i, n: callback("data", message=f"checking {i}/{n}")  # noqa: E731
     train_ds = training_set(run, checking)
     val_ds = None if pretrain else build_dataset(run, "val", progress=checking)
-    skipped = getattr(getattr(train_ds, "dataset", train_ds), "skipped", 0)  # unreadable videos of a folder
+    # unreadable videos of a folder, listed clips not on disk (--on-missing skip)
+    skipped = sum(getattr(getattr(ds, "dataset", ds), "skipped", 0) for ds in (train_ds, val_ds) if ds is not None)
     callback("dataset", train=len(train_ds), val=None if val_ds is None else len(val_ds),
              classes=None if pretrain else run.model.num_classes, skipped=skipped)
     frozen = freeze(model, report["prefixes"]) if t.freeze_backbone else []

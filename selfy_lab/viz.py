@@ -90,12 +90,26 @@ def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 130) -
     """Save ``fig`` as ``stem``.png (and .pdf, ...), close it; returns the paths. Every figure file of the
     package is written here. A PDF carries no creation date, so a figure re-drawn from the same results (a
     re-run sweep that skips its finished runs) is the same file and leaves a committed copy unchanged."""
+    import os
+
+    from .errors import SelfyError
+
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.parent / f"{stem.name}.{fmt}" for fmt in formats]
-    for p in paths:
-        fig.savefig(p, dpi=dpi, metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
-    _plt().close(fig)
+    try:
+        for p in paths:  # through a temporary file and a rename: a full disk never leaves half a figure
+            tmp = p.with_name(f".{p.name}.tmp")
+            try:
+                fig.savefig(tmp, format=p.suffix[1:], dpi=dpi,
+                            metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
+                os.replace(tmp, p)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                raise SelfyError(f"cannot write {p} ({e.strerror or type(e).__name__}): free some space or choose "
+                                 "another --out; the results written so far are kept") from None
+    finally:
+        _plt().close(fig)
     return paths
 
 

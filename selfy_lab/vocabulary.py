@@ -40,6 +40,7 @@ PREVIOUS_STAGE = {"res2": "pool1", "res3": "res2", "res4": "res3", "res5": "res4
 
 
 FLIPS = ("none", "skip", "swap")
+ON_MISSING = ("stop", "skip")  # a listed clip that is not on disk: stop before training, or count and skip it
 SCHEDULES = ("step", "cosine")
 OPTIMIZERS = ("sgd", "adamw")
 PRESET_NAMES = ("smoke", "quick", "paper")

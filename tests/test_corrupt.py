@@ -109,7 +109,7 @@ def test_list_shows_every_kind_with_its_range():
     (["--kind", "blur", "--severity", "x"], "not a number"),
     (["--kind", "rain"], "unknown corruption 'rain'"),
     (["--kind", "blur", "--corrupted-frames", "a,b"], "--corrupted-frames"),
-    (["--checkpoint", "/nonexistent/run"], "no checkpoint"),
+    (["--checkpoint", "/nonexistent/run"], "no model at"),
     (["--examples", "-1"], "--examples must be at least 0"),
     ([], "no offsets sweep"),
 ])

@@ -1,5 +1,7 @@
 """What a researcher expects on day one: any configuration field from the command line, and the resolved
 configuration printed before anything trains."""
+from pathlib import Path
+
 import pytest
 import yaml
 from helpers import cli, one_line_error
@@ -109,33 +111,103 @@ def test_predict_gives_the_top_k_classes_of_each_video_and_skips_a_broken_one(sm
     assert json.loads(j.stdout)[0]["class"] == rows[0]["class"]
     assert one_line_error(cli("predict", frames, "--checkpoint", model, "--format", "xml"), "use table, csv or json")
     assert one_line_error(cli("predict", tmp_path / "nothing", "--checkpoint", model), "does not exist")
+    six = cli("predict", frames, "--checkpoint", model, "--clips", "2", "--crops", "3", "--format", "json",
+              "--device", "cpu", "--top-k", "1000")  # every class: the probabilities sum to 1
+    assert six.returncode == 0 and abs(sum(r["probability"] for r in json.loads(six.stdout)) - 1) < 1e-5
+    assert one_line_error(cli("predict", frames, "--checkpoint", model, "--crops", "2"), "--crops 1 or 3")
+
+
+def test_a_user_clip_s_views_are_the_test_protocol_s(tmp_path):
+    """predict --clips 2 --crops 3 sees a user's clip as a list dataset's test item holds it: the same six views,
+    clip-major, pixel for pixel."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from selfy_lab.config import DataConfig
+    from selfy_lab.data.datasets import ListClips, load_user_views
+    from selfy_lab.data.lists import ListEntry
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(1, 13):
+        Image.fromarray(rng.integers(0, 255, (30, 50, 3), dtype=np.uint8)).save(folder / f"{i:05d}.png")
+    cfg = DataConfig(dataset="custom", resize=(36, 60), size=32, test_clips=2, test_crops=3)
+    ds = ListClips(cfg, 4, [ListEntry(folder, 12, 0, "list:1")], "{:05d}.png", False, ["a"])
+    expected = ds._views(0, None)
+    views = load_user_views(folder, 4, 32, (36, 60), clips=2, crops=3)
+    assert len(views) == len(expected) == 6
+    for got, want in zip(views, expected):
+        assert torch.equal(got, want)
+
+
+MODEL_COMMANDS = {"eval", "export", "cam", "stss", "corrupt", "predict"}
 
 
 def test_every_command_follows_the_cli_s_rules():
     """Outputs default to runs/, never the committed results/; a time flag names its unit; corrupt's frame choice
-    has its own name; a flag's help is never empty."""
+    has its own name; a flag's help is never empty; every command that takes a trained model takes it as
+    --checkpoint, with the same help naming the three forms; every flag that lists things takes a comma list or
+    the flag repeated, and says so (an offset set and a --set item keep their own commas: those repeat only)."""
     import typer
-    from typer.core import TyperOption
+    from typer.core import TyperArgument, TyperOption
 
     from selfy_lab.cli import app
+    from selfy_lab.cli.common import LIST, MODEL_HELP
 
     group = typer.main.get_command(app)
-    seen = 0
+    seen, lists = 0, 0
     for name, cmd in group.commands.items():
+        flags = {o for p in cmd.params for o in p.opts}
+        assert ("--checkpoint" in flags) == (name in MODEL_COMMANDS), name
         for p in cmd.params:
+            if isinstance(p, TyperArgument) and name in ("eval", "export"):
+                assert "The same as --checkpoint" in (p.help or ""), name
             if not isinstance(p, TyperOption) or p.name == "help":
                 continue
             seen += 1
-            flag = p.opts[0]
+            flag, text = p.opts[0], " ".join((p.help or "").split())
             if flag == "--out" and p.default is not None:
                 assert not str(p.default).startswith("results"), f"{name} {flag} defaults to {p.default}"
             if "time" in flag:
                 assert flag.endswith(("-min", "-s")), f"{name} {flag}: name its unit"
-            assert (p.help or "").strip(), f"{name} {flag}"
+            assert text, f"{name} {flag}"
+            if flag == "--checkpoint" and name != "export":  # export takes runs only: an export is exported already
+                assert text.startswith(MODEL_HELP), f"{name} --checkpoint: {text}"
+            if flag == "--pretrained":
+                assert "run folder" in text and "export folder" in text, name
+            if p.multiple:
+                lists += 1
+                if flag in ("--offsets", "--set"):
+                    assert "repeat" in text, f"{name} {flag}"
+                else:
+                    assert LIST in text, f"{name} {flag}: say '{LIST}'"
+            else:
+                assert "comma list" not in text.lower() and "repeatable" not in text.lower(), \
+                    f"{name} {flag} describes a list but takes one value"
         if name == "corrupt":
-            assert "--frames" not in {o for p in cmd.params for o in p.opts}
-            assert "--corrupted-frames" in {o for p in cmd.params for o in p.opts}
-    assert seen > 100
+            assert "--frames" not in flags and "--corrupted-frames" in flags
+    assert seen > 100 and lists >= 15
+
+
+def test_one_list_syntax_reaches_the_library(tmp_path):
+    """A comma list and the repeated flag mean the same; paths split on commas unless the path exists as given;
+    ranges are a..b (a-b for positive counts too), bounded before they are expanded."""
+    from selfy_lab.cli.common import path_list
+    from selfy_lab.grammar import parse_int_list, parse_list
+
+    assert parse_list(["a,b", "c"]) == parse_list("a,b,c") == ["a", "b", "c"]
+    odd = tmp_path / "my,run"
+    odd.mkdir()
+    assert path_list([odd, Path("x,y")]) == [odd, Path("x"), Path("y")]
+    assert parse_int_list("1..3,5", "severity", 1, 6) == parse_int_list("1-3,5", "severity", 1, 6) == (1, 2, 3, 5)
+    with pytest.raises(ValueError, match="at most 10000"):
+        parse_int_list("0..99999999", "clip", 0)
+    assert one_line_error(cli("eval"), "needs a model")
+    assert one_line_error(cli("export", "--out", tmp_path / "e", "--checkpoint", tmp_path / "a", tmp_path / "b"),
+                          "got two models")
+    assert one_line_error(cli("cam", "--clip", "0..99999999"), "at most 10000")
 
 
 def test_a_labelled_dataset_of_one_s_own(tmp_path):
@@ -168,6 +240,43 @@ def test_a_labelled_dataset_of_one_s_own(tmp_path):
     (tmp_path / "one.txt").write_text("only\n")
     with pytest.raises(SelfyError, match="names 1 class"):
         run_from_flags({"dataset": "custom", "categories": str(tmp_path / "one.txt"), "preset": "smoke"})
+
+
+def test_a_missing_clip_stops_or_is_counted_and_skipped(tmp_path):
+    """--on-missing stop (the default) names the list's line and the way out; skip leaves the clip out and counts
+    it, and is part of the run key (the clips trained on depend on the disk); the default keeps every key."""
+    import numpy as np
+    from PIL import Image
+
+    from selfy_lab.data.datasets import build_dataset
+    from selfy_lab.errors import DataError
+
+    root = tmp_path / "mine"
+    lines = []
+    for label, name in enumerate(["wave", "clap"]):
+        for k in range(2):
+            folder = root / f"{name}_{k}"
+            folder.mkdir(parents=True)
+            for i in range(1, 9):
+                Image.fromarray(np.full((36, 40, 3), 40 * label + k, np.uint8)).save(folder / f"{i:05d}.jpg")
+            lines.append(f"{name}_{k} 8 {label}")
+    (root / "categories.txt").write_text("wave\nclap\n")
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    (root / "val.txt").write_text("\n".join(lines + ["gone_0 8 1"]) + "\n")
+    flags = {"dataset": "custom", "data_root": str(root), "preset": "smoke"}
+    run, _ = run_from_flags(flags)
+    with pytest.raises(DataError, match=r"val.txt:5: frame folder .*gone_0 does not exist \(--on-missing skip"):
+        build_dataset(run, "val")
+    skipping, _ = run_from_flags({**flags, "on_missing": "skip"})
+    val = build_dataset(skipping, "val")
+    assert len(val) == 4 and val.skipped == 1
+    assert skipping.run_hash != run.run_hash
+    assert run.run_hash == run_from_flags({**flags, "on_missing": "stop"})[0].run_hash
+    (root / "val.txt").write_text("gone_0 8 1\n")
+    with pytest.raises(DataError, match="none of the 1 listed clips is on disk"):
+        build_dataset(skipping, "val")
+    with pytest.raises(SelfyError, match="on_missing"):
+        run_from_flags({**flags, "on_missing": "ignore"})
 
 
 def test_kinetics_as_its_official_csvs_ship(tmp_path):
@@ -203,3 +312,17 @@ def test_eval_set_takes_data_fields_only(smoke_sweep):
     run = R.sweep_run_dirs(smoke_sweep)[0]
     assert one_line_error(cli("eval", run, "--set", "train.lr=1"), "eval --set takes data fields only")
     assert one_line_error(cli("eval", run, "--set", "data.nope=1"), "data has no field nope")
+
+
+def test_one_opencv_is_installed():
+    """The core install brings one package that provides cv2 (two would write the same module over each other)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    present = []
+    for name in ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless"):
+        try:
+            distribution(name)
+            present.append(name)
+        except PackageNotFoundError:
+            pass
+    assert len(present) == 1, present

@@ -384,7 +384,7 @@ def test_pretraining_on_a_folder_of_your_own_videos_then_fine_tuning(tmp_path):
         Image.fromarray(np.full((40, 50, 3), 20 * i, np.uint8)).save(frames / f"img_{i:04d}.png")
     p = cli("pretrain", "--preset", "smoke", "--dataset", "videos", "--data-root", root, "--out", tmp_path / "pre")
     assert p.returncode == 0, p.stderr
-    assert "data: 3 training clips, labels unread, 1 unreadable video files skipped" in p.stdout
+    assert "data: 3 training clips, labels unread, 1 clip skipped (not on disk, or unreadable)" in p.stdout
     p = cli("train", "--preset", "smoke", "--block", "none", "--hierarchy", "diff", "--epochs", "1",
             "--pretrained", tmp_path / "pre", "--out", tmp_path / "ft")
     assert p.returncode == 0, p.stderr

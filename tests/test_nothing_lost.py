@@ -184,6 +184,19 @@ def test_a_window_beyond_the_stss_map_stops_before_any_allocation():
     assert time.time() - t0 < 1.0
     assert resolve("quick", overrides={"model": {"block": "selfy", "window": "7x7"}}).model.window == (7, 7)
     assert resolve("paper", overrides={"model": {"window": "17x17"}}).model.window == (17, 17)  # Table 7d's widest
+    # the STSS of raw pixels: a cell larger than the frame, a window wider than its map
+    import torch
+
+    from selfy_lab.explain import stss_from_pixels
+
+    clip = torch.zeros(8, 3, 64, 64, dtype=torch.uint8)
+    with pytest.raises(SelfyError, match=r"--cell 100 is larger than the frame \(64x64 pixels\): use at most 64"):
+        stss_from_pixels(clip, cell=100)
+    t0 = time.time()
+    with pytest.raises(SelfyError, match=r"window 99x99 is larger than the STSS can use: .* 16x16 cells \(at most 33x33"):
+        stss_from_pixels(clip, window=(99, 99), cell=4)
+    assert time.time() - t0 < 1.0
+    assert stss_from_pixels(clip, window=(33, 33), cell=4)["S"].shape[2:4] == (33, 33)
 
 
 def test_an_unsupported_device_is_one_line():
@@ -254,6 +267,53 @@ def test_an_unfinished_run_is_evaluated_only_with_a_note(smoke_sweep, tmp_path):
     assert ("unfinished", note) in events
     rows = R.read_csv(run / R.EVAL)
     assert rows and {r["experiment"] for r in rows} == {"eval-unfinished"}
+    # explaining and predicting say it first, and their outputs say it too
+    from selfy_lab.explain import _cam_models
+    from selfy_lab.predict import predict
+
+    notes = []
+    models, _ = _cam_models([run], tmp_path, "cpu", notes.append)
+    assert notes == [f"note: {note}"] and models[0][0].endswith("(unfinished: after 1 of 1 epochs)")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    import numpy as np
+    from PIL import Image
+
+    for i in range(8):
+        Image.fromarray(np.full((32, 32, 3), 30 * i, np.uint8)).save(frames / f"{i:05d}.jpg")
+    notes.clear()
+    out = predict([frames], run, 2, "cpu", on_note=notes.append)
+    assert notes == [f"note: {note}"] and {r["weights"] for r in out} == {"after 1 of 1 epochs"}
+
+
+def test_corruption_cells_are_keyed_by_the_weights_they_came_from(smoke_sweep, tmp_path):
+    """An unfinished run's cells are filed under its checkpoint's epochs; once the run has finished, the same
+    command evaluates them again from the final weights and replaces them, never serving the old numbers."""
+    from selfy_lab import robustness as Rb
+
+    src = R.sweep_run_dirs(smoke_sweep)[0]
+    run = shutil.copytree(src, tmp_path / src.name)
+    metrics = (run / R.METRICS).read_bytes()
+    (run / R.METRICS).unlink()  # killed after its last checkpoint, before its final rows
+    out = tmp_path / "robustness"
+    events = []
+    Rb.evaluate_robustness([run], ["blur"], [1], "center", out, split="val",
+                           on_event=lambda e, **k: events.append((e, k.get("skipped"))))
+    rows = R.read_robustness(out)
+    assert {r["weights"] for r in rows} == {"after 1 of 1 epochs"}
+    assert {r["experiment"] for r in rows} == {"robustness-unfinished"}
+    assert ("unfinished", None) in events
+    (run / R.METRICS).write_bytes(metrics)  # the run finishes
+    events.clear()
+    Rb.evaluate_robustness([run], ["blur"], [1], "center", out, split="val",
+                           on_event=lambda e, **k: events.append((e, k.get("skipped"))))
+    assert [s for e, s in events if e == "cell"] == [False, False]  # clean and severity 1, evaluated again
+    rows = R.read_robustness(out)
+    assert {r["weights"] for r in rows} == {"final"} and {r["experiment"] for r in rows} == {"robustness"}
+    events.clear()
+    Rb.evaluate_robustness([run], ["blur"], [1], "center", out, split="val",
+                           on_event=lambda e, **k: events.append((e, k.get("skipped"))))
+    assert [s for e, s in events if e == "cell"] == [True, True]  # the final weights' cells are kept
 
 
 def test_a_list_item_of_the_wrong_type_is_one_line():
@@ -296,3 +356,165 @@ def test_more_example_clips_than_the_split_holds_is_one_line(smoke_sweep, tmp_pa
     run = R.sweep_run_dirs(smoke_sweep)[0]
     with pytest.raises(SelfyError, match=r"--examples 100000: the validation split holds \d+ clips"):
         write_examples(run, ["blur"], [1], "center", 0, 100000, tmp_path)
+
+
+def _main(args, capsys, monkeypatch, cwd):
+    """``selfy-lab ARGS`` in this process, as the console entry point runs it: (exit status, stderr)."""
+    import sys
+
+    from selfy_lab.cli import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["selfy-lab", *map(str, args)])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def _read_only(monkeypatch, folder):
+    """``folder`` refuses writes: by its mode, or (for root, whom modes do not stop) by the error the system
+    gives an unprivileged user there, raised where a file or folder would be created inside it."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() != 0:
+        return
+    inside = lambda p: Path(p).resolve().is_relative_to(folder.resolve())  # noqa: E731
+    real_mkstemp, real_mkdir = tempfile.mkstemp, Path.mkdir
+
+    def mkstemp(*a, dir=None, **k):
+        if dir is not None and inside(dir):
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real_mkstemp(*a, dir=dir, **k)
+
+    def mkdir(self, *a, **k):
+        if inside(self.parent) and not self.exists():
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+
+
+def test_every_command_s_out_never_touches_what_it_does_not_own(smoke_sweep, tmp_path, capsys, monkeypatch):
+    """Every command that writes, pointed at an existing file of the user's, a folder of the user's and a
+    read-only folder: one line, status 2, and the user's files as they were."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    model = repo / "results" / "models" / "tsn-r18-w16-baseline"  # an export that ships with the repository
+    run = R.sweep_run_dirs(smoke_sweep)[0]
+    folder_commands = {
+        "train": ["train", "--preset", "smoke"],
+        "pretrain": ["pretrain", "--preset", "smoke"],
+        "ablate": ["ablate", "--preset", "smoke", "--offsets", "1"],
+        "corrupt": ["corrupt", "--checkpoint", model, "--kind", "blur", "--severity", "1"],
+        "cam": ["cam", "--checkpoint", model],
+        "stss": ["stss"],
+        "bench": ["bench", "--only", "stss", "--sizes", "14", "--repeats", "1"],
+        "report": ["report", "--only", "flops", "--notebooks", repo / "notebooks", "--results-root", repo / "results"],
+        "flops": ["flops", "--paper"],
+        "describe": ["describe"],
+        "export": ["export", "--checkpoint", run],
+    }
+    for name, args in folder_commands.items():
+        case = tmp_path / name
+        case.mkdir()
+        notes = case / "notes.md"
+        notes.write_text("my notes\n")
+        mine = case / "mine"
+        mine.mkdir()
+        (mine / "todo.txt").write_text("keep me\n")
+        for out, expected in ((notes, "is a file, where a folder is written"),
+                              (mine, "holds files selfy-lab did not write (todo.txt)")):
+            code, err = _main([*args, "--out", out], capsys, monkeypatch, case)
+            assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, (name, out, err)
+        assert notes.read_text() == "my notes\n" and sorted(p.name for p in mine.iterdir()) == ["todo.txt"], name
+        with monkeypatch.context() as m:
+            _read_only(m, case / "locked")
+            code, err = _main([*args, "--out", case / "locked" / "out"], capsys, m, case)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot write to" in err, (name, err)
+        (case / "locked").chmod(0o755)
+        assert list((case / "locked").iterdir()) == [], name
+    # eval writes one CSV file: a user's file, a folder, a read-only folder
+    case = tmp_path / "eval"
+    case.mkdir()
+    notes = case / "notes.md"
+    notes.write_text("my notes\n")
+    for out, expected in ((notes, "is not a selfy-lab results table"), (case, "is a folder, where eval writes")):
+        code, err = _main(["eval", model, "--out", out], capsys, monkeypatch, case)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, (out, err)
+    assert notes.read_text() == "my notes\n"
+    with monkeypatch.context() as m:
+        _read_only(m, case / "locked")
+        code, err = _main(["eval", model, "--out", case / "locked" / "eval.csv"], capsys, m, case)
+    assert code == 2 and "cannot write to" in err, err
+
+
+def test_a_full_disk_in_every_writer_is_one_line_and_keeps_what_was_finished(smoke_sweep, tmp_path, capsys,
+                                                                                monkeypatch):
+    """The disk fills at each write of ablate (its lock, records, run files), eval, corrupt and export in turn:
+    each stops with one line, and what was written before stays whole."""
+    import errno
+    import os
+
+    import safetensors.torch
+
+    run = shutil.copytree(R.sweep_run_dirs(smoke_sweep)[0], tmp_path / "run")
+    real_fsync = os.fsync
+
+    def disk_full_after(n):
+        calls = [0]
+
+        def fsync(fd):
+            calls[0] += 1
+            if calls[0] > n:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_fsync(fd)
+        return fsync
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def stops(args, inject):
+        with monkeypatch.context() as m:
+            inject(m)
+            code, err = _main(args, capsys, monkeypatch, tmp_path)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "No space left on device" in err, (args, err)
+
+    sweep = tmp_path / "sweep"
+    stops(["ablate", "--preset", "smoke", "--offsets", "1", "--no-baseline", "--out", sweep, "--allow-dirty"],
+          lambda m: m.setattr("builtins.open", _open_failing_at(R.LOCK)))
+    for n in (0, 2, 4):
+        stops(["ablate", "--preset", "smoke", "--offsets", "1", "--no-baseline", "--out", sweep, "--allow-dirty"],
+              lambda m: m.setattr(os, "fsync", disk_full_after(n)))
+        for table in (R.RUNS_TABLE, R.STATUS_TABLE):  # every table written so far is whole: it reads as rows
+            if (sweep / table).exists():
+                R.read_csv(sweep / table)
+    before = (run / R.METRICS).read_bytes()
+    stops(["eval", run, "--allow-dirty"], lambda m: m.setattr(os, "fsync", disk_full_after(0)))
+    assert (run / R.METRICS).read_bytes() == before
+    stops(["corrupt", "--checkpoint", run, "--kind", "blur", "--severity", "1", "--split", "val",
+           "--out", tmp_path / "robustness", "--allow-dirty"], lambda m: m.setattr(os, "fsync", disk_full_after(0)))
+    stops(["export", run, "--out", tmp_path / "export"], lambda m: m.setattr(safetensors.torch, "save_file", full))
+    assert [p.name for p in (tmp_path / "export").iterdir()] == []  # no half-written weights
+
+
+def _open_failing_at(name):
+    import builtins
+    import errno
+
+    real_open = builtins.open
+
+    def opener(file, *a, **k):
+        if str(file).endswith(name):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(file, *a, **k)
+    return opener

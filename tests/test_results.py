@@ -68,7 +68,7 @@ def test_layout_and_finished(tmp_path):
 def test_one_row_builder_for_every_result_file():
     run = resolve("smoke")
     rows = R.result_rows(run, {"top1": 0.25, "loss": 2.0}, "val", "robustness", {
-        "kind": "blur", "severity": 3, "corrupted_frames": "center", "test_clips": 1, "test_crops": 1})
+        "kind": "blur", "severity": 3, "corrupted_frames": "center", "test_clips": 1, "test_crops": 1, "weights": "final"})
     assert [r["metric"] for r in rows] == ["top1", "loss"]
     assert set(rows[0]) == set(R.ROBUSTNESS_COLUMNS) and rows[0]["run_id"] == run.run_hash
     assert rows[0]["experiment"] == "robustness" and rows[0]["gflops"] > 0 and rows[0]["offsets"] == "-2..2"

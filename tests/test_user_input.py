@@ -140,3 +140,57 @@ def test_generated_flag_values_work_or_stop_with_one_line(tmp_path, flag, value)
     p = cli_inproc("flops", "--size", "32", "--backbone", "tsn-r18-w8", flag, value, cwd=tmp_path)
     assert "Traceback" not in p.stderr
     assert p.returncode == 0 or (p.returncode == 2 and len(p.stderr.strip().splitlines()) >= 1), (flag, value, p.stderr)
+
+
+# a results table as a hand, a full disk or another version leaves it: cells edited, columns lost, rows torn
+_ROW = ("e,r1,tsn,8,none,none,none,none,none,none,none,none,none,none,none,scratch,1,0.1,1.0,0,val,{metric},{value},"
+        "0.1.0,abc,t")
+_edits = st.lists(st.tuples(st.sampled_from(["cell", "drop_column", "cut", "line"]), st.integers(0, 10_000),
+                            st.text(string.printable, max_size=8)), max_size=4)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.floats(allow_nan=True, allow_infinity=True) | st.text(string.printable, max_size=6),
+                       min_size=1, max_size=4), edits=_edits)
+def test_generated_results_tables_read_valid_or_stop_with_one_line(tmp_path, values, edits):
+    """Whatever a runs.csv holds, the store returns only rows a table may publish (numbers, shares in [0, 1]) or
+    stops with one line naming the file."""
+    import csv
+    import io
+    import math
+
+    from selfy_lab import results as R
+    from selfy_lab.tables import SHARES, load_runs
+
+    header = list(R.RUN_COLUMNS[:-3])
+    rows = [[str(v) if c == "{value}" else m if c == "{metric}" else c for c in _ROW.split(",")]
+            for m, v in zip(("top1", "top5", "loss", "mean_class"), values)]
+    for kind, at, text in edits:
+        if kind == "cell" and rows:
+            row = rows[at % len(rows)]
+            if row:
+                row[at % len(row)] = text
+        elif kind == "drop_column" and len(header) > 1:
+            i = at % len(header)
+            header.pop(i)
+            rows = [r[:i] + r[i + 1:] for r in rows]
+        elif kind == "line":
+            rows.append(text.split(","))
+    buf = io.StringIO()
+    csv.writer(buf).writerows([header, *rows])
+    body = buf.getvalue()
+    for kind, at, _ in edits:
+        if kind == "cut" and body:
+            body = body[: at % len(body)]
+    f = tmp_path / R.RUNS_TABLE
+    f.write_text(body)
+    try:
+        df = load_runs(f)
+    except SelfyError as e:
+        msg = str(e).strip()
+        assert msg and "\n" not in msg and str(f) in msg
+        return
+    for metric, value in zip(df["metric"], df["value"]):
+        assert isinstance(value, float) and not math.isnan(value)
+        if metric in SHARES:
+            assert 0.0 <= value <= 1.0, (metric, value)

@@ -80,7 +80,7 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
             raise SelfyError(f"bench --block '{b}': name your own module as PACKAGE.MODULE:CLASS (the built-in "
                              f"blocks are in the modules part already)")
     if out is not None:
-        R.ensure_writable(out)
+        R.claim_folder(out, R.BENCH_OWNED)
     rows: list[dict] = []
     if "stss" in parts:
         rows += bench_stss(sizes, dev, min(repeats, 3), progress=progress)

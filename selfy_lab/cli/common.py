@@ -125,12 +125,44 @@ TestCrops = Annotated[Optional[int], typer.Option(
     "--crops", "--test-crops", help="Crops per test clip: 1 (centre) or 3 (left / centre / right, TSN's three-crop; "
     "the built-in benchmark's frames are the crop).", rich_help_panel="Data")]
 Workers = Annotated[Optional[int], typer.Option(help="Data-loading worker processes.", rich_help_panel="Data")]
+OnMissing = Annotated[Optional[str], typer.Option(
+    help="A listed clip that is not on disk: stop (default; one line naming the list's line) or skip (counted, "
+    "printed, and left out).", rich_help_panel="Data")]
 Epochs = Annotated[Optional[int], typer.Option(help="Training epochs.", rich_help_panel="Run")]
 BatchSize = Annotated[Optional[int], typer.Option(help="Clips per batch (over all processes).", rich_help_panel="Run")]
 Lr = Annotated[Optional[float], typer.Option(help="Peak learning rate.", rich_help_panel="Run")]
 Seed = Annotated[Optional[int], typer.Option(help="Random seed (data order, augmentation, init).", rich_help_panel="Run")]
-Pretrained = Annotated[Optional[str], typer.Option(help="Backbone weights: none, imagenet, or a state-dict file.",
-                                                   rich_help_panel="Model")]
+Pretrained = Annotated[Optional[str], typer.Option(
+    help="Starting weights: none, imagenet, a run folder or its checkpoint.pt (selfy-lab train / pretrain), an "
+    "export folder (selfy-lab export), or a state-dict file (.pt, .pth, .safetensors).", rich_help_panel="Model")]
+
+# every flag that lists things to run or show takes a comma list, or the flag repeated (each value a comma list)
+LIST = "comma list or repeat the flag"
+
+# every command that takes a trained model names it the same way, and accepts the same three forms
+MODEL_HELP = "The model: a run folder, an export folder (selfy-lab export) or a checkpoint.pt file."
+Model = Annotated[Optional[Path], typer.Option("--checkpoint", help=MODEL_HELP)]
+ModelArg = Annotated[Optional[Path], typer.Argument(help=MODEL_HELP + " The same as --checkpoint.", show_default=False)]
+
+
+def path_list(values: Optional[list[Path]]) -> list[Path]:
+    """The paths of a repeated path flag, each value a path or a comma list of paths (a value that exists as it
+    is, commas and all, stays one path)."""
+    out: list[Path] = []
+    for v in values or []:
+        out += [v] if Path(v).exists() or "," not in str(v) else [Path(p.strip()) for p in str(v).split(",") if p.strip()]
+    return out
+
+
+def one_model(positional: Optional[Path], option: Optional[Path], command: str) -> Path:
+    """The model of a command that takes it as its argument or as --checkpoint: exactly one of them."""
+    if positional is None and option is None:
+        raise SelfyError(f"selfy-lab {command} needs a model: selfy-lab {command} RUN_OR_EXPORT, or --checkpoint "
+                         f"RUN_OR_EXPORT")
+    if positional is not None and option is not None and positional != option:
+        raise SelfyError(f"selfy-lab {command} got two models ({positional} and --checkpoint {option}): give one")
+    return positional if positional is not None else option
+
 Aux = Annotated[Optional[str], typer.Option(
     help=f"Auxiliary loss: {', '.join(AUX_LOSSES)} (hcml = the motion hierarchy's contrastive loss).", rich_help_panel="Run")]
 AuxWeight = Annotated[Optional[float], typer.Option(help="Weight of the auxiliary loss (default 1).", rich_help_panel="Run")]
@@ -166,8 +198,8 @@ def at_least(value, lo, flag: str):
     return value
 
 
-def comma_list(value: Optional[str]) -> list[str]:
-    """``a,b, c`` -> ['a', 'b', 'c'] (empty items dropped)."""
+def comma_list(value) -> list[str]:
+    """``a,b, c`` or a repeated flag's values ['a,b', 'c'] -> ['a', 'b', 'c'] (empty items dropped)."""
     from ..grammar import parse_list
 
     return parse_list(value)
@@ -249,7 +281,8 @@ class RunDisplay:
                      if kw.get(k) is not None]
             parts += [f"{kw['classes']} classes"] if kw.get("classes") is not None else ["labels unread"]
             if kw.get("skipped"):
-                parts.append(f"{kw['skipped']} unreadable video files skipped")
+                n = kw["skipped"]
+                parts.append(f"{n} clip{'s' if n > 1 else ''} skipped (not on disk, or unreadable)")
             p.console.print(f"{pre}data: {', '.join(parts)}")
         elif event == "weights":
             p.console.print(f"{pre}loaded {kw['loaded']} backbone tensors from {kw['source']}; "

@@ -9,7 +9,7 @@ import typer
 from ..errors import SelfyError
 from .common import (Backbone, Block, BlockOptions, Extractor, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator,
                      Offsets, Position, Reduce, Similarity, Window, app, at_least, comma_list, console, progress_bar,
-                     table)
+                     table, LIST)
 
 
 @app.command()
@@ -55,12 +55,12 @@ def flops(
 def bench(
     out: Annotated[Path, typer.Option(help="Directory for bench.csv (tidy rows).")] = Path("runs/bench"),
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when present).")] = "auto",
-    only: Annotated[str, typer.Option(help="Comma list of parts: stss, step, modules, memory, loader (data loading vs training throughput), profile (where the step time goes, CPU), paper (TSM-R50 vs SELFYNet-TSM-R50 at 8x224x224, real batches), stss-memory (the STSS recomputed in the backward pass vs kept).")] = "stss,step,modules,memory",
-    sizes: Annotated[str, typer.Option(help="STSS map sizes (comma list).")] = "14,28,56",
+    only: Annotated[list[str], typer.Option(help=f"Parts ({LIST}): stss, step, modules, memory, loader (data loading vs training throughput), profile (where the step time goes, CPU), paper (TSM-R50 vs SELFYNet-TSM-R50 at 8x224x224, real batches), stss-memory (the STSS recomputed in the backward pass vs kept).")] = ["stss,step,modules,memory"],
+    sizes: Annotated[list[str], typer.Option(help=f"STSS map sizes ({LIST}).")] = ["14,28,56"],
     repeats: Annotated[int, typer.Option(help="Timed repeats per measurement (after one warm-up).")] = 5,
     channels_last: Annotated[bool, typer.Option(help="Run both models channels-last in the step benchmark.")] = True,
     block: Annotated[Optional[list[str]], typer.Option(
-        "--block", help="Your own module (PACKAGE.MODULE:CLASS, repeatable) beside the built-in ones in the modules part.")] = None,
+        "--block", help=f"Your own modules (PACKAGE.MODULE:CLASS; {LIST}) beside the built-in ones in the modules part.")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="Step and paper parts: also run each pair under torch.compile (inductor; compiling takes minutes on a CPU), its eager and compiled steps taking turns (rows <pair>_compiled: compiled ratios, compile_seconds, compile_speedup).")] = False,
 ):
     """Speed and memory of the STSS and of a SELFYNet training step, as ratios measured side by side.
@@ -83,13 +83,13 @@ def bench(
     try:
         size_list = tuple(int(s) for s in comma_list(sizes))
     except ValueError:
-        raise SelfyError(f"--sizes '{sizes}' must be a comma list of integers, e.g. 14,28,56") from None
+        raise SelfyError(f"--sizes '{','.join(sizes)}' must be a comma list of integers, e.g. 14,28,56") from None
     for s in size_list:
         at_least(s, 3, "--sizes")
     with progress_bar(spinner=True) as prog:
         task = prog.add_task("bench", total=None)
         rows, dev_name, path = run_bench(comma_list(only), device, size_list, repeats, channels_last, out, compile,
-                                         lambda s: prog.update(task, description=s), tuple(block or ()))
+                                         lambda s: prog.update(task, description=s), tuple(comma_list(block or [])))
     con = console()
     con.print(table(f"bench on {dev_name}", ["benchmark", "impl", "size", "metric", "value"],
                     [[r["benchmark"], r["impl"], str(r["size"]), r["metric"], f"{r['value']:.4g}"] for r in rows]))

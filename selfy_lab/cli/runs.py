@@ -12,7 +12,8 @@ from .common import (AllowDirty, Settings, Aux, AuxWeight, Backbone, BatchSize, 
                      FreezeBackbone, Fusion, HcmlAllowLeak, HcmlDelta, HcmlPredictor, HcmlTarget, HcmlTau, Hierarchy,
                      HierarchyLevels, Integrator, LabelFraction, ListFormat, Lr, Offsets, Position, Preset,
                      Pretrained, Reduce, RunDisplay, Seed, Similarity, StssMemory, Tensorboard, TestClips, TestCrops,
-                     TestList, TrainList, ValList, Window, Workers, app, at_least, console, metrics_table, table)
+                     TestList, TrainList, ValList, Window, Workers, app, at_least, console, metrics_table, table,
+                     Model, ModelArg, OnMissing, one_model)
 
 
 @app.command()
@@ -23,7 +24,7 @@ def train(
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None, val_list: ValList = None,
     test_list: TestList = None,
     categories: Categories = None, list_format: ListFormat = None, frame_template: FrameTemplate = None, flip: Flip = None,
-    test_clips: TestClips = None, workers: Workers = None, label_fraction: LabelFraction = None,
+    test_clips: TestClips = None, workers: Workers = None, on_missing: OnMissing = None, label_fraction: LabelFraction = None,
     backbone: Backbone = None, frames: Frames = None, block: Block = None, block_options: BlockOptions = None, offsets: Offsets = None,
     window: Window = None, extractor: Extractor = None, integrator: Integrator = None,
     similarity: Similarity = None, fusion: Fusion = None, position: Position = None, reduce: Reduce = None,
@@ -54,12 +55,12 @@ def train(
     """
     flags = dict(locals())
     from ..experiments import run_from_flags
-    from ..results import allow_dirty_source, default_run_dir, ensure_writable
+    from ..results import RUN_OWNED, allow_dirty_source, claim_folder, default_run_dir
     from ..train import fit
 
     allow_dirty_source(allow_dirty)
     run, _ = run_from_flags(flags)
-    run_dir = ensure_writable(out or default_run_dir(run))
+    run_dir = claim_folder(out or default_run_dir(run), RUN_OWNED)
     con = console()
     con.print(f"run {run.run_hash}: {run.model.backbone} block={run.model.block} offsets={run.model.variant()['offsets']} "
               f"on {run.data.dataset} ({run.preset} preset, {run.train.epochs} epochs) -> {run_dir}")
@@ -85,6 +86,7 @@ def pretrain(
     experiment: Experiment = None, preset: Preset = None,
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None,
     categories: Categories = None, list_format: ListFormat = None, frame_template: FrameTemplate = None, workers: Workers = None,
+    on_missing: OnMissing = None,
     backbone: Backbone = None, frames: Frames = None, pretrained: Pretrained = None, hierarchy: Hierarchy = None,
     hierarchy_levels: HierarchyLevels = None, offsets: Offsets = None, window: Window = None,
     hcml_target: HcmlTarget = None, hcml_predictor: HcmlPredictor = None, hcml_tau: HcmlTau = None,
@@ -107,7 +109,7 @@ def pretrain(
     """
     flags = {**dict(locals()), "objective": method, "block": "none"}  # the hierarchy alone, no block
     from ..experiments import run_from_flags
-    from ..results import allow_dirty_source, default_run_dir, ensure_writable
+    from ..results import RUN_OWNED, allow_dirty_source, claim_folder, default_run_dir
     from ..train import fit
     from ..vocabulary import OBJECTIVES
 
@@ -115,7 +117,7 @@ def pretrain(
     if method not in OBJECTIVES[1:]:
         raise SelfyError(f"unknown pretraining method '{method}': use {', '.join(OBJECTIVES[1:])}")
     run, _ = run_from_flags(flags, "pretrain")
-    run_dir = ensure_writable(out or default_run_dir(run))
+    run_dir = claim_folder(out or default_run_dir(run), RUN_OWNED)
     con = console()
     con.print(f"pretrain {run.run_hash}: {run.model.backbone} + {run.model.hierarchy} motion hierarchy at "
               f"{'+'.join(run.model.hierarchy_levels)} on {run.data.dataset}, labels unread "
@@ -132,13 +134,13 @@ def pretrain(
 
 @app.command("eval")
 def evaluate_cmd(
-    run_path: Annotated[Path, typer.Argument(help="Run directory or checkpoint.pt file.")],
+    run_path: ModelArg = None, checkpoint: Model = None,
     split: Annotated[str, typer.Option(help="val (what choices read) or test (the held-out split reported tables "
                                             "read: the built-in benchmark's, or --test-list).")] = "val",
     data_root: DataRoot = None, val_list: ValList = None, test_list: TestList = None, categories: Categories = None,
     list_format: ListFormat = None, frame_template: FrameTemplate = None, test_clips: TestClips = None,
     test_crops: TestCrops = None,
-    workers: Workers = None,
+    workers: Workers = None, on_missing: OnMissing = None,
     out: Annotated[Optional[Path], typer.Option(help="CSV for the tidy rows (default RUN/eval.csv).")] = None,
     device: Device = "auto", allow_dirty: AllowDirty = False,
     settings: Annotated[Optional[list[str]], typer.Option(
@@ -159,6 +161,7 @@ def evaluate_cmd(
     from ..evaluate import evaluate_run
     from ..results import allow_dirty_source
 
+    run_path = one_model(run_path, checkpoint, "eval")
     at_least(workers, 0, "--workers")
     if split not in ("val", "test"):
         raise SelfyError(f"--split {split}: use val or test")
@@ -180,7 +183,8 @@ def evaluate_cmd(
             run_path, {**sets.get("data", {}), **{k: v for k, v in dict(
                 data_root=data_root, val_list=val_list, test_list=test_list, categories=categories,
                 list_format=list_format, frame_template=frame_template, test_clips=test_clips,
-                test_crops=test_crops, workers=workers).items() if v is not None}}, out, device, display, split)
+                test_crops=test_crops, workers=workers, on_missing=on_missing).items() if v is not None}}, out, device,
+            display, split)
     name = "validation" if split == "val" else "test split"
     con.print(metrics_table(f"{name} of {run_path} ({run.data.test_clips} clip(s) x {run.data.test_crops} "
                             f"crop(s))", metrics))
@@ -211,10 +215,10 @@ def describe(
         con.print("reverse pairs: a clip played backwards is a clip of the partner class; a frame-order-blind "
                   "model (TSN) is at chance within them.")
         if out:
-            from ..results import ensure_writable
+            from ..results import claim_folder
             from ..viz import synthetic_gallery
 
-            path = synthetic_gallery(ensure_writable(out) / "synthetic_classes.png", index=index, frames=frames or 8,
+            path = synthetic_gallery(claim_folder(out, ("synthetic_classes.png",)) / "synthetic_classes.png", index=index, frames=frames or 8,
                                      size=size or 64)
             con.print(f"wrote {path}")
         return
@@ -255,8 +259,11 @@ def config_cmd(
 
 @app.command()
 def export(
-    run_path: Annotated[Path, typer.Argument(help="A finished run directory (or its checkpoint.pt).")],
     out: Annotated[Path, typer.Option(help="Folder for model.safetensors, config.yaml and README.md (the model card).")],
+    run_path: Annotated[Optional[Path], typer.Argument(help="The model: a finished run folder or its checkpoint.pt. "
+                                                       "The same as --checkpoint.", show_default=False)] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="The model: a finished run folder or its checkpoint.pt "
+                                                       "(an export folder is exported already).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an earlier export in --out (only the files an export "
                                              "wrote; a file of yours there always stops the export).")] = False,
 ):
@@ -273,5 +280,5 @@ def export(
     """
     from ..export import export_run
 
-    files = export_run(run_path, out, force)
+    files = export_run(one_model(run_path, checkpoint, "export"), out, force)
     console().print("wrote " + ", ".join(str(f) for f in files))

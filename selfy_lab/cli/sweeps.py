@@ -10,7 +10,7 @@ import typer
 from ..errors import SelfyError
 from .common import (AllowDirty, Settings, BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs, Experiment,
                      Frames, FrameTemplate, ListFormat, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList,
-                     ValList, Workers, app, at_least, console, progress_bar, table)
+                     ValList, Workers, app, at_least, console, progress_bar, table, LIST, MODEL_HELP, OnMissing, path_list)
 
 
 def _pm(row, metric: str) -> str:
@@ -45,22 +45,24 @@ def print_sweep_summary(con, out: Path, paper_table: str = "") -> None:
 @app.command()
 def ablate(
     offsets: Annotated[Optional[list[str]], typer.Option(
-        "--offsets", help="Offset set (repeatable): 0, 1, -2,0,2 or a range -3..3. One range expands to the "
+        "--offsets", help="Offset set: 0, 1, -2,0,2 or a range -3..3; several sets: repeat the flag (a set's own "
+        "commas keep it one value). One range expands to the "
         "Table 3a ladder: baseline, {0}, {1}, -1..1, ... up to the range.", rich_help_panel="Sweep")] = None,
     ladder: Annotated[Optional[bool], typer.Option(
         "--ladder/--no-ladder", help="Force or prevent the ladder expansion of a single range.",
         rich_help_panel="Sweep")] = None,
     no_baseline: Annotated[bool, typer.Option("--no-baseline", help="Do not add the baseline without a block.",
                                               rich_help_panel="Sweep")] = False,
-    extractor: Annotated[Optional[str], typer.Option(help="Comma list: smax,kscm,mlp,conv,conv3d.", rich_help_panel="Sweep")] = None,
-    integrator: Annotated[Optional[str], typer.Option(help="Comma list: fc,mlp,conv,none.", rich_help_panel="Sweep")] = None,
-    position: Annotated[Optional[str], typer.Option(help="Comma list: pool1,res2,res3,res4,res5,res2+res3+res4.",
-                                                    rich_help_panel="Sweep")] = None,
-    window: Annotated[Optional[str], typer.Option(help="Comma list: 5x5,9x9,13x13,17x17.", rich_help_panel="Sweep")] = None,
-    similarity: Annotated[Optional[str], typer.Option(help="Comma list: cosine,dot,embedded_gaussian.", rich_help_panel="Sweep")] = None,
-    fusion: Annotated[Optional[str], typer.Option(help="Comma list: R,R+V.", rich_help_panel="Sweep")] = None,
-    backbone: Annotated[Optional[str], typer.Option(help="Comma list of backbones, e.g. tsn-r18,tsm-r18.", rich_help_panel="Sweep")] = None,
-    block: Annotated[Optional[str], typer.Option(help="Comma list of blocks (Table 5): selfy,selfy-s,stcb,...", rich_help_panel="Sweep")] = None,
+    extractor: Annotated[Optional[list[str]], typer.Option(help=f"Variants ({LIST}): smax,kscm,mlp,conv,conv3d.", rich_help_panel="Sweep")] = None,
+    integrator: Annotated[Optional[list[str]], typer.Option(help=f"Variants ({LIST}): fc,mlp,conv,none.", rich_help_panel="Sweep")] = None,
+    position: Annotated[Optional[list[str]], typer.Option(
+        help=f"Variants ({LIST}): pool1,res2,res3,res4,res5, or stages of one variant joined by + (res2+res3+res4).",
+        rich_help_panel="Sweep")] = None,
+    window: Annotated[Optional[list[str]], typer.Option(help=f"Variants ({LIST}): 5x5,9x9,13x13,17x17.", rich_help_panel="Sweep")] = None,
+    similarity: Annotated[Optional[list[str]], typer.Option(help=f"Variants ({LIST}): cosine,dot,embedded_gaussian.", rich_help_panel="Sweep")] = None,
+    fusion: Annotated[Optional[list[str]], typer.Option(help=f"Variants ({LIST}): R,R+V.", rich_help_panel="Sweep")] = None,
+    backbone: Annotated[Optional[list[str]], typer.Option(help=f"Backbones ({LIST}), e.g. tsn-r18,tsm-r18.", rich_help_panel="Sweep")] = None,
+    block: Annotated[Optional[list[str]], typer.Option(help=f"Blocks ({LIST}; Table 5): selfy,selfy-s,stcb,...", rich_help_panel="Sweep")] = None,
     seeds: Annotated[Optional[int], typer.Option(
         help="Seeds per variant (0 .. N-1); default: the experiment file's seeds, else 1.", rich_help_panel="Sweep")] = None,
     jobs: Annotated[int, typer.Option(help="Runs in parallel (worker processes; one per GPU when there are GPUs). On "
@@ -87,7 +89,7 @@ def ablate(
     experiment: Experiment = None, preset: Preset = None,
     dataset: Dataset = None, data_root: DataRoot = None, train_list: TrainList = None, val_list: ValList = None,
     categories: Categories = None, list_format: ListFormat = None, frame_template: FrameTemplate = None, workers: Workers = None,
-    frames: Frames = None, pretrained: Pretrained = None,
+    on_missing: OnMissing = None, frames: Frames = None, pretrained: Pretrained = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, tensorboard: Tensorboard = None,
     compile: Compile = None, deterministic: Deterministic = None, device: Device = "auto",
     allow_dirty: AllowDirty = False, settings: Settings = None,
@@ -109,7 +111,7 @@ def ablate(
     """
     flags = dict(locals())
     from .. import ablate as A
-    from ..results import allow_dirty_source, ensure_writable
+    from ..results import SWEEP_OWNED, allow_dirty_source, claim_folder
 
     at_least(seeds, 1, "--seeds")
     at_least(jobs, 1, "--jobs")
@@ -121,7 +123,7 @@ def ablate(
 
     cluster = ClusterOptions(executor, partition or "", gpus_per_run, time_min)
     plan = A.plan_command(flags, offsets, ladder, not no_baseline, seeds)
-    ensure_writable(out)
+    claim_folder(out, SWEEP_OWNED)
     con = console()
     variants = len(plan.runs) // max(len(plan.seeds), 1)
     con.print(f"sweep '{plan.name}': {len(plan.runs)} runs ({variants} variants x {len(plan.seeds)} seed(s)) "
@@ -147,16 +149,17 @@ def ablate(
 @app.command()
 def corrupt(
     kind: Annotated[Optional[list[str]], typer.Option(
-        "--kind", help="Corruption (repeatable or comma list): blur, occlusion, any ImageNet-C name, frame_rate_drop, "
+        "--kind", help=f"Corruptions ({LIST}): blur, occlusion, any ImageNet-C name, frame_rate_drop, "
         "temporal_blur. See --list.")] = None,
-    severity: Annotated[Optional[str], typer.Option(help="Severities: 3, 1-6 or 1,3,5 (default: all of the kind). "
+    severity: Annotated[Optional[list[str]], typer.Option(help=f"Severities ({LIST}): 3, 1-6 (or 1..6), 1,3,5 (default: all of the kind). "
                                                     "Severity 0 (clean) is always evaluated.")] = None,
     frames_spec: Annotated[str, typer.Option("--corrupted-frames", help="Which frames to corrupt: center (the 4th of 8, the paper), all, "
                                              "or 1-based numbers like 4,5. Temporal kinds act on the whole clip.")] = "center",
-    sweep: Annotated[Optional[list[Path]], typer.Option(help="Sweep directory whose runs to evaluate (repeatable).")] = None,
-    checkpoint: Annotated[Optional[list[Path]], typer.Option(help="Run directory or checkpoint.pt to evaluate (repeatable).")] = None,
+    sweep: Annotated[Optional[list[Path]], typer.Option(help=f"Sweep directories whose runs to evaluate ({LIST}).")] = None,
+    checkpoint: Annotated[Optional[list[Path]], typer.Option(help=MODEL_HELP + f" Several ({LIST}): each is "
+                                                             "evaluated.")] = None,
     results_root: Annotated[Path, typer.Option(help="Where to look for the most recent offsets sweep.")] = Path("results"),
-    out: Annotated[Optional[Path], typer.Option(help="Output directory (default: ROBUSTNESS next to the sweep, or results/robustness).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output directory (default: robustness/ inside the models' sweep, or runs/robustness for models of several sweeps or none).")] = None,
     examples: Annotated[int, typer.Option(help="Also save clean-vs-corrupted strips of N validation clips.")] = 0,
     list_kinds: Annotated[bool, typer.Option("--list", help="List every corruption with its severity range.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the per-clip random choices (blur angle, noise).")] = 0,
@@ -196,7 +199,8 @@ def corrupt(
 
     allow_dirty_source(allow_dirty)
 
-    plan = R.plan_robustness(kind or [], severity, frames_spec, sweep or [], checkpoint or [], results_root, out,
+    plan = R.plan_robustness(kind or [], ",".join(severity or []) or None, frames_spec, path_list(sweep),
+                             path_list(checkpoint), results_root, out,
                              test_clips, test_crops)
     con.print(f"{len(plan.models)} model(s) x {len(plan.kinds)} kind(s) x severities {plan.severities} (+ clean) -> {plan.out}")
     t0 = time.time()

@@ -7,15 +7,16 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SelfyError
-from .common import Categories, DataRoot, Device, Frames, Offsets, ValList, Window, app, at_least, comma_list, console
+from .common import (LIST, MODEL_HELP, Categories, DataRoot, Device, Frames, Offsets, ValList, Window, app, at_least,
+                     comma_list, console, path_list)
 
 
 @app.command()
 def cam(
     checkpoint: Annotated[Optional[list[Path]], typer.Option(
-        help="Run directory or checkpoint (repeatable: models side by side). Default: the {1} and the widest-range "
+        help=MODEL_HELP + f" Several ({LIST}): models side by side. Default: the {{1}} and the widest-range "
         "run of the most recent offsets sweep under --results-root (the paper's Fig. 7).")] = None,
-    clip: Annotated[Optional[list[int]], typer.Option(help="Validation clip index (repeatable).")] = None,
+    clip: Annotated[Optional[list[str]], typer.Option(help=f"Validation clip indices ({LIST}; ranges 0..7 or 0-7).")] = None,
     video: Annotated[Optional[Path], typer.Option(help="Your own clip: a video file or a folder of frames, sampled "
                                                   "like the test protocol (T segment centres, centre crop).")] = None,
     class_: Annotated[Optional[str], typer.Option("--class", help="Explain this class (name or label id) instead of "
@@ -42,9 +43,15 @@ def cam(
     """
     from ..explain import cam_figures
 
+    from ..grammar import parse_int_list
+
     at_least(count, 1, "--count")
+    try:
+        clips = list(parse_int_list(",".join(clip), "clip", 0)) if clip else None
+    except ValueError as e:
+        raise SelfyError(f"--clip: {e}") from None
     con = console()
-    shown = cam_figures(list(checkpoint or []), out, results_root, clip, class_, disagree, count, method, layer,
+    shown = cam_figures(path_list(checkpoint), out, results_root, clips, class_, disagree, count, method, layer,
                         dict(data_root=data_root, val_list=val_list, categories=categories), device, video,
                         lambda line: con.print(line, markup=False))
 
@@ -60,21 +67,27 @@ def cam(
 @app.command()
 def predict(
     videos: Annotated[list[Path], typer.Argument(help="Video files, frame folders, or folders of them.")],
-    checkpoint: Annotated[Path, typer.Option(help="The model: a run folder, its checkpoint.pt or an export.")],
+    checkpoint: Annotated[Path, typer.Option(help=MODEL_HELP)],
     top_k: Annotated[int, typer.Option(help="Classes shown per video, most probable first.")] = 5,
+    clips: Annotated[int, typer.Option(help="Clips per video (1: the segments' centres; 2: also their starts, TSM's "
+                                            "two-clip test), their logits averaged.")] = 1,
+    crops: Annotated[int, typer.Option(help="Crops per clip: 1 (centre) or 3 (left / centre / right along the "
+                                            "longer side), averaged.")] = 1,
     output_format: Annotated[str, typer.Option("--format", help="table (default), csv or json, on standard "
                                                "output.")] = "table",
     device: Device = "auto",
 ):
-    """What is in these videos? The model's top-k classes with their probabilities, per video (one clip of the
-    model's frames, centre crop: its test protocol). A video that cannot be decoded is reported and the others
-    go on.
+    """What is in these videos? The model's top-k classes with their probabilities, per video, over the test
+    protocol's views (--clips 1|2 x --crops 1|3; default one clip of the model's frames, centre crop). A video
+    that cannot be decoded is reported and the others go on.
 
     Examples:
 
       selfy-lab predict my_clip.mp4 --checkpoint results/models/tsn-r18-w16-selfy-3
 
       selfy-lab predict ~/videos --checkpoint models/selfy-tsm-r50 --top-k 3 --format csv > predictions.csv
+
+      selfy-lab predict my_clip.mp4 --checkpoint models/selfy-tsm-r50 --clips 2 --crops 3   # the paper's views
     """
     import csv
     import json
@@ -87,7 +100,8 @@ def predict(
         raise SelfyError(f"--format {output_format[:20]}: use table, csv or json")
     con = console(stderr=output_format != "table")
     rows = run_predict(videos, checkpoint, top_k, device,
-                       lambda path, why: con.print(f"skipped {path}: {why}"))
+                       lambda path, why: con.print(f"skipped {path}: {why}"), clips, crops,
+                       lambda line: con.print(line, markup=False))
     if output_format == "csv":
         w = csv.DictWriter(sys.stdout, fieldnames=PREDICTION_COLUMNS, lineterminator="\n")
         w.writeheader()
@@ -104,7 +118,7 @@ def predict(
 @app.command("stss")
 def stss_cmd(
     out: Annotated[Path, typer.Option(help="Directory for the PNGs.")] = Path("runs/stss"),
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Trained model: show the STSS at its SELFY block. "
+    checkpoint: Annotated[Optional[Path], typer.Option(help=MODEL_HELP + " Shows the STSS at its SELFY block. "
                                                        "Default: raw pixels of a built-in benchmark clip.")] = None,
     clip: Annotated[int, typer.Option(help="Validation clip index.")] = 0,
     video: Annotated[Optional[Path], typer.Option(help="Your own clip (a video file or a folder of frames) instead of "
@@ -137,8 +151,13 @@ def stss_cmd(
         q = parse_query(query)
     except ValueError as e:
         raise SelfyError(f"--{str(e)}" if str(e).startswith("query") else str(e)) from None
-    res = stss_figures(out, checkpoint, clip, q, offs, win, cell, frames or 8, size, device, video)
     con = console()
+    if checkpoint is not None:
+        from ..results import unfinished_note
+
+        if checkpoint.exists() and unfinished_note(checkpoint):
+            con.print(f"note: {unfinished_note(checkpoint)}", markup=False)
+    res = stss_figures(out, checkpoint, clip, q, offs, win, cell, frames or 8, size, device, video)
     for p in res["paths"]:
         con.print(f"wrote {p}")
     q = res["query"]
@@ -153,7 +172,7 @@ def report(
                                                             "--readme, the sweeps its tables name (default: the "
                                                             "README's folder).")] = None,
     notebooks: Annotated[Path, typer.Option(help="Notebook directory.")] = Path("notebooks"),
-    only: Annotated[Optional[str], typer.Option(help="Comma list of notebook names (default: all).")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help=f"Notebook names ({LIST}; default: all).")] = None,
     timeout: Annotated[int, typer.Option("--timeout-s", help="Seconds per notebook cell.")] = 900,
     readme: Annotated[Optional[Path], typer.Option(
         help="Instead: rewrite the tables of this results README (e.g. results/README.md) from the result files "
@@ -175,5 +194,5 @@ def report(
         path, count = update_readme(readme, results_root)
         con.print(f"wrote {count} tables into {path} from the results under {results_root or readme.parent}")
         return
-    write_report(notebooks, results_root or Path("results"), out, comma_list(only) or None, timeout,
+    write_report(notebooks, results_root or Path("results"), out, comma_list(only or []) or None, timeout,
                  lambda path, seconds: con.print(f"wrote {path} ({seconds:.0f} s)"))

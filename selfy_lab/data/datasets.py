@@ -98,19 +98,30 @@ def stack_frames(frames: list[np.ndarray]) -> np.ndarray:
     return np.stack(same)
 
 
-def check_entries(entries: list[ListEntry], template: str, progress=None) -> None:
-    """Before training: every listed folder exists and holds its last listed frame (or the video exists)."""
+def check_entries(entries: list[ListEntry], template: str, progress=None, on_missing: str = "stop") -> list[ListEntry]:
+    """Before training: every listed folder exists and holds its last listed frame (or the video exists). A
+    missing one stops with one line naming the list's line (``on_missing`` stop), or is left out (skip): returns
+    the entries on disk. Nothing left on disk stops either way."""
+    kept: list[ListEntry] = []
     for i, e in enumerate(entries):
         if e.path.suffix.lower() in VIDEO_SUFFIXES:
-            if not e.path.is_file():
-                raise DataError(f"{e.source}: video {e.path} does not exist")
+            problem = None if e.path.is_file() else f"video {e.path} does not exist"
         elif not e.path.is_dir():
-            raise DataError(f"{e.source}: frame folder {e.path} does not exist")
+            problem = f"frame folder {e.path} does not exist"
         elif not (e.path / template.format(e.num_frames)).is_file():
-            raise DataError(f"{e.source}: {e.path} has no frame {template.format(e.num_frames)} "
-                            f"(the list says {e.num_frames} frames)")
+            problem = f"{e.path} has no frame {template.format(e.num_frames)} (the list says {e.num_frames} frames)"
+        else:
+            problem = None
+        if problem is None:
+            kept.append(e)
+        elif on_missing == "stop":
+            raise DataError(f"{e.source}: {problem} (--on-missing skip counts and skips such clips)")
         if progress and i % 1000 == 0:
             progress(i + 1, len(entries))
+    if entries and not kept:
+        raise DataError(f"none of the {len(entries)} listed clips is on disk (first: {entries[0].source}): check "
+                        "--data-root")
+    return kept
 
 
 def resolve_paths(cfg: DataConfig, keys=("train", "val", "categories")) -> dict[str, Path | None]:
@@ -147,25 +158,37 @@ def load_user_clip(path: str | Path, frames: int, size: int, resize_to: tuple[in
     """A user's clip (a video file or a folder of frame images, in name order) sampled like the test protocol:
     the centre frame of each of ``frames`` segments, resized to ``resize_to`` (H, W) -- or, without it, the
     shorter side to ``size`` -- then centre-cropped to ``size``. uint8 (T, C, H, W)."""
+    return load_user_views(path, frames, size, resize_to)[0]
+
+
+def load_user_views(path: str | Path, frames: int, size: int, resize_to: tuple[int, int] | None = None,
+                    clips: int = 1, crops: int = 1) -> list[torch.Tensor]:
+    """The test protocol's views of a user's clip, as a list dataset's test item holds them: ``clips`` (1: the
+    segments' centres; 2: also their starts, TSM's two-clip test) x ``crops`` (1: centre; 3: TSN's three crops
+    along the longer side), clip-major; each uint8 (T, C, H, W). Resizing as :func:`load_user_clip`."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise DataError(f"{path} holds no frame images ({', '.join(IMAGE_SUFFIXES)})")
-        idx = segment_indices(len(files), frames, False)[0]
+        idx = segment_indices(len(files), frames, False, None, clips)
         try:
-            arr = stack_frames([np.asarray(Image.open(files[i]).convert("RGB")) for i in idx])
+            arrs = [stack_frames([np.asarray(Image.open(files[i]).convert("RGB")) for i in row]) for row in idx]
         except (OSError, UnidentifiedImageError, ValueError) as e:
             raise DataError(f"{path}: cannot read its frames ({type(e).__name__})") from None
     elif path.suffix.lower() in VIDEO_SUFFIXES:
-        arr = read_picked(path, lambda n: segment_indices(n, frames, False)[0], str(path))
+        arrs = list(read_picked(path, lambda n: segment_indices(n, frames, False, None, clips), str(path)))
     else:
         raise DataError(f"--video {path}: expected a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder of frames")
-    clip = clip_from_frames(arr)  # (T, C, H, W)
-    if resize_to is None:
-        H, W = clip.shape[-2:]
-        resize_to = (size, max(size, round(W * size / H))) if H <= W else (max(size, round(H * size / W)), size)
-    return center_crop(resize(clip, resize_to), size)
+    views = []
+    for arr in arrs:
+        clip = clip_from_frames(arr)  # (T, C, H, W)
+        if resize_to is None:
+            H, W = clip.shape[-2:]
+            resize_to = (size, max(size, round(W * size / H))) if H <= W else (max(size, round(H * size / W)), size)
+        clip = resize(clip, resize_to)
+        views += three_crops(clip, size) if crops == 3 else [center_crop(clip, size)]
+    return views
 
 
 SPLITS = ("train", "val", "test")
@@ -208,9 +231,12 @@ def build_dataset(run: RunConfig, split: str, check: bool | None = None, progres
     fmt = cfg.list_format if cfg.list_format != "auto" else cfg.conventions.get("list_format", "auto")
     entries = read_clips(paths[split], fmt, cfg.data_root or None, len(names), names)
     template = frame_template(cfg)
+    listed = len(entries)
     if cfg.check if check is None else check:
-        check_entries(entries, template, progress)
-    return ListClips(cfg, frames, entries, template, train, names)
+        entries = check_entries(entries, template, progress, cfg.on_missing)
+    ds = ListClips(cfg, frames, entries, template, train, names)
+    ds.skipped = listed - len(entries)  # listed clips not on disk (--on-missing skip)
+    return ds
 
 
 class FolderClips(ListClips):
