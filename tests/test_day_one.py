@@ -210,19 +210,15 @@ def test_one_list_syntax_reaches_the_library(tmp_path):
     assert one_line_error(cli("cam", "--clip", "0..99999999"), "at most 10000")
 
 
-def test_a_labelled_dataset_of_one_s_own(tmp_path):
-    """--dataset custom: a list file in the formats the others read and a class-name file whose length sets the
-    model's class count."""
+def _labelled_folder(root, names, per_class=2):
+    """A labelled dataset of one's own under ``root``: ``per_class`` frame folders of 8 JPEGs per class name,
+    categories.txt and train.txt (TSN lines); returns the list lines."""
     import numpy as np
     from PIL import Image
 
-    from selfy_lab.data.datasets import build_dataset
-
-    root = tmp_path / "mine"
-    names = ["wave", "clap", "jump"]
     lines = []
     for label, name in enumerate(names):
-        for k in range(2):
+        for k in range(per_class):
             folder = root / f"{name}_{k}"
             folder.mkdir(parents=True)
             for i in range(1, 9):
@@ -230,6 +226,17 @@ def test_a_labelled_dataset_of_one_s_own(tmp_path):
             lines.append(f"{name}_{k} 8 {label}")
     (root / "categories.txt").write_text("\n".join(names) + "\n")
     (root / "train.txt").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def test_a_labelled_dataset_of_one_s_own(tmp_path):
+    """--dataset custom: a list file in the formats the others read and a class-name file whose length sets the
+    model's class count."""
+    from selfy_lab.data.datasets import build_dataset
+
+    root = tmp_path / "mine"
+    names = ["wave", "clap", "jump"]
+    lines = _labelled_folder(root, names)
     (root / "val.txt").write_text("\n".join(lines[::2]) + "\n")
     run, _ = run_from_flags({"dataset": "custom", "data_root": str(root), "preset": "smoke"})
     assert run.model.num_classes == 3
@@ -245,23 +252,11 @@ def test_a_labelled_dataset_of_one_s_own(tmp_path):
 def test_a_missing_clip_stops_or_is_counted_and_skipped(tmp_path):
     """--on-missing stop (the default) names the list's line and the way out; skip leaves the clip out and counts
     it, and is part of the run key (the clips trained on depend on the disk); the default keeps every key."""
-    import numpy as np
-    from PIL import Image
-
     from selfy_lab.data.datasets import build_dataset
     from selfy_lab.errors import DataError
 
     root = tmp_path / "mine"
-    lines = []
-    for label, name in enumerate(["wave", "clap"]):
-        for k in range(2):
-            folder = root / f"{name}_{k}"
-            folder.mkdir(parents=True)
-            for i in range(1, 9):
-                Image.fromarray(np.full((36, 40, 3), 40 * label + k, np.uint8)).save(folder / f"{i:05d}.jpg")
-            lines.append(f"{name}_{k} 8 {label}")
-    (root / "categories.txt").write_text("wave\nclap\n")
-    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    lines = _labelled_folder(root, ["wave", "clap"])
     (root / "val.txt").write_text("\n".join(lines + ["gone_0 8 1"]) + "\n")
     flags = {"dataset": "custom", "data_root": str(root), "preset": "smoke"}
     run, _ = run_from_flags(flags)
