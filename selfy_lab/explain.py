@@ -340,8 +340,9 @@ def _cam_models(checkpoints: list[Path], results_root: Path, device: str,
     if len(set(labels)) < len(labels):
         labels = [f"{lab} [{Path(p).name}]" for lab, p in zip(labels, paths)]
     for i, p in enumerate(paths):
-        if R.unfinished_note(p):
-            note(f"note: {R.unfinished_note(p)}")
+        unfinished = R.unfinished_note(p)
+        if unfinished:
+            note(f"note: {unfinished}")
             labels[i] += f" (unfinished: {R.weights_tag(p)})"
     return list(zip(labels, [m for _, m in loaded])), run0
 

@@ -49,21 +49,21 @@ note ``on_note`` (and each row's ``weights`` says which)."""
 
     if clips not in (1, 2) or crops not in (1, 3):
         raise SelfyError(f"the test protocol is --clips 1 or 2 and --crops 1 or 3, got {clips} and {crops}")
-    n_clips = clips
-    clips = inputs_of(paths)
+    videos = inputs_of(paths)
     run, model = load_run(model_path, device)
     weights = R.weights_tag(model_path)
-    if R.unfinished_note(model_path):
-        on_note(f"note: {R.unfinished_note(model_path)}")
+    unfinished = R.unfinished_note(model_path)
+    if unfinished:
+        on_note(f"note: {unfinished}")
     try:
         names = class_names_of(run)
     except SelfyError:  # a real dataset whose categories file is not on this machine
         names = [str(i) for i in range(run.model.num_classes)]
     k = max(1, min(top_k, len(names)))
     rows = []
-    for clip in clips:
+    for clip in videos:
         try:
-            x = user_views(clip, run, n_clips, crops)
+            x = user_views(clip, run, clips, crops)
         except DataError as e:
             on_skip(clip, str(e))
             continue

@@ -174,7 +174,7 @@ def unfinished_note(path: str | Path) -> str:
     problem = metrics_problem(folder)
     if problem is None:
         return ""
-    return (f"{folder} has not finished ({problem}): using its last checkpoint, {weights_tag(path)}; "
+    return (f"{folder} has not finished ({problem}): using its last checkpoint, {_epochs_done(folder)}; "
             "these numbers are not the run's")
 
 
@@ -183,11 +183,13 @@ def weights_tag(path: str | Path) -> str:
     epochs`` (an unfinished run's last checkpoint). Cached results are keyed by it, so the cells of an unfinished
     run are evaluated again once it has trained further or finished."""
     path = Path(path)
-    if is_exported(path):
+    if is_exported(path) or metrics_problem(run_dir_of(path)) is None:
         return "final"
-    folder = run_dir_of(path)
-    if metrics_problem(folder) is None:
-        return "final"
+    return _epochs_done(run_dir_of(path))
+
+
+def _epochs_done(folder: Path) -> str:
+    """``after N of M epochs``: how far an unfinished run's last checkpoint trained."""
     epochs = len(read_csv(folder / HISTORY))
     try:
         total = read_run_config(folder).train.epochs

@@ -98,9 +98,6 @@ def claim_folder(path: str | Path, ours: Iterable[str], what: str = "--out") -> 
     import fnmatch
 
     path, ours = Path(path), tuple(ours)
-    if path.exists() and not path.is_dir():
-        raise SelfyError(f"{what} {path} is a file, where a folder is written: nothing was written; pass a folder "
-                         f"name (e.g. {path.with_suffix('')}-out)")
     if path.is_dir():
         try:
             entries = sorted(e.name for e in path.iterdir() if not e.name.startswith("."))
