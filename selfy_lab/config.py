@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .blocks import block_entry
 from .frozen import KEY_IF_SET, NOT_IDENTITY, check_choice, check_number, identity
 from .grammar import (EVERY, POSITIONS, format_offsets, format_positions, format_window, parse_block_options,
                       parse_offsets, parse_positions, parse_window, position_stage)
@@ -125,7 +126,7 @@ class ModelConfig:
         check_number(self.hcml_grid, "hcml_grid", 1, integer=True)
         check_choice(self.hcml_target, HCML_TARGETS, "hcml target")
         check_choice(self.hcml_predictor, HCML_PREDICTORS, "hcml predictor input")
-        if self.block in SELFY_BLOCKS and any(p.endswith(EVERY) for p in self.position):
+        if self.block != "none" and not block_entry(self.block).inside and any(p.endswith(EVERY) for p in self.position):
             raise ValueError(f"position '{format_positions(self.position)}': ':every' (a module inside every residual "
                              f"block) is for the motion modules ({', '.join(MOTION_BLOCKS)}); {self.block} goes after a stage")
         if self.block in SELFY_BLOCKS and max(abs(o) for o in self.offsets) >= self.frames:

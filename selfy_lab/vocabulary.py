@@ -1,22 +1,18 @@
 """The toolkit's vocabulary: the names a configuration may take (backbones, blocks, extractors, datasets and
-their conventions, presets), one owner for each. No torch, no imports from the package."""
+their conventions, presets), one owner for each; the block names are the block registry's (``blocks.py``). No
+torch, no other imports from the package."""
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from .blocks import OUTSIDE_BLOCK_RE, is_outside_block, list_blocks  # noqa: F401 (re-exported)
+
 BACKBONE_RE = re.compile(r"^(tsn|tsm)-r(18|34|50)(?:-w(\d+))?$")
 BACKBONE_EXAMPLES = ("tsn-r18", "tsm-r18", "tsn-r34", "tsm-r34", "tsn-r50", "tsm-r50", "tsn-r18-w16", "tsm-r18-w16")
-SELFY_BLOCKS = ("selfy", "selfy-s", "stcb", "stcb+stcb", "selfy-s+selfy-s", "parallel", "sequential")
-MOTION_BLOCKS = ("nonlocal", "ms", "tea", "tam", "stm", "cost-a", "cost-b", "cp")  # the field's other modules (models/motion/)
-BLOCKS = ("none", *SELFY_BLOCKS, *MOTION_BLOCKS)
-# a module written outside the package: --block PACKAGE.MODULE:CLASS (models/outside.py builds it)
-OUTSIDE_BLOCK_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def is_outside_block(block: str) -> bool:
-    """``PACKAGE.MODULE:CLASS`` names the user's own module."""
-    return bool(OUTSIDE_BLOCK_RE.match(str(block)))
+SELFY_BLOCKS = list_blocks("selfy")  # SELFY, STCB and their Table 5 combinations (models/selfy.py)
+MOTION_BLOCKS = list_blocks("motion")  # the field's other modules (models/motion/)
+BLOCKS = list_blocks()  # every --block name; or the user's PACKAGE.MODULE:CLASS (is_outside_block)
 EXTRACTORS = ("smax", "kscm", "mlp", "conv", "conv3d")
 INTEGRATORS = ("conv", "mlp", "fc", "none")
 SIMILARITIES = ("cosine", "dot", "embedded_gaussian")

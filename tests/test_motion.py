@@ -11,9 +11,9 @@ from selfy_lab.config import ModelConfig
 from selfy_lab.flops import count_macs, model_cost
 from selfy_lab.grammar import POSITIONS
 from selfy_lab.models import build_model
+from selfy_lab.models.blocks import create_block
 from selfy_lab.models.motion import (AdaptiveTemporalConv, Attention, ChannelTemporalConv, CoSTConv, MotionExcitation,
-                                     NextFrameCorrelation, build_motion_block, frame_difference,
-                                     other_frame_neighbours)
+                                     NextFrameCorrelation, frame_difference, other_frame_neighbours)
 from selfy_lab.models.selfsim import COSINE_EPS
 from selfy_lab.vocabulary import MOTION_BLOCKS
 
@@ -94,7 +94,7 @@ def test_bad_every_positions_are_refused(position, message):
 @pytest.mark.parametrize("block", MOTION_BLOCKS)
 def test_every_module_is_an_identity_at_initialisation(block):
     torch.manual_seed(0)
-    mod = build_motion_block(block, 16, frames=4).eval()
+    mod = create_block(block, 16, frames=4, stage="res3").eval()
     x = torch.rand(2, 4, 16, 6, 6)  # non-negative, as the ReLU features a module is inserted after
     with torch.no_grad():
         assert torch.allclose(mod(x), x, atol=1e-6)
@@ -103,7 +103,7 @@ def test_every_module_is_an_identity_at_initialisation(block):
 @pytest.mark.parametrize("block", MOTION_BLOCKS)
 def test_zero_init_off_starts_every_module_active(block):
     torch.manual_seed(0)
-    mod = build_motion_block(block, 16, frames=4, zero_init=False).eval()
+    mod = create_block(block, 16, frames=4, stage="res3", zero_init=False).eval()
     x = torch.rand(2, 4, 16, 6, 6)
     with torch.no_grad():
         assert not torch.allclose(mod(x), x, atol=1e-6)
@@ -188,7 +188,7 @@ def test_table_7a_flops_count_the_products_of_activations_twice():
 
 
 def test_counted_modules_report_their_own_arithmetic():
-    mod = build_motion_block("ms", 16, frames=4)
+    mod = create_block("ms", 16, frames=4, stage="res3")
     x = torch.rand(1, 4, 16, 8, 8)
     convs = sum(m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3] * m.out_channels * 4 * 8 * 8
                 for m in mod.modules() if isinstance(m, nn.Conv2d))  # the reduction and the lift

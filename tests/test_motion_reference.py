@@ -149,7 +149,7 @@ def test_tea_motion_excitation_equals_its_equations():
 
 def test_cost_b_predicts_view_weights_from_the_max_pooled_views():
     torch.manual_seed(0)
-    block = randomise_bn(CoSTBlock(8, "b"))
+    block = randomise_bn(CoSTBlock(8, variant="b"))
     m = block.cost
     nn.init.normal_(m.predict.weight, 0, 0.5), nn.init.normal_(m.mix.weight, 0, 0.5)
     c_in = m.weight.shape[1]

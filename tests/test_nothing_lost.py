@@ -159,10 +159,10 @@ def test_yaml_keys_given_twice_and_alias_bombs_are_refused(tmp_path):
 
 def test_block_option_switches_take_only_what_they_mean():
     from selfy_lab.grammar import block_options_dict, parse_block_options
-    from selfy_lab.models.motion import build_motion_block
+    from selfy_lab.models.blocks import create_block
 
     def nonlocal_block(spec):
-        return build_motion_block("nonlocal", 16, 8, options=block_options_dict(parse_block_options(spec)))
+        return create_block("nonlocal", 16, frames=8, stage="res3", options=block_options_dict(parse_block_options(spec)))
 
     assert parse_block_options("subsample=no") == ("subsample=false",)  # no means false, never true
     assert nonlocal_block("subsample=no").subsample is False

@@ -37,7 +37,8 @@ def test_an_outside_module_is_inserted_where_the_position_says(user_dir):
 @pytest.mark.parametrize("block, message", [
     ("nowhere_module:Gate", "cannot import module 'nowhere_module'"),
     ("gate_module:Missing", "has no 'Missing'"),
-    ("gate_module:WrongShape", "must return the (B*T, C, H, W) shape"),
+    ("gate_module:WrongShape", "must return the (B, T, C, H, W) shape"),
+    ("gate_module:TwoDimensional", "failed on a (B, T, C, H, W) = (2, "),
 ])
 def test_a_broken_outside_module_stops_with_one_line(user_dir, block, message):
     with pytest.raises(SelfyError, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):

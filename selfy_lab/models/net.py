@@ -5,15 +5,16 @@ import torch
 import torch.nn as nn
 from torchvision.models.resnet import ResNet
 
+from ..blocks import block_entry
 from ..config import ModelConfig
 from ..errors import SelfyError
 from ..grammar import EVERY, block_options_dict, position_stage
-from ..vocabulary import MOTION_BLOCKS, PREVIOUS_STAGE, is_outside_block
+from ..vocabulary import PREVIOUS_STAGE
 from .backbones import build_resnet, stage_channels, stages
+from .blocks import create_block
 from .hcml import MotionHierarchy, build_hierarchy
-from .motion import SUM_ARRANGEMENT, SumBlock, build_motion_block
-from .outside import build_outside_block
-from .selfy import BlockWidths, build_block
+from .motion import SumBlock
+from .selfy import BlockWidths
 
 
 class BranchConv2d(nn.Conv2d):
@@ -96,44 +97,52 @@ class SELFYNet(nn.Module):
         return self.forward_head(self.forward_features(x), x.shape[0])
 
 
+def block_options(cfg: ModelConfig, position: str) -> dict:
+    """The options the block of ``cfg`` takes at ``position``: SELFY's family the model's STSS fields, a
+    motion module its ``--block-options``."""
+    if block_entry(cfg.block).family == "selfy":
+        return dict(offsets=cfg.offsets, window=cfg.window, extractor=cfg.extractor, integrator=cfg.integrator,
+                    similarity=cfg.similarity, fusion=cfg.fusion, residual=cfg.residual, fuse=cfg.fuse,
+                    reduce=cfg.reduce_at(position), widths=BlockWidths().scaled(cfg.width / 64),
+                    memory=cfg.stss_memory)
+    return block_options_dict(cfg.block_options)
+
+
+def _insert_blocks(cfg: ModelConfig, backbone: ResNet) -> dict[str, nn.Module]:
+    """The blocks of ``cfg``, one after each stage of its positions, or, at ``STAGE:every``, one inside each
+    residual block of the stage, where the module's registry entry says (its branch or its sum)."""
+    chans, entry = stage_channels(backbone), block_entry(cfg.block)
+
+    def make(channels: int, stage: str, position: str) -> nn.Module:
+        try:
+            return create_block(cfg.block, channels, frames=cfg.frames, stage=stage, zero_init=cfg.zero_init,
+                                options=block_options(cfg, position))
+        except (ValueError, TypeError) as e:  # a bad option or the user's module: the user can fix it
+            raise SelfyError(str(e)) from None
+
+    blocks = {}
+    for pos in cfg.position:
+        stage = position_stage(pos)
+        if not pos.endswith(EVERY):
+            blocks[pos] = make(chans[pos], stage, pos)
+            continue
+        for i, blk in enumerate(stages(backbone)[stage]):  # one in every residual block, where its paper puts it
+            if entry.inside == "sum":  # on the block's sum, before its last ReLU
+                inner = make(chans[stage], stage, pos)
+                SumBlock.wrap(blk, inner, cfg.frames)
+            else:  # on the input of its second convolution
+                inner = make(blk.conv2.in_channels, stage, pos)
+                blk.conv2 = BranchConv2d.wrap(blk.conv2, inner, cfg.frames)
+            blocks[f"{pos}-{i}"] = inner
+    return blocks
+
+
 def build_model(cfg: ModelConfig) -> SELFYNet:
     """Build the network a :class:`ModelConfig` describes (randomly initialised; see ``selfy_lab.weights``)."""
     backbone = build_resnet(cfg.depth, cfg.width, cfg.tsm, cfg.frames, shift_div=cfg.shift_div,
                             shift_place=cfg.shift_place)
     chans = stage_channels(backbone)
-    widths = BlockWidths().scaled(cfg.width / 64)
-    blocks = {}
-    if cfg.block in MOTION_BLOCKS or is_outside_block(cfg.block):
-        options = block_options_dict(cfg.block_options)
-
-        def make(channels: int, stage: str) -> nn.Module:
-            try:
-                if is_outside_block(cfg.block):
-                    return build_outside_block(cfg.block, channels, cfg.frames, options)
-                return build_motion_block(cfg.block, channels, cfg.frames, cfg.zero_init, stage=stage, options=options)
-            except (ValueError, TypeError) as e:  # a bad option or the user's module: the user can fix it
-                raise SelfyError(str(e)) from None
-
-        for pos in cfg.position:
-            stage = position_stage(pos)
-            if not pos.endswith(EVERY):
-                blocks[pos] = make(chans[pos], stage)
-                continue
-            for i, blk in enumerate(stages(backbone)[stage]):  # one in every residual block, where its paper puts it
-                if cfg.block in SUM_ARRANGEMENT:  # on the block's sum, before its last ReLU
-                    inner = make(chans[stage], stage)
-                    SumBlock.wrap(blk, inner, cfg.frames)
-                else:  # on the input of its second convolution
-                    inner = make(blk.conv2.in_channels, stage)
-                    blk.conv2 = BranchConv2d.wrap(blk.conv2, inner, cfg.frames)
-                blocks[f"{pos}-{i}"] = inner
-    elif cfg.block != "none":
-        for pos in cfg.position:
-            blocks[pos] = build_block(
-                cfg.block, chans[pos], offsets=cfg.offsets, window=cfg.window, extractor=cfg.extractor,
-                integrator=cfg.integrator, similarity=cfg.similarity, fusion=cfg.fusion, residual=cfg.residual,
-                fuse=cfg.fuse, reduce=cfg.reduce_at(pos), widths=widths, zero_init=cfg.zero_init,
-                memory=cfg.stss_memory)
+    blocks = {} if cfg.block == "none" else _insert_blocks(cfg, backbone)
     hierarchy = None
     if cfg.hierarchy != "none":
         hierarchy = build_hierarchy(

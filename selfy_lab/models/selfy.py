@@ -324,3 +324,11 @@ def build_block(
     if kind == "sequential":
         return nn.Sequential(res(selfy("none")), res(stcb()))
     raise ValueError(f"unknown block '{kind}': choose from {', '.join(SELFY_BLOCKS)}")
+
+
+def selfy_block(channels: int, *, frames: int, stage: str, kind: str = "selfy", zero_init: bool = True,
+                **fields) -> nn.Module:
+    """The block registry's entry to :func:`build_block` (the contract's ``frames`` and ``stage`` are unused:
+    SELFY's STSS takes its temporal offsets and its reduction among ``fields``)."""
+    return build_block(kind, channels, zero_init=zero_init, **fields)
+

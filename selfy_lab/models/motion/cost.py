@@ -93,11 +93,14 @@ class CoSTConv(nn.Module):
 class CoSTBlock(nn.Module):
     """CoST's bottleneck as one residual insertion: z = ReLU(x + BN(expand(CoST(reduce(x)))))."""
 
-    def __init__(self, channels: int, variant: str = "a", ratio: int = 4, zero_init: bool = True, **options):
+    OPTIONS: tuple[str, ...] = ("alpha_init", "pool", "mix_views")  # its --block-options (the rest: the contract's and its widths)
+
+    def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", variant: str = "a", ratio: int = 4,
+                 zero_init: bool = True, alpha_init: str = "authors", pool: str = "max", mix_views: bool = True):
         super().__init__()
         cb = max(4, channels // ratio)
         self.reduce = conv_bn_relu(channels, cb, 1)
-        self.cost = CoSTConv(cb, cb, variant, **options)
+        self.cost = CoSTConv(cb, cb, variant, alpha_init=alpha_init, pool=pool, mix_views=mix_views)
         self.post = nn.Sequential(nn.BatchNorm3d(cb), nn.ReLU(inplace=True))
         self.expand = nn.Conv2d(cb, channels, 1, bias=False)
         self.bn = last_bn(channels, zero_init)

@@ -82,7 +82,9 @@ def legacy_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class CorrespondenceProposal(nn.Module):
     """The CP module's output for a (B, T, C, H, W) map (see the module docstring); ``forward`` adds it."""
 
-    def __init__(self, channels: int, k: int = 8, zero_init: bool = True, *, stage: str = "res3",
+    OPTIONS: tuple[str, ...] = ("shrink", "pair_order")  # its --block-options (the rest: the contract's and its widths)
+
+    def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", k: int = 8, zero_init: bool = True,
                  shrink: int = 0, pair_order: str = "difference-first"):
         super().__init__()
         if pair_order not in ("difference-first", "own-first"):

@@ -77,8 +77,10 @@ def _lift(widths: list[int], first_kernel: int, full: bool, zero_init: bool) -> 
 class MotionSqueeze(nn.Module):
     """The MS module: z = x + lift(flow and confidence of x's correlation with the next frame)."""
 
-    def __init__(self, channels: int, window: tuple[int, int] = (15, 15), zero_init: bool = True, *,
-                 reduce_ratio: int = 2, correlation_relu: bool = True, flow_order: str = "xy",
+    OPTIONS: tuple[str, ...] = ("reduce_ratio", "correlation_relu", "flow_order", "lift")  # its --block-options (the rest: the contract's and its widths)
+
+    def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", window: tuple[int, int] = (15, 15),
+                 zero_init: bool = True, reduce_ratio: int = 2, correlation_relu: bool = True, flow_order: str = "xy",
                  lift: str = "full"):
         super().__init__()
         if flow_order not in ("xy", "yx"):

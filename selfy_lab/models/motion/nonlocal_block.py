@@ -54,8 +54,10 @@ class Attention(nn.Module):
 class NonLocal(nn.Module):
     """z = x + BN(W_z softmax(theta(x)^T phi(pool(x)) / sqrt(Ci)) g(pool(x))) (see the module docstring)."""
 
-    def __init__(self, channels: int, inner: int | None = None, zero_init: bool = True, *, subsample: bool = True,
-                 scale: bool = True, init_std: float = 0.01):
+    OPTIONS: tuple[str, ...] = ("subsample", "scale", "init_std")  # its --block-options (the rest: the contract's and its widths)
+
+    def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", inner: int | None = None,
+                 zero_init: bool = True, subsample: bool = True, scale: bool = True, init_std: float = 0.01):
         super().__init__()
         ci = inner or max(4, channels // 2)
         self.subsample = subsample

@@ -42,8 +42,10 @@ class STMBlock(nn.Module):
     replaces, a pretrained bottleneck); CSTM's temporal convolution starting as the identity (centre tap 1;
     ``temporal_init="default"`` keeps PyTorch's initialisation instead)."""
 
-    def __init__(self, channels: int, ratio: int = 4, cmm_ratio: int = 16, zero_init: bool = True, *,
-                 temporal_init: str = "identity"):
+    OPTIONS: tuple[str, ...] = ("temporal_init",)  # its --block-options (the rest: the contract's and its widths)
+
+    def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", ratio: int = 4, cmm_ratio: int = 16,
+                 zero_init: bool = True, temporal_init: str = "identity"):
         super().__init__()
         cb = max(4, channels // ratio)
         cm = max(4, cb // cmm_ratio)

@@ -40,8 +40,10 @@ class TemporalAdaptive(nn.Module):
     with ``zero_init`` (identity at init); the number of frames is fixed at construction (the global
     branch's FC is T wide), as in TANet."""
 
-    def __init__(self, channels: int, frames: int, kernel: int = 3, alpha: int = 2, beta: int = 4,
-                 zero_init: bool = True):
+    OPTIONS: tuple[str, ...] = ()  # its --block-options (the rest: the contract's and its widths)
+
+    def __init__(self, channels: int, *, frames: int, stage: str = "res3", kernel: int = 3, alpha: int = 2,
+                 beta: int = 4, zero_init: bool = True):
         super().__init__()
         self.frames, self.kernel = frames, kernel
         cb = max(4, channels // beta)

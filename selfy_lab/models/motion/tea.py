@@ -28,7 +28,10 @@ from .common import frame_difference, last_bn
 class MotionExcitation(nn.Module):
     """z = x + x * (sigmoid(BN(conv(pool(ME difference)))) - 0.5) (see the module docstring)."""
 
-    def __init__(self, channels: int, ratio: int = 16, zero_init: bool = True, *, excite_bn: bool = True):
+    OPTIONS: tuple[str, ...] = ("excite_bn",)  # its --block-options (the rest: the contract's and its widths)
+
+    def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", ratio: int = 16, zero_init: bool = True,
+                 excite_bn: bool = True):
         super().__init__()
         cr = max(4, channels // ratio)
         self.reduce = nn.Sequential(nn.Conv2d(channels, cr, 1, bias=False), nn.BatchNorm2d(cr))
