@@ -13,7 +13,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # seconds: for tests and for checking an installation
     "smoke": dict(
         model=dict(backbone="tsn-r18-w8", frames=4, window=(5, 5), reduce=1, dropout=0.0),
-        data=dict(size=32, synthetic_train=64, synthetic_val=32, workers=0, synthetic_distractors=1),
+        data=dict(size=32, synthetic_train=64, synthetic_val=32, synthetic_test=32, workers=0,
+                  synthetic_distractors=1),
         train=dict(epochs=1, batch_size=16, optimizer="adamw", lr=0.002, weight_decay=0.05, schedule="cosine",
                    warmup=0, lr_steps=()),
     ),
