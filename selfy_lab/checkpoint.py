@@ -19,7 +19,7 @@ from .runtime import select_device
 INIT_STREAM = 2**31 - 1  # the "epoch" of the seed stream that initialises the weights (epochs count from 0)
 
 
-def build_run_model(run: RunConfig, device: torch.device, pretrained: bool = True):
+def build_run_model(run: RunConfig, device: torch.device, *, pretrained: bool = True):
     """The run's network on ``device`` (channels-last where asked), with its pretrained backbone. The random
     initialisation is a function of the run's seed alone, whatever the process drew before (other runs of
     a sweep, a test)."""

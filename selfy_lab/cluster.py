@@ -53,7 +53,7 @@ class TrainJob:
     """One run as a job: ``fit`` in its run directory (which resumes from the last checkpoint); on
     preemption or timeout submitit calls :meth:`checkpoint`, which requeues the same job."""
 
-    def __init__(self, run: dict[str, Any], run_dir: str, device: str = "auto", distributed: bool = False):
+    def __init__(self, run: dict[str, Any], run_dir: str, *, device: str = "auto", distributed: bool = False):
         self.run, self.run_dir, self.device, self.distributed = run, run_dir, device, distributed
 
     def __call__(self) -> dict:
@@ -66,7 +66,8 @@ class TrainJob:
         return execute_run(PlannedRun(run, describe(run)), Path(self.run_dir).parent.parent, self.device, _log)
 
     def checkpoint(self, *args, **kwargs):  # submitit's hook: requeue; the run resumes from its checkpoint
-        return _submitit().helpers.DelayedSubmission(TrainJob(self.run, self.run_dir, self.device, self.distributed))
+        return _submitit().helpers.DelayedSubmission(TrainJob(self.run, self.run_dir, device=self.device,
+                                                              distributed=self.distributed))
 
 
 def _log(event: str, **info) -> None:
@@ -150,7 +151,7 @@ def run_jobs(todo: list, out: Path, opts: ClusterOptions, device: str, finished:
             raise SelfyError(f"run {pr.run_id} is still training in local job {old} of an earlier invocation: "
                              f"wait for it or stop it (kill {old}), then re-run")
         job = ex.submit(TrainJob(to_dict(pr.run), str(R.run_dir(out, pr.run_id)),
-                                 "cuda" if opts.gpus_per_run else device, opts.gpus_per_run > 1))
+                                 device="cuda" if opts.gpus_per_run else device, distributed=opts.gpus_per_run > 1))
         jobs[pr.run_id] = (pr, job)
         known[pr.run_id] = str(job.job_id)
         R.write_csv(record, [{"run_id": k, "job_id": v} for k, v in known.items()], ("run_id", "job_id"))

@@ -40,13 +40,16 @@ def _imagenet_c_names() -> list[str]:
 
 def kinds() -> dict[str, Kind]:
     out = {
-        "occlusion": Kind("occlusion", 6, False, "paper (Sec. 4.5): centred square cut-out"),
-        "blur": Kind("blur", 6, False, "paper (Sec. 4.5): ImageNet-C motion blur with the paper's (radius, sigma)"),
+        "occlusion": Kind("occlusion", severities=6, temporal=False, source="paper (Sec. 4.5): centred square cut-out"),
+        "blur": Kind("blur", severities=6, temporal=False,
+                     source="paper (Sec. 4.5): ImageNet-C motion blur with the paper's (radius, sigma)"),
     }
     for n in _imagenet_c_names():
-        out[n] = Kind(n, 5, False, "ImageNet-C (imagecorruptions)")
-    out["frame_rate_drop"] = Kind("frame_rate_drop", 5, True, "temporal: frames held (lower frame rate)")
-    out["temporal_blur"] = Kind("temporal_blur", 5, True, "temporal: average with neighbouring frames")
+        out[n] = Kind(n, severities=5, temporal=False, source="ImageNet-C (imagecorruptions)")
+    out["frame_rate_drop"] = Kind("frame_rate_drop", severities=5, temporal=True,
+                                       source="temporal: frames held (lower frame rate)")
+    out["temporal_blur"] = Kind("temporal_blur", severities=5, temporal=True,
+                                     source="temporal: average with neighbouring frames")
     return out
 
 

@@ -99,7 +99,8 @@ def predictions(run: RunConfig, model: torch.nn.Module, split: str = "val", data
     ``dataset``), every test view of a clip averaged."""
     dev = next(model.parameters()).device
     ds = dataset if dataset is not None else build_dataset(run, split)
-    loader = make_loader(ds, run.train.batch_size, run.train.seed, False, run.data.workers)
+    loader = make_loader(ds, batch_size=run.train.batch_size, seed=run.train.seed, train=False,
+                         workers=run.data.workers)
     return predict(model, loader, dev, amp_dtype(run, dev), run.train.channels_last, callback=callback)
 
 

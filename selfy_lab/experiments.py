@@ -69,7 +69,7 @@ def default_preset(dataset: str | None) -> str:
     return "quick" if (dataset or "synthetic") == "synthetic" else "paper"
 
 
-def build_run(preset: str | None, dataset: str | None, overrides: dict[str, Any], experiment: str = "") -> RunConfig:
+def build_run(preset: str | None, dataset: str | None, *, overrides: dict[str, Any], experiment: str = "") -> RunConfig:
     """Resolve a run config (unset preset: :func:`default_preset`); bad values become one-line errors."""
     ds = dataset or (overrides.get("data") or {}).get("dataset") or "synthetic"
     try:
@@ -120,7 +120,7 @@ def run_from_flags(flags: dict[str, Any], default_name: str = "") -> tuple[RunCo
     preset = flags.get("preset") or exp.preset or default_preset(dataset)
     exp_overrides, exp.sweep = exp.for_preset(preset) if preset in PRESET_NAMES else ({}, exp.sweep)
     overrides = deep_merge(deep_merge(exp_overrides, flag_overrides(flags)), set_overrides(flags.get("settings")))
-    return build_run(preset, dataset, overrides, exp.name or default_name), exp
+    return build_run(preset, dataset, overrides=overrides, experiment=exp.name or default_name), exp
 
 
 def model_from_flags(flags: dict[str, Any], base: ModelConfig | None = None) -> ModelConfig:

@@ -177,7 +177,7 @@ def explain_clip(models: list, x: torch.Tensor, names: list[str], label: int | N
     return rows
 
 
-def compare_cams(models: list, dataset, clips: list[int] | None = None, class_id: int | None = None,
+def compare_cams(models: list, dataset, *, clips: list[int] | None = None, class_id: int | None = None,
                  disagree: bool = False, count: int = 2, method: str = "gradcam", layer: str = "res5") -> list[dict]:
     """CAMs of several trained models on the same validation clips.
 
@@ -299,9 +299,10 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
         if bad:
             raise SelfyError(f"--clip {bad[0]} is out of range: the validation set has {len(ds)} clips")
         by_default = not disagree and len(models) > 1 and class_id is None and not clips
-        shown = compare_cams(models, ds, clips, class_id, disagree or by_default, count, method, layer)
+        shown = compare_cams(models, ds, clips=clips, class_id=class_id, disagree=disagree or by_default, count=count,
+                              method=method, layer=layer)
         if not shown and by_default:
-            shown = compare_cams(models, ds, None, None, False, count, method, layer)
+            shown = compare_cams(models, ds, count=count, method=method, layer=layer)
             note(f"no validation clip where the models' predictions differ and one is right: showing the first "
                  f"{len(shown)} clips")
     if not shown:

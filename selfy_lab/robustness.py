@@ -26,7 +26,7 @@ from .grammar import parse_int_list
 class CorruptedClips(torch.utils.data.Dataset):
     """A validation dataset whose clips are corrupted after the test transform, before normalisation."""
 
-    def __init__(self, base, kind: str, severity: int, frames: tuple[int, ...], seed: int = 0):
+    def __init__(self, base, *, kind: str, severity: int, frames: tuple[int, ...], seed: int = 0):
         self.base, self.kind, self.severity, self.frames, self.seed = base, kind, severity, frames, seed
         self.class_names = base.class_names
 
@@ -164,7 +164,8 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
                     clean = clean or evaluate(run, model, dataset=base)  # clean accuracy: once per model
                     metrics = clean
                 else:
-                    metrics = evaluate(run, model, dataset=CorruptedClips(base, kind, sev, frames, seed))
+                    corrupted = CorruptedClips(base, kind=kind, severity=sev, frames=frames, seed=seed)
+                    metrics = evaluate(run, model, dataset=corrupted)
                 keep = {m: v for m, v in metrics.items() if m in ("top1", "top5", "mean_class", "loss")}
                 experiment = "robustness-unfinished" if note else "robustness"  # an unfinished run's rows say so
                 R.append_robustness(out, R.result_rows(run, keep, on, experiment,
@@ -242,7 +243,7 @@ def write_examples(model_path: Path, kind_names: list[str], severities: list[int
             idx = i * step
             clip, label = base[(idx, 0)]
             clip = clip[0] if clip.dim() == 5 else clip
-            seed_i = CorruptedClips(base, k, 1, frames, seed).clip_seed(idx)
+            seed_i = CorruptedClips(base, kind=k, severity=1, frames=frames, seed=seed).clip_seed(idx)
             fig = corruption_examples_figure(clip.permute(0, 2, 3, 1).numpy(), k, severities, frames, seed_i,
                                              f"{k}, clip {idx}: {base.class_names[label]}")
             paths += save_figure(fig, Path(out) / "examples" / f"{k}_clip{idx}", formats=("png",), dpi=110)

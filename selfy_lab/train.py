@@ -204,9 +204,10 @@ def _prepare(run: RunConfig, run_dir: Path, dist: Dist, callback: Callback) -> _
 
         net = compiled(net)
     pin = dist.device.type == "cuda"
-    train_loader = make_loader(train_ds, t.batch_size, t.seed, True, run.data.workers, dist.rank, dist.world, pin)
-    val_loader = None if pretrain else make_loader(val_ds, t.batch_size, t.seed, False, run.data.workers, dist.rank,
-                                                   dist.world, pin)
+    loading = dict(batch_size=t.batch_size, seed=t.seed, workers=run.data.workers, rank=dist.rank, world=dist.world,
+                   pin_memory=pin)
+    train_loader = make_loader(train_ds, train=True, **loading)
+    val_loader = None if pretrain else make_loader(val_ds, train=False, **loading)
     if len(train_loader) == 0:
         raise SelfyError(f"the training set has {len(train_ds)} clips, fewer than one batch of {t.batch_size // dist.world}")
     return _Training(run, dist, model, net, opt, scaler, amp, train_loader, val_loader, frozen, board, start, history)
@@ -300,8 +301,9 @@ def _test(tr: _Training, callback: Callback) -> dict[str, float]:
     if "test" not in scored_splits(tr.run):
         return {}
     ds = build_dataset(tr.run, "test")
-    loader = make_loader(ds, tr.run.train.batch_size, tr.run.train.seed, False, tr.run.data.workers, tr.dist.rank,
-                         tr.dist.world, tr.dist.device.type == "cuda")
+    loader = make_loader(ds, batch_size=tr.run.train.batch_size, seed=tr.run.train.seed, train=False,
+                         workers=tr.run.data.workers, rank=tr.dist.rank, world=tr.dist.world,
+                         pin_memory=tr.dist.device.type == "cuda")
     callback("test_start", clips=len(ds))
     logits, labels = predict(tr.model, loader, tr.dist.device, tr.amp, tr.run.train.channels_last, tr.dist,
                              callback=lambda ev, **kw: callback(ev, epoch=tr.run.train.epochs - 1, **kw))

@@ -58,22 +58,22 @@ def test_bad_list_lines_name_file_and_line(tmp_path, line, msg):
 
 def test_segment_sampling():
     rng = np.random.default_rng(0)
-    tr = segment_indices(80, 8, True, rng)
+    tr = segment_indices(80, 8, train=True, rng=rng)
     assert tr.shape == (1, 8) and all(10 * i <= tr[0, i] < 10 * (i + 1) for i in range(8))
-    te = segment_indices(80, 8, False)
+    te = segment_indices(80, 8, train=False)
     assert te.tolist() == [[5, 15, 25, 35, 45, 55, 65, 75]]
-    two = segment_indices(80, 8, False, clips=2)
+    two = segment_indices(80, 8, train=False, clips=2)
     assert two[1].tolist() == [0, 10, 20, 30, 40, 50, 60, 70]
-    short = segment_indices(3, 8, False)  # fewer frames than segments: repeats, within range
+    short = segment_indices(3, 8, train=False)  # fewer frames than segments: repeats, within range
     assert short.min() >= 0 and short.max() <= 2 and (np.diff(short[0]) >= 0).all()
 
 
 def test_batch_sampler_shards_equal_the_single_process_batches():
-    single = list(EpochBatchSampler(20, 4, seed=3, shuffle=True))
-    ranks = [list(EpochBatchSampler(20, 4, seed=3, shuffle=True, rank=r, world=2)) for r in range(2)]
+    single = list(EpochBatchSampler(20, batch_size=4, seed=3, shuffle=True))
+    ranks = [list(EpochBatchSampler(20, batch_size=4, seed=3, shuffle=True, rank=r, world=2)) for r in range(2)]
     for b, batch in enumerate(single):
         assert sorted(batch) == sorted(ranks[0][b] + ranks[1][b])
-    s = EpochBatchSampler(20, 4, seed=3, shuffle=True)
+    s = EpochBatchSampler(20, batch_size=4, seed=3, shuffle=True)
     s.set_epoch(1)
     assert list(s) != single  # a new order every epoch ...
     s.set_epoch(0)
@@ -95,8 +95,8 @@ def test_frame_folder_dataset(fake_ssv1):
                                                                      "resize": [40, 52], "test_crops": 3}}), "val")
     crops = three[(0, 0)][0]
     assert crops.shape == (3, 4, 3, 32, 32) and torch.equal(crops[1], val[(0, 0)][0])  # the middle crop is the centre one
-    full = resize(clip_from_frames(np.stack([three._frame(three.entries[0], int(i) + 1) for i in
-                                            segment_indices(three.entries[0].num_frames, 4, False, np.random.default_rng(0), 1)[0]])), (40, 52))
+    picked = segment_indices(three.entries[0].num_frames, 4, train=False, rng=np.random.default_rng(0))[0]
+    full = resize(clip_from_frames(np.stack([three._frame(three.entries[0], int(i) + 1) for i in picked])), (40, 52))
     assert torch.equal(crops[0], full[..., 4:36, :32]) and torch.equal(crops[2], full[..., 4:36, 20:])  # left, right
     six = build_dataset(resolve("smoke", "something-v1", {"data": {"data_root": str(fake_ssv1), "size": 32, "resize": [40, 52],
                                                                    "test_clips": 2, "test_crops": 3}}), "val")

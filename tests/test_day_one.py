@@ -134,7 +134,8 @@ def test_a_user_clip_s_views_are_the_test_protocol_s(tmp_path):
     for i in range(1, 13):
         Image.fromarray(rng.integers(0, 255, (30, 50, 3), dtype=np.uint8)).save(folder / f"{i:05d}.png")
     cfg = DataConfig(dataset="custom", resize=(36, 60), size=32, test_clips=2, test_crops=3)
-    ds = ListClips(cfg, 4, [ListEntry(folder, 12, 0, "list:1")], "{:05d}.png", False, ["a"])
+    ds = ListClips(cfg, frames=4, entries=[ListEntry(folder, 12, 0, "list:1")], template="{:05d}.png", train=False,
+                   class_names=["a"])
     expected = ds._views(0, None)
     views = load_user_views(folder, 4, 32, (36, 60), clips=2, crops=3)
     assert len(views) == len(expected) == 6

@@ -273,7 +273,8 @@ def test_motion_features_never_see_the_frames_they_predict(encoder):
 
     torch.manual_seed(0)
     enc = (DifferenceEncoder(8, 4) if encoder == "diff" else
-           SelfyEncoder(8, 4, (-2, -1, 0, 1, 2), (3, 3), 1, BlockWidths().scaled(0.125))).eval()
+           SelfyEncoder(8, width=4, offsets=(-2, -1, 0, 1, 2), window=(3, 3), reduce=1,
+                        widths=BlockWidths().scaled(0.125))).eval()
     x = torch.rand(2, 6, 8, 8, 8)
     later = x.clone()
     later[:, 3:] = torch.rand_like(later[:, 3:])  # new frames 3..5

@@ -44,3 +44,27 @@ def test_every_module_of_the_package_has_its_layer():
     modules = {p.stem for p in package.glob("*.py") if p.name != "__init__.py"}
     modules |= {p.name for p in package.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
     assert modules == named
+
+
+def _signatures():
+    """(where, positional parameter names) of every builder (``build_*``, ``make_*``, ``create_*``) and every
+    class constructor of the package."""
+    import ast
+
+    for path in sorted((ROOT / "selfy_lab").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                init = next((f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+                if init is not None:
+                    yield f"{path.name}:{node.name}", [a.arg for a in init.args.posonlyargs + init.args.args][1:]
+            elif isinstance(node, ast.FunctionDef) and node.name.startswith(("build_", "make_", "create_")):
+                args = [a.arg for a in node.args.posonlyargs + node.args.args]
+                yield f"{path.name}:{node.name}", args[1:] if args[:1] in (["self"], ["cls"]) else args
+
+
+def test_builders_and_constructors_take_their_subjects_positionally_and_the_rest_by_name():
+    """At most two positional parameters (``build_block(kind, channels, *, ...)``), so that no call passes a
+    row of bare values, booleans among them."""
+    wide = [f"{where} {args}" for where, args in _signatures() if len(args) > 2]
+    assert not wide, "\n".join(wide)
+    assert sum(1 for _ in _signatures()) > 50  # the scan sees the package

@@ -197,7 +197,7 @@ def test_counted_modules_report_their_own_arithmetic():
 
 def test_cost_views_share_one_kernel_over_three_planes():
     torch.manual_seed(0)
-    m = CoSTConv(2, 3, "a").double()
+    m = CoSTConv(2, 3, variant="a").double()
     x = torch.randn(1, 2, 3, 4, 4, dtype=torch.float64)  # (B, C, T, H, W)
     v = m.views(x)  # (B, 3, C', T, H, W)
     w = m.weight
@@ -217,10 +217,10 @@ def test_cost_views_share_one_kernel_over_three_planes():
     with torch.no_grad():  # CoST(a) starts at its authors' softmax(0.7, -0.7, -0.7), H-W first
         share = torch.tensor([0.7, -0.7, -0.7], dtype=torch.float64).softmax(0)
         assert torch.allclose(m(x), (share[None, :, None, None, None, None] * v).sum(1))
-        equal = CoSTConv(2, 3, "a", alpha_init="equal").double()
+        equal = CoSTConv(2, 3, variant="a", alpha_init="equal").double()
         assert torch.allclose(equal(x), equal.views(x).mean(1))  # the equal start: the mean of the views
         # CoST(b)'s weights sum to 1 per channel
-        b = CoSTConv(2, 3, "b").double()
+        b = CoSTConv(2, 3, variant="b").double()
         coef = b.coefficients(b.views(x))
         assert coef.shape == (1, 3, 3) and torch.allclose(coef.sum(1), torch.ones(1, 3, dtype=torch.float64))
 

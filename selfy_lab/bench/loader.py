@@ -74,7 +74,7 @@ def bench_loader(workers: tuple[int, ...] | None = None, clips: int = 48, batch:
             ds = build_dataset(run, "train")
             for w in workers:
                 progress(f"loader {source}, {w} workers")
-                loader = make_loader(ds, batch, 0, True, w)
+                loader = make_loader(ds, batch_size=batch, seed=0, train=True, workers=w)
                 t0 = time.perf_counter()
                 seen = sum(len(y) for _, y in loader)
                 dt = time.perf_counter() - t0  # includes starting the workers, as every epoch does
@@ -83,7 +83,7 @@ def bench_loader(workers: tuple[int, ...] | None = None, clips: int = 48, batch:
     device = torch.device(device)
     for cfg in (TSM_R18, SELFY_TSM_R18) if train_step else ():
         progress(f"training step {cfg.block}")
-        m = make_model(cfg, device, True)
+        m = make_model(cfg, device, channels_last=True)
         x, y = clip(device, 8, 224, batch), torch.zeros(batch, dtype=torch.long, device=device)
         one_step(m, x, y, None)
         t = statistics.median(time_call(lambda: one_step(m, x, y, None), device) for _ in range(3))

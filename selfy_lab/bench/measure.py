@@ -33,7 +33,7 @@ def clip(device, frames=8, size=224, batch=1):
     return torch.randn(batch, frames, 3, size, size, device=device)
 
 
-def make_model(cfg: ModelConfig, device, channels_last: bool):
+def make_model(cfg: ModelConfig, device, *, channels_last: bool):
     from ..models import build_model
 
     torch.manual_seed(0)
@@ -87,7 +87,8 @@ def interleaved_steps(models: dict, batch: tuple[torch.Tensor, torch.Tensor], am
 def pair_models(base_cfg: ModelConfig, block_cfg: ModelConfig, device, channels_last: bool) -> dict:
     """The plain backbone and the model with the block, by their bench names (plain first)."""
     names = (f"{base_cfg.backbone}", f"{block_cfg.block}-{base_cfg.backbone}")
-    return dict(zip(names, (make_model(base_cfg, device, channels_last), make_model(block_cfg, device, channels_last))))
+    return dict(zip(names, (make_model(base_cfg, device, channels_last=channels_last),
+                            make_model(block_cfg, device, channels_last=channels_last))))
 
 
 def flop_ratio(base_cfg: ModelConfig, block_cfg: ModelConfig, size: int) -> float:
@@ -128,7 +129,7 @@ def peak_rss_bytes() -> int:
 
 
 def _peak_rss_worker(cfg, step: bool, channels_last: bool, batch: int, size: int, queue) -> None:
-    m = make_model(cfg, "cpu", channels_last)
+    m = make_model(cfg, "cpu", channels_last=channels_last)
     x, y = step_input("cpu", cfg.frames, size, batch, channels_last)
     if step:
         train_step(m, x, y, None)

@@ -24,7 +24,7 @@ def bench_modules(device="cpu", repeats: int = 5, channels_last: bool = True, am
     for bench, (base_cfg, batch, size) in (settings or module_settings()).items():
         cfgs = {"none": base_cfg, **{b: c for b, c in module_configs(base_cfg).items() if blocks is None or b in blocks}}
         cfgs.update({b: replace(base_cfg, block=b, position=("res3",)) for b in own_blocks})  # the user's own modules
-        models = {b: make_model(c, device, channels_last) for b, c in cfgs.items()}
+        models = {b: make_model(c, device, channels_last=channels_last) for b, c in cfgs.items()}
         med = interleaved_steps(models, step_input(device, base_cfg.frames, size, batch, channels_last), amp_dtype,
                                  repeats, lambda name, r: progress(f"{bench} {name} {r}/{repeats}"))
         base_gflops = model_cost(base_cfg, size)["gflops"]

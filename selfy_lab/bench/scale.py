@@ -120,7 +120,7 @@ def bench_stss_memory(device="cpu", repeats: int = 3, channels_last: bool = True
     amp_dtype = _amp_dtype(device, amp)
     batch = batch or (8 if device.type == "cuda" else 1)
     cfgs = stss_memory_configs(block)
-    models = {k: make_model(c, device, channels_last) for k, c in cfgs.items()}
+    models = {k: make_model(c, device, channels_last=channels_last) for k, c in cfgs.items()}
     inputs = step_input(device, block.frames, size, batch, channels_last)
     bench = f"stss_memory_b{batch}"
     med = interleaved_steps(models, inputs, amp_dtype, repeats, lambda k, r: progress(f"{bench} {k} {r}/{repeats}"))

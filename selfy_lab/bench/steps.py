@@ -71,7 +71,7 @@ def bench_memory(device="cpu", channels_last: bool = True, rss: bool = True,
     vals: dict[str, dict[str, float]] = {}
     for name, cfg in (("tsm-r18", TSM_R18), ("selfy-tsm-r18", SELFY_TSM_R18)):
         progress(f"memory {name}")
-        m = make_model(cfg, device, channels_last)
+        m = make_model(cfg, device, channels_last=channels_last)
         vals[name] = {"saved_for_backward_mb": saved_tensor_bytes(m, x, y) / 2**20}
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)

@@ -21,8 +21,8 @@ from .transforms import clip_from_frames
 class SyntheticClips(ClipDataset):
     """The built-in motion benchmark, generated once and cached on disk as a memory-mapped array."""
 
-    def __init__(self, cfg: DataConfig, frames: int, split: str, train: bool):
-        super().__init__(cfg, frames, train, list(syn.CLASS_NAMES))
+    def __init__(self, cfg: DataConfig, *, frames: int, split: str, train: bool):
+        super().__init__(cfg, frames=frames, train=train, class_names=list(syn.CLASS_NAMES))
         n = {"train": cfg.synthetic_train, "val": cfg.synthetic_val, "test": cfg.synthetic_test}[split]
         self.clips = synthetic_array(split, n, frames, cfg.size, cfg.synthetic_seed, cfg.synthetic_distractors)
 

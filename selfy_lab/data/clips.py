@@ -18,7 +18,7 @@ def item_address(item) -> tuple[int, int]:
 class ClipDataset(torch.utils.data.Dataset):
     class_names: list[str]
 
-    def __init__(self, cfg: DataConfig, frames: int, train: bool, class_names: list[str]):
+    def __init__(self, cfg: DataConfig, *, frames: int, train: bool, class_names: list[str]):
         self.cfg, self.frames, self.train = cfg, frames, train
         self.class_names = class_names
         self.flip = flip_table(class_names, cfg.flip_policy) if train else [None] * len(class_names)

@@ -25,9 +25,9 @@ from .video import read_picked
 class ListClips(ClipDataset):
     """Frame folders (``template`` names 1-based frames) or video files, listed by a TSN list file."""
 
-    def __init__(self, cfg: DataConfig, frames: int, entries: list[ListEntry], template: str, train: bool,
+    def __init__(self, cfg: DataConfig, *, frames: int, entries: list[ListEntry], template: str, train: bool,
                  class_names: list[str]):
-        super().__init__(cfg, frames, train, class_names)
+        super().__init__(cfg, frames=frames, train=train, class_names=class_names)
         self.entries, self.template = entries, template
 
     def __len__(self) -> int:
@@ -59,11 +59,12 @@ class ListClips(ClipDataset):
                 last = total - 1 if e.end is None else min(e.end, total - 1)
                 if last < e.start:
                     raise DataError(f"{e.source}: video {e.path} has {total} frames, none in {e.start}..{e.end}")
-                return e.start + segment_indices(last - e.start + 1, self.frames, self.train, rng, clips)
+                return e.start + segment_indices(last - e.start + 1, self.frames, train=self.train, rng=rng,
+                                                 clips=clips)
 
             views = read_picked(e.path, pick, e.source)  # (clips, T, H, W, 3)
         else:
-            idx = segment_indices(e.num_frames, self.frames, self.train, rng, clips)  # (clips, T)
+            idx = segment_indices(e.num_frames, self.frames, train=self.train, rng=rng, clips=clips)  # (clips, T)
             views = [stack_frames([self._frame(e, int(i) + 1) for i in row]) for row in idx]
         out = []
         for frames in views:
@@ -171,13 +172,13 @@ def load_user_views(path: str | Path, frames: int, size: int, resize_to: tuple[i
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise DataError(f"{path} holds no frame images ({', '.join(IMAGE_SUFFIXES)})")
-        idx = segment_indices(len(files), frames, False, None, clips)
+        idx = segment_indices(len(files), frames, train=False, clips=clips)
         try:
             arrs = [stack_frames([np.asarray(Image.open(files[i]).convert("RGB")) for i in row]) for row in idx]
         except (OSError, UnidentifiedImageError, ValueError) as e:
             raise DataError(f"{path}: cannot read its frames ({type(e).__name__})") from None
     elif path.suffix.lower() in VIDEO_SUFFIXES:
-        arrs = list(read_picked(path, lambda n: segment_indices(n, frames, False, None, clips), str(path)))
+        arrs = list(read_picked(path, lambda n: segment_indices(n, frames, train=False, clips=clips), str(path)))
     else:
         raise DataError(f"--video {path}: expected a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder of frames")
     views = []
@@ -205,7 +206,7 @@ def scored_splits(run: RunConfig) -> tuple[str, ...]:
     return ("val",)
 
 
-def build_dataset(run: RunConfig, split: str, check: bool | None = None, progress=None) -> ClipDataset:
+def build_dataset(run: RunConfig, split: str, *, check: bool | None = None, progress=None) -> ClipDataset:
     """The dataset of a run's ``split`` (train / val / test); train applies the training augmentation."""
     cfg, frames = run.data, run.model.frames
     if split not in SPLITS:
@@ -217,12 +218,12 @@ def build_dataset(run: RunConfig, split: str, check: bool | None = None, progres
     if cfg.dataset == "videos":
         if split != "train":
             raise DataError("--dataset videos holds no labels, so it has no validation split: it is for pretraining")
-        return FolderClips(cfg, frames, progress)
+        return FolderClips(cfg, frames=frames, progress=progress)
     if cfg.dataset == "synthetic":
         if frames < syn.MIN_FRAMES:
             raise DataError(f"the built-in benchmark's clips need at least {syn.MIN_FRAMES} frames (its classes "
                             f"move, pause and bounce over time), got --frames {frames}")
-        return SyntheticClips(cfg, frames, split, train)
+        return SyntheticClips(cfg, frames=frames, split=split, train=train)
     paths = resolve_paths(cfg, ("categories", split))
     names = class_names_of(run)
     if len(names) != run.model.num_classes:
@@ -234,7 +235,7 @@ def build_dataset(run: RunConfig, split: str, check: bool | None = None, progres
     listed = len(entries)
     if cfg.check if check is None else check:
         entries = check_entries(entries, template, progress, cfg.on_missing)
-    ds = ListClips(cfg, frames, entries, template, train, names)
+    ds = ListClips(cfg, frames=frames, entries=entries, template=template, train=train, class_names=names)
     ds.skipped = listed - len(entries)  # listed clips not on disk (--on-missing skip)
     return ds
 
@@ -244,9 +245,9 @@ class FolderClips(ListClips):
     is 0): the clips ``selfy-lab pretrain --dataset videos`` learns from. A video that cannot be opened is
     skipped and counted (``skipped``); a frame folder's frames are its images in name order."""
 
-    def __init__(self, cfg: DataConfig, frames: int, progress=None):
+    def __init__(self, cfg: DataConfig, *, frames: int, progress=None):
         entries, self.frame_files, self.skipped = scan_clips(cfg.data_root, progress)
-        super().__init__(cfg, frames, entries, "", True, ["unlabeled"])
+        super().__init__(cfg, frames=frames, entries=entries, template="", train=True, class_names=["unlabeled"])
 
     def _frame(self, e: ListEntry, number: int) -> np.ndarray:
         path = self.frame_files[e.path][number - 1]

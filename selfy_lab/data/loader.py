@@ -17,7 +17,7 @@ class EpochBatchSampler(torch.utils.data.Sampler):
     exactly the global batches a single process would. Training drops the last partial batch.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1,
+    def __init__(self, n: int, *, batch_size: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1,
                  drop_last: bool = True):
         if batch_size % world:
             raise ValueError(f"batch size {batch_size} must be divisible by the {world} processes")
@@ -44,9 +44,9 @@ class EpochBatchSampler(torch.utils.data.Sampler):
                 yield [(int(i), sample_seed(self.seed, self.epoch, int(i))) for i in shard]
 
 
-def make_loader(dataset, batch_size: int, seed: int, train: bool, workers: int, rank: int = 0, world: int = 1,
+def make_loader(dataset, *, batch_size: int, seed: int, train: bool, workers: int, rank: int = 0, world: int = 1,
                 pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    sampler = EpochBatchSampler(len(dataset), batch_size, seed, shuffle=train, rank=rank, world=world,
+    sampler = EpochBatchSampler(len(dataset), batch_size=batch_size, seed=seed, shuffle=train, rank=rank, world=world,
                                 drop_last=train and len(dataset) >= batch_size)
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
                                        persistent_workers=workers > 0)

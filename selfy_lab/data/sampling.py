@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def segment_indices(num_frames: int, frames: int, train: bool, rng: np.random.Generator | None = None,
+def segment_indices(num_frames: int, frames: int, *, train: bool, rng: np.random.Generator | None = None,
                     clips: int = 1) -> np.ndarray:
     """0-based frame indices, shape (clips, T).
 

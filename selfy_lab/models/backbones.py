@@ -75,7 +75,7 @@ class ShiftConv2d(nn.Conv2d):
 class NarrowResNet(tvr.ResNet):
     """torchvision's ResNet with stage widths (w, 2w, 4w, 8w), built by its own ``_make_layer``."""
 
-    def __init__(self, block, layers: list[int], width: int = 16, num_classes: int = 1000):
+    def __init__(self, block, layers: list[int], *, width: int = 16, num_classes: int = 1000):
         nn.Module.__init__(self)
         self._norm_layer = nn.BatchNorm2d
         self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
@@ -108,7 +108,7 @@ class BlockInputShift:
         return (temporal_shift(args[0], self.frames, self.fold_div), *args[1:])
 
 
-def build_resnet(depth: int, width: int = 64, tsm: bool = False, frames: int = 8, *, shift_div: int = 8,
+def build_resnet(depth: int, *, width: int = 64, tsm: bool = False, frames: int = 8, shift_div: int = 8,
                  shift_place: str = "residual") -> tvr.ResNet:
     """A torchvision ResNet-{18,34,50} (narrow when width != 64), TSM-shifted when ``tsm``: 1/``shift_div`` of
     the channels each way, at the start of every residual branch (``residual``, TSM's default) or on every
@@ -116,7 +116,7 @@ def build_resnet(depth: int, width: int = 64, tsm: bool = False, frames: int = 8
     if depth not in ARCHS:
         raise ValueError(f"ResNet depth must be one of {sorted(ARCHS)}, got {depth}")
     block, layers = ARCHS[depth]
-    net = tvr.ResNet(block, layers) if width == 64 else NarrowResNet(block, layers, width)
+    net = tvr.ResNet(block, layers) if width == 64 else NarrowResNet(block, layers, width=width)
     if tsm:
         for stage in stages(net).values():
             for blk in stage:

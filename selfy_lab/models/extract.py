@@ -78,7 +78,7 @@ class KernelSoftArgmaxConfidence(nn.Module):
     displacement is divided by the window radius as in MotionSqueeze.
     """
 
-    def __init__(self, window: tuple[int, int], tau: float = 0.01, sigma: float | None = None):
+    def __init__(self, window: tuple[int, int], *, tau: float = 0.01, sigma: float | None = None):
         super().__init__()
         self.window, self.tau = window, tau
         self.sigma = sigma if sigma is not None else window[0] / 3.0
@@ -263,7 +263,7 @@ def _stack_macs(convs, plan, window) -> int:
     return total
 
 
-def build_extractor(name: str, window: tuple[int, int], channels=DEFAULT_CHANNELS) -> nn.Module:
+def build_extractor(name: str, *, window: tuple[int, int], channels=DEFAULT_CHANNELS) -> nn.Module:
     if name == "smax":
         return SoftArgmax(window)
     if name == "kscm":

@@ -124,7 +124,7 @@ class SelfyEncoder(nn.Module):
     """SELFY's STSS branch as a motion encoder, its output at the motion width (and not zero at init). Only the
     offsets l <= 0 of the given ones are kept (at least {0}), so m_t looks back, never ahead."""
 
-    def __init__(self, channels: int, width: int, offsets: tuple[int, ...], window: tuple[int, int], reduce: int,
+    def __init__(self, channels: int, *, width: int, offsets: tuple[int, ...], window: tuple[int, int], reduce: int,
                  widths: BlockWidths):
         super().__init__()
         causal = tuple(o for o in offsets if o <= 0) or (0,)
@@ -138,8 +138,8 @@ class SelfyEncoder(nn.Module):
 class MotionLevel(nn.Module):
     """One level: motion encoder, fusion into the backbone, and the predictor / target heads of its loss."""
 
-    def __init__(self, channels: int, prev_channels: int, below_width: int, encoder: nn.Module, width: int,
-                 dim: int, zero_init: bool = True, *, target: str = "motion", predictor: str = "motion"):
+    def __init__(self, channels: int, prev_channels: int, *, below_width: int, encoder: nn.Module, width: int,
+                 dim: int, zero_init: bool = True, target: str = "motion", predictor: str = "motion"):
         super().__init__()
         self.encoder = encoder
         self.from_below = nn.Conv2d(below_width, width, 1, bias=False) if below_width else None
@@ -160,7 +160,7 @@ class MotionHierarchy(nn.Module):
     its loss needs, and :meth:`loss` (after the forward pass) returns the mean InfoNCE over the levels.
     """
 
-    def __init__(self, levels: dict[str, MotionLevel], frames: int, delta: int = 1, tau: float = 0.1, grid: int = 4):
+    def __init__(self, levels: dict[str, MotionLevel], *, frames: int, delta: int = 1, tau: float = 0.1, grid: int = 4):
         super().__init__()
         if not 1 <= delta < frames:
             raise ValueError(f"hcml delta must be in 1..{frames - 1} for {frames}-frame clips, got {delta}")
@@ -206,7 +206,7 @@ class MotionHierarchy(nn.Module):
         return torch.stack(self._pending).mean()
 
 
-def build_hierarchy(encoder: str, levels: tuple[str, ...], channels: dict[str, int], prev_stage: dict[str, str],
+def build_hierarchy(encoder: str, levels: tuple[str, ...], *, channels: dict[str, int], prev_stage: dict[str, str],
                     frames: int, width_mult: float = 1.0, offsets: tuple[int, ...] = (-2, -1, 0, 1, 2),
                     window: tuple[int, int] = (9, 9), reduce: dict[str, int] | None = None, delta: int = 1,
                     tau: float = 0.1, grid: int = 4, zero_init: bool = True, target: str = "motion",
@@ -225,8 +225,9 @@ def build_hierarchy(encoder: str, levels: tuple[str, ...], channels: dict[str, i
         if encoder == "diff":
             enc = DifferenceEncoder(c, width)
         else:
-            enc = SelfyEncoder(c, width, offsets, window, (reduce or {}).get(name, 1), widths)
-        out[name] = MotionLevel(c, channels[prev_stage[name]], below, enc, width, dim, zero_init, target=target,
-                                predictor=predictor)
+            enc = SelfyEncoder(c, width=width, offsets=offsets, window=window, reduce=(reduce or {}).get(name, 1),
+                               widths=widths)
+        out[name] = MotionLevel(c, channels[prev_stage[name]], below_width=below, encoder=enc, width=width, dim=dim,
+                                zero_init=zero_init, target=target, predictor=predictor)
         below = width
-    return MotionHierarchy(out, frames, delta, tau, grid)
+    return MotionHierarchy(out, frames=frames, delta=delta, tau=tau, grid=grid)

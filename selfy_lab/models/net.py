@@ -50,7 +50,7 @@ class SELFYNet(nn.Module):
     and the classifier.
     """
 
-    def __init__(self, backbone: ResNet, blocks: dict[str, nn.Module], num_classes: int, frames: int,
+    def __init__(self, backbone: ResNet, blocks: dict[str, nn.Module], *, num_classes: int, frames: int,
                  dropout: float = 0.5, tsm: bool = False, head_std: float = 0.001,
                  hierarchy: MotionHierarchy | None = None):
         super().__init__()
@@ -139,16 +139,17 @@ def _insert_blocks(cfg: ModelConfig, backbone: ResNet) -> dict[str, nn.Module]:
 
 def build_model(cfg: ModelConfig) -> SELFYNet:
     """Build the network a :class:`ModelConfig` describes (randomly initialised; see ``selfy_lab.weights``)."""
-    backbone = build_resnet(cfg.depth, cfg.width, cfg.tsm, cfg.frames, shift_div=cfg.shift_div,
+    backbone = build_resnet(cfg.depth, width=cfg.width, tsm=cfg.tsm, frames=cfg.frames, shift_div=cfg.shift_div,
                             shift_place=cfg.shift_place)
     chans = stage_channels(backbone)
     blocks = {} if cfg.block == "none" else _insert_blocks(cfg, backbone)
     hierarchy = None
     if cfg.hierarchy != "none":
         hierarchy = build_hierarchy(
-            cfg.hierarchy, cfg.hierarchy_levels, chans, PREVIOUS_STAGE, cfg.frames, width_mult=cfg.width / 64,
+            cfg.hierarchy, cfg.hierarchy_levels, channels=chans, prev_stage=PREVIOUS_STAGE, frames=cfg.frames,
+            width_mult=cfg.width / 64,
             offsets=cfg.offsets, window=cfg.window, reduce={p: cfg.reduce_at(p) for p in cfg.hierarchy_levels},
             delta=cfg.hcml_delta, tau=cfg.hcml_tau, grid=cfg.hcml_grid, zero_init=cfg.zero_init,
             target=cfg.hcml_target, predictor=cfg.hcml_predictor)
-    return SELFYNet(backbone, blocks, cfg.num_classes, cfg.frames,  # in network order: cfg.position is sorted
-                    cfg.dropout, cfg.tsm, cfg.head_std, hierarchy)
+    return SELFYNet(backbone, blocks, num_classes=cfg.num_classes, frames=cfg.frames,  # blocks in network order
+                    dropout=cfg.dropout, tsm=cfg.tsm, head_std=cfg.head_std, hierarchy=hierarchy)

@@ -45,7 +45,7 @@ class BlockWidths:
 class Reduce(nn.Module):
     """Reference-code projection before the STSS: conv (stride r) + BN + ReLU, e.g. res3's 28x28 -> 14x14."""
 
-    def __init__(self, cin: int, cout: int, r: int):
+    def __init__(self, cin: int, cout: int, *, r: int):
         super().__init__()
         k = 3 if r <= 2 else r + 1
         self.net = conv_bn_relu(cin, cout, k, r, k // 2)
@@ -57,7 +57,7 @@ class Reduce(nn.Module):
 class Restore(nn.Module):
     """1x1 transposed conv (stride r) back to the input's channels and size, then a zero-initialised BN."""
 
-    def __init__(self, cin: int, cout: int, r: int, zero_init: bool = True):
+    def __init__(self, cin: int, cout: int, *, r: int, zero_init: bool = True):
         super().__init__()
         self.conv = nn.ConvTranspose2d(cin, cout, 1, stride=r, output_padding=r - 1, bias=False)
         self.bn = nn.BatchNorm2d(cout)
@@ -72,7 +72,7 @@ class Restore(nn.Module):
 class STSS(nn.Module):
     """Eq. (1) as a module, so FLOP counting sees it. (B, T, C, H, W) -> (B, T, H, W, L, U, V)."""
 
-    def __init__(self, offsets: tuple[int, ...], window: tuple[int, int], similarity: str):
+    def __init__(self, offsets: tuple[int, ...], window: tuple[int, int], *, similarity: str):
         super().__init__()
         self.offsets, self.window, self.similarity = tuple(offsets), tuple(window), similarity
 
@@ -113,7 +113,7 @@ def running_stats_frozen(module: nn.Module):
 class Integrator(nn.Module):
     """Per-offset layers over (y, x), shared across offsets (Eq. 7-8); Table 3b's FC / MLP / conv."""
 
-    def __init__(self, kind: str, cin: int, width: int):
+    def __init__(self, kind: str, cin: int, *, width: int):
         super().__init__()
         if kind not in INTEGRATORS:
             raise ValueError(f"unknown integrator '{kind}': choose from {', '.join(INTEGRATORS)}")
@@ -163,21 +163,21 @@ class SelfyBranch(nn.Module):
         if fuse not in FUSE_HEADS:
             raise ValueError(f"unknown fuse head '{fuse}': choose from {', '.join(FUSE_HEADS)}")
         L = len(offsets)
-        self.reduce = Reduce(in_channels, widths.hidden, reduce)
+        self.reduce = Reduce(in_channels, widths.hidden, r=reduce)
         if similarity == "embedded_gaussian":
             # non-local style embeddings theta (queries) and phi (keys), half the channels
             self.theta = nn.Conv2d(widths.hidden, widths.hidden // 2, 1)
             self.phi = nn.Conv2d(widths.hidden, widths.hidden // 2, 1)
-        self.stss = STSS(offsets, window, similarity)
-        self.extract = build_extractor(extractor, window, widths.extract)
-        self.integrate = Integrator(integrator, self.extract.out_channels, widths.integrate)
+        self.stss = STSS(offsets, window, similarity=similarity)
+        self.extract = build_extractor(extractor, window=window, channels=widths.extract)
+        self.integrate = Integrator(integrator, self.extract.out_channels, width=widths.integrate)
         fused = L * self.integrate.out_channels
         if fuse == "reference":  # 3x3 conv over the L*C channels, then 1x1 back to C_in
             self.fuse = conv_bn_relu(fused, widths.integrate, 3)
-            self.restore = Restore(widths.integrate, out_channels, reduce, zero_init)
+            self.restore = Restore(widths.integrate, out_channels, r=reduce, zero_init=zero_init)
         else:  # Eq. 9: a single 1x1 layer from L*C to C_in
             self.fuse = nn.Identity()
-            self.restore = Restore(fused, out_channels, reduce, zero_init)
+            self.restore = Restore(fused, out_channels, r=reduce, zero_init=zero_init)
 
     def recomputes(self, r: torch.Tensor) -> bool:
         """Whether the backward pass recomputes the STSS and its extraction for the reduced feature ``r``."""
@@ -227,10 +227,11 @@ class STCBBranch(nn.Module):
     (3,3,3)/(3,3,3)/(1,3,3)/(1,3,3) convolutions over (T, h, w) instead of the STSS path, giving a
     +-2 frame, 9x9 receptive field (that of an L=5, 9x9 SELFY-s) with a similar parameter count."""
 
-    def __init__(self, in_channels: int, reduce: int = 2, widths: BlockWidths = BlockWidths(), zero_init: bool = True):
+    def __init__(self, in_channels: int, *, reduce: int = 2, widths: BlockWidths = BlockWidths(),
+                 zero_init: bool = True):
         super().__init__()
         c_mid, c = max(4, widths.integrate // 2), widths.integrate
-        self.reduce = Reduce(in_channels, widths.hidden, reduce)
+        self.reduce = Reduce(in_channels, widths.hidden, r=reduce)
         chans = [widths.hidden, c_mid, c, c, c]
         kernels = [(3, 3, 3), (3, 3, 3), (1, 3, 3), (1, 3, 3)]
         layers: list[nn.Module] = []
@@ -239,7 +240,7 @@ class STCBBranch(nn.Module):
                        nn.ReLU(inplace=True)]
         self.convs = nn.Sequential(*layers)
         self.fuse = conv_bn_relu(c, c, 3)
-        self.restore = Restore(c, in_channels, reduce, zero_init)
+        self.restore = Restore(c, in_channels, r=reduce, zero_init=zero_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C, H, W = x.shape
@@ -253,7 +254,7 @@ class STCBBranch(nn.Module):
 class ResidualBlock(nn.Module):
     """Z from the branches' summed R and the visual feature V (see module docstring)."""
 
-    def __init__(self, branches: list[nn.Module], fusion: str = "R+V", residual: str = "reference"):
+    def __init__(self, branches: list[nn.Module], *, fusion: str = "R+V", residual: str = "reference"):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion '{fusion}': choose from {', '.join(FUSIONS)}")
@@ -304,10 +305,10 @@ def build_block(
                            memory=memory)
 
     def stcb() -> STCBBranch:
-        return STCBBranch(in_channels, reduce, widths, zero_init)
+        return STCBBranch(in_channels, reduce=reduce, widths=widths, zero_init=zero_init)
 
     def res(*branches: nn.Module) -> ResidualBlock:
-        return ResidualBlock(list(branches), fusion, residual)
+        return ResidualBlock(list(branches), fusion=fusion, residual=residual)
 
     if kind == "selfy":
         return res(selfy(integrator))

@@ -36,7 +36,7 @@ ALPHA_INIT = (0.7, -0.7, -0.7)  # CoSTa's H-W, T-W, T-H coefficients before the 
 class CoSTConv(nn.Module):
     """The collaborative convolution: (B, C, T, H, W) -> (B, C', T, H, W)."""
 
-    def __init__(self, cin: int, cout: int, variant: str = "a", *, alpha_init: str = "authors", pool: str = "max",
+    def __init__(self, cin: int, cout: int, *, variant: str = "a", alpha_init: str = "authors", pool: str = "max",
                  mix_views: bool = True):
         super().__init__()
         if variant not in ("a", "b"):
@@ -100,7 +100,7 @@ class CoSTBlock(nn.Module):
         super().__init__()
         cb = max(4, channels // ratio)
         self.reduce = conv_bn_relu(channels, cb, 1)
-        self.cost = CoSTConv(cb, cb, variant, alpha_init=alpha_init, pool=pool, mix_views=mix_views)
+        self.cost = CoSTConv(cb, cb, variant=variant, alpha_init=alpha_init, pool=pool, mix_views=mix_views)
         self.post = nn.Sequential(nn.BatchNorm3d(cb), nn.ReLU(inplace=True))
         self.expand = nn.Conv2d(cb, channels, 1, bias=False)
         self.bn = last_bn(channels, zero_init)
