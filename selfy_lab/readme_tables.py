@@ -129,10 +129,15 @@ def comparison_table(root: Path, sweep: str) -> str:
 
 
 def recipes_table(root: Path, sweep: str) -> str:
-    """A tuning sweep's best cell per method (SWEEP/best_recipes.csv) beside its shared-recipe cell."""
-    from .recipes import BEST_RECIPES
+    """A tuning sweep's best cell per method (SWEEP/best_recipes.csv) beside its shared-recipe cell; tuning
+    sweeps joined by ``+`` (a grid and its extension): the best cell over all of their cells."""
+    from .recipes import BEST_RECIPES, best_recipes, recipe_cells
 
-    t = _read(root / sweep / BEST_RECIPES)
+    sweeps = sweep.split("+")
+    if len(sweeps) == 1:
+        t = _read(root / sweep / BEST_RECIPES)
+    else:
+        t = best_recipes(recipe_cells([_existing(root / s / R.RUNS_TABLE).parent for s in sweeps]))
     rows = [[str(r.method), f"{r.lr:g}", f"{int(r.epochs)}", _num(r.top1), _num(r.shared_top1), _num(r.gain, "{:+.1f}")]
             for r in t.itertuples()]
     return markdown(["method", "own lr", "own epochs", "top-1 at own recipe", "top-1 at shared recipe", "gain"], rows)

@@ -110,3 +110,36 @@ def test_each_method_at_its_own_recipe_against_selfy_by_the_stated_test(tmp_path
     assert header.startswith("| method | n | top-1 (val), own recipe | selfy")
     assert row.startswith("| tea | 3 | 42.0 ± 2.0 | +39.0 |") and row.endswith("| higher |")
     assert "is above tea." in text
+
+
+def test_a_grid_and_its_extension_choose_together(tmp_path):
+    """The README's recipes table of a grid joined with its extension (``recipes A+B``) takes each method's
+    best cell over both sweeps' cells, the grid's one where the extension did worse."""
+    from selfy_lab.readme_tables import recipes_table
+
+    finished_runs(tmp_path / "grid", [("none", 0.004, 2, 100, 0.30), ("none", 0.008, 2, 100, 0.40),
+                                      ("tea", 0.004, 2, 100, 0.20), ("tea", 0.002, 2, 100, 0.25)])
+    finished_runs(tmp_path / "edge", [("none", 0.008, 4, 100, 0.35), ("tea", 0.002, 4, 100, 0.50)])
+    rows = [r.split(" | ") for r in recipes_table(tmp_path, "grid+edge").splitlines()[2:]]
+    assert [r[1:4] for r in rows] == [["0.008", "2", "40.0"], ["0.002", "4", "50.0"]]
+
+
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_the_own_recipe_comparison_trains_each_method_at_the_recipe_its_tuning_chose(preset):
+    """experiments/motion_modules_own.yaml trains each method at the recipe best_recipes chooses over the
+    committed tuning budget and its 24-epoch edge (validation top-1 on the tuning split), and at no other: a
+    recipe typed by hand that the tuning did not choose fails here."""
+    from pathlib import Path
+
+    from selfy_lab.ablate import plan_sweep
+
+    root = Path(__file__).resolve().parents[1]
+    tuning = [root / "results/tuning/modules-budget", root / "results/tuning/modules-budget-edge"]
+    best = best_recipes(recipe_cells(tuning))
+    def backbone(name: str) -> str:  # the tuning ran the quick preset's narrow backbones
+        return name if preset == "quick" else name.replace("-w16", "")
+
+    chosen = {(backbone(r.backbone), r.block): (float(r.lr), int(r.epochs)) for r in best.itertuples()}
+    plan = plan_sweep({"experiment": root / "experiments/motion_modules_own.yaml", "preset": preset}, seeds=1)
+    planned = {(p.run.model.backbone, p.run.model.block): (p.run.train.lr, p.run.train.epochs) for p in plan.runs}
+    assert len(chosen) == 12 and planned == chosen
