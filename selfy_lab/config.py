@@ -126,7 +126,8 @@ class ModelConfig:
         check_number(self.hcml_grid, "hcml_grid", 1, integer=True)
         check_choice(self.hcml_target, HCML_TARGETS, "hcml target")
         check_choice(self.hcml_predictor, HCML_PREDICTORS, "hcml predictor input")
-        if self.block != "none" and not block_entry(self.block).inside and any(p.endswith(EVERY) for p in self.position):
+        inside = self.block == "none" or bool(block_entry(self.block).inside)  # may it sit inside a residual block?
+        if not inside and any(p.endswith(EVERY) for p in self.position):
             raise ValueError(f"position '{format_positions(self.position)}': ':every' (a module inside every residual "
                              f"block) is for the motion modules ({', '.join(MOTION_BLOCKS)}); {self.block} goes after a stage")
         if self.block in SELFY_BLOCKS and max(abs(o) for o in self.offsets) >= self.frames:

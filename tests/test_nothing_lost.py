@@ -162,7 +162,8 @@ def test_block_option_switches_take_only_what_they_mean():
     from selfy_lab.models.blocks import create_block
 
     def nonlocal_block(spec):
-        return create_block("nonlocal", 16, frames=8, stage="res3", options=block_options_dict(parse_block_options(spec)))
+        options = block_options_dict(parse_block_options(spec))
+        return create_block("nonlocal", 16, frames=8, stage="res3", options=options)
 
     assert parse_block_options("subsample=no") == ("subsample=false",)  # no means false, never true
     assert nonlocal_block("subsample=no").subsample is False

@@ -5,8 +5,9 @@ contract, ``CLASS(channels, *, frames, stage, **options)`` (``selfy_lab.blocks``
 lives; :func:`selfy_lab.models.blocks.create_block` builds it). Its default configuration computes the
 function of the authors' code named in its file's docstring; each deviation this toolkit offers is a named
 keyword option, listed in the class's ``OPTIONS`` (``ModelConfig.block_options``, ``--block-options
-NAME=VALUE``). Hidden widths are ratios of C, so they scale with narrow backbones as SELFY's widths do. ``zero_init`` (the model option SELFY blocks share)
-starts each module's last BatchNorm at 0, an identity at init; off, it starts like every other layer.
+NAME=VALUE``). Hidden widths are ratios of C, so they scale with narrow backbones as SELFY's widths do.
+``zero_init`` (the model option SELFY blocks share) starts each module's last BatchNorm at 0, an identity at
+init; off, it starts like every other layer.
 
 * ``nonlocal``: :class:`NonLocal`, embedded Gaussian non-local block (Wang et al., CVPR 2018)
 * ``ms``: :class:`MotionSqueeze`, the MS module (Kwon et al., ECCV 2020)

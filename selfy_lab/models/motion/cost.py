@@ -93,7 +93,8 @@ class CoSTConv(nn.Module):
 class CoSTBlock(nn.Module):
     """CoST's bottleneck as one residual insertion: z = ReLU(x + BN(expand(CoST(reduce(x)))))."""
 
-    OPTIONS: tuple[str, ...] = ("alpha_init", "pool", "mix_views")  # its --block-options (the rest: the contract's and its widths)
+    # its --block-options; its other arguments are the contract's (channels, frames, stage), its widths and zero_init
+    OPTIONS: tuple[str, ...] = ("alpha_init", "pool", "mix_views")
 
     def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", variant: str = "a", ratio: int = 4,
                  zero_init: bool = True, alpha_init: str = "authors", pool: str = "max", mix_views: bool = True):

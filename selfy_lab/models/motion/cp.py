@@ -82,7 +82,8 @@ def legacy_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class CorrespondenceProposal(nn.Module):
     """The CP module's output for a (B, T, C, H, W) map (see the module docstring); ``forward`` adds it."""
 
-    OPTIONS: tuple[str, ...] = ("shrink", "pair_order")  # its --block-options (the rest: the contract's and its widths)
+    # its --block-options; its other arguments are the contract's (channels, frames, stage), its widths and zero_init
+    OPTIONS: tuple[str, ...] = ("shrink", "pair_order")
 
     def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", k: int = 8, zero_init: bool = True,
                  shrink: int = 0, pair_order: str = "difference-first"):

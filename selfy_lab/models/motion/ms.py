@@ -77,7 +77,8 @@ def _lift(widths: list[int], first_kernel: int, full: bool, zero_init: bool) -> 
 class MotionSqueeze(nn.Module):
     """The MS module: z = x + lift(flow and confidence of x's correlation with the next frame)."""
 
-    OPTIONS: tuple[str, ...] = ("reduce_ratio", "correlation_relu", "flow_order", "lift")  # its --block-options (the rest: the contract's and its widths)
+    # its --block-options; its other arguments are the contract's (channels, frames, stage), its widths and zero_init
+    OPTIONS: tuple[str, ...] = ("reduce_ratio", "correlation_relu", "flow_order", "lift")
 
     def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", window: tuple[int, int] = (15, 15),
                  zero_init: bool = True, reduce_ratio: int = 2, correlation_relu: bool = True, flow_order: str = "xy",

@@ -54,7 +54,8 @@ class Attention(nn.Module):
 class NonLocal(nn.Module):
     """z = x + BN(W_z softmax(theta(x)^T phi(pool(x)) / sqrt(Ci)) g(pool(x))) (see the module docstring)."""
 
-    OPTIONS: tuple[str, ...] = ("subsample", "scale", "init_std")  # its --block-options (the rest: the contract's and its widths)
+    # its --block-options; its other arguments are the contract's (channels, frames, stage), its widths and zero_init
+    OPTIONS: tuple[str, ...] = ("subsample", "scale", "init_std")
 
     def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", inner: int | None = None,
                  zero_init: bool = True, subsample: bool = True, scale: bool = True, init_std: float = 0.01):

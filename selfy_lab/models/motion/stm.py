@@ -42,7 +42,8 @@ class STMBlock(nn.Module):
     replaces, a pretrained bottleneck); CSTM's temporal convolution starting as the identity (centre tap 1;
     ``temporal_init="default"`` keeps PyTorch's initialisation instead)."""
 
-    OPTIONS: tuple[str, ...] = ("temporal_init",)  # its --block-options (the rest: the contract's and its widths)
+    # its --block-options; its other arguments are the contract's (channels, frames, stage), its widths and zero_init
+    OPTIONS: tuple[str, ...] = ("temporal_init",)
 
     def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", ratio: int = 4, cmm_ratio: int = 16,
                  zero_init: bool = True, temporal_init: str = "identity"):

@@ -40,7 +40,8 @@ class TemporalAdaptive(nn.Module):
     with ``zero_init`` (identity at init); the number of frames is fixed at construction (the global
     branch's FC is T wide), as in TANet."""
 
-    OPTIONS: tuple[str, ...] = ()  # its --block-options (the rest: the contract's and its widths)
+    # its --block-options; its other arguments are the contract's (channels, frames, stage), its widths and zero_init
+    OPTIONS: tuple[str, ...] = ()
 
     def __init__(self, channels: int, *, frames: int, stage: str = "res3", kernel: int = 3, alpha: int = 2,
                  beta: int = 4, zero_init: bool = True):

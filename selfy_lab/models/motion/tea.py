@@ -28,7 +28,8 @@ from .common import frame_difference, last_bn
 class MotionExcitation(nn.Module):
     """z = x + x * (sigmoid(BN(conv(pool(ME difference)))) - 0.5) (see the module docstring)."""
 
-    OPTIONS: tuple[str, ...] = ("excite_bn",)  # its --block-options (the rest: the contract's and its widths)
+    # its --block-options; its other arguments are the contract's (channels, frames, stage), its widths and zero_init
+    OPTIONS: tuple[str, ...] = ("excite_bn",)
 
     def __init__(self, channels: int, *, frames: int = 8, stage: str = "res3", ratio: int = 16, zero_init: bool = True,
                  excite_bn: bool = True):
