@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .blocks import OUTSIDE_BLOCK_RE, is_outside_block, list_blocks  # noqa: F401 (re-exported)
+from .blocks import list_blocks
 
 BACKBONE_RE = re.compile(r"^(tsn|tsm)-r(18|34|50)(?:-w(\d+))?$")
 BACKBONE_EXAMPLES = ("tsn-r18", "tsm-r18", "tsn-r34", "tsm-r34", "tsn-r50", "tsm-r50", "tsn-r18-w16", "tsm-r18-w16")

@@ -73,7 +73,7 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
         require_cpu_profile(dev)
     if compile and "step" not in parts and "paper" not in parts:
         raise SelfyError("--compile times the training steps: add step or paper to --only")
-    from ..vocabulary import is_outside_block
+    from ..blocks import is_outside_block
 
     for b in own_blocks:
         if not is_outside_block(b):

@@ -31,7 +31,11 @@ def _builder(target: str):
 def block_option_names(name: str) -> tuple[str, ...]:
     """The ``--block-options`` a registered block takes (none for SELFY's family: its fields are the model's)."""
     entry = block_entry(name)
-    return tuple(getattr(_builder(entry.target), "OPTIONS", ())) if entry.family == "motion" else ()
+    return _options_of(_builder(entry.target)) if entry.family == "motion" else ()
+
+
+def _options_of(builder) -> tuple[str, ...]:
+    return tuple(getattr(builder, "OPTIONS", ()))
 
 
 def _typed_option(name: str, builder, option: str, value: Any) -> Any:
@@ -57,7 +61,7 @@ def _typed_option(name: str, builder, option: str, value: Any) -> Any:
 
 
 def _checked_options(name: str, builder, options: dict[str, Any]) -> dict[str, Any]:
-    allowed = tuple(getattr(builder, "OPTIONS", ()))
+    allowed = _options_of(builder)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"block '{name}' has no option {', '.join(unknown)} (its options: {', '.join(allowed) or 'none'})")
