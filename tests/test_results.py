@@ -1,6 +1,7 @@
 """The one owner of the results layout and of config merging: run keys, "finished", writability, merges."""
 import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,34 @@ def test_rows_record_the_named_revision_of_a_tree_copied_without_its_history(mon
     assert here and here != "abc1234"
     monkeypatch.setenv("SELFY_LAB_GIT_REV", "abc1234")
     assert provenance()["git_rev"] == "abc1234"
+
+
+def test_every_committed_run_folder_is_named_by_the_key_its_config_resolves_to_today():
+    """The run key of every committed run is unchanged: its folder re-resolves from its config.yaml. The only
+    exceptions are the 14 earliest tuning runs (results/tuning/t01-t06), trained before ``model.head_std``
+    existed: their config.yaml lacks the field, which reads back at its default (0.001, the head initialisation
+    they ran with), and the key now covers it. Their key is today's without that one field, checked here."""
+    import hashlib
+    import json
+
+    import yaml
+
+    from selfy_lab.config import RunConfig
+    from selfy_lab.frozen import from_dict, identity
+
+    fast = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # 2,000+ files: libyaml's parser where it is built
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    folders = [c.parent for c in sorted(root.glob(f"**/{R.RUNS_DIR}/*/{R.CONFIG}")) if not c.parent.is_symlink()]
+    assert len(folders) > 500
+    before_head_std = []
+    for d in folders:
+        run = from_dict(RunConfig, yaml.load((d / R.CONFIG).read_text(), Loader=fast))
+        if run.run_hash == d.name:
+            continue
+        key = identity(run)
+        key["model"].pop("head_std")
+        assert hashlib.sha256(json.dumps(key, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:10] == d.name, d
+        assert "head_std" not in (d / R.CONFIG).read_text() and run.model.head_std == 0.001, d
+        before_head_std.append(d.relative_to(root).parts[1])
+    assert len(before_head_std) == 14 and set(before_head_std) == {"t01_current", "t02_nozero", "t03_lr4", "t06_quick6"}
