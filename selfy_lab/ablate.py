@@ -33,6 +33,7 @@ from .experiments import run_from_flags
 from .frozen import override, to_dict
 from .grammar import format_offsets, parse_list, parse_offsets
 from .runner import PlannedRun, describe, execute_run
+from .vocabulary import REPORTS
 
 AXES = ("backbone", "shift_div", "shift_place", "block", "block_options", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
         "hierarchy_levels", "hcml_tau", "hcml_delta", "hcml_target", "hcml_predictor",
@@ -140,6 +141,7 @@ class SweepPlan:
     runs: list[PlannedRun]
     paper_table: str = ""
     record: dict[str, Any] = field(default_factory=dict)
+    report: str = "none"  # what the sweep reports (vocabulary.REPORTS), recorded in its sweep.yaml
 
 
 def _seed_list(value: Any, where: str) -> list[int]:
@@ -158,22 +160,23 @@ AXIS_FLAGS = ("extractor", "integrator", "position", "window", "similarity", "fu
 
 
 def plan_command(flags: dict[str, Any], offsets: list[str] | None = None, ladder: bool | None = None,
-                 baseline: bool = True, seeds: int | list[int] | None = None) -> SweepPlan:
+                 baseline: bool = True, seeds: int | list[int] | None = None, report: str = "") -> SweepPlan:
     """The sweep of ``selfy-lab ablate``'s flags: the model flags of :data:`AXIS_FLAGS` are comma lists, each
     an axis; ``offsets`` are the sweep's offset sets (given apart, never one run's offsets); every other flag is
     a run flag as for :func:`plan_sweep`."""
     axes = {k: parse_list(flags.get(k)) for k in AXIS_FLAGS}
-    run_flags = {k: v for k, v in flags.items() if k not in AXIS_FLAGS and k != "offsets"}
-    return plan_sweep(run_flags, offsets, ladder, baseline, axes, seeds)
+    run_flags = {k: v for k, v in flags.items() if k not in AXIS_FLAGS and k not in ("offsets", "report")}
+    return plan_sweep(run_flags, offsets, ladder, baseline, axes, seeds, report)
 
 
 def plan_sweep(flags: dict[str, Any], offsets: list[str] | None = None, ladder: bool | None = None,
                baseline: bool = True, axes: dict[str, list[str]] | None = None,
-               seeds: int | list[int] | None = None) -> SweepPlan:
+               seeds: int | list[int] | None = None, report: str = "") -> SweepPlan:
     """The sweep a command line describes. ``flags``: run flags as for
     :func:`selfy_lab.experiments.run_from_flags` (``experiment`` names the file); the sweep arguments, when
     given, win over the file's ``sweep`` section, each on its own: ``offsets`` (specs), ``ladder``,
-    ``baseline`` (False drops it), ``axes`` (per axis) and ``seeds`` (a count or a list)."""
+    ``baseline`` (False drops it), ``axes`` (per axis) and ``seeds`` (a count or a list); ``report`` over its
+    ``report`` (:func:`planned_report`)."""
     run, exp = run_from_flags(flags, "ablate")
     sweep = exp.sweep
     unknown = [k for k in sweep if k not in ("offsets", "ladder", "baseline", "axes", "variants", "base_offsets", "seeds")]
@@ -193,15 +196,37 @@ def plan_sweep(flags: dict[str, Any], offsets: list[str] | None = None, ladder: 
                            "--seeds" if seeds is not None else f"{flags.get('experiment')}")
     sets = plan_offsets(specs, ladder, baseline and sweep.get("baseline", True))
     runs = plan(run, sets, all_axes, sweep.get("variants"), seed_list)
+    kind = planned_report(report or exp.report, sets, all_axes)
     return SweepPlan(exp.name or "ablate", run, sets, all_axes, seed_list, runs, exp.paper_table,
-                     sweep_record(runs, all_axes))
+                     sweep_record(runs, all_axes, report=kind, base=run), kind)
 
 
-def sweep_record(runs: list[PlannedRun], axes: dict | None = None) -> dict:
-    """What a sweep ran: its base config, axes, offset sets, seeds and runs (SWEEP/sweep.yaml)."""
+def planned_report(declared: str, sets: list, axes: dict) -> str:
+    """What a sweep reports (:data:`~selfy_lab.vocabulary.REPORTS`): what its experiment file or ``--report``
+    declares, else what its plan asks for: ``recipes`` when it sweeps the learning rate or the epochs,
+    ``comparison`` when it sweeps blocks, ``offsets`` when it sweeps two or more offset sets and nothing else,
+    ``none`` otherwise. Decided when the sweep is planned, never from its results."""
+    if declared:
+        if declared not in REPORTS:
+            raise SelfyError(f"unknown report '{declared}': choose from {', '.join(REPORTS)}")
+        return declared
+    if {"lr", "epochs"} & set(axes):
+        return "recipes"
+    if "block" in axes:
+        return "comparison"
+    return "offsets" if sum(s is not None for s in sets) >= 2 and not axes else "none"
+
+
+def sweep_record(runs: list[PlannedRun], axes: dict | None = None, *, report: str = "none",
+                 base: RunConfig | None = None) -> dict:
+    """What a sweep ran (SWEEP/sweep.yaml): its first run's config (``base``), axes, offset sets, seeds, what
+    it reports, the recipe of its base config (``base``, default the first run's: the shared recipe of a tuning
+    sweep) and its runs."""
     offsets = list(dict.fromkeys(r.run.model.variant()["offsets"] for r in runs))
+    train = (base or (runs[0].run if runs else RunConfig())).train
     return {"base": to_dict(runs[0].run) if runs else {}, "axes": {k: list(v) for k, v in (axes or {}).items()},
-            "offsets": offsets, "seeds": sorted({r.run.train.seed for r in runs}),
+            "offsets": offsets, "seeds": sorted({r.run.train.seed for r in runs}), "report": report,
+            "recipe": {"lr": train.lr, "epochs": train.epochs},
             "runs": [{"run_id": r.run_id, "label": r.label, **r.run.variant(), "seed": r.run.train.seed} for r in runs]}
 
 
@@ -355,26 +380,27 @@ def run_plan(plan: SweepPlan, out: str | Path, jobs: int = 1, device: str = "aut
              runs_dir: str | Path | None = None, cluster=None,
              threads: int | None = None) -> tuple[list[dict], list[Path]]:
     """`selfy-lab ablate`: run a planned sweep into ``out`` (its run directories in the shared store
-    ``runs_dir`` if given; as submitit jobs with ``cluster``), then draw its figure. Returns the status rows
-    and the figure files."""
+    ``runs_dir`` if given; as submitit jobs with ``cluster``), then write what it reports
+    (:func:`write_sweep_report`). Returns the status rows and the files written."""
     if runs_dir is not None:
         R.link_runs(R.ensure_writable(out), R.ensure_writable(runs_dir, "--runs-dir"))
     status = run_sweep(plan.runs, out, jobs, device, on_event, plan.record, cluster, threads)
-    return status, write_sweep_figure(out, plan.paper_table)
+    return status, write_sweep_report(out, plan.report, paper_table=plan.paper_table)
 
 
 def write_recipe_tables(out: str | Path) -> list[Path]:
-    """For a sweep whose runs differ in their learning rate or epochs (a tuning sweep): every cell
-    (SWEEP/recipes.csv), each method's best cell beside its shared-recipe cell (SWEEP/best_recipes.csv), the
-    validation curves (SWEEP/recipe_curves.csv, SWEEP/figures/recipe_curves.{png,pdf}); nothing otherwise."""
-    from .recipes import (BEST_RECIPES, RECIPE_CELLS, RECIPE_CURVES, best_recipes, is_recipe_sweep, recipe_cells,
-                          recipe_curves)
+    """A tuning sweep's report: every cell (SWEEP/recipes.csv), each method's best cell beside its cell at the
+    sweep's shared recipe (its base config's, :func:`~selfy_lab.recipes.shared_recipe`; SWEEP/best_recipes.csv),
+    the validation curves (SWEEP/recipe_curves.csv, SWEEP/figures/recipe_curves.{png,pdf}); nothing before a
+    run has finished."""
+    from .recipes import (BEST_RECIPES, RECIPE_CELLS, RECIPE_CURVES, best_recipes, recipe_cells, recipe_curves,
+                          shared_recipe)
     from .viz import recipe_curves_figure, save_figure
 
     cells = recipe_cells([out])
-    if not is_recipe_sweep(cells):
+    if cells.empty:
         return []
-    best, curves = best_recipes(cells), recipe_curves([out], cells)
+    best, curves = best_recipes(cells, shared_recipe(out)), recipe_curves([out], cells)
     paths = [R.write_csv(Path(out) / name, t.to_dict("records"), list(t.columns))
              for name, t in ((RECIPE_CELLS, cells), (BEST_RECIPES, best), (RECIPE_CURVES, curves))]
     return paths + (save_figure(recipe_curves_figure(curves), R.figures_dir(out) / "recipe_curves") if len(curves) else [])
@@ -395,30 +421,33 @@ def write_curves(out: str | Path) -> list[Path]:
                                R.figures_dir(out) / "validation_curves")]
 
 
-def write_sweep_figure(out: str | Path, paper_table: str = "") -> list[Path]:
-    """For a tuning sweep its recipe tables (:func:`write_recipe_tables`); accuracy vs temporal range of a sweep whose variants differ in their offsets alone (beside the paper's
-    Table 3a when the sweep reproduces it), as SWEEP/figures/temporal_range.{png,pdf}; for a sweep comparing
-    blocks, its table (SWEEP/comparison.csv) and accuracy vs GFLOPs (SWEEP/figures/accuracy_vs_gflops.{png,pdf});
-    nothing for other sweeps (their tables are in the ablations notebook)."""
+def write_sweep_report(out: str | Path, report: str | None = None, *, paper_table: str = "") -> list[Path]:
+    """What a sweep reports (``report``; default: what its sweep.yaml records, :func:`~selfy_lab.results.sweep_report`):
+    ``recipes``: its recipe tables (:func:`write_recipe_tables`); ``comparison`` and ``robustness``: its table
+    (SWEEP/comparison.csv), accuracy vs GFLOPs (SWEEP/figures/accuracy_vs_gflops.{png,pdf}) and its validation
+    curves where it has them; ``offsets``: accuracy vs temporal range (SWEEP/figures/temporal_range.{png,pdf},
+    beside the paper's Table 3a when it reproduces it); ``none``: nothing (its table is in the ablations
+    notebook and `selfy-lab table`). Returns the files written."""
     from .paper import TABLES
-    from .tables import (COMPARISON_TABLE, is_block_comparison, is_offsets_sweep, load_runs, module_comparison,
-                         summarize, sweep_table_id)
+    from .tables import COMPARISON_TABLE, load_runs, module_comparison, summarize, sweep_table_id
     from .viz import comparison_figure, save_figure, temporal_range_figure
 
-    recipes = write_recipe_tables(out)
-    if recipes:
-        return recipes
+    report = report or R.sweep_report(out)
+    if report not in REPORTS:
+        raise SelfyError(f"{out}: unknown report '{report}' (known: {', '.join(REPORTS)})")
+    if report == "recipes":
+        return write_recipe_tables(out)
     df = load_runs(Path(out) / R.RUNS_TABLE)
-    summ = summarize(df) if len(df) else df
-    if is_block_comparison(summ):
+    if report == "none" or df.empty:
+        return []
+    if report in ("comparison", "robustness"):
         table = module_comparison(df)
         R.write_csv(Path(out) / COMPARISON_TABLE, table.to_dict("records"), list(table.columns))
         return [Path(out) / COMPARISON_TABLE,
                 *save_figure(comparison_figure(table, f"{table['split'].iloc[0] if len(table) else 'val'} top-1 (%)"),
                              R.figures_dir(out) / "accuracy_vs_gflops"),
                 *write_curves(out)]
-    if not is_offsets_sweep(summ):
-        return []
+    summ = summarize(df)
     table_id = sweep_table_id(summ, paper_table)
     paper_rows = None
     if table_id.startswith("3a"):

@@ -2,7 +2,8 @@
 
 An experiment file is YAML holding only what differs from the defaults, each field with a comment saying
 why. Top-level keys: ``name``, ``paper_table``, ``preset``, ``dataset``, ``model``, ``data``, ``train``,
-``sweep`` (see :func:`selfy_lab.ablate.plan_sweep`) and ``presets`` (per-preset additions of model / data /
+``sweep`` (see :func:`selfy_lab.ablate.plan_sweep`), ``report`` (what the sweep reports, one of
+:data:`selfy_lab.vocabulary.REPORTS`; recorded in its sweep.yaml) and ``presets`` (per-preset additions of model / data /
 train / sweep sections).
 
 Resolution, later layers winning: defaults -> preset -> dataset conventions -> experiment file (its
@@ -37,6 +38,7 @@ class Experiment:
     overrides: dict[str, Any] = field(default_factory=dict)  # model / data / train sections
     sweep: dict[str, Any] = field(default_factory=dict)
     paper_table: str = ""  # the paper table this sweep reproduces (selfy_lab.paper.TABLES key)
+    report: str = ""  # what the sweep reports (vocabulary.REPORTS); empty: not declared
     presets: dict[str, Any] = field(default_factory=dict)  # per-preset additions: model / data / train / sweep
 
     def for_preset(self, preset: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -61,7 +63,8 @@ def load_experiment(path: str | Path) -> Experiment:
         raise SelfyError(f"{path}: unknown preset section '{bad[0]}' (known: {', '.join(PRESET_NAMES)})")
     return Experiment(name=str(data.get("name") or path.stem), preset=preset, dataset=data.get("dataset"),
                       overrides={k: data[k] for k in _SECTIONS if data.get(k)}, sweep=dict(data.get("sweep") or {}),
-                      paper_table=str(data.get("paper_table") or ""), presets=presets)
+                      paper_table=str(data.get("paper_table") or ""), report=str(data.get("report") or ""),
+                      presets=presets)
 
 
 def default_preset(dataset: str | None) -> str:

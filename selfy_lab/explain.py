@@ -258,9 +258,10 @@ def fit_title(fig, margin: float = 0.02, pad: float = 4.0) -> None:
 def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("results"), clips: list[int] | None = None,
                 class_name: str | None = None, disagree: bool = False, count: int = 2, method: str = "gradcam",
                 layer: str = "auto", data_changes: dict | None = None, device: str = "auto",
-                video: Path | None = None, note: Callable[[str], None] = lambda line: None) -> list[dict]:
-    """`selfy-lab cam`: CAMs of the models (default: the paper's Fig. 7 pair of the latest offsets sweep
-    under ``results_root``) on chosen validation clips, or on a user's ``video`` (a file or a frame folder),
+                video: Path | None = None, note: Callable[[str], None] = lambda line: None, *,
+                sweep: Path | None = None) -> list[dict]:
+    """`selfy-lab cam`: CAMs of the models (default: the paper's Fig. 7 pair of the offsets sweep ``sweep``,
+    else of the one ``results_root``'s README names for Table 3a) on chosen validation clips, or on a user's ``video`` (a file or a frame folder),
     one PNG per clip in ``out``, at ``layer`` (``auto``: :func:`auto_cam_layer` of the clips' size), explaining
     ``class_name`` if given, else each model's prediction. Several models without ``clips`` or a class are
     shown on clips where they disagree, or -- where they agree everywhere -- on the first ``count`` clips,
@@ -275,7 +276,7 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
     if layer not in ("auto", *STAGES):
         raise SelfyError(f"unknown CAM layer '{layer}': choose from auto, {', '.join(STAGES)}")
     R.claim_folder(out, ("cam_*.png",))
-    models, run0 = _cam_models(checkpoints, results_root, device, note)
+    models, run0 = _cam_models(checkpoints, sweep, results_root, device, note)
     data = {k: v for k, v in (data_changes or {}).items() if v}
     run0 = replace(run0, data=replace(run0.data, **data, test_clips=1, test_crops=1))
     if video is not None:
@@ -318,18 +319,17 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
     return shown
 
 
-def _cam_models(checkpoints: list[Path], results_root: Path, device: str,
+def _cam_models(checkpoints: list[Path], sweep: Path | None, results_root: Path, device: str,
                 note: Callable[[str], None] = lambda line: None) -> tuple[list[tuple[str, torch.nn.Module]], RunConfig]:
     """The models a CAM figure compares, each with its row label (default: the paper's Fig. 7 pair of the
-    latest offsets sweep under ``results_root``), and the first one's run config. An unfinished run is said
-    first (``note``) and its row label says it too."""
+    offsets sweep ``sweep``, else of the one ``results_root``'s README names), and the first one's run config.
+    An unfinished run is said first (``note``) and its row label says it too."""
     from . import results as R
     from .checkpoint import load_run
-    from .tables import latest_offsets_sweep
 
     paths = list(checkpoints)
     if not paths:
-        sweep = latest_offsets_sweep(results_root)
+        sweep = sweep or R.readme_offsets_sweep(results_root)
         paths = paper_pair(R.sweep_run_dirs(sweep))
         if len(paths) < 2:
             raise SelfyError(f"the offsets sweep {sweep} lacks the {{1}} or a range run: pass --checkpoint twice")

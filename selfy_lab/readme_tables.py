@@ -32,7 +32,7 @@ from . import results as R
 from .errors import SelfyError
 from .tables import main_backbone_of
 
-BLOCK = re.compile(r"(<!-- table (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+BLOCK = R.README_TABLE
 
 
 def _pm(mean, std) -> str:
@@ -130,14 +130,16 @@ def comparison_table(root: Path, sweep: str) -> str:
 
 def recipes_table(root: Path, sweep: str) -> str:
     """A tuning sweep's best cell per method (SWEEP/best_recipes.csv) beside its shared-recipe cell; tuning
-    sweeps joined by ``+`` (a grid and its extension): the best cell over all of their cells."""
-    from .recipes import BEST_RECIPES, best_recipes, recipe_cells
+    sweeps joined by ``+`` (a grid and its extension): the best cell over all of their cells, beside the first
+    one's shared recipe."""
+    from .recipes import BEST_RECIPES, best_recipes, recipe_cells, shared_recipe
 
     sweeps = sweep.split("+")
     if len(sweeps) == 1:
         t = _read(root / sweep / BEST_RECIPES)
     else:
-        t = best_recipes(recipe_cells([_existing(root / s / R.RUNS_TABLE).parent for s in sweeps]))
+        dirs = [_existing(root / s / R.RUNS_TABLE).parent for s in sweeps]
+        t = best_recipes(recipe_cells(dirs), shared_recipe(dirs[0]))
     rows = [[str(r.method), f"{r.lr:g}", f"{int(r.epochs)}", _num(r.top1), _num(r.shared_top1), _num(r.gain, "{:+.1f}")]
             for r in t.itertuples()]
     return markdown(["method", "own lr", "own epochs", "top-1 at own recipe", "top-1 at shared recipe", "gain"], rows)

@@ -2,7 +2,8 @@
 store. A method is a model variant (backbone, block, offsets, position, options); its cells are its recipes.
 
 * :func:`recipe_cells` every run of such sweeps with its method, recipe and top-1 on one split (val to choose);
-* :func:`best_recipes` each method's best cell (its own recipe) beside its cell at the shared recipe;
+* :func:`best_recipes` each method's best cell (its own recipe) beside its cell at the shared recipe (the
+  sweep's base recipe, :func:`shared_recipe`);
 * :func:`recipe_curves` the validation top-1 after every epoch of each run, from its history;
 * :func:`own_recipe_cells` of reported runs, each method's at the recipe its tuning chose;
 * :func:`recipe_comparison` each method at the shared recipe and at its own, over the reported seeds, with the
@@ -62,16 +63,21 @@ def recipe_cells(sweep_dirs, main_backbone: str = "", split: str | None = "val")
     return pd.DataFrame(out, columns=CELL_COLUMNS)
 
 
-def is_recipe_sweep(cells: pd.DataFrame) -> bool:
-    """Was some method of a sweep trained at more than one recipe (learning rate, epochs)?"""
-    return not cells.empty and bool((cells.groupby("method")[RECIPE].nunique().max(axis=1) > 1).any())
+def shared_recipe(sweep_dir) -> tuple[float, int]:
+    """The shared recipe of a tuning sweep, the one its methods are compared at: the learning rate and epochs of
+    the sweep's base config (its sweep.yaml's ``recipe``), which its axes or variants then vary."""
+    recipe = R.read_sweep_record(sweep_dir).get("recipe")
+    if not isinstance(recipe, dict) or not {"lr", "epochs"} <= set(recipe):
+        raise SelfyError(f"{Path(sweep_dir) / R.SWEEP_RECORD} records no base recipe (recipe: {{lr, epochs}}): "
+                         "re-run its ablate command to write it")
+    return float(recipe["lr"]), int(recipe["epochs"])
 
 
-def best_recipes(cells: pd.DataFrame, shared: tuple[float, int] = (0.004, 6)) -> pd.DataFrame:
+def best_recipes(cells: pd.DataFrame, shared: tuple[float, int]) -> pd.DataFrame:
     """Per method (in the cells' order): its best cell by mean validation top-1 over the cell's seeds (cells of
-    any other split stop with one line: the test split chooses nothing) (ties: the shared
-    recipe, else the cheaper one, fewer epochs then the lower rate), that top-1, the cell at the ``shared``
-    recipe and the gain."""
+    any other split stop with one line: the test split chooses nothing) (ties: the ``shared`` recipe, the
+    sweep's own :func:`shared_recipe`, else the cheaper one, fewer epochs then the lower rate), that top-1, the
+    cell at the shared recipe and the gain."""
     cols = ["method", *METHOD, "lr", "epochs", "top1", "shared_lr", "shared_epochs", "shared_top1", "gain", "cells"]
     if "split" in cells and (cells["split"] != "val").any():
         raise SelfyError("a recipe is chosen on the validation split only: these cells were scored on "

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -469,6 +470,34 @@ def write_sweep_record(sweep_dir: str | Path, record: dict[str, Any]) -> None:
     import yaml
 
     atomic_write_text(Path(sweep_dir) / SWEEP_RECORD, yaml.safe_dump(record, sort_keys=False))
+
+
+def sweep_report(sweep_dir: str | Path) -> str:
+    """What a sweep reports, as its record says (``report``, one of :data:`selfy_lab.vocabulary.REPORTS`,
+    declared when it was planned); ``none`` for a record written before sweeps declared it."""
+    return str(read_sweep_record(sweep_dir).get("report") or "none")
+
+
+# a table of the results README: <!-- table KIND ARGS --> ... <!-- end table --> (selfy_lab.readme_tables)
+README_TABLE = re.compile(r"(<!-- table (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+RESULTS_README = "README.md"
+
+
+def readme_offsets_sweep(root: str | Path = "results") -> Path:
+    """The offsets sweep that ``ROOT/README.md`` names for the paper's Table 3a (its first
+    ``<!-- table paper 3a-... SWEEP -->`` marker): the models `cam` and `corrupt` take when not told."""
+    readme = Path(root) / RESULTS_README
+    text = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
+    for m in README_TABLE.finditer(text):
+        kind, *args = m.group("spec").split()
+        if kind == "paper" and len(args) > 1 and args[0].startswith("3a"):
+            sweep = Path(root) / args[1].split("+")[0]
+            if not (sweep / SWEEP_RECORD).is_file():
+                raise SelfyError(f"{readme} names {sweep} for Table 3a, which holds no sweep: run 'selfy-lab ablate "
+                                 f"--offsets -3..3 --out {sweep}', or pass --sweep DIR / --checkpoint PATH")
+            return sweep
+    raise SelfyError(f"{readme} names no offsets sweep (a '<!-- table paper 3a-tsn SWEEP -->' marker): pass "
+                     f"--sweep DIR or --checkpoint PATH")
 
 
 def read_sweep_record(sweep_dir: str | Path) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
                     crops: int = 1) -> RobustnessPlan:
     """What `selfy-lab corrupt` evaluates: the kinds (names or comma lists), severities (``3``, ``1-6``,
     ``1,3,5``; default all of the kinds), corrupted frames, the models of the given sweeps and checkpoints
-    (default: the latest offsets sweep under ``results_root``) and the output directory (default: the
+    (default: the Table 3a sweep ``results_root``'s README names) and the output directory (default: the
     sweep's robustness directory, or runs/robustness for models of several sweeps or outside any)."""
     table = kinds()
     names = [n.strip() for spec in (kind_specs or ["blur"]) for n in spec.split(",") if n.strip()]
@@ -90,9 +90,7 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
             raise SelfyError(f"no model at {c}: pass a run folder, an export folder or a checkpoint.pt file")
         models.append(Path(c))
     if not models:
-        from .tables import latest_offsets_sweep
-
-        models = R.sweep_run_dirs(latest_offsets_sweep(results_root))
+        models = R.sweep_run_dirs(R.readme_offsets_sweep(results_root))
     if out is None:
         parents = {R.run_dir_of(m).parent.parent for m in models if R.run_dir_of(m).parent.name == R.RUNS_DIR}
         out = R.robustness_dir(parents.pop()) if len(parents) == 1 else Path("runs") / R.ROBUSTNESS_DIR

@@ -14,9 +14,10 @@ from typing import Any
 
 from .config import DataConfig, ModelConfig, TrainConfig
 from .errors import SelfyError
+from .vocabulary import REPORTS
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
-TOP_KEYS = ("preset", "dataset", "model", "data", "train", "sweep", "name", "paper_table", "presets")
+TOP_KEYS = ("preset", "dataset", "model", "data", "train", "sweep", "name", "paper_table", "report", "presets")
 SWEEP_KEYS = ("offsets", "ladder", "baseline", "axes", "variants", "base_offsets", "seeds")
 # tuple fields whose one-value forms a parser reads ("-3..3", "9x9", "res2+res3", "subsample=false")
 _SPEC_FIELDS = {"offsets", "window", "position", "hierarchy_levels", "block_options"}
@@ -127,8 +128,10 @@ def check_experiment(path: Path, data: Any) -> None:
             check_section(f"{path}: {key}", key, value)
         elif key == "sweep" and value is not None:
             check_sweep(f"{path}: sweep", value)
-        elif key in ("name", "paper_table", "preset", "dataset") and value is not None and not isinstance(value, str):
+        elif key in ("name", "paper_table", "preset", "dataset", "report") and value is not None and not isinstance(value, str):
             raise SelfyError(f"{path}: {key} must be text, got {_kind(value)} ({value!r})")
+        elif key == "report" and value is not None and value not in REPORTS:
+            raise SelfyError(f"{path}: unknown report '{value}' (known: {', '.join(REPORTS)})")
         elif key == "presets" and value is not None:
             if not isinstance(value, dict):
                 raise SelfyError(f"{path}: presets must be a mapping of preset: sections, got {_kind(value)}")

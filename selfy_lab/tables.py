@@ -402,36 +402,6 @@ def verdict_sentence(contrast: pd.DataFrame) -> str:
 COMPARISON_TABLE = R.COMPARISON_TABLE
 
 
-def is_block_comparison(summary: pd.DataFrame) -> bool:
-    """Does a sweep compare blocks (at least three different blocks beside its baselines)?"""
-    return len(summary) > 0 and summary.loc[summary["block"] != "none", "block"].nunique() >= 3
-
-
-def is_offsets_sweep(summary: pd.DataFrame) -> bool:
-    """Do a sweep's variants differ in their temporal offsets alone (per backbone: at most one baseline, and its
-    blocks alike in every other field), with at least two offset sets? Only then is accuracy vs temporal range
-    the sweep's picture; a table whose variants change the extractor, the window or the position at one offset
-    set is not a temporal-range curve."""
-    return not summary.empty and summary["offsets"].nunique() >= 2 and _differ_in_offsets_only(summary)
-
-
-def latest_offsets_sweep(root: str | Path = "results") -> Path:
-    """The most recently written sweep under ``root`` whose variants differ in their offsets alone
-    (:func:`is_offsets_sweep` of its record's runs)."""
-    from .errors import SelfyError
-
-    def offsets_only(d: Path) -> bool:
-        runs = [r for r in R.read_sweep_record(d).get("runs") or [] if isinstance(r, dict)]
-        variants = pd.DataFrame(runs, columns=list(R.VARIANT_FIELDS)).astype(str).drop_duplicates()
-        return is_offsets_sweep(variants)
-
-    sweeps = [d for d in R.find_sweeps(root) if offsets_only(d)]
-    if not sweeps:
-        raise SelfyError(f"no offsets sweep under {root}: run 'selfy-lab ablate --offsets -3..3 --out {root}/<name>' "
-                         f"first, or pass --sweep DIR / --checkpoint PATH")
-    return max(sweeps, key=lambda d: (d / R.SWEEP_RECORD).stat().st_mtime)
-
-
 def _differ_in_offsets_only(summary: pd.DataFrame) -> bool:
     """Per backbone at most one baseline, no two blocks with the same offsets, and the blocks alike in every
     field but their offsets."""

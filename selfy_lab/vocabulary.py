@@ -40,6 +40,11 @@ ON_MISSING = ("stop", "skip")  # a listed clip that is not on disk: stop before 
 SCHEDULES = ("step", "cosine")
 OPTIMIZERS = ("sgd", "adamw")
 PRESET_NAMES = ("smoke", "quick", "paper")
+# what a sweep reports, declared by its experiment file (``report:``) and recorded in its sweep.yaml:
+# offsets: accuracy vs temporal range; comparison: a block comparison (its table, accuracy vs GFLOPs);
+# robustness: a block comparison whose models `corrupt` scores next (the same tables now); recipes: a tuning
+# sweep's cells and each method's best recipe; none: the sweep's variants alone (`selfy-lab table`)
+REPORTS = ("offsets", "comparison", "robustness", "recipes", "none")
 
 # Dataset conventions (``--data-root``, ``--train-list``, ``--val-list``, ``--categories`` and
 # ``--frame-template`` override them). List files hold ``<folder or video> <num_frames> <label>``.

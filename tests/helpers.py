@@ -103,9 +103,11 @@ def stop_after_first_epoch(event, **kw):
         raise Stop
 
 
-def finished_runs(sweep: Path, cells, experiment: str = "tuning") -> Path:
+def finished_runs(sweep: Path, cells, experiment: str = "tuning", *, report: str = "none",
+                  recipe: tuple[float, int] = (0.004, 6)) -> Path:
     """A sweep folder of finished runs without training: (block, lr, epochs, seed, top1) each, the smoke preset
-    otherwise, a validation after every epoch rising to ``top1``."""
+    otherwise, a validation after every epoch rising to ``top1``; its record declares ``report`` and its base
+    ``recipe`` (lr, epochs)."""
     from dataclasses import replace
 
     from selfy_lab import results as R
@@ -122,4 +124,5 @@ def finished_runs(sweep: Path, cells, experiment: str = "tuning") -> Path:
         R.write_metrics(d, R.result_rows(run, {"top1": top1, "top5": 1.0}, "val", experiment))
         ids.append(run.run_hash)
     R.collect_runs(sweep, ids)
+    R.write_sweep_record(sweep, {"report": report, "recipe": {"lr": recipe[0], "epochs": recipe[1]}})
     return sweep

@@ -382,3 +382,44 @@ def test_a_full_disk_while_the_sweep_writes_its_tables_is_one_line(tmp_path, mon
     with pytest.raises(SelfyError, match="No space left on device.*finished runs are kept"):
         A.run_sweep(runs, out)
     assert (Rs.run_dir(out, runs[0].run_id) / "metrics.csv").read_text() == before
+
+
+def test_a_sweep_declares_its_report_when_planned_and_records_it_with_its_base_recipe(tmp_path):
+    """What a sweep reports is said before it runs (its experiment file's ``report:``, else ``--report``, else
+    what its plan sweeps) and recorded in its sweep.yaml, with the recipe of its base config."""
+    from selfy_lab.vocabulary import REPORTS
+
+    smoke = {"preset": "smoke"}
+    assert A.plan_sweep(smoke, offsets=["-2..2"]).report == "offsets"  # a ladder
+    assert A.plan_sweep(smoke, offsets=["1"]).report == "none"  # one set beside its baseline: no curve
+    assert A.plan_sweep(smoke, offsets=["-2..2"], axes={"window": ["3x3", "5x5"]}).report == "none"
+    assert A.plan_sweep(smoke, offsets=["1"], axes={"block": ["tea", "tam", "stm"]}).report == "comparison"
+    assert A.plan_sweep(smoke, offsets=["-2..2"], report="robustness").report == "robustness"  # --report wins
+    with pytest.raises(SelfyError, match="unknown report 'table'.*offsets, comparison"):
+        A.plan_sweep(smoke, offsets=["1"], report="table")
+    exp = tmp_path / "e.yaml"
+    exp.write_text("preset: smoke\nreport: recipes\ntrain:\n  lr: 0.002\nsweep:\n  offsets: ['1']\n"
+                   "  variants:\n    - {lr: 0.008}\n    - {lr: 0.002, epochs: 1}\n")
+    plan = A.plan_sweep({"experiment": exp})
+    assert plan.report == plan.record["report"] == "recipes"
+    # the base recipe is the experiment's (0.002 at the smoke preset's epochs), not its first run's
+    assert plan.record["recipe"] == {"lr": 0.002, "epochs": plan.base.train.epochs}
+    assert {r.run.train.lr for r in plan.runs} == {0.008, 0.002}
+    exp.write_text("preset: smoke\nreport: curves\nsweep:\n  offsets: ['1']\n")
+    with pytest.raises(SelfyError, match="unknown report 'curves'"):
+        A.plan_sweep({"experiment": exp})
+    # the shipped experiment files each declare theirs; every committed sweep records one, and its base recipe
+    import yaml
+
+    from selfy_lab import results as Rs
+
+    declared = {}
+    for f in sorted((ROOT / "experiments").glob("**/*.yaml")):
+        data = yaml.safe_load(f.read_text())
+        assert data.get("report") in REPORTS, f"{f} declares no report"
+        declared[data.get("name")] = data["report"]
+    for d in Rs.find_sweeps(ROOT / "results"):
+        rec = Rs.read_sweep_record(d)
+        assert rec.get("report") in REPORTS and set(rec.get("recipe") or {}) == {"lr", "epochs"}, d
+        experiment = rec["base"]["experiment"]
+        assert experiment == "ablate" or rec["report"] == declared[experiment], d

@@ -111,7 +111,7 @@ def test_list_shows_every_kind_with_its_range():
     (["--kind", "blur", "--corrupted-frames", "a,b"], "--corrupted-frames"),
     (["--checkpoint", "/nonexistent/run"], "no model at"),
     (["--examples", "-1"], "--examples must be at least 0"),
-    ([], "no offsets sweep"),
+    ([], "names no offsets sweep"),
 ])
 def test_bad_input_is_one_line(args, msg, tmp_path):
     from helpers import cli_inproc, one_line_error
@@ -165,7 +165,8 @@ def test_corrupt_command_default_models_and_outputs(smoke_sweep, tmp_path):
     import shutil
 
     root = tmp_path / "results"
-    shutil.copytree(smoke_sweep, root / "sweep")
+    shutil.copytree(smoke_sweep, root / "sweep")  # the default: the Table 3a sweep the results README names
+    (root / "README.md").write_text("# Results\n\n<!-- table paper 3a-tsn sweep -->\n<!-- end table -->\n")
     p = cli("--kind", "occlusion,temporal_blur", "--severity", "2", "--results-root", str(root), "--examples", "1",
             "--out", str(tmp_path / "rob"))
     assert p.returncode == 0, p.stderr
@@ -177,7 +178,7 @@ def test_corrupt_command_default_models_and_outputs(smoke_sweep, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "rob" / "robustness.csv")))
     assert {r["corrupted_frames"] for r in rows if r["kind"] == "temporal_blur" and r["severity"] != "0"} == {"all"}
     p = cli("--results-root", str(tmp_path / "empty"))
-    assert p.returncode == 2 and "no offsets sweep" in p.stderr
+    assert p.returncode == 2 and "names no offsets sweep" in p.stderr
 
 
 def test_the_private_motion_blur_kernel_we_call_is_where_we_call_it():

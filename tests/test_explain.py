@@ -101,7 +101,7 @@ def test_cam_and_stss_commands_on_trained_models(smoke_sweep, tmp_path):
 
     root = tmp_path / "results"
     shutil.copytree(smoke_sweep, root / "sweep")
-    p = cli("cam", "--results-root", root, "--clip", "0", "--clip", "3", "--out", tmp_path / "cam")
+    p = cli("cam", "--sweep", root / "sweep", "--clip", "0", "--clip", "3", "--out", tmp_path / "cam")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "cam" / "cam_clip0.png").stat().st_size > 5000 and (tmp_path / "cam" / "cam_clip3.png").exists()
     assert "l in {1}" in p.stdout and "l in -3..3" in p.stdout

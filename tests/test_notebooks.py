@@ -22,7 +22,7 @@ def fixture_results(smoke_sweep, tmp_path_factory):
 
     from helpers import finished_runs
     from selfy_lab import robustness as R
-    from selfy_lab.ablate import write_sweep_figure
+    from selfy_lab.ablate import write_sweep_report
     from selfy_lab.flops import paper_table
     from selfy_lab.results import robustness_dir, sweep_run_dirs
 
@@ -34,10 +34,10 @@ def fixture_results(smoke_sweep, tmp_path_factory):
     # a tuning budget, the shared-recipe comparison and the own recipes' runs (results only, no training)
     budget = finished_runs(root / "tuning" / "modules-budget",
                            [("none", 0.004, 6, 100, 0.2), ("none", 0.002, 3, 100, 0.3),
-                            ("tea", 0.004, 6, 100, 0.2), ("tea", 0.008, 3, 100, 0.4)])
-    write_sweep_figure(budget)
+                            ("tea", 0.004, 6, 100, 0.2), ("tea", 0.008, 3, 100, 0.4)], report="recipes")
+    write_sweep_report(budget)
     finished_runs(root / "motion-modules", [(b, 0.004, 6, s, 0.2) for b in ("none", "tea") for s in (0, 1)],
-                  "motion-modules")
+                  "motion-modules", report="robustness")
     finished_runs(root / "motion-modules-tuned-12", [("none", 0.002, 3, s, 0.3) for s in (0, 1)]
                   + [("tea", 0.008, 3, s, 0.4) for s in (0, 1)], "motion-modules-tuned-12")
     return root

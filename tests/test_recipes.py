@@ -4,11 +4,12 @@ import pandas as pd
 import pytest
 
 from helpers import finished_runs
-from selfy_lab.ablate import write_sweep_figure
+from selfy_lab.ablate import write_sweep_report
 from selfy_lab.errors import SelfyError
 from selfy_lab.readme_tables import recipe_comparison_table
-from selfy_lab.recipes import (BEST_RECIPES, RECIPE_CELLS, best_recipes, is_recipe_sweep, own_recipe_cells,
-                               recipe_cells, recipe_comparison, recipe_curves, recipe_label)
+from selfy_lab.recipes import (BEST_RECIPES, RECIPE_CELLS, best_recipes, own_recipe_cells,
+                               recipe_cells, recipe_comparison, recipe_curves, recipe_label,
+                               shared_recipe)
 
 
 def test_each_method_gets_its_best_cell_beside_the_shared_one_and_its_curves(tmp_path):
@@ -18,7 +19,7 @@ def test_each_method_gets_its_best_cell_beside_the_shared_one_and_its_curves(tmp
                               ("tam", 0.002, 2, 100, 0.5), ("tam", 0.004, 2, 100, 0.1),
                               ("stm", 0.002, 2, 100, 0.3), ("stm", 0.004, 2, 100, 0.3)])
     cells = recipe_cells([sweep])
-    assert is_recipe_sweep(cells) and len(cells) == 10
+    assert len(cells) == 10
     best = best_recipes(cells, shared=(0.004, 2)).set_index("block")
     assert (best.loc["none", "lr"], best.loc["none", "epochs"]) == (0.002, 2)
     assert best.loc["none", "top1"] == pytest.approx(30) and best.loc["none", "gain"] == pytest.approx(10)
@@ -28,16 +29,45 @@ def test_each_method_gets_its_best_cell_beside_the_shared_one_and_its_curves(tmp
     assert best.loc["stm", "lr"] == 0.004 and best.loc["tam", "lr"] == 0.002
     curves = recipe_curves([sweep], cells)
     assert len(curves) == 2 * 9 + 3 and curves["val_top1"].max() == pytest.approx(50)
-    assert not is_recipe_sweep(cells[cells["lr"] == 0.002].iloc[:1])
-    one_each = cells[((cells["block"] == "none") & (cells["lr"] == 0.002)) | ((cells["block"] == "tea") & (cells["lr"] == 0.004))]
-    assert not is_recipe_sweep(one_each.drop_duplicates("method"))  # methods at their own recipes: a comparison
 
 
-def test_a_tuning_sweep_writes_its_recipe_tables_instead_of_a_comparison(tmp_path):
-    sweep = finished_runs(tmp_path, [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20)])
-    paths = write_sweep_figure(sweep)
+def test_a_sweep_that_declares_recipes_writes_its_recipe_tables_at_its_own_shared_recipe(tmp_path):
+    cells = [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20), ("tea", 0.004, 2, 100, 0.1),
+             ("tea", 0.008, 2, 100, 0.15), ("stm", 0.002, 2, 100, 0.1)]
+    sweep = finished_runs(tmp_path / "a", cells, report="recipes", recipe=(0.004, 2))
+    paths = write_sweep_report(sweep)  # the report its record declares
     assert sweep / RECIPE_CELLS in paths and sweep / BEST_RECIPES in paths
     assert any(p.suffix == ".png" for p in paths) and not (sweep / "comparison.csv").exists()
+    best = pd.read_csv(sweep / BEST_RECIPES).set_index("block")
+    assert (best.loc["none", "shared_lr"], best.loc["none", "shared_epochs"]) == (0.004, 2)
+    assert best.loc["none", "shared_top1"] == pytest.approx(20) and best.loc["none", "gain"] == pytest.approx(10)
+    # the shared recipe is the sweep's base config's, not a constant: another base, another comparison
+    other = finished_runs(tmp_path / "b", cells, report="recipes", recipe=(0.002, 2))
+    write_sweep_report(other)
+    best = pd.read_csv(other / BEST_RECIPES).set_index("block")
+    assert best.loc["none", "shared_lr"] == 0.002 and best.loc["tea", "shared_top1"] != best.loc["tea", "shared_top1"]
+    # a record without its base recipe: one line, no guess
+    from selfy_lab import results as R
+
+    R.write_sweep_record(other, {"report": "recipes"})
+    with pytest.raises(SelfyError, match="records no base recipe"):
+        write_sweep_report(other)
+
+
+def test_what_a_sweep_writes_follows_its_declared_report_not_its_rows(tmp_path):
+    from selfy_lab import results as R
+
+    cells = [("none", 0.004, 3, 0, 0.30), ("tea", 0.004, 3, 0, 0.40), ("tam", 0.004, 3, 0, 0.25),
+             ("stm", 0.004, 3, 0, 0.35), ("stm", 0.008, 3, 0, 0.30)]
+    for report in ("none", "comparison", "recipes"):
+        sweep = finished_runs(tmp_path / report, cells, report=report)
+        names = {p.name for p in write_sweep_report(sweep)}
+        assert R.sweep_report(sweep) == report
+        assert ("comparison.csv" in names) == (report == "comparison")
+        assert ("best_recipes.csv" in names) == (report == "recipes")
+        assert names or report == "none"
+    with pytest.raises(SelfyError, match="unknown report 'ladder'"):
+        write_sweep_report(tmp_path / "none", "ladder")
 
 
 def test_the_shared_and_own_recipes_side_by_side():
@@ -61,14 +91,14 @@ def test_a_recipe_is_never_chosen_on_the_test_split(tmp_path):
                           "position": "none", "options": "none", "lr": [0.002, 0.004], "epochs": 6, "seed": 100,
                           "top1": [30.0, 40.0], "run_id": ["x", "y"], "split": ["val", "test"]})
     with pytest.raises(SelfyError, match="chosen on the validation split only.*test"):
-        best_recipes(cells)
-    assert best_recipes(cells.assign(split="val"))["lr"].iloc[0] == 0.004
+        best_recipes(cells, (0.004, 6))
+    assert best_recipes(cells.assign(split="val"), (0.004, 6))["lr"].iloc[0] == 0.004
 
 
 def test_a_comparison_validated_every_epoch_gets_its_curves(tmp_path):
     sweep = finished_runs(tmp_path, [("none", 0.004, 3, 0, 0.30), ("tea", 0.004, 3, 0, 0.40), ("tea", 0.004, 3, 1, 0.20),
                               ("tam", 0.004, 3, 0, 0.25), ("stm", 0.004, 3, 0, 0.35)])
-    paths = write_sweep_figure(sweep)
+    paths = write_sweep_report(sweep, "comparison")
     assert sweep / "comparison.csv" in paths and any(p.name == "validation_curves.png" for p in paths)
     curves = pd.read_csv(sweep / "recipe_curves.csv")
     assert len(curves) == 5 * 3 and curves["val_top1"].max() == pytest.approx(40)
@@ -76,8 +106,9 @@ def test_a_comparison_validated_every_epoch_gets_its_curves(tmp_path):
 
 def test_own_recipes_are_gathered_from_several_sweeps_by_the_budget_s_choice(tmp_path):
     budget = finished_runs(tmp_path / "budget", [("none", 0.002, 2, 100, 0.30), ("none", 0.004, 2, 100, 0.20),
-                                           ("tea", 0.004, 3, 100, 0.40), ("tea", 0.004, 2, 100, 0.10)])
-    write_sweep_figure(budget)
+                                           ("tea", 0.004, 3, 100, 0.40), ("tea", 0.004, 2, 100, 0.10)],
+                           report="recipes")
+    write_sweep_report(budget)
     finished_runs(tmp_path / "shared", [(b, 0.004, 2, s, top1) for b, top1 in (("none", 0.2), ("tea", 0.1)) for s in (0, 1)])
     finished_runs(tmp_path / "a", [("none", 0.002, 2, s, 0.3 + s / 10) for s in (0, 1)] + [("tea", 0.002, 3, 0, 0.9)])
     finished_runs(tmp_path / "b", [("tea", 0.004, 3, s, 0.5) for s in (0, 1)] + [("none", 0.004, 3, 0, 0.9)])
@@ -100,8 +131,9 @@ def test_each_method_at_its_own_recipe_against_selfy_by_the_stated_test(tmp_path
     from selfy_lab.readme_tables import recipe_contrast_table
 
     budget = finished_runs(tmp_path / "budget", [("selfy", 0.004, 2, 100, 0.5), ("selfy", 0.008, 2, 100, 0.6),
-                                                 ("tea", 0.004, 2, 100, 0.3), ("tea", 0.004, 3, 100, 0.4)])
-    write_sweep_figure(budget)
+                                                 ("tea", 0.004, 2, 100, 0.3), ("tea", 0.004, 3, 100, 0.4)],
+                           report="recipes")
+    write_sweep_report(budget)
     finished_runs(tmp_path / "own", [("selfy", 0.008, 2, s, 0.80 + 0.01 * s) for s in range(3)]
                   + [("tea", 0.004, 3, s, 0.40 + 0.02 * s) for s in range(3)]
                   + [("tea", 0.004, 2, s, 0.95) for s in range(3)])  # not tea's chosen recipe: left out
@@ -135,7 +167,7 @@ def test_the_own_recipe_comparison_trains_each_method_at_the_recipe_its_tuning_c
 
     root = Path(__file__).resolve().parents[1]
     tuning = [root / "results/tuning/modules-budget", root / "results/tuning/modules-budget-edge"]
-    best = best_recipes(recipe_cells(tuning))
+    best = best_recipes(recipe_cells(tuning), shared_recipe(tuning[0]))
     def backbone(name: str) -> str:  # the tuning ran the quick preset's narrow backbones
         return name if preset == "quick" else name.replace("-w16", "")
 

@@ -129,6 +129,20 @@ def test_rows_record_the_named_revision_of_a_tree_copied_without_its_history(mon
     assert provenance()["git_rev"] == "abc1234"
 
 
+def test_cam_and_corrupt_take_the_table_3a_sweep_the_results_readme_names(tmp_path):
+    with pytest.raises(SelfyError, match="names no offsets sweep"):
+        R.readme_offsets_sweep(tmp_path)  # no README
+    (tmp_path / "README.md").write_text("<!-- table comparison modules -->\n<!-- end table -->\n"
+                                        "<!-- table paper 3a-tsm ladders/tsm -->\nold\n<!-- end table -->\n"
+                                        "<!-- table paper 3a-tsn ladders/tsn -->\n<!-- end table -->\n")
+    with pytest.raises(SelfyError, match="names .*ladders/tsm for Table 3a, which holds no sweep"):
+        R.readme_offsets_sweep(tmp_path)
+    R.write_sweep_record(tmp_path / "ladders" / "tsm", {"report": "offsets"})
+    assert R.readme_offsets_sweep(tmp_path) == tmp_path / "ladders" / "tsm"  # the first one named
+    repo = Path(__file__).resolve().parents[1] / "results"
+    assert R.readme_offsets_sweep(repo) == repo / "ablate-offsets"
+
+
 def test_every_committed_run_folder_is_named_by_the_key_its_config_resolves_to_today():
     """The run key of every committed run is unchanged: its folder re-resolves from its config.yaml. The only
     exceptions are the 14 earliest tuning runs (results/tuning/t01-t06), trained before ``model.head_std``

@@ -239,7 +239,6 @@ def modules():
 
 
 def test_module_comparison_rows_seeds_and_step_ratio(modules):
-    assert T.is_block_comparison(T.summarize(modules))
     bench = pd.DataFrame([{"benchmark": "modules_quick", "impl": "stm-tsn-r18-w16", "metric": "time_ratio", "value": 1.06},
                           {"benchmark": "modules_quick", "impl": "selfy-tsn-r18-w16", "metric": "time_ratio", "value": 1.45},
                           {"benchmark": "modules_quick", "impl": "stm-tsn-r18-w16", "metric": "seconds", "value": 9.0}])
@@ -256,16 +255,14 @@ def test_module_comparison_rows_seeds_and_step_ratio(modules):
     assert math.isnan(t.loc["tsm-r18-w16 (no block)", "step_ratio"])
     # the bench times SELFY at -3..3 only: its ratio is not lent to another offset set
     assert t.loc["selfy -3..3", "step_ratio"] == 1.45 and math.isnan(t.loc["selfy {1}", "step_ratio"])
-    # a ladder is not a block comparison
-    assert not T.is_block_comparison(T.summarize(modules[modules["block"].isin(["none", "selfy"])]))
 
 
 def test_block_comparison_sweep_writes_its_table_and_figure(modules, tmp_path):
     from selfy_lab import results as R
-    from selfy_lab.ablate import write_sweep_figure
+    from selfy_lab.ablate import write_sweep_report
 
     R.write_csv(tmp_path / R.RUNS_TABLE, modules.to_dict("records"), RUN_COLUMNS)
-    paths = write_sweep_figure(tmp_path)
+    paths = write_sweep_report(tmp_path, "comparison")
     assert (tmp_path / T.COMPARISON_TABLE) in paths and (tmp_path / "figures" / "accuracy_vs_gflops.png") in paths
     written = pd.read_csv(tmp_path / T.COMPARISON_TABLE)
     assert len(written) == 7 and written.iloc[0]["variant"] == "tsn-r18-w16 (no block)"
@@ -273,12 +270,12 @@ def test_block_comparison_sweep_writes_its_table_and_figure(modules, tmp_path):
 
 def test_a_sweep_figure_drawn_again_from_the_same_rows_is_the_same_file(ladder, tmp_path):
     from selfy_lab import results as R
-    from selfy_lab.ablate import write_sweep_figure
+    from selfy_lab.ablate import write_sweep_report
 
     files = []
     for d in ("a", "b"):
         R.write_csv(tmp_path / d / R.RUNS_TABLE, ladder.to_dict("records"), RUN_COLUMNS)
-        files.append(sorted(p for p in write_sweep_figure(tmp_path / d) if p.suffix in (".png", ".pdf")))
+        files.append(sorted(p for p in write_sweep_report(tmp_path / d, "offsets") if p.suffix in (".png", ".pdf")))
     assert [p.suffix for p in files[0]] == [".pdf", ".png"]
     for a, b in zip(*files):
         assert a.read_bytes() == b.read_bytes(), a.name
@@ -339,38 +336,17 @@ def test_runs_of_one_seed_that_differ_only_outside_the_variant_fields_are_never_
     assert T.with_settings(seeds, tmp_path)[1] == [c for c in VARIANT_FIELDS if c in seeds.columns]
 
 
-def test_only_a_sweep_over_offsets_alone_is_a_temporal_range_curve(ladder):
-    assert T.is_offsets_sweep(T.summarize(ladder))
-    # one offset set, the extractor changes (Table 3b-like): not a curve over offsets
-    rows = []
-    for seed in range(2):
-        rows += run_rows("t3b", "tsn", "none", "none", seed, 0.2, 0.5)
-        rows += run_rows("t3b", "tsn", "selfy", "-2..2", seed, 0.6, 0.9, extractor="conv")
-        rows += run_rows("t3b", "tsn", "selfy", "-2..2", seed, 0.7, 0.9, extractor="mlp")
-    assert not T.is_offsets_sweep(T.summarize(pd.DataFrame(rows, columns=RUN_COLUMNS)))
-    # offsets and the window both change, one row per offset set: still not a clean curve
-    rows = run_rows("w", "tsn", "selfy", "{1}", 0, 0.5, 0.9, window="3x3") + \
-        run_rows("w", "tsn", "selfy", "-2..2", 0, 0.6, 0.9, window="5x5")
-    assert not T.is_offsets_sweep(T.summarize(pd.DataFrame(rows, columns=RUN_COLUMNS)))
-    # two baselines of one backbone (with and without a hierarchy) beside SELFY: not a curve
-    rows = run_rows("h", "tsn", "none", "none", 0, 0.2, 0.5) + \
-        run_rows("h", "tsn", "none", "none", 0, 0.9, 0.9, hierarchy="diff") + \
-        run_rows("h", "tsn", "selfy", "-3..3", 0, 0.6, 0.9)
-    assert not T.is_offsets_sweep(T.summarize(pd.DataFrame(rows, columns=RUN_COLUMNS)))
-    # a single offset set is no curve either
-    assert not T.is_offsets_sweep(T.summarize(ladder[ladder["offsets"] == "-3..3"]))
-
-
-def test_a_sweep_that_is_not_over_offsets_draws_no_temporal_range_figure(tmp_path):
+def test_a_sweep_whose_record_declares_no_report_draws_nothing(tmp_path):
     from selfy_lab import results as R
-    from selfy_lab.ablate import write_sweep_figure
+    from selfy_lab.ablate import write_sweep_report
 
     rows = []
     for pos in ("res2", "res3", "res4"):  # Table 7f-like: one offset set at three positions
         rows += run_rows("t7f", "tsn", "selfy", "-2..2", 0, 0.6, 0.9, position=pos)
     rows += run_rows("t7f", "tsn", "none", "none", 0, 0.2, 0.5)
     R.write_csv(tmp_path / R.RUNS_TABLE, rows, RUN_COLUMNS)
-    assert write_sweep_figure(tmp_path) == [] and not (tmp_path / "figures").exists()
+    R.write_sweep_record(tmp_path, {"report": "none"})  # as experiments/table7f.yaml declares
+    assert write_sweep_report(tmp_path) == [] and not (tmp_path / "figures").exists()
 
 
 def test_module_comparison_keeps_a_module_in_every_block_apart_from_one_after_res3(modules):

@@ -65,6 +65,12 @@ def ablate(
     block: Annotated[Optional[list[str]], typer.Option(help=f"Blocks ({LIST}; Table 5): selfy,selfy-s,stcb,...", rich_help_panel="Sweep")] = None,
     seeds: Annotated[Optional[int], typer.Option(
         help="Seeds per variant (0 .. N-1); default: the experiment file's seeds, else 1.", rich_help_panel="Sweep")] = None,
+    report: Annotated[Optional[str], typer.Option(
+        help="What the sweep reports, recorded in OUT/sweep.yaml: offsets (accuracy vs temporal range), comparison "
+        "or robustness (a block comparison: comparison.csv, accuracy vs GFLOPs), recipes (a tuning sweep's best "
+        "recipe per method) or none. Default: the experiment file's report, else comparison for a --block list, "
+        "offsets for two or more offset sets and no other list, none otherwise.",
+        rich_help_panel="Sweep")] = None,
     jobs: Annotated[int, typer.Option(help="Runs in parallel (worker processes; one per GPU when there are GPUs). On "
                                            "the CPU each run gets cores/N threads, and the thread count sets the "
                                            "round-off: its digits differ from a --jobs 1 run's.",
@@ -122,7 +128,7 @@ def ablate(
     from ..cluster import ClusterOptions
 
     cluster = ClusterOptions(executor, partition or "", gpus_per_run, time_min)
-    plan = A.plan_command(flags, offsets, ladder, not no_baseline, seeds)
+    plan = A.plan_command(flags, offsets, ladder, not no_baseline, seeds, report or "")
     claim_folder(out, SWEEP_OWNED)
     con = console()
     variants = len(plan.runs) // max(len(plan.seeds), 1)
@@ -155,10 +161,11 @@ def corrupt(
                                                     "Severity 0 (clean) is always evaluated.")] = None,
     frames_spec: Annotated[str, typer.Option("--corrupted-frames", help="Which frames to corrupt: center (the 4th of 8, the paper), all, "
                                              "or 1-based numbers like 4,5. Temporal kinds act on the whole clip.")] = "center",
-    sweep: Annotated[Optional[list[Path]], typer.Option(help=f"Sweep directories whose runs to evaluate ({LIST}).")] = None,
+    sweep: Annotated[Optional[list[Path]], typer.Option(help=f"Sweep directories whose runs to evaluate ({LIST}; "
+                                                        "default: the Table 3a sweep --results-root's README.md names).")] = None,
     checkpoint: Annotated[Optional[list[Path]], typer.Option(help=MODEL_HELP + f" Several ({LIST}): each is "
                                                              "evaluated.")] = None,
-    results_root: Annotated[Path, typer.Option(help="Where to look for the most recent offsets sweep.")] = Path("results"),
+    results_root: Annotated[Path, typer.Option(help="Results whose README.md names the default sweep.")] = Path("results"),
     out: Annotated[Optional[Path], typer.Option(help="Output directory (default: robustness/ inside the models' sweep, or runs/robustness for models of several sweeps or none).")] = None,
     examples: Annotated[int, typer.Option(help="Also save clean-vs-corrupted strips of N validation clips.")] = 0,
     list_kinds: Annotated[bool, typer.Option("--list", help="List every corruption with its severity range.")] = False,
@@ -174,7 +181,8 @@ def corrupt(
     """Evaluate trained models on corrupted clips (the paper's occlusion / motion-blur protocol and more), on the
     held-out test split where the dataset has one.
 
-    By default every run of the most recent offsets sweep under results/ is evaluated; finished (model, kind, severity) cells are skipped on a re-run.
+    By default every run of the Table 3a offsets sweep that results/README.md names is evaluated; finished
+    (model, kind, severity) cells are skipped on a re-run.
 
     Examples:
 

@@ -15,7 +15,9 @@ from .common import (LIST, MODEL_HELP, Categories, DataRoot, Device, Frames, Off
 def cam(
     checkpoint: Annotated[Optional[list[Path]], typer.Option(
         help=MODEL_HELP + f" Several ({LIST}): models side by side. Default: the {{1}} and the widest-range "
-        "run of the most recent offsets sweep under --results-root (the paper's Fig. 7).")] = None,
+        "run, seed 0, of --sweep (the paper's Fig. 7).")] = None,
+    sweep: Annotated[Optional[Path], typer.Option(help="The offsets sweep whose {1} and widest-range runs to show "
+        "(default: the one --results-root's README.md names for Table 3a).")] = None,
     clip: Annotated[Optional[list[str]], typer.Option(help=f"Validation clip indices ({LIST}; ranges 0..7 or 0-7).")] = None,
     video: Annotated[Optional[Path], typer.Option(help="Your own clip: a video file or a folder of frames, sampled "
                                                   "like the test protocol (T segment centres, centre crop).")] = None,
@@ -28,7 +30,7 @@ def cam(
                                         "layercam, eigencam, eigengradcam, gradcamelementwise.")] = "gradcam",
     layer: Annotated[str, typer.Option(help="Feature map: auto (the deepest stage with a map of at least 7x7 cells: res5 "
                                        "at 224 input, as the paper; res3 at the built-in benchmark's 64), res5, res4, res3, res2.")] = "auto",
-    results_root: Annotated[Path, typer.Option(help="Where the default models' sweep is looked for.")] = Path("results"),
+    results_root: Annotated[Path, typer.Option(help="Results whose README.md names the default sweep.")] = Path("results"),
     out: Annotated[Path, typer.Option(help="Directory for the PNGs.")] = Path("runs/cam"),
     data_root: DataRoot = None, val_list: ValList = None, categories: Categories = None,
     device: Device = "auto",
@@ -37,7 +39,9 @@ def cam(
 
     Each row is titled with the model's prediction, green if correct, red if wrong. Example:
 
-      selfy-lab cam --disagree --count 3          # {1} vs -3..3 of the latest offsets sweep
+      selfy-lab cam --disagree --count 3          # {1} vs -3..3 of the Table 3a sweep results/README.md names
+
+      selfy-lab cam --sweep runs/ablate --clip 0,3  # of your own offsets sweep
 
       selfy-lab cam --checkpoint RUN --video my_clip.mp4 --class "Pushing something from left to right"
     """
@@ -53,7 +57,7 @@ def cam(
     con = console()
     shown = cam_figures(path_list(checkpoint), out, results_root, clips, class_, disagree, count, method, layer,
                         dict(data_root=data_root, val_list=val_list, categories=categories), device, video,
-                        lambda line: con.print(line, markup=False))
+                        lambda line: con.print(line, markup=False), sweep=sweep)
 
     def verdict(x) -> str:
         said = "" if x["correct"] is None else f" ({'correct' if x['correct'] else 'wrong'})"
