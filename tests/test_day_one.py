@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import cli, one_line_error
+from helpers import cli_inproc, one_line_error
 
 from selfy_lab.errors import SelfyError
 from selfy_lab.experiments import run_from_flags, set_overrides
@@ -36,14 +36,14 @@ def test_a_wrong_set_value_is_checked_like_an_experiment_file():
 
 
 def test_config_prints_the_resolved_configuration_and_its_run_id():
-    p = cli("config", "--preset", "quick", "--offsets=-3..3", "--set", "train.weight_decay=0.01")
+    p = cli_inproc("config", "--preset", "quick", "--offsets=-3..3", "--set", "train.weight_decay=0.01")
     assert p.returncode == 0, p.stderr
     body, last = p.stdout.rsplit("\n# run id: ", 1)
     cfg = yaml.safe_load(body)
     assert cfg["train"]["weight_decay"] == 0.01 and cfg["model"]["offsets"] == [-3, -2, -1, 0, 1, 2, 3]
     run, _ = run_from_flags({"preset": "quick", "offsets": "-3..3", "settings": ["train.weight_decay=0.01"]})
     assert last.strip() == run.run_hash
-    assert one_line_error(cli("config", "--set", "model.nope=1"), "model has no field nope")
+    assert one_line_error(cli_inproc("config", "--set", "model.nope=1"), "model has no field nope")
 
 
 def test_models_by_name():
@@ -100,21 +100,21 @@ def test_predict_gives_the_top_k_classes_of_each_video_and_skips_a_broken_one(sm
         Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(frames / f"{i:05d}.jpg")
     (videos / "broken.mp4").write_bytes(b"not a video")
     model = R.sweep_run_dirs(smoke_sweep)[0]
-    p = cli("predict", videos, "--checkpoint", model, "--top-k", "3", "--format", "csv", "--device", "cpu")
+    p = cli_inproc("predict", videos, "--checkpoint", model, "--top-k", "3", "--format", "csv", "--device", "cpu")
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader(io.StringIO(p.stdout)))
     assert [r["rank"] for r in rows] == ["1", "2", "3"] and {r["video"] for r in rows} == {str(frames)}
     probs = [float(r["probability"]) for r in rows]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
     assert "skipped" in p.stderr and "broken.mp4" in p.stderr
-    j = cli("predict", frames, "--checkpoint", model, "--top-k", "1", "--format", "json", "--device", "cpu")
+    j = cli_inproc("predict", frames, "--checkpoint", model, "--top-k", "1", "--format", "json", "--device", "cpu")
     assert json.loads(j.stdout)[0]["class"] == rows[0]["class"]
-    assert one_line_error(cli("predict", frames, "--checkpoint", model, "--format", "xml"), "use table, csv or json")
-    assert one_line_error(cli("predict", tmp_path / "nothing", "--checkpoint", model), "does not exist")
-    six = cli("predict", frames, "--checkpoint", model, "--clips", "2", "--crops", "3", "--format", "json",
+    assert one_line_error(cli_inproc("predict", frames, "--checkpoint", model, "--format", "xml"), "use table, csv or json")
+    assert one_line_error(cli_inproc("predict", tmp_path / "nothing", "--checkpoint", model), "does not exist")
+    six = cli_inproc("predict", frames, "--checkpoint", model, "--clips", "2", "--crops", "3", "--format", "json",
               "--device", "cpu", "--top-k", "1000")  # every class: the probabilities sum to 1
     assert six.returncode == 0 and abs(sum(r["probability"] for r in json.loads(six.stdout)) - 1) < 1e-5
-    assert one_line_error(cli("predict", frames, "--checkpoint", model, "--crops", "2"), "--crops 1 or 3")
+    assert one_line_error(cli_inproc("predict", frames, "--checkpoint", model, "--crops", "2"), "--crops 1 or 3")
 
 
 def test_a_user_clip_s_views_are_the_test_protocol_s(tmp_path):
@@ -205,10 +205,10 @@ def test_one_list_syntax_reaches_the_library(tmp_path):
     assert parse_int_list("1..3,5", "severity", 1, 6) == parse_int_list("1-3,5", "severity", 1, 6) == (1, 2, 3, 5)
     with pytest.raises(ValueError, match="at most 10000"):
         parse_int_list("0..99999999", "clip", 0)
-    assert one_line_error(cli("eval"), "needs a model")
-    assert one_line_error(cli("export", "--out", tmp_path / "e", "--checkpoint", tmp_path / "a", tmp_path / "b"),
+    assert one_line_error(cli_inproc("eval"), "needs a model")
+    assert one_line_error(cli_inproc("export", "--out", tmp_path / "e", "--checkpoint", tmp_path / "a", tmp_path / "b"),
                           "got two models")
-    assert one_line_error(cli("cam", "--clip", "0..99999999"), "at most 10000")
+    assert one_line_error(cli_inproc("cam", "--clip", "0..99999999"), "at most 10000")
 
 
 def _labelled_folder(root, names, per_class=2):
@@ -306,8 +306,8 @@ def test_eval_set_takes_data_fields_only(smoke_sweep):
     from selfy_lab import results as R
 
     run = R.sweep_run_dirs(smoke_sweep)[0]
-    assert one_line_error(cli("eval", run, "--set", "train.lr=1"), "eval --set takes data fields only")
-    assert one_line_error(cli("eval", run, "--set", "data.nope=1"), "data has no field nope")
+    assert one_line_error(cli_inproc("eval", run, "--set", "train.lr=1"), "eval --set takes data fields only")
+    assert one_line_error(cli_inproc("eval", run, "--set", "data.nope=1"), "data has no field nope")
 
 
 def test_one_opencv_is_installed():

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from helpers import cli, cli_inproc, one_line_error
+from helpers import cli_inproc, one_line_error
 
 from selfy_lab.config import ModelConfig
 from selfy_lab.data import synthetic as syn
@@ -86,7 +86,7 @@ def test_stss_figures_for_every_offset_set(offsets):
 
 @pytest.mark.slow
 def test_stss_command_with_no_flags_writes_pngs(tmp_path):
-    p = cli("stss", "--out", str(tmp_path))
+    p = cli_inproc("stss", "--out", str(tmp_path))
     assert p.returncode == 0, p.stderr
     for name in ("stss_query.png", "stss_flow.png", "stss_likelihood.png"):
         assert (tmp_path / name).stat().st_size > 5000
@@ -101,13 +101,13 @@ def test_cam_and_stss_commands_on_trained_models(smoke_sweep, tmp_path):
 
     root = tmp_path / "results"
     shutil.copytree(smoke_sweep, root / "sweep")
-    p = cli("cam", "--sweep", root / "sweep", "--clip", "0", "--clip", "3", "--out", tmp_path / "cam")
+    p = cli_inproc("cam", "--sweep", root / "sweep", "--clip", "0", "--clip", "3", "--out", tmp_path / "cam")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "cam" / "cam_clip0.png").stat().st_size > 5000 and (tmp_path / "cam" / "cam_clip3.png").exists()
     assert "l in {1}" in p.stdout and "l in -3..3" in p.stdout
     runs = {(c.model.offsets if c.model.block != "none" else None, c.train.seed): d
             for d in sweep_run_dirs(root / "sweep") for c in [read_run_config(d)]}
-    p = cli("stss", "--checkpoint", runs[((1,), 0)], "--out", tmp_path / "st")
+    p = cli_inproc("stss", "--checkpoint", runs[((1,), 0)], "--out", tmp_path / "st")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "st" / "stss_query.png").stat().st_size > 5000
     assert one_line_error(cli_inproc("stss", "--checkpoint", runs[(None, 0)], "--out", tmp_path / "st"), "no SELFY block")
@@ -183,7 +183,7 @@ def short_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_cam_of_models_that_agree_everywhere_shows_the_first_clips_and_says_so(short_run, tmp_path):
-    p = cli("cam", "--checkpoint", short_run, "--checkpoint", short_run, "--out", tmp_path / "cam")  # one model twice
+    p = cli_inproc("cam", "--checkpoint", short_run, "--checkpoint", short_run, "--out", tmp_path / "cam")  # one model twice
     assert p.returncode == 0, p.stderr
     said = [line for line in p.stdout.splitlines() if "showing the first" in line]
     assert said == ["no validation clip where the models' predictions differ and one is right: showing the first 2 clips"]

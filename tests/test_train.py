@@ -174,11 +174,11 @@ def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):
     assert {r["backbone"] for r in m} == {"tsn-r18-w8"}
     p = cli(*args)  # the same command again: nothing to do
     assert p.returncode == 0 and "already finished" in p.stdout
-    p = cli("eval", str(out), "--test-clips", "2")
+    p = cli_inproc("eval", str(out), "--test-clips", "2")
     assert p.returncode == 0, p.stderr
     e = rows(out / "eval.csv")
     assert {r["test_clips"] for r in e} == {"2"} and any(r["metric"] == "top1" for r in e)
-    p = cli("eval", str(out), "--clips", "2", "--crops", "3")  # the paper's multi-view test
+    p = cli_inproc("eval", str(out), "--clips", "2", "--crops", "3")  # the paper's multi-view test
     assert p.returncode == 0, p.stderr
     e = rows(out / "eval.csv")
     assert {(r["test_clips"], r["test_crops"]) for r in e} == {("2", "1"), ("2", "3")}
@@ -189,7 +189,7 @@ def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):
     assert sum(int(r["clips"]) for r in per_class) == sum(int(r["count"]) for r in rows(out / "confusion-2clips-3crops.csv"))
     assert "most frequent confusions" in p.stdout  # a one-epoch model confuses some classes
     for protocol in (["--clips", "2", "--crops", "3"], []):  # corrupt takes the same protocol; cells keep it apart
-        p = cli("corrupt", "--checkpoint", out, "--kind", "blur", "--severity", "1", "--out", tmp_path / "rob", *protocol)
+        p = cli_inproc("corrupt", "--checkpoint", out, "--kind", "blur", "--severity", "1", "--out", tmp_path / "rob", *protocol)
         assert p.returncode == 0, p.stderr
     r = rows(tmp_path / "rob" / "robustness.csv")
     assert {(x["test_clips"], x["test_crops"], x["severity"]) for x in r} == {

@@ -90,7 +90,7 @@ def test_module_prefix_is_stripped(tmp_path):
 def test_an_exported_model_loads_bit_for_bit_everywhere_a_run_is_accepted(tmp_path):
     """selfy-lab export: safetensors weights, config and model card; load_run, eval, cam and --pretrained take
     the folder; another architecture is one line naming the difference."""
-    from helpers import cli, cli_inproc, one_line_error
+    from helpers import cli_inproc, one_line_error
 
     from selfy_lab import results as R
     from selfy_lab.checkpoint import load_run
@@ -99,7 +99,7 @@ def test_an_exported_model_loads_bit_for_bit_everywhere_a_run_is_accepted(tmp_pa
 
     run = resolve("smoke", overrides={"train": {"epochs": 1}})
     fit(run, tmp_path / "run")
-    p = cli("export", tmp_path / "run", "--out", tmp_path / "model")
+    p = cli_inproc("export", tmp_path / "run", "--out", tmp_path / "model")
     assert p.returncode == 0, p.stderr
     assert {f.name for f in (tmp_path / "model").iterdir()} == {"model.safetensors", "config.yaml", "config.json",
                                                                "README.md"}
@@ -119,10 +119,10 @@ def test_an_exported_model_loads_bit_for_bit_everywhere_a_run_is_accepted(tmp_pa
     assert again.run_hash == run.run_hash
     a, b = trained.state_dict(), exported.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit for bit
-    p = cli("eval", tmp_path / "model", "--out", tmp_path / "eval.csv")
+    p = cli_inproc("eval", tmp_path / "model", "--out", tmp_path / "eval.csv")
     assert p.returncode == 0, p.stderr
     assert R.read_csv(tmp_path / "eval.csv")[0]["run_id"] == run.run_hash
-    p = cli("cam", "--checkpoint", tmp_path / "model", "--clip", "0", "--out", tmp_path / "cam")
+    p = cli_inproc("cam", "--checkpoint", tmp_path / "model", "--clip", "0", "--out", tmp_path / "cam")
     assert p.returncode == 0, p.stderr
     p = cli_inproc("train", "--preset", "smoke", "--epochs", "1", "--backbone", "tsn-r18-w16", "--pretrained",
                    tmp_path / "model", "--out", tmp_path / "other")
