@@ -3,9 +3,9 @@
 tidy rows, confusion matrix, per-class accuracy)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.distributed as tdist
@@ -115,10 +115,15 @@ def evaluate(run: RunConfig, model: torch.nn.Module, split: str = "val", dataset
 @dataclass
 class EvalReport:
     """What `selfy-lab eval` found beyond the metrics: the most frequent confusions (true class, predicted
-    class, clips, share of the true class) and the files written."""
+    class, clips, share of the true class), the files written, and the confusion matrix with its class names,
+    title and figure path (without suffix), which :func:`selfy_lab.viz.save_confusion_figure` draws."""
 
     confusions: list[tuple[str, str, int, float]]
     files: list[Path]
+    confusion: Any = None  # (K, K) counts, true class down
+    class_names: list[str] = field(default_factory=list)
+    title: str = ""
+    figure: Path | None = None
 
 
 def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | Path | None = None,
@@ -127,10 +132,10 @@ def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | 
     """`selfy-lab eval`: a trained run on its ``split`` (val, or the held-out test), with the data settings in
     ``data_changes`` (re-rooted lists, test clips and crops, ...). Appends tidy rows to ``out`` (default
     RUN/eval.csv, keyed by the trained run's id, the split and the test protocol) and writes, beside it, the
-    confusion matrix (CSV + PNG) and per-class accuracy of the split and protocol."""
+    confusion matrix (CSV) and per-class accuracy of the split and protocol; its figure is the report's
+    (:func:`selfy_lab.viz.save_confusion_figure`)."""
     from .frozen import override
     from .metrics import confusion_matrix, top_confusions
-    from .viz import confusion_figure, save_figure
 
     if not Path(path).exists():
         raise SelfyError(f"no model at {path}: pass a run folder, an export folder or a checkpoint.pt file")
@@ -160,8 +165,8 @@ def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | 
     conf = confusion_matrix(logits, labels, len(ds.class_names))
     name = R.eval_protocol(run.data.test_clips, run.data.test_crops) + ("-test" if split == "test" else "")
     files = list(R.write_confusion(target.parent, name, conf, ds.class_names))
-    files += save_figure(confusion_figure(conf, ds.class_names, f"{R.run_dir_of(path).name}: {name}, "
-                                          f"top-1 {metrics['top1']:.1%}"), target.parent / f"confusion-{name}", ("png",))
     names = ds.class_names
-    report = EvalReport([(names[i], names[j], c, share) for i, j, c, share in top_confusions(conf)], files)
+    report = EvalReport([(names[i], names[j], c, share) for i, j, c, share in top_confusions(conf)], files, conf,
+                        list(names), f"{R.run_dir_of(path).name}: {name}, top-1 {metrics['top1']:.1%}",
+                        target.parent / f"confusion-{name}")
     return run, metrics, csv_path, report

@@ -1,6 +1,6 @@
-"""Looking inside trained models: per-frame Grad-CAM and STSS maps as arrays, and ``cam_figures`` /
-``stss_figures``, which load models and clips, compute them and write the figures (drawn by
-:mod:`selfy_lab.viz`) for `selfy-lab cam` and `selfy-lab stss`.
+"""Looking inside trained models: per-frame Grad-CAM and STSS maps as arrays, and ``cam_clips`` /
+``stss_clip``, which load models and clips and compute them for `selfy-lab cam` and `selfy-lab stss` (whose
+figures :mod:`selfy_lab.viz` draws).
 
 Grad-CAM uses ``pytorch-grad-cam``'s methods unchanged; only two things are specific to clip models whose
 2-D backbone sees (B*T, C, H, W): the target is the *clip's* class score (so every frame's map answers
@@ -224,59 +224,28 @@ def user_views(path: Path, run, clips: int = 1, crops: int = 1) -> list[torch.Te
     return load_user_views(path, run.model.frames, run.data.size, resize_to, clips, crops)
 
 
-# ---- figures for the command line ----
+# ---- the command line's studies: models and clips in, maps out (viz draws them) ----
 
-def fit_title(fig, margin: float = 0.02, pad: float = 4.0) -> None:
-    """Fit ``fig``'s suptitle: wrap it onto as many lines as the figure's width needs (a figure sized for a
-    few frames is narrower than a one-line title, which would be cut off at both sides), then make the figure
-    taller, keeping its panels' size, until the title sits above the panels and their titles (``pad``
-    points apart)."""
-    import textwrap
-
-    title = fig.get_suptitle()
-    text = next((t for t in fig.texts if t.get_text() == title), None) if title else None
-    if text is None:
-        return
-    fig.draw_without_rendering()  # places the panels (fixed-aspect images shrink into their boxes)
-    renderer = fig.canvas.get_renderer()
-    room = fig.bbox.width * (1 - 2 * margin)
-    chars = len(title)
-    while text.get_window_extent(renderer).width > room and chars > 8:
-        chars = min(chars - 1, int(chars * room / text.get_window_extent(renderer).width))
-        text.set_text("\n".join(textwrap.wrap(title, max(8, chars))))
-    w, h = fig.get_size_inches()
-    tall = text.get_window_extent(renderer).height / fig.dpi  # inches, like everything below
-    panels_top = max(ax.get_tightbbox(renderer).y1 for ax in fig.axes) / fig.dpi
-    y = text.get_position()[1]  # the title's top, a fraction of the height
-    grow = ((1 - y) * h + tall + pad / 72 - (h - panels_top)) / y
-    if grow > 0:
-        pars = fig.subplotpars
-        fig.subplots_adjust(top=pars.top * h / (h + grow), bottom=pars.bottom * h / (h + grow))
-        fig.set_size_inches(w, h + grow)
-
-
-def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("results"), clips: list[int] | None = None,
-                class_name: str | None = None, disagree: bool = False, count: int = 2, method: str = "gradcam",
-                layer: str = "auto", data_changes: dict | None = None, device: str = "auto",
-                video: Path | None = None, note: Callable[[str], None] = lambda line: None, *,
-                sweep: Path | None = None) -> list[dict]:
-    """`selfy-lab cam`: CAMs of the models (default: the paper's Fig. 7 pair of the offsets sweep ``sweep``,
-    else of the one ``results_root``'s README names for Table 3a) on chosen validation clips, or on a user's ``video`` (a file or a frame folder),
-    one PNG per clip in ``out``, at ``layer`` (``auto``: :func:`auto_cam_layer` of the clips' size), explaining
-    ``class_name`` if given, else each model's prediction. Several models without ``clips`` or a class are
-    shown on clips where they disagree, or -- where they agree everywhere -- on the first ``count`` clips,
-    which ``note`` (a one-line message) says. Returns per clip its ``path``, ``layer``, map ``cells`` and
-    ``rows`` (label, prediction, correct, the class explained)."""
-    from . import results as R
+def cam_clips(checkpoints: list[Path], *, results_root: Path = Path("results"), clips: list[int] | None = None,
+              class_name: str | None = None, disagree: bool = False, count: int = 2, method: str = "gradcam",
+              layer: str = "auto", data_changes: dict | None = None, device: str = "auto",
+              video: Path | None = None, note: Callable[[str], None] = lambda line: None,
+              sweep: Path | None = None) -> list[dict]:
+    """`selfy-lab cam`'s study: CAMs of the models (default: the paper's Fig. 7 pair of the offsets sweep
+    ``sweep``, else of the one ``results_root``'s README names for Table 3a) on chosen validation clips, or on
+    a user's ``video`` (a file or a frame folder), at ``layer`` (``auto``: :func:`auto_cam_layer` of the
+    clips' size), explaining ``class_name`` if given, else each model's prediction. Several models without
+    ``clips`` or a class are shown on clips where they disagree, or -- where they agree everywhere -- on the
+    first ``count`` clips, which ``note`` (a one-line message) says. Returns per clip its ``frames``, ``rows``
+    (label, prediction, correct, the class explained, the CAMs), ``layer``, map ``cells``, ``title`` and file
+    ``stem``: what :func:`selfy_lab.viz.write_cam_figures` draws."""
     from .data.datasets import build_dataset
-    from .viz import cam_figure, save_figure
 
     if method not in CAM_METHODS:
         raise SelfyError(f"unknown CAM method '{method}': choose from {', '.join(CAM_METHODS)}")
     if layer not in ("auto", *STAGES):
         raise SelfyError(f"unknown CAM layer '{layer}': choose from auto, {', '.join(STAGES)}")
-    R.claim_folder(out, ("cam_*.png",))
-    models, run0 = _cam_models(checkpoints, sweep, results_root, device, note)
+    models, run0 = _cam_models(checkpoints, results_root, device, note, sweep=sweep)
     data = {k: v for k, v in (data_changes or {}).items() if v}
     run0 = replace(run0, data=replace(run0.data, **data, test_clips=1, test_crops=1))
     if video is not None:
@@ -310,17 +279,14 @@ def cam_figures(checkpoints: list[Path], out: Path, results_root: Path = Path("r
         raise SelfyError("no validation clip matches (the models agree everywhere?): pass --clip N")
     for r in shown:
         what = r["label"] if video is not None else f"clip {r['index']}: {r['label']}"
-        title = f"{what}  ({method} at {layer}, {cells}x{cells} map, normalised per clip)"
-        stem = f"cam_{r['index']}" if video is not None else f"cam_clip{r['index']}"
-        fig = cam_figure(r["frames"], r["rows"], title)
-        fit_title(fig)
-        r["path"] = save_figure(fig, Path(out) / stem, formats=("png",), dpi=120)[0]
-        r.update(layer=layer, cells=cells)
+        r.update(layer=layer, cells=cells, title=f"{what}  ({method} at {layer}, {cells}x{cells} map, normalised per clip)",
+                 stem=f"cam_{r['index']}" if video is not None else f"cam_clip{r['index']}")
     return shown
 
 
-def _cam_models(checkpoints: list[Path], sweep: Path | None, results_root: Path, device: str,
-                note: Callable[[str], None] = lambda line: None) -> tuple[list[tuple[str, torch.nn.Module]], RunConfig]:
+def _cam_models(checkpoints: list[Path], results_root: Path, device: str,
+                note: Callable[[str], None] = lambda line: None, *,
+                sweep: Path | None = None) -> tuple[list[tuple[str, torch.nn.Module]], RunConfig]:
     """The models a CAM figure compares, each with its row label (default: the paper's Fig. 7 pair of the
     offsets sweep ``sweep``, else of the one ``results_root``'s README names), and the first one's run config.
     An unfinished run is said first (``note``) and its row label says it too."""
@@ -357,17 +323,14 @@ def _class_id(class_name: str, names: list[str]) -> int:
     return class_id
 
 
-def stss_figures(out: Path, checkpoint: Path | None = None, clip: int = 0, query: tuple[int, int, int] | None = None,
-                 offsets: tuple[int, ...] | None = None, window: tuple[int, int] | None = None, cell: int = 4,
-                 frames: int = 8, size: int = 64, device: str = "auto", video: Path | None = None) -> dict:
-    """`selfy-lab stss`: the query, flow and likelihood figures of a clip's STSS, at a trained model's block
-    (``checkpoint``) or from raw pixels; the clip is a validation clip of the model, a built-in benchmark
-    clip, or a user's ``video`` (a file or a frame folder). Returns ``paths``, the clip's
-    ``name``, the STSS ``source`` and the ``query`` used."""
-    from . import results as R
-    from .viz import default_query, save_figure, stss_flow_figure, stss_likelihood_figure, stss_query_figure
-
-    R.claim_folder(out, ("stss_*.png",))
+def stss_clip(checkpoint: Path | None = None, *, clip: int = 0, query: tuple[int, int, int] | None = None,
+              offsets: tuple[int, ...] | None = None, window: tuple[int, int] | None = None, cell: int = 4,
+              frames: int = 8, size: int = 64, device: str = "auto", video: Path | None = None) -> dict:
+    """`selfy-lab stss`'s study: a clip's STSS, at a trained model's block (``checkpoint``) or from raw pixels;
+    the clip is a validation clip of the model, a built-in benchmark clip, or a user's ``video`` (a file or a
+    frame folder). Returns the clip's ``frames`` (uint8 (T, H, W, 3)) and ``name``, the STSS (``st``; its
+    ``source``) and the ``query`` cell (default: :func:`default_query`): what
+    :func:`selfy_lab.viz.write_stss_figures` draws."""
     if checkpoint is not None:
         from .data.datasets import build_dataset
         from .checkpoint import load_run
@@ -408,10 +371,19 @@ def stss_figures(out: Path, checkpoint: Path | None = None, clip: int = 0, query
     h, w = st["size"]
     if query is not None and not (0 <= query[0] < T and 0 <= query[1] < h and 0 <= query[2] < w):
         raise SelfyError(f"--query {','.join(map(str, query))} is outside the STSS: t < {T}, y < {h}, x < {w}")
-    q = query or default_query(st)
-    frames_np = x.permute(0, 2, 3, 1).numpy()
-    paths = []
-    for stem, fig in (("stss_query", stss_query_figure(frames_np, st, q)), ("stss_flow", stss_flow_figure(frames_np, st, q[0])),
-                      ("stss_likelihood", stss_likelihood_figure(frames_np, st, q))):
-        paths += save_figure(fig, Path(out) / stem, formats=("png",), dpi=120)
-    return {"paths": paths, "name": name, "source": st["source"], "query": q}
+    return {"frames": x.permute(0, 2, 3, 1).numpy(), "st": st, "name": name, "source": st["source"],
+            "query": query or default_query(st)}
+
+
+def default_query(st: dict) -> tuple[int, int, int]:
+    """(t, y, x) in feature cells: the centre frame, at the cell whose similarity peaks move the most."""
+    from .models.extract import soft_argmax_flow
+
+    S = st["S"]
+    T = S.shape[0]
+    t = (T - 1) // 2
+    flow = soft_argmax_flow(S)[t]  # (L, 2, h, w)
+    moving = [i for i, o in enumerate(st["offsets"]) if o != 0] or list(range(flow.shape[0]))
+    mag = np.sqrt((flow[moving] ** 2).sum(1)).sum(0)  # (h, w)
+    y, x = np.unravel_index(int(mag.argmax()), mag.shape)
+    return t, int(y), int(x)

@@ -106,16 +106,23 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
     return RobustnessPlan(models, names, levels, spec, R.claim_folder(out, R.ROBUSTNESS_OWNED), clips, crops)
 
 
+@dataclass(frozen=True)
+class RobustnessResult:
+    """What `selfy-lab corrupt` computed: its robustness table (the summary beside it) and the clips of its
+    clean-vs-corrupted strips (:func:`example_clips`), which :func:`selfy_lab.viz.write_robustness_report`
+    draws with the curves."""
+
+    table: Path
+    examples: list[dict]
+
+
 def run_plan(plan: RobustnessPlan, seed: int = 0, examples: int = 0, device: str = "auto",
-             on_event: Callable[..., None] = lambda e, **k: None, split: str | None = None) -> list[Path]:
-    """`selfy-lab corrupt`: evaluate a plan, then draw its figures and ``examples`` strips per kind. Returns
-    the written files, the robustness table first."""
+             on_event: Callable[..., None] = lambda e, **k: None, split: str | None = None) -> RobustnessResult:
+    """`selfy-lab corrupt`: evaluate a plan, and pick ``examples`` clips per kind for its strips."""
     table = evaluate_robustness(plan.models, plan.kinds, plan.severities, plan.frames, plan.out, seed, device, on_event,
                                 plan.clips, plan.crops, split)
-    written = [table, *write_figures(plan.out, plan.kinds)]
-    if examples:
-        written += write_examples(plan.models[0], plan.kinds, plan.severities, plan.frames, seed, examples, plan.out)
-    return written
+    strips = example_clips(plan.models[0], plan.kinds, plan.severities, plan.frames, seed, examples) if examples else []
+    return RobustnessResult(table, strips)
 
 
 def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severities: list[int], frames_spec: str,
@@ -209,25 +216,13 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     return summary
 
 
-def write_figures(out: str | Path, kind_names: list[str]) -> list[Path]:
-    """Fig. 5-style top-1 vs severity per kind, as OUT/figures/robustness_<kind>.{png,pdf}."""
-    from .tables import load_robustness
-    from .viz import robustness_figure, save_figure
-
-    df = load_robustness(out)
-    paths: list[Path] = []
-    for k in kind_names:
-        if len(df) and (df["kind"] == k).any():
-            paths += save_figure(robustness_figure(df, k), R.figures_dir(out) / f"robustness_{k}")
-    return paths
-
-
-def write_examples(model_path: Path, kind_names: list[str], severities: list[int], frames_spec: str, seed: int,
-                   n: int, out: str | Path) -> list[Path]:
-    """Clean-vs-corrupted strips (Fig. 5c) of ``n`` validation clips per kind, as OUT/examples/*.png."""
+def example_clips(model_path: Path, kind_names: list[str], severities: list[int], frames_spec: str, seed: int,
+                  n: int) -> list[dict]:
+    """``n`` validation clips per kind for clean-vs-corrupted strips (Fig. 5c): each its ``kind``, clip index
+    ``idx``, ``clip`` (uint8 (T, H, W, 3), before corruption), ``severities``, corrupted ``frames``, the
+    per-clip ``seed`` the evaluation corrupts it with, and a ``title``."""
     from .checkpoint import run_config_of
     from .data.datasets import build_dataset
-    from .viz import corruption_examples_figure, save_figure
 
     run = run_config_of(model_path)
     base = build_dataset(run, "val")
@@ -235,14 +230,13 @@ def write_examples(model_path: Path, kind_names: list[str], severities: list[int
         raise SelfyError(f"--examples {n}: the validation split holds {len(base)} clips; ask for at most {len(base)}")
     step = max(1, len(base) // n)
     frames = parse_frames(frames_spec, run.model.frames)
-    paths = []
+    out = []
     for k in kind_names:
         for i in range(n):
             idx = i * step
             clip, label = base[(idx, 0)]
             clip = clip[0] if clip.dim() == 5 else clip
-            seed_i = CorruptedClips(base, kind=k, severity=1, frames=frames, seed=seed).clip_seed(idx)
-            fig = corruption_examples_figure(clip.permute(0, 2, 3, 1).numpy(), k, severities, frames, seed_i,
-                                             f"{k}, clip {idx}: {base.class_names[label]}")
-            paths += save_figure(fig, Path(out) / "examples" / f"{k}_clip{idx}", formats=("png",), dpi=110)
-    return paths
+            out.append({"kind": k, "idx": idx, "clip": clip.permute(0, 2, 3, 1).numpy(), "severities": list(severities),
+                        "frames": frames, "seed": CorruptedClips(base, kind=k, severity=1, frames=frames, seed=seed).clip_seed(idx),
+                        "title": f"{k}, clip {idx}: {base.class_names[label]}"})
+    return out

@@ -159,6 +159,24 @@ def robustness_figure(df, kind: str, metric: str = "top1"):
     return fig
 
 
+def write_robustness_report(out: str | Path, kind_names: list[str], examples: list[dict] = ()) -> list[Path]:
+    """What `selfy-lab corrupt` reports: Fig. 5-style top-1 vs severity per kind from OUT's robustness table
+    (OUT/figures/robustness_<kind>.{png,pdf}), then the clean-vs-corrupted strips of ``examples``
+    (:func:`selfy_lab.robustness.example_clips`, as OUT/examples/<kind>_clip<i>.png)."""
+    from . import results as R
+    from .tables import load_robustness
+
+    df = load_robustness(out)
+    paths: list[Path] = []
+    for k in kind_names:
+        if len(df) and (df["kind"] == k).any():
+            paths += save_figure(robustness_figure(df, k), R.figures_dir(out) / f"robustness_{k}")
+    for e in examples:
+        fig = corruption_examples_figure(e["clip"], e["kind"], e["severities"], e["frames"], e["seed"], e["title"])
+        paths += save_figure(fig, Path(out) / "examples" / f"{e['kind']}_clip{e['idx']}", formats=("png",), dpi=110)
+    return paths
+
+
 def corruption_examples_figure(clip, kind: str, severities, frames, seed: int, title: str = ""):
     """Fig. 5c: a clip (uint8 (T, H, W, 3)) clean and at each severity, corrupted frames outlined in red."""
     from .corrupt import corrupt_clip
@@ -213,18 +231,60 @@ def cam_figure(frames: np.ndarray, rows: list[dict], title: str = ""):
 
 # ---- STSS maps ----
 
-def default_query(st: dict) -> tuple[int, int, int]:
-    """(t, y, x) in feature cells: the centre frame, at the cell whose similarity peaks move the most."""
-    from .models.extract import soft_argmax_flow
+def write_cam_figures(shown: list[dict], out: str | Path) -> list[dict]:
+    """`selfy-lab cam`'s report: one PNG per clip of ``shown`` (:func:`selfy_lab.explain.cam_clips`) in ``out``,
+    its title fitted; each clip gets its ``path``."""
+    from . import results as R
 
-    S = st["S"]
-    T = S.shape[0]
-    t = (T - 1) // 2
-    flow = soft_argmax_flow(S)[t]  # (L, 2, h, w)
-    moving = [i for i, o in enumerate(st["offsets"]) if o != 0] or list(range(flow.shape[0]))
-    mag = np.sqrt((flow[moving] ** 2).sum(1)).sum(0)  # (h, w)
-    y, x = np.unravel_index(int(mag.argmax()), mag.shape)
-    return t, int(y), int(x)
+    R.claim_folder(out, ("cam_*.png",))
+    for r in shown:
+        fig = cam_figure(r["frames"], r["rows"], r["title"])
+        fit_title(fig)
+        r["path"] = save_figure(fig, Path(out) / r["stem"], formats=("png",), dpi=120)[0]
+    return shown
+
+
+def write_stss_figures(res: dict, out: str | Path) -> list[Path]:
+    """`selfy-lab stss`'s report: the query, flow and likelihood figures of a clip's STSS
+    (:func:`selfy_lab.explain.stss_clip`) as ``out``/stss_{query,flow,likelihood}.png."""
+    from . import results as R
+
+    R.claim_folder(out, ("stss_*.png",))
+    frames, st, q = res["frames"], res["st"], res["query"]
+    paths = []
+    for stem, fig in (("stss_query", stss_query_figure(frames, st, q)), ("stss_flow", stss_flow_figure(frames, st, q[0])),
+                      ("stss_likelihood", stss_likelihood_figure(frames, st, q))):
+        paths += save_figure(fig, Path(out) / stem, formats=("png",), dpi=120)
+    return paths
+
+
+def fit_title(fig, margin: float = 0.02, pad: float = 4.0) -> None:
+    """Fit ``fig``'s suptitle: wrap it onto as many lines as the figure's width needs (a figure sized for a
+    few frames is narrower than a one-line title, which would be cut off at both sides), then make the figure
+    taller, keeping its panels' size, until the title sits above the panels and their titles (``pad``
+    points apart)."""
+    import textwrap
+
+    title = fig.get_suptitle()
+    text = next((t for t in fig.texts if t.get_text() == title), None) if title else None
+    if text is None:
+        return
+    fig.draw_without_rendering()  # places the panels (fixed-aspect images shrink into their boxes)
+    renderer = fig.canvas.get_renderer()
+    room = fig.bbox.width * (1 - 2 * margin)
+    chars = len(title)
+    while text.get_window_extent(renderer).width > room and chars > 8:
+        chars = min(chars - 1, int(chars * room / text.get_window_extent(renderer).width))
+        text.set_text("\n".join(textwrap.wrap(title, max(8, chars))))
+    w, h = fig.get_size_inches()
+    tall = text.get_window_extent(renderer).height / fig.dpi  # inches, like everything below
+    panels_top = max(ax.get_tightbbox(renderer).y1 for ax in fig.axes) / fig.dpi
+    y = text.get_position()[1]  # the title's top, a fraction of the height
+    grow = ((1 - y) * h + tall + pad / 72 - (h - panels_top)) / y
+    if grow > 0:
+        pars = fig.subplotpars
+        fig.subplots_adjust(top=pars.top * h / (h + grow), bottom=pars.bottom * h / (h + grow))
+        fig.set_size_inches(w, h + grow)
 
 
 def _cell_px(frames: np.ndarray, st: dict) -> tuple[float, float]:
@@ -327,6 +387,11 @@ def stss_likelihood_figure(frames: np.ndarray, st: dict, query: tuple[int, int, 
     fig.suptitle(f"motion likelihood of the query (t={t}, y={y}, x={x}) across offsets", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def save_confusion_figure(conf: np.ndarray, class_names: list[str], *, title: str, stem: Path) -> list[Path]:
+    """An evaluation's confusion matrix (:class:`selfy_lab.evaluate.EvalReport`'s) as ``stem``.png."""
+    return save_figure(confusion_figure(conf, class_names, title), stem, ("png",))
 
 
 def confusion_figure(conf: np.ndarray, class_names: list[str], title: str = ""):

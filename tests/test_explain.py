@@ -12,7 +12,8 @@ from selfy_lab.data import synthetic as syn
 from selfy_lab.explain import CAM_METHODS, clip_cam, stss_from_model, stss_from_pixels
 from selfy_lab.models import build_model
 from selfy_lab.models.extract import soft_argmax_flow
-from selfy_lab.viz import default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
+from selfy_lab.explain import default_query
+from selfy_lab.viz import stss_flow_figure, stss_likelihood_figure, stss_query_figure
 
 
 def moving_clip(T=8, size=64):
@@ -121,26 +122,27 @@ def test_cam_and_stss_of_your_own_clip(smoke_sweep, tmp_path):
     from helpers import write_video
     from PIL import Image
 
-    from selfy_lab.explain import cam_figures, stss_figures
+    from selfy_lab.explain import cam_clips, stss_clip
+    from selfy_lab.viz import write_cam_figures, write_stss_figures
     from selfy_lab.results import read_run_config, sweep_run_dirs
 
     runs = {(c.model.offsets if c.model.block != "none" else None, c.train.seed): d
             for d in sweep_run_dirs(smoke_sweep) for c in [read_run_config(d)]}
     video = write_video(tmp_path / "mine.mp4", 30, size=(60, 80))
-    shown = cam_figures([runs[((1,), 0)], runs[((-3, -2, -1, 0, 1, 2, 3), 0)]], tmp_path / "cam", video=video,
-                        class_name="moving something right")
+    shown = write_cam_figures(cam_clips([runs[((1,), 0)], runs[((-3, -2, -1, 0, 1, 2, 3), 0)]], video=video,
+                                        class_name="moving something right"), tmp_path / "cam")
     assert len(shown) == 1 and shown[0]["path"].name == "cam_mine.png" and shown[0]["path"].stat().st_size > 5000
     assert all(r["correct"] is None and r["target"] == "moving something right" for r in shown[0]["rows"])
     assert shown[0]["frames"].shape == (8, 32, 32, 3)  # sampled and cropped like the test protocol
-    own = cam_figures([runs[((1,), 0)]], tmp_path / "cam2", video=video)
+    own = cam_clips([runs[((1,), 0)]], video=video)
     assert own[0]["rows"][0]["target"] == own[0]["rows"][0]["pred"]  # no --class: the prediction is explained
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(12):
         Image.fromarray(np.full((40, 50, 3), 20 * i, np.uint8)).save(folder / f"img_{i:03d}.png")
-    res = stss_figures(tmp_path / "st", video=folder, frames=8, size=32, cell=4)
-    assert res["name"] == "frames" and all(p.stat().st_size > 3000 for p in res["paths"])
-    res = stss_figures(tmp_path / "st2", runs[((1,), 0)], video=video)
+    res = stss_clip(video=folder, frames=8, size=32, cell=4)
+    assert res["name"] == "frames" and all(p.stat().st_size > 3000 for p in write_stss_figures(res, tmp_path / "st"))
+    res = stss_clip(runs[((1,), 0)], video=video)
     assert res["name"] == "mine.mp4"
     assert one_line_error(cli_inproc("cam", "--checkpoint", runs[((1,), 0)], "--video", tmp_path / "none.mp4",
                                      "--out", tmp_path / "c3"), "none.mp4 does not exist")
@@ -195,7 +197,7 @@ def test_cam_of_models_that_agree_everywhere_shows_the_first_clips_and_says_so(s
 
 def test_cam_figure_title_fits_a_short_clip(short_run, tmp_path, monkeypatch):
     from selfy_lab import viz
-    from selfy_lab.explain import cam_figures
+    from selfy_lab.explain import cam_clips
 
     seen = []
     real = viz.save_figure
@@ -211,7 +213,7 @@ def test_cam_figure_title_fits_a_short_clip(short_run, tmp_path, monkeypatch):
         return real(fig, *a, **k)
 
     monkeypatch.setattr(viz, "save_figure", keep)
-    shown = cam_figures([short_run], tmp_path / "cam", clips=[0])
+    shown = viz.write_cam_figures(cam_clips([short_run], clips=[0]), tmp_path / "cam")
     assert shown[0]["frames"].shape[0] == 3
     (x0, y0, width, height), title, labels_top, panel_heights = seen[0]
     assert x0 <= title.x0 and title.x1 <= x0 + width and title.y1 <= y0 + height  # not cut off at either side

@@ -22,7 +22,7 @@ def fixture_results(smoke_sweep, tmp_path_factory):
 
     from helpers import finished_runs
     from selfy_lab import robustness as R
-    from selfy_lab.ablate import write_sweep_report
+    from selfy_lab.sweep_report import write_sweep_report
     from selfy_lab.flops import paper_table
     from selfy_lab.results import robustness_dir, sweep_run_dirs
 

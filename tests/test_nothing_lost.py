@@ -352,11 +352,11 @@ def test_an_export_s_weights_file_passed_as_pretrained_is_its_folder(smoke_sweep
 
 
 def test_more_example_clips_than_the_split_holds_is_one_line(smoke_sweep, tmp_path):
-    from selfy_lab.robustness import write_examples
+    from selfy_lab.robustness import example_clips
 
     run = R.sweep_run_dirs(smoke_sweep)[0]
     with pytest.raises(SelfyError, match=r"--examples 100000: the validation split holds \d+ clips"):
-        write_examples(run, ["blur"], [1], "center", 0, 100000, tmp_path)
+        example_clips(run, ["blur"], [1], "center", 0, 100000)
 
 
 def _main(args, capsys, monkeypatch, cwd):

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from helpers import finished_runs
-from selfy_lab.ablate import write_sweep_report
+from selfy_lab.sweep_report import write_sweep_report
 from selfy_lab.errors import SelfyError
 from selfy_lab.readme_tables import recipe_comparison_table
 from selfy_lab.recipes import (BEST_RECIPES, RECIPE_CELLS, best_recipes, own_recipe_cells,

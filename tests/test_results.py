@@ -105,7 +105,8 @@ def test_sweeps_can_share_a_run_store(tmp_path):
     A.run_plan(A.plan_sweep({"preset": "smoke", "frames": 8}, offsets=["1"]), a, runs_dir=store)
     calls = []
     plan_b = A.plan_sweep({"preset": "smoke", "frames": 8}, offsets=["1", "-1..1"])
-    status, _ = A.run_plan(plan_b, b, runs_dir=store, on_event=lambda e, **k: calls.append(k) if e == "plan" else None)
+    status = A.run_plan(plan_b, b, runs_dir=store, on_event=lambda e, **k: calls.append(k) if e == "plan" else None)
+    assert [s["status"] for s in status] == ["done"] * 3
     assert calls == [{"total": 3, "done": 2}]  # the baseline and {1} were trained for table a
     assert (a / "runs").is_symlink() and (b / "runs").resolve() == store.resolve()
     assert len(list(store.iterdir())) == 3

@@ -259,7 +259,7 @@ def test_module_comparison_rows_seeds_and_step_ratio(modules):
 
 def test_block_comparison_sweep_writes_its_table_and_figure(modules, tmp_path):
     from selfy_lab import results as R
-    from selfy_lab.ablate import write_sweep_report
+    from selfy_lab.sweep_report import write_sweep_report
 
     R.write_csv(tmp_path / R.RUNS_TABLE, modules.to_dict("records"), RUN_COLUMNS)
     paths = write_sweep_report(tmp_path, "comparison")
@@ -270,7 +270,7 @@ def test_block_comparison_sweep_writes_its_table_and_figure(modules, tmp_path):
 
 def test_a_sweep_figure_drawn_again_from_the_same_rows_is_the_same_file(ladder, tmp_path):
     from selfy_lab import results as R
-    from selfy_lab.ablate import write_sweep_report
+    from selfy_lab.sweep_report import write_sweep_report
 
     files = []
     for d in ("a", "b"):
@@ -338,7 +338,7 @@ def test_runs_of_one_seed_that_differ_only_outside_the_variant_fields_are_never_
 
 def test_a_sweep_whose_record_declares_no_report_draws_nothing(tmp_path):
     from selfy_lab import results as R
-    from selfy_lab.ablate import write_sweep_report
+    from selfy_lab.sweep_report import write_sweep_report
 
     rows = []
     for pos in ("res2", "res3", "res4"):  # Table 7f-like: one offset set at three positions

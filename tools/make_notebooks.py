@@ -73,10 +73,11 @@ else:
 
 bench_file = RESULTS / "bench-modules" / "bench.csv"
 bench = pd.read_csv(bench_file) if bench_file.exists() else None
-compared = [e for e, g in runs.groupby("experiment") if tables.is_block_comparison(tables.summarize(g))] if len(runs) else []
-for experiment in compared:
-    table = tables.module_comparison(runs[runs["experiment"] == experiment], bench)
-    display(Markdown(f"**{experiment}**"))
+# the sweeps whose record declares a block comparison (their experiment file's `report:`)
+compared = [d for d in results.find_sweeps(RESULTS) if results.sweep_report(d) in ("comparison", "robustness")]
+for sweep in compared:
+    table = tables.module_comparison(tables.load_runs(sweep / "runs.csv"), bench)
+    display(Markdown(f"**{sweep.relative_to(RESULTS)}**"))
     display(table.drop(columns=["backbone", "block", "offsets"]).style.format(precision=2, na_rep="-").hide(axis="index"))
     comparison_figure(table)
     plt.show()
@@ -149,7 +150,8 @@ from selfy_lab.data import synthetic as syn
 from selfy_lab.data.transforms import clip_from_frames
 from selfy_lab.explain import stss_from_model, stss_from_pixels
 from selfy_lab.checkpoint import load_run
-from selfy_lab.viz import default_query, stss_flow_figure, stss_likelihood_figure, stss_query_figure
+from selfy_lab.explain import default_query
+from selfy_lab.viz import stss_flow_figure, stss_likelihood_figure, stss_query_figure
 
 sources = {"raw pixels": None}
 for path in results.find_checkpoints(RESULTS):

@@ -160,6 +160,7 @@ def evaluate_cmd(
     """
     from ..evaluate import evaluate_run
     from ..results import allow_dirty_source
+    from ..viz import save_confusion_figure
 
     run_path = one_model(run_path, checkpoint, "eval")
     at_least(workers, 0, "--workers")
@@ -185,13 +186,14 @@ def evaluate_cmd(
                 list_format=list_format, frame_template=frame_template, test_clips=test_clips,
                 test_crops=test_crops, workers=workers, on_missing=on_missing).items() if v is not None}}, out, device,
             display, split)
+    figures = save_confusion_figure(report.confusion, report.class_names, title=report.title, stem=report.figure)
     name = "validation" if split == "val" else "test split"
     con.print(metrics_table(f"{name} of {run_path} ({run.data.test_clips} clip(s) x {run.data.test_crops} "
                             f"crop(s))", metrics))
     if report.confusions:
         con.print(table("most frequent confusions", ["true class", "predicted", "clips", "share of true"],
                         [[t, p, str(c), f"{s:.0%}"] for t, p, c, s in report.confusions]))
-    con.print(f"wrote {path}, " + ", ".join(str(f) for f in report.files))
+    con.print(f"wrote {path}, " + ", ".join(str(f) for f in [*report.files, *figures]))
 
 
 @app.command()

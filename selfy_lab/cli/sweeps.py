@@ -118,6 +118,7 @@ def ablate(
     flags = dict(locals())
     from .. import ablate as A
     from ..results import SWEEP_OWNED, allow_dirty_source, claim_folder
+    from ..sweep_report import write_sweep_report
 
     at_least(seeds, 1, "--seeds")
     at_least(jobs, 1, "--jobs")
@@ -136,10 +137,11 @@ def ablate(
               f"on {plan.base.data.dataset}, {plan.base.preset} preset -> {out}")
     try:
         with SweepDisplay(con) as display:
-            status, figures = A.run_plan(plan, out, jobs, device, display, runs_dir, cluster, threads)
+            status = A.run_plan(plan, out, jobs, device, display, runs_dir, cluster, threads)
     except KeyboardInterrupt:
         con.print(f"interrupted: re-run the same command to skip finished runs and resume the rest ({out})")
         raise typer.Exit(130)
+    figures = write_sweep_report(out, plan.report, paper_table=plan.paper_table)  # the study's report
     print_sweep_summary(con, out, plan.paper_table)
     for path in figures:
         con.print(f"wrote {path}")
@@ -203,6 +205,7 @@ def corrupt(
     if split not in (None, "val", "test"):
         raise SelfyError(f"--split {split}: use val or test")
     from .. import robustness as R
+    from ..viz import write_robustness_report
     from ..results import allow_dirty_source
 
     allow_dirty_source(allow_dirty)
@@ -227,17 +230,18 @@ def corrupt(
                                                   f"top-1 {kw['top1']:.3f}")
 
         try:
-            written = R.run_plan(plan, seed, examples, device, on_event, split)
+            result = R.run_plan(plan, seed, examples, device, on_event, split)
         except KeyboardInterrupt:
             con.print(f"interrupted: re-run the same command to continue ({plan.out})")
             raise typer.Exit(130)
-    con.print(f"evaluated in {time.time() - t0:.0f} s; wrote {written[0]}")
+    con.print(f"evaluated in {time.time() - t0:.0f} s; wrote {result.table}")
+    written = write_robustness_report(plan.out, plan.kinds, result.examples)  # the study's report
     print_robustness_summary(con, plan.out, plan.kinds, plan.clips, plan.crops)
-    figures = [p for p in written[1:] if p.parent.name != "examples"]
+    figures = [p for p in written if p.parent.name != "examples"]
     for p in figures:
         con.print(f"wrote {p}")
     if examples:
-        con.print(f"wrote {len(written) - 1 - len(figures)} example strip(s) to {plan.out / 'examples'}")
+        con.print(f"wrote {len(written) - len(figures)} example strip(s) to {plan.out / 'examples'}")
 
 
 def print_robustness_summary(con, out: Path, names: list[str], clips: int = 1, crops: int = 1) -> None:

@@ -45,7 +45,8 @@ def cam(
 
       selfy-lab cam --checkpoint RUN --video my_clip.mp4 --class "Pushing something from left to right"
     """
-    from ..explain import cam_figures
+    from ..explain import cam_clips
+    from ..viz import write_cam_figures
 
     from ..grammar import parse_int_list
 
@@ -55,9 +56,11 @@ def cam(
     except ValueError as e:
         raise SelfyError(f"--clip: {e}") from None
     con = console()
-    shown = cam_figures(path_list(checkpoint), out, results_root, clips, class_, disagree, count, method, layer,
-                        dict(data_root=data_root, val_list=val_list, categories=categories), device, video,
-                        lambda line: con.print(line, markup=False), sweep=sweep)
+    shown = write_cam_figures(cam_clips(  # the study, then its report
+        path_list(checkpoint), results_root=results_root, clips=clips, class_name=class_, disagree=disagree,
+        count=count, method=method, layer=layer, data_changes=dict(data_root=data_root, val_list=val_list,
+                                                                   categories=categories),
+        device=device, video=video, note=lambda line: con.print(line, markup=False), sweep=sweep), out)
 
     def verdict(x) -> str:
         said = "" if x["correct"] is None else f" ({'correct' if x['correct'] else 'wrong'})"
@@ -142,7 +145,8 @@ def stss_cmd(
 
       selfy-lab stss --video my_clip.mp4 --size 112              # your clip, raw pixels
     """
-    from ..explain import stss_figures
+    from ..explain import stss_clip
+    from ..viz import write_stss_figures
     from ..grammar import parse_offsets, parse_query, parse_window
 
     at_least(clip, 0, "--clip")
@@ -161,8 +165,9 @@ def stss_cmd(
 
         if checkpoint.exists() and unfinished_note(checkpoint):
             con.print(f"note: {unfinished_note(checkpoint)}", markup=False)
-    res = stss_figures(out, checkpoint, clip, q, offs, win, cell, frames or 8, size, device, video)
-    for p in res["paths"]:
+    res = stss_clip(checkpoint, clip=clip, query=q, offsets=offs, window=win, cell=cell, frames=frames or 8, size=size,
+                    device=device, video=video)
+    for p in write_stss_figures(res, out):  # the study, then its report
         con.print(f"wrote {p}")
     q = res["query"]
     con.print(f"{'clip ' + str(clip) if video is None else video} ({res['name']}), {res['source']}, "
