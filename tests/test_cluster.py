@@ -75,8 +75,9 @@ def test_preempted_and_killed_jobs_resume_to_the_uninterrupted_result(tmp_path):
     log = (out / "submitit" / f"{job.job_id}_0_log.out").read_text()
     assert "resumed after epoch" in log and "epoch 4/4" in log  # requeued, and went on from its checkpoint
 
-    killed = resolve("smoke", overrides={**LONG, "train": dict(epochs=4, seed=1)}, experiment="ablate")
-    reference = fit(killed, tmp_path / "reference-1")
+    # the same run in a sweep of its own: the uninterrupted reference above is its reference too
+    killed, out = run, tmp_path / "sweep-killed"
+    ex = make_executor(out, opts)
     kdir = R.run_dir(out, killed.run_hash)
     job = ex.submit(TrainJob(to_dict(killed), str(kdir)))
     _wait_for_epoch(kdir, 1)
