@@ -496,6 +496,9 @@ def readme_offsets_sweep(root: str | Path = "results") -> Path:
                 raise SelfyError(f"{readme} names {sweep} for Table 3a, which holds no sweep: run 'selfy-lab ablate "
                                  f"--offsets -3..3 --out {sweep}', or pass --sweep DIR / --checkpoint PATH")
             return sweep
+    if not readme.is_file():
+        raise SelfyError(f"{readme} does not exist, so it names no offsets sweep: pass --sweep DIR or --checkpoint "
+                         "PATH (or --results-root, the folder whose README.md names one)")
     raise SelfyError(f"{readme} names no offsets sweep (a '<!-- table paper 3a-tsn SWEEP -->' marker): pass "
                      f"--sweep DIR or --checkpoint PATH")
 
