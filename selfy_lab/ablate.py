@@ -205,23 +205,26 @@ def planned_report(declared: str, sets: list, axes: dict) -> str:
     """What a sweep reports (:data:`~selfy_lab.vocabulary.REPORTS`): what its experiment file or ``--report``
     declares, else what its plan asks for: ``recipes`` when it sweeps the learning rate or the epochs,
     ``comparison`` when it sweeps blocks, ``offsets`` when it sweeps two or more offset sets and nothing else,
-    ``none`` otherwise. Decided when the sweep is planned, never from its results."""
+    ``none`` otherwise; an axis of one value (``--backbone tsm-r18``) sweeps nothing. Decided when the sweep is
+    planned, never from its results."""
     if declared:
         if declared not in REPORTS:
             raise SelfyError(f"unknown report '{declared}': choose from {', '.join(REPORTS)}")
         return declared
-    if {"lr", "epochs"} & set(axes):
+    swept = {k for k, v in axes.items() if len(v) > 1}
+    if {"lr", "epochs"} & swept:
         return "recipes"
-    if "block" in axes:
+    if "block" in swept:
         return "comparison"
-    return "offsets" if sum(s is not None for s in sets) >= 2 and not axes else "none"
+    return "offsets" if sum(s is not None for s in sets) >= 2 and not swept else "none"
 
 
 def sweep_record(runs: list[PlannedRun], axes: dict | None = None, *, report: str = "none",
                  base: RunConfig | None = None) -> dict:
     """What a sweep ran (SWEEP/sweep.yaml): its first run's config (``base``), axes, offset sets, seeds, what
-    it reports, the recipe of its base config (``base``, default the first run's: the shared recipe of a tuning
-    sweep) and its runs."""
+    it reports, its ``recipe`` (lr, epochs) -- that of the config its experiment file and flags resolve to
+    before its axes and variants (``base`` here; default the first run's), the shared recipe of a tuning
+    sweep -- and its runs."""
     offsets = list(dict.fromkeys(r.run.model.variant()["offsets"] for r in runs))
     train = (base or (runs[0].run if runs else RunConfig())).train
     return {"base": to_dict(runs[0].run) if runs else {}, "axes": {k: list(v) for k, v in (axes or {}).items()},

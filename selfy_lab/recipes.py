@@ -65,7 +65,8 @@ def recipe_cells(sweep_dirs, main_backbone: str = "", split: str | None = "val")
 
 def shared_recipe(sweep_dir) -> tuple[float, int]:
     """The shared recipe of a tuning sweep, the one its methods are compared at: the learning rate and epochs of
-    the sweep's base config (its sweep.yaml's ``recipe``), which its axes or variants then vary."""
+    the config its experiment file and flags resolve to before its axes or variants vary them (its sweep.yaml's
+    ``recipe``; the record's ``base`` is its first run's config, which may differ)."""
     recipe = R.read_sweep_record(sweep_dir).get("recipe")
     if not isinstance(recipe, dict) or not {"lr", "epochs"} <= set(recipe):
         raise SelfyError(f"{Path(sweep_dir) / R.SWEEP_RECORD} records no base recipe (recipe: {{lr, epochs}}): "

@@ -68,6 +68,7 @@ RUN_OWNED = (CONFIG, CHECKPOINT, HISTORY, METRICS)
 SWEEP_OWNED = (SWEEP_RECORD, RUNS_DIR, RUNS_TABLE, STATUS_TABLE)
 ROBUSTNESS_OWNED = (ROBUSTNESS_TABLE, ROBUSTNESS_SUMMARY)
 BENCH_OWNED = (BENCH_TABLE,)
+CAM_OWNED, STSS_OWNED = ("cam_*.png",), ("stss_*.png",)  # the figures of `selfy-lab cam` and `selfy-lab stss`
 
 LOCK = ".lock"  # held (flock) by the process that writes a sweep folder or trains a run directory
 

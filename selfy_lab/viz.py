@@ -236,7 +236,7 @@ def write_cam_figures(shown: list[dict], out: str | Path) -> list[dict]:
     its title fitted; each clip gets its ``path``."""
     from . import results as R
 
-    R.claim_folder(out, ("cam_*.png",))
+    R.claim_folder(out, R.CAM_OWNED)
     for r in shown:
         fig = cam_figure(r["frames"], r["rows"], r["title"])
         fit_title(fig)
@@ -249,7 +249,7 @@ def write_stss_figures(res: dict, out: str | Path) -> list[Path]:
     (:func:`selfy_lab.explain.stss_clip`) as ``out``/stss_{query,flow,likelihood}.png."""
     from . import results as R
 
-    R.claim_folder(out, ("stss_*.png",))
+    R.claim_folder(out, R.STSS_OWNED)
     frames, st, q = res["frames"], res["st"], res["query"]
     paths = []
     for stem, fig in (("stss_query", stss_query_figure(frames, st, q)), ("stss_flow", stss_flow_figure(frames, st, q[0])),

@@ -385,7 +385,7 @@ def test_a_full_disk_while_the_sweep_writes_its_tables_is_one_line(tmp_path, mon
 
 
 def test_a_sweep_declares_its_report_when_planned_and_records_it_with_its_base_recipe(tmp_path):
-    """What a sweep reports is said before it runs (its experiment file's ``report:``, else ``--report``, else
+    """What a sweep reports is said before it runs (``--report``, else its experiment file's ``report:``, else
     what its plan sweeps) and recorded in its sweep.yaml, with the recipe of its base config."""
     from selfy_lab.vocabulary import REPORTS
 
@@ -394,6 +394,9 @@ def test_a_sweep_declares_its_report_when_planned_and_records_it_with_its_base_r
     assert A.plan_sweep(smoke, offsets=["1"]).report == "none"  # one set beside its baseline: no curve
     assert A.plan_sweep(smoke, offsets=["-2..2"], axes={"window": ["3x3", "5x5"]}).report == "none"
     assert A.plan_sweep(smoke, offsets=["1"], axes={"block": ["tea", "tam", "stm"]}).report == "comparison"
+    # an axis of one value sweeps nothing: a ladder on another backbone, or of one block, is still a ladder
+    assert A.plan_command({"preset": "smoke", "backbone": "tsm-r18-w8"}, offsets=["-2..2"]).report == "offsets"
+    assert A.plan_command({"preset": "smoke", "block": "selfy"}, offsets=["-2..2"]).report == "offsets"
     assert A.plan_sweep(smoke, offsets=["-2..2"], report="robustness").report == "robustness"  # --report wins
     with pytest.raises(SelfyError, match="unknown report 'table'.*offsets, comparison"):
         A.plan_sweep(smoke, offsets=["1"], report="table")

@@ -68,8 +68,8 @@ def ablate(
     report: Annotated[Optional[str], typer.Option(
         help="What the sweep reports, recorded in OUT/sweep.yaml: offsets (accuracy vs temporal range), comparison "
         "or robustness (a block comparison: comparison.csv, accuracy vs GFLOPs), recipes (a tuning sweep's best "
-        "recipe per method) or none. Default: the experiment file's report, else comparison for a --block list, "
-        "offsets for two or more offset sets and no other list, none otherwise.",
+        "recipe per method) or none. Default: the experiment file's report, else comparison for a --block list of "
+        "two or more, offsets for two or more offset sets and no other list, none otherwise.",
         rich_help_panel="Sweep")] = None,
     jobs: Annotated[int, typer.Option(help="Runs in parallel (worker processes; one per GPU when there are GPUs). On "
                                            "the CPU each run gets cores/N threads, and the thread count sets the "

@@ -46,6 +46,7 @@ def cam(
       selfy-lab cam --checkpoint RUN --video my_clip.mp4 --class "Pushing something from left to right"
     """
     from ..explain import cam_clips
+    from ..results import CAM_OWNED, claim_folder
     from ..viz import write_cam_figures
 
     from ..grammar import parse_int_list
@@ -56,6 +57,7 @@ def cam(
     except ValueError as e:
         raise SelfyError(f"--clip: {e}") from None
     con = console()
+    claim_folder(out, CAM_OWNED)  # before any work: a folder of the user's stops here
     shown = write_cam_figures(cam_clips(  # the study, then its report
         path_list(checkpoint), results_root=results_root, clips=clips, class_name=class_, disagree=disagree,
         count=count, method=method, layer=layer, data_changes=dict(data_root=data_root, val_list=val_list,
@@ -146,6 +148,7 @@ def stss_cmd(
       selfy-lab stss --video my_clip.mp4 --size 112              # your clip, raw pixels
     """
     from ..explain import stss_clip
+    from ..results import STSS_OWNED, claim_folder
     from ..viz import write_stss_figures
     from ..grammar import parse_offsets, parse_query, parse_window
 
@@ -165,6 +168,7 @@ def stss_cmd(
 
         if checkpoint.exists() and unfinished_note(checkpoint):
             con.print(f"note: {unfinished_note(checkpoint)}", markup=False)
+    claim_folder(out, STSS_OWNED)  # before any work: a folder of the user's stops here
     res = stss_clip(checkpoint, clip=clip, query=q, offsets=offs, window=win, cell=cell, frames=frames or 8, size=size,
                     device=device, video=video)
     for p in write_stss_figures(res, out):  # the study, then its report
