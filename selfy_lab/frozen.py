@@ -80,12 +80,12 @@ def from_dict(cls, data: dict[str, Any] | None, where: str = "config"):
 
 
 def _dataclass_type(cls, f):
-    t = _type_hints(cls).get(f.name)
+    t = type_hints(cls).get(f.name)
     return t if isinstance(t, type) and dataclasses.is_dataclass(t) else None
 
 
 @functools.lru_cache(maxsize=None)
-def _type_hints(cls) -> dict[str, Any]:
+def type_hints(cls) -> dict[str, Any]:
     """A class's resolved annotations, once: resolving them compiles every annotation string again (135 ms a
     run config, paid by every run folder a table or a sweep reads)."""
     return typing.get_type_hints(cls)

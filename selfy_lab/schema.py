@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import DataConfig, ModelConfig, TrainConfig
 from .errors import SelfyError
+from .frozen import type_hints
 from .vocabulary import REPORTS
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -35,7 +36,7 @@ def _kind(value: Any) -> str:
 
 def check_field(where: str, cls: type, name: str, value: Any) -> None:
     """``value`` may stand for field ``name`` of the config dataclass ``cls``; else a one-line error."""
-    hint = typing.get_type_hints(cls)[name]
+    hint = type_hints(cls)[name]
     origin = typing.get_origin(hint)
     if value is None:
         raise SelfyError(f"{where}.{name} has no value: give one or remove the line")
