@@ -294,6 +294,7 @@ def test_a_variant_without_a_block_is_its_backbones_baseline():
     assert {(r.run.data.label_fraction, r.run.train.batch_size) for r in study} == {(1.0, 32), (0.1, 32), (0.01, 16)}
 
 
+@pytest.mark.slow
 def test_one_sweep_per_folder_and_one_trainer_per_run(tmp_path):
     from selfy_lab import results as Rs
     from selfy_lab.train import fit
@@ -315,6 +316,7 @@ def test_one_sweep_per_folder_and_one_trainer_per_run(tmp_path):
     assert A.run_sweep(runs, out)[0]["status"] == "done"  # released: the sweep runs
 
 
+@pytest.mark.slow
 def test_an_incomplete_metrics_file_is_not_a_finished_run(tmp_path):
     from selfy_lab import results as Rs
 
@@ -363,6 +365,7 @@ def test_a_diverged_run_and_a_full_disk_are_status_rows_not_tracebacks(tmp_path,
     assert not any(Rs.is_finished(Rs.run_dir(tmp_path / "sweep", r.run_id)) for r in runs)
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_the_sweep_writes_its_tables_is_one_line(tmp_path, monkeypatch):
     import errno
 

@@ -40,6 +40,7 @@ def test_saved_tensor_bytes_grows_with_the_block():
     assert 0 < base < selfy
 
 
+@pytest.mark.slow
 def test_bench_modules_gives_each_block_a_time_and_flop_ratio():
     base = ModelConfig(backbone="tsn-r18-w16", frames=8, num_classes=3, block="none")
     blocks = ("selfy", "tea", "nonlocal", "hcml-diff", "tea:every")
@@ -68,6 +69,7 @@ def test_kernel_classes():
     assert kernel_class("autograd::engine::evaluate_function: ConvolutionBackward0") == "other"
 
 
+@pytest.mark.slow
 def test_bench_profile_splits_each_step_by_kernel_class():
     base = ModelConfig(backbone="tsn-r18-w16", frames=4, num_classes=3, block="none")
     block = ModelConfig(backbone="tsn-r18-w16", frames=4, num_classes=3, offsets=(-1, 0, 1), window=(3, 3), reduce=1)
@@ -116,6 +118,7 @@ def test_compile_without_the_step_part_is_a_one_line_error():
         run_bench(["stss"], device="cpu", compile=True)
 
 
+@pytest.mark.slow
 def test_the_paper_scale_pair_is_the_papers_and_each_batch_gets_time_clips_memory_and_their_ratios():
     assert (TSM_R50.backbone, TSM_R50.frames, TSM_R50.block) == ("tsm-r50", 8, "none")
     assert (SELFY_TSM_R50.block, SELFY_TSM_R50.offsets, SELFY_TSM_R50.window, SELFY_TSM_R50.position) == \
@@ -132,6 +135,7 @@ def test_the_paper_scale_pair_is_the_papers_and_each_batch_gets_time_clips_memor
     assert v[("paper_scale_b2", plain, "saved_for_backward_mb")] > v[("paper_scale_b1", plain, "saved_for_backward_mb")]
 
 
+@pytest.mark.slow
 def test_recomputing_the_stss_is_measured_against_saving_it():
     block = ModelConfig(backbone="tsm-r18-w8", frames=4, num_classes=3, offsets=(-1, 0, 1), window=(3, 3))
     rows = bench_stss_memory(repeats=1, block=block, size=32, rss=False)

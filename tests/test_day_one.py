@@ -65,6 +65,7 @@ def test_models_by_name():
         selfy_lab.create_model("tsn-r18", colour="red")
 
 
+@pytest.mark.slow
 def test_from_pretrained_loads_an_export_ready_for_eval(smoke_sweep, tmp_path):
     import torch
 

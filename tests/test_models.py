@@ -58,6 +58,7 @@ def test_every_position_set_with_default_reduction(position):
     check_forward_backward(replace(TINY, position=position, reduce=0), size=96)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("window", [(3, 3), (5, 5), (7, 3), (9, 9), (13, 13), (17, 17)])
 def test_windows(window):
     check_forward_backward(replace(TINY, window=window, extractor="conv"))
@@ -76,6 +77,7 @@ def test_residual_and_fuse_heads(residual, fuse):
 
 @pytest.mark.parametrize("backbone", ["tsn-r18", "tsm-r18", "tsn-r34", "tsm-r34", "tsn-r50", "tsm-r50", "tsm-r18-w16",
                                       "tsn-r50-w16"])
+@pytest.mark.slow
 def test_every_backbone(backbone):
     cfg = replace(TINY, backbone=backbone, reduce=0)
     check_forward_backward(cfg, size=64, batch=1)

@@ -459,6 +459,7 @@ def test_every_command_s_out_never_touches_what_it_does_not_own(smoke_sweep, tmp
     assert code == 2 and "cannot write to" in err, err
 
 
+@pytest.mark.slow
 def test_a_full_disk_in_every_writer_is_one_line_and_keeps_what_was_finished(smoke_sweep, tmp_path, capsys,
                                                                                 monkeypatch):
     """The disk fills at each write of ablate (its lock, records, run files), eval, corrupt and export in turn:

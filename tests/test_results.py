@@ -144,6 +144,7 @@ def test_cam_and_corrupt_take_the_table_3a_sweep_the_results_readme_names(tmp_pa
     assert R.readme_offsets_sweep(repo) == repo / "ablate-offsets"
 
 
+@pytest.mark.slow
 def test_every_committed_run_folder_is_named_by_the_key_its_config_resolves_to_today():
     """The run key of every committed run is unchanged: its folder re-resolves from its config.yaml. The only
     exceptions are the 14 earliest tuning runs (results/tuning/t01-t06), trained before ``model.head_std``

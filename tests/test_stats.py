@@ -95,6 +95,7 @@ def test_the_sum_of_spreads_rule_it_replaces_was_looser():
     assert old > new
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [3, 5])
 def test_holm_keeps_the_family_wise_error(n):
     """2,000 families of 10 null comparisons: at most 5% of families have any comparison separated."""

@@ -87,6 +87,7 @@ def test_tiled_and_global_agree_on_large_map():
     assert torch.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gradcheck():
     torch.manual_seed(4)
     v = torch.randn(1, 3, 2, 4, 4, dtype=torch.float64, requires_grad=True)
