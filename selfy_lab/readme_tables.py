@@ -32,8 +32,6 @@ from . import results as R
 from .errors import SelfyError
 from .tables import main_backbone_of
 
-BLOCK = R.README_TABLE
-
 
 def _pm(mean, std) -> str:
     """``mean ± std``; a single run (no std) is its value alone."""
@@ -329,5 +327,5 @@ def update_readme(readme: str | Path, root: str | Path | None = None) -> tuple[P
         spec = m.group("spec")
         return m.group(1) + provenance_note(spec, root) + render(spec, root) + m.group(4)
 
-    R.atomic_write_text(readme, BLOCK.sub(fill, text))
+    R.atomic_write_text(readme, R.README_TABLE.sub(fill, text))
     return readme, count

@@ -473,7 +473,7 @@ def write_sweep_record(sweep_dir: str | Path, record: dict[str, Any]) -> None:
     atomic_write_text(Path(sweep_dir) / SWEEP_RECORD, yaml.safe_dump(record, sort_keys=False))
 
 
-def sweep_report(sweep_dir: str | Path) -> str:
+def recorded_report(sweep_dir: str | Path) -> str:
     """What a sweep reports, as its record says (``report``, one of :data:`selfy_lab.vocabulary.REPORTS`,
     declared when it was planned); ``none`` for a record written before sweeps declared it."""
     return str(read_sweep_record(sweep_dir).get("report") or "none")
@@ -488,8 +488,10 @@ def readme_offsets_sweep(root: str | Path = "results") -> Path:
     """The offsets sweep that ``ROOT/README.md`` names for the paper's Table 3a (its first
     ``<!-- table paper 3a-... SWEEP -->`` marker): the models `cam` and `corrupt` take when not told."""
     readme = Path(root) / RESULTS_README
-    text = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
-    for m in README_TABLE.finditer(text):
+    if not readme.is_file():
+        raise SelfyError(f"{readme} does not exist, so it names no offsets sweep: pass --sweep DIR or --checkpoint "
+                         "PATH (or --results-root, the folder whose README.md names one)")
+    for m in README_TABLE.finditer(readme.read_text(encoding="utf-8", errors="replace")):
         kind, *args = m.group("spec").split()
         if kind == "paper" and len(args) > 1 and args[0].startswith("3a"):
             sweep = Path(root) / args[1].split("+")[0]
@@ -497,9 +499,6 @@ def readme_offsets_sweep(root: str | Path = "results") -> Path:
                 raise SelfyError(f"{readme} names {sweep} for Table 3a, which holds no sweep: run 'selfy-lab ablate "
                                  f"--offsets -3..3 --out {sweep}', or pass --sweep DIR / --checkpoint PATH")
             return sweep
-    if not readme.is_file():
-        raise SelfyError(f"{readme} does not exist, so it names no offsets sweep: pass --sweep DIR or --checkpoint "
-                         "PATH (or --results-root, the folder whose README.md names one)")
     raise SelfyError(f"{readme} names no offsets sweep (a '<!-- table paper 3a-tsn SWEEP -->' marker): pass "
                      f"--sweep DIR or --checkpoint PATH")
 

@@ -13,7 +13,7 @@ from .recipes import (BEST_RECIPES, RECIPE_CELLS, RECIPE_CURVES, best_recipes, r
                       shared_recipe)
 from .tables import COMPARISON_TABLE, load_runs, module_comparison, summarize, sweep_table_id
 from .viz import comparison_figure, recipe_curves_figure, save_figure, temporal_range_figure
-from .vocabulary import REPORTS
+from .vocabulary import COMPARISON_REPORTS, REPORTS
 
 
 def write_recipe_tables(out: str | Path) -> list[Path]:
@@ -49,7 +49,7 @@ def write_sweep_report(out: str | Path, report: str | None = None, *, paper_tabl
     curves where it has them; ``offsets``: accuracy vs temporal range (SWEEP/figures/temporal_range.{png,pdf},
     beside the paper's Table 3a when it reproduces it); ``none``: nothing (its table is in the ablations
     notebook and `selfy-lab table`). Returns the files written."""
-    report = report or R.sweep_report(out)
+    report = report or R.recorded_report(out)
     if report not in REPORTS:
         raise SelfyError(f"{out}: unknown report '{report}' (known: {', '.join(REPORTS)})")
     if report == "recipes":
@@ -57,7 +57,7 @@ def write_sweep_report(out: str | Path, report: str | None = None, *, paper_tabl
     df = load_runs(Path(out) / R.RUNS_TABLE)
     if report == "none" or df.empty:
         return []
-    if report in ("comparison", "robustness"):
+    if report in COMPARISON_REPORTS:
         table = module_comparison(df)
         R.write_csv(Path(out) / COMPARISON_TABLE, table.to_dict("records"), list(table.columns))
         return [Path(out) / COMPARISON_TABLE,

@@ -45,6 +45,7 @@ PRESET_NAMES = ("smoke", "quick", "paper")
 # robustness: a block comparison whose models `corrupt` scores next (the same tables now); recipes: a tuning
 # sweep's cells and each method's best recipe; none: the sweep's variants alone (`selfy-lab table`)
 REPORTS = ("offsets", "comparison", "robustness", "recipes", "none")
+COMPARISON_REPORTS = ("comparison", "robustness")  # the reports of a block comparison
 
 # Dataset conventions (``--data-root``, ``--train-list``, ``--val-list``, ``--categories`` and
 # ``--frame-template`` override them). List files hold ``<folder or video> <num_frames> <label>``.

@@ -62,7 +62,7 @@ def test_what_a_sweep_writes_follows_its_declared_report_not_its_rows(tmp_path):
     for report in ("none", "comparison", "recipes"):
         sweep = finished_runs(tmp_path / report, cells, report=report)
         names = {p.name for p in write_sweep_report(sweep)}
-        assert R.sweep_report(sweep) == report
+        assert R.recorded_report(sweep) == report
         assert ("comparison.csv" in names) == (report == "comparison")
         assert ("best_recipes.csv" in names) == (report == "recipes")
         assert names or report == "none"

@@ -70,11 +70,12 @@ else:
                    "(binary; 50% is order-blind), GFLOPs and parameters from the FLOPs counter, and the training-step "
                    "time ratio against the plain backbone from `selfy-lab bench --only modules` where it was measured."),
             ("code", '''from selfy_lab.viz import comparison_figure
+from selfy_lab.vocabulary import COMPARISON_REPORTS
 
 bench_file = RESULTS / "bench-modules" / "bench.csv"
 bench = pd.read_csv(bench_file) if bench_file.exists() else None
 # the sweeps whose record declares a block comparison (their experiment file's `report:`)
-compared = [d for d in results.find_sweeps(RESULTS) if results.sweep_report(d) in ("comparison", "robustness")]
+compared = [d for d in results.find_sweeps(RESULTS) if results.recorded_report(d) in COMPARISON_REPORTS]
 for sweep in compared:
     table = tables.module_comparison(tables.load_runs(sweep / "runs.csv"), bench)
     display(Markdown(f"**{sweep.relative_to(RESULTS)}**"))
