@@ -1,10 +1,10 @@
 """selfy-lab: the experiments of SELFY (spatio-temporal self-similarity for action recognition).
 
 ``selfy_lab.stss``, ``selfy_lab.build_model`` and the models by name (``list_models``, ``create_model``,
-``from_pretrained``: :mod:`selfy_lab.zoo`) are imported lazily so that the command line starts without loading
+``from_pretrained``: :mod:`selfy_lab.studies.zoo`) are imported lazily so that the command line starts without loading
 torch.
 """
-from .version import __version__
+from .core.version import __version__
 
 __all__ = ["__version__", "build_model", "create_model", "from_pretrained", "list_models", "stss"]
 
@@ -15,7 +15,7 @@ def __getattr__(name):
 
         return getattr(models, name)
     if name in ("create_model", "from_pretrained", "list_models"):
-        from . import zoo
+        from .studies import zoo
 
         return getattr(zoo, name)
     raise AttributeError(f"module 'selfy_lab' has no attribute {name!r}")

@@ -50,8 +50,8 @@ def fake_ssv1(tmp_path):
 def smoke_sweep(tmp_path_factory):
     """A trained smoke sweep of the ladder baseline, {1} and -3..3 (8 frames, with checkpoints), shared by the
     robustness, CAM and notebook tests. Tests copy it before writing into it."""
-    from selfy_lab import ablate as A
-    from selfy_lab.presets import resolve
+    from selfy_lab.studies import ablate as A
+    from selfy_lab.config.presets import resolve
 
     out = tmp_path_factory.mktemp("results") / "sweep"
     runs = A.plan(resolve("smoke", overrides={"model": {"frames": 8}}, experiment="ablate"),

@@ -110,8 +110,8 @@ def finished_runs(sweep: Path, cells, experiment: str = "tuning", *, report: str
     ``recipe`` (lr, epochs)."""
     from dataclasses import replace
 
-    from selfy_lab import results as R
-    from selfy_lab.presets import resolve
+    from selfy_lab.store import results as R
+    from selfy_lab.config.presets import resolve
 
     base = resolve("smoke")
     ids = []

@@ -10,10 +10,10 @@ import pytest
 import torch
 from helpers import ROOT, cli, cli_inproc, one_line_error, rows
 
-from selfy_lab import ablate as A
-from selfy_lab.errors import SelfyError
-from selfy_lab.presets import resolve
-from selfy_lab.results import RUN_COLUMNS
+from selfy_lab.studies import ablate as A
+from selfy_lab.core.errors import SelfyError
+from selfy_lab.config.presets import resolve
+from selfy_lab.store.results import RUN_COLUMNS
 
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
 R = lambda a, b: tuple(range(a, b + 1))  # noqa: E731
@@ -77,7 +77,7 @@ def test_sweep_skips_finished_runs_and_records_failures(tmp_path, monkeypatch):
     assert all(float(t) > 0 for t in took.values())
     mtimes = {r.run_id: (out / "runs" / r.run_id / "metrics.csv").stat().st_mtime for r in runs}
 
-    import selfy_lab.train as T
+    import selfy_lab.engine.train as T
 
     real_fit, calls = T.fit, []
 
@@ -224,7 +224,7 @@ def test_bad_sweep_input_is_one_line(tmp_path, args, msg):
 def test_every_shipped_experiment_plans_and_builds(path, preset):
     """Every experiment file plans under both presets (as `selfy-lab ablate --experiment` does), and every
     planned network builds and runs (meta)."""
-    from selfy_lab.flops import count_macs
+    from selfy_lab.models.flops import count_macs
     from selfy_lab.models import build_model
 
     plan = A.plan_sweep({"experiment": path, "preset": preset})
@@ -278,7 +278,7 @@ def test_variants_are_crossed_with_the_axes_and_each_backbone_keeps_one_baseline
 
 def test_a_variant_without_a_block_is_its_backbones_baseline():
     """Variants that only change the baseline's axes (backbone, the shift, the input size) plan one baseline each."""
-    from selfy_lab.ablate import plan_sweep
+    from selfy_lab.studies.ablate import plan_sweep
 
     p = plan_sweep({"experiment": ROOT / "experiments" / "tsm_diagnosis.yaml"})
     assert len(p.runs) == 8 and all(r.run.model.block == "none" for r in p.runs)
@@ -296,8 +296,8 @@ def test_a_variant_without_a_block_is_its_backbones_baseline():
 
 @pytest.mark.slow
 def test_one_sweep_per_folder_and_one_trainer_per_run(tmp_path):
-    from selfy_lab import results as Rs
-    from selfy_lab.train import fit
+    from selfy_lab.store import results as Rs
+    from selfy_lab.engine.train import fit
 
     base = resolve("smoke", overrides={"train": {"epochs": 1}})
     runs = A.plan(base, [None])
@@ -318,7 +318,7 @@ def test_one_sweep_per_folder_and_one_trainer_per_run(tmp_path):
 
 @pytest.mark.slow
 def test_an_incomplete_metrics_file_is_not_a_finished_run(tmp_path):
-    from selfy_lab import results as Rs
+    from selfy_lab.store import results as Rs
 
     base = resolve("smoke", overrides={"train": {"epochs": 1}})
     runs = A.plan(base, [None, (1,)])
@@ -341,9 +341,9 @@ def test_an_incomplete_metrics_file_is_not_a_finished_run(tmp_path):
 def test_a_diverged_run_and_a_full_disk_are_status_rows_not_tracebacks(tmp_path, monkeypatch):
     import errno
 
-    import selfy_lab.train as T
-    from selfy_lab import results as Rs
-    from selfy_lab.errors import DivergedError
+    import selfy_lab.engine.train as T
+    from selfy_lab.store import results as Rs
+    from selfy_lab.core.errors import DivergedError
 
     base = resolve("smoke", overrides={"train": {"epochs": 1}})
     runs = A.plan(base, [None, (1,)])
@@ -369,7 +369,7 @@ def test_a_diverged_run_and_a_full_disk_are_status_rows_not_tracebacks(tmp_path,
 def test_a_full_disk_while_the_sweep_writes_its_tables_is_one_line(tmp_path, monkeypatch):
     import errno
 
-    from selfy_lab import results as Rs
+    from selfy_lab.store import results as Rs
 
     base = resolve("smoke", overrides={"train": {"epochs": 1}})
     runs = A.plan(base, [None])
@@ -390,7 +390,7 @@ def test_a_full_disk_while_the_sweep_writes_its_tables_is_one_line(tmp_path, mon
 def test_a_sweep_declares_its_report_when_planned_and_records_it_with_its_base_recipe(tmp_path):
     """What a sweep reports is said before it runs (``--report``, else its experiment file's ``report:``, else
     what its plan sweeps) and recorded in its sweep.yaml, with the recipe of its base config."""
-    from selfy_lab.vocabulary import REPORTS
+    from selfy_lab.config.vocabulary import REPORTS
 
     smoke = {"preset": "smoke"}
     assert A.plan_sweep(smoke, offsets=["-2..2"]).report == "offsets"  # a ladder
@@ -417,7 +417,7 @@ def test_a_sweep_declares_its_report_when_planned_and_records_it_with_its_base_r
     # the shipped experiment files each declare theirs; every committed sweep records one, and its base recipe
     import yaml
 
-    from selfy_lab import results as Rs
+    from selfy_lab.store import results as Rs
 
     declared = {}
     for f in sorted((ROOT / "experiments").glob("**/*.yaml")):

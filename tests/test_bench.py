@@ -3,11 +3,25 @@ import pytest
 import torch
 
 from selfy_lab import stss
-from selfy_lab.bench import (PROFILE_CLASSES, SELFY_TSM_R50, TSM_R50, bench_loader, bench_modules, bench_paper_scale,
-                             bench_profile, bench_step, bench_stss, bench_stss_memory,
-                             kernel_class, run_bench, saved_tensor_bytes, stss_reference_global, stss_unfold)
-from selfy_lab.config import ModelConfig
-from selfy_lab.errors import SelfyError
+from selfy_lab.studies.bench import (
+    PROFILE_CLASSES,
+    SELFY_TSM_R50,
+    TSM_R50,
+    bench_loader,
+    bench_modules,
+    bench_paper_scale,
+    bench_profile,
+    bench_step,
+    bench_stss,
+    bench_stss_memory,
+    kernel_class,
+    run_bench,
+    saved_tensor_bytes,
+    stss_reference_global,
+    stss_unfold,
+)
+from selfy_lab.config.run import ModelConfig
+from selfy_lab.core.errors import SelfyError
 from selfy_lab.models import build_model
 
 

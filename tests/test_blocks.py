@@ -5,10 +5,10 @@ import inspect
 import pytest
 import torch
 
-from selfy_lab.blocks import REGISTRY, block_entry, list_blocks
-from selfy_lab.config import ModelConfig
+from selfy_lab.config.blocks import REGISTRY, block_entry, list_blocks
+from selfy_lab.config.run import ModelConfig
 from selfy_lab.models.blocks import _builder, block_option_names, create_block
-from selfy_lab.vocabulary import BLOCKS, MOTION_BLOCKS, SELFY_BLOCKS
+from selfy_lab.config.vocabulary import BLOCKS, MOTION_BLOCKS, SELFY_BLOCKS
 
 from helpers import cli_inproc, one_line_error
 

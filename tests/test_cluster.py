@@ -7,15 +7,15 @@ import pytest
 import torch
 from helpers import cli_inproc, one_line_error, rows
 
-from selfy_lab import ablate as A
-from selfy_lab import results as R
-from selfy_lab.frozen import to_dict
-from selfy_lab.presets import resolve
-from selfy_lab.train import fit
+from selfy_lab.studies import ablate as A
+from selfy_lab.store import results as R
+from selfy_lab.core.frozen import to_dict
+from selfy_lab.config.presets import resolve
+from selfy_lab.engine.train import fit
 
 submitit = pytest.importorskip("submitit")  # in the test extra; the cluster path is optional for users
 
-from selfy_lab.cluster import ClusterOptions, TrainJob, make_executor  # noqa: E402
+from selfy_lab.studies.cluster import ClusterOptions, TrainJob, make_executor  # noqa: E402
 
 LONG = dict(model=dict(offsets="1"), train=dict(epochs=4), data=dict(synthetic_train=128))
 

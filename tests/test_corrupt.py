@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from selfy_lab import corrupt as C
-from selfy_lab.paper import MOTION_BLUR_RADIUS_SIGMA
+from selfy_lab.data import corrupt as C
+from selfy_lab.core.paper import MOTION_BLUR_RADIUS_SIGMA
 
 
 def clip(T=8, H=64, W=64, seed=0):
@@ -122,8 +122,8 @@ def test_bad_input_is_one_line(args, msg, tmp_path):
 
 @pytest.mark.slow
 def test_robustness_csv_schema_and_resume(smoke_sweep, tmp_path):
-    from selfy_lab import robustness as R
-    from selfy_lab.results import ROBUSTNESS_COLUMNS, sweep_run_dirs
+    from selfy_lab.studies import robustness as R
+    from selfy_lab.store.results import ROBUSTNESS_COLUMNS, sweep_run_dirs
 
     models = sweep_run_dirs(smoke_sweep)[:2]
     out = tmp_path / "rob"

@@ -13,8 +13,8 @@ from test_stss import brute_force
 from selfy_lab import stss
 from selfy_lab.models import selfsim as stss_mod
 from selfy_lab.models.net import build_model
-from selfy_lab.presets import resolve
-from selfy_lab.train import fit
+from selfy_lab.config.presets import resolve
+from selfy_lab.engine.train import fit
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from helpers import SHARED
 
-from selfy_lab.config import DataConfig
+from selfy_lab.config.run import DataConfig
 from selfy_lab.data import synthetic as syn
 from selfy_lab.data.datasets import build_dataset, check_entries
 from selfy_lab.data.flip import flip_table, mirror_pairs
@@ -12,8 +12,8 @@ from selfy_lab.data.lists import read_categories, read_list
 from selfy_lab.data.loader import EpochBatchSampler
 from selfy_lab.data.sampling import segment_indices
 from selfy_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, clip_from_frames, normalize, resize
-from selfy_lab.errors import DataError
-from selfy_lab.presets import resolve
+from selfy_lab.core.errors import DataError
+from selfy_lab.config.presets import resolve
 
 
 def test_category_file_without_trailing_newline():
@@ -226,7 +226,7 @@ def test_data_config_validation():
 def test_normalize_reuses_its_constants_and_keeps_the_formula():
     """Normalisation runs on the device every step: its mean and std are made there once (on a GPU, a tensor
     built from Python numbers is a copy the host waits for), and the result is the plain formula's."""
-    from selfy_lab.runtime import device_constant
+    from selfy_lab.core.runtime import device_constant
 
     batch = torch.randint(0, 256, (2, 3, 3, 5, 5), dtype=torch.uint8)
     m, s = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -270,11 +270,11 @@ def test_train_and_eval_say_how_many_clips_and_classes_they_read(tmp_path):
 def test_missing_pretrained_weights_stop_before_any_data_is_prepared(tmp_path, monkeypatch):
     """The paper preset on a machine without ImageNet weights: one line at once, not after rendering or
     checking the data (which took minutes)."""
-    import selfy_lab.train as T
-    import selfy_lab.weights as W
-    from selfy_lab.errors import SelfyError
-    from selfy_lab.presets import resolve
-    from selfy_lab.train import fit
+    import selfy_lab.engine.train as T
+    import selfy_lab.engine.weights as W
+    from selfy_lab.core.errors import SelfyError
+    from selfy_lab.config.presets import resolve
+    from selfy_lab.engine.train import fit
 
     def offline(depth):
         raise SelfyError(f"ImageNet weights for ResNet-{depth} are not cached and cannot be downloaded")

@@ -6,8 +6,8 @@ import pytest
 import yaml
 from helpers import cli_inproc, one_line_error
 
-from selfy_lab.errors import SelfyError
-from selfy_lab.experiments import run_from_flags, set_overrides
+from selfy_lab.core.errors import SelfyError
+from selfy_lab.config.experiments import run_from_flags, set_overrides
 
 
 def test_set_reaches_any_field_typed_and_last():
@@ -55,7 +55,7 @@ def test_models_by_name():
     m = selfy_lab.create_model("selfynet-tsm-r18", num_classes=174, frames=8)
     cfg = m.selfy_config
     assert (cfg.backbone, cfg.block, cfg.num_classes) == ("tsm-r18", "selfy", 174)
-    from selfy_lab.config import ModelConfig
+    from selfy_lab.config.run import ModelConfig
     from selfy_lab.models import build_model
     ref = build_model(ModelConfig(backbone="tsm-r18", block="selfy", num_classes=174, frames=8))
     assert [(k, v.shape) for k, v in m.state_dict().items()] == [(k, v.shape) for k, v in ref.state_dict().items()]
@@ -70,8 +70,8 @@ def test_from_pretrained_loads_an_export_ready_for_eval(smoke_sweep, tmp_path):
     import torch
 
     import selfy_lab
-    from selfy_lab import results as R
-    from selfy_lab.export import export_run
+    from selfy_lab.store import results as R
+    from selfy_lab.studies.export import export_run
 
     run = R.sweep_run_dirs(smoke_sweep)[0]
     export_run(run, tmp_path / "model")
@@ -91,7 +91,7 @@ def test_predict_gives_the_top_k_classes_of_each_video_and_skips_a_broken_one(sm
     import numpy as np
     from PIL import Image
 
-    from selfy_lab import results as R
+    from selfy_lab.store import results as R
 
     videos = tmp_path / "videos"
     frames = videos / "clip_a"
@@ -125,7 +125,7 @@ def test_a_user_clip_s_views_are_the_test_protocol_s(tmp_path):
     import torch
     from PIL import Image
 
-    from selfy_lab.config import DataConfig
+    from selfy_lab.config.run import DataConfig
     from selfy_lab.data.datasets import ListClips, load_user_views
     from selfy_lab.data.lists import ListEntry
 
@@ -197,7 +197,7 @@ def test_one_list_syntax_reaches_the_library(tmp_path):
     """A comma list and the repeated flag mean the same; paths split on commas unless the path exists as given;
     ranges are a..b (a-b for positive counts too), bounded before they are expanded."""
     from selfy_lab.cli.common import path_list
-    from selfy_lab.grammar import parse_int_list, parse_list
+    from selfy_lab.config.grammar import parse_int_list, parse_list
 
     assert parse_list(["a,b", "c"]) == parse_list("a,b,c") == ["a", "b", "c"]
     odd = tmp_path / "my,run"
@@ -255,7 +255,7 @@ def test_a_missing_clip_stops_or_is_counted_and_skipped(tmp_path):
     """--on-missing stop (the default) names the list's line and the way out; skip leaves the clip out and counts
     it, and is part of the run key (the clips trained on depend on the disk); the default keeps every key."""
     from selfy_lab.data.datasets import build_dataset
-    from selfy_lab.errors import DataError
+    from selfy_lab.core.errors import DataError
 
     root = tmp_path / "mine"
     lines = _labelled_folder(root, ["wave", "clap"])
@@ -304,7 +304,7 @@ def test_kinetics_as_its_official_csvs_ship(tmp_path):
 
 
 def test_eval_set_takes_data_fields_only(smoke_sweep):
-    from selfy_lab import results as R
+    from selfy_lab.store import results as R
 
     run = R.sweep_run_dirs(smoke_sweep)[0]
     assert one_line_error(cli_inproc("eval", run, "--set", "train.lr=1"), "eval --set takes data fields only")

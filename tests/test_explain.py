@@ -7,13 +7,13 @@ import pytest
 import torch
 from helpers import cli_inproc, one_line_error
 
-from selfy_lab.config import ModelConfig
+from selfy_lab.config.run import ModelConfig
 from selfy_lab.data import synthetic as syn
-from selfy_lab.explain import CAM_METHODS, clip_cam, stss_from_model, stss_from_pixels
+from selfy_lab.studies.explain import CAM_METHODS, clip_cam, stss_from_model, stss_from_pixels
 from selfy_lab.models import build_model
 from selfy_lab.models.extract import soft_argmax_flow
-from selfy_lab.explain import default_query
-from selfy_lab.viz import stss_flow_figure, stss_likelihood_figure, stss_query_figure
+from selfy_lab.studies.explain import default_query
+from selfy_lab.reports.viz import stss_flow_figure, stss_likelihood_figure, stss_query_figure
 
 
 def moving_clip(T=8, size=64):
@@ -98,7 +98,7 @@ def test_stss_command_with_no_flags_writes_pngs(tmp_path):
 
 @pytest.mark.slow
 def test_cam_and_stss_commands_on_trained_models(smoke_sweep, tmp_path):
-    from selfy_lab.results import read_run_config, sweep_run_dirs
+    from selfy_lab.store.results import read_run_config, sweep_run_dirs
 
     root = tmp_path / "results"
     shutil.copytree(smoke_sweep, root / "sweep")
@@ -122,9 +122,9 @@ def test_cam_and_stss_of_your_own_clip(smoke_sweep, tmp_path):
     from helpers import write_video
     from PIL import Image
 
-    from selfy_lab.explain import cam_clips, stss_clip
-    from selfy_lab.viz import write_cam_figures, write_stss_figures
-    from selfy_lab.results import read_run_config, sweep_run_dirs
+    from selfy_lab.studies.explain import cam_clips, stss_clip
+    from selfy_lab.reports.viz import write_cam_figures, write_stss_figures
+    from selfy_lab.store.results import read_run_config, sweep_run_dirs
 
     runs = {(c.model.offsets if c.model.block != "none" else None, c.train.seed): d
             for d in sweep_run_dirs(smoke_sweep) for c in [read_run_config(d)]}
@@ -152,7 +152,7 @@ def test_cam_and_stss_of_your_own_clip(smoke_sweep, tmp_path):
 
 @pytest.mark.parametrize("size", [32, 64, 97, 112, 224])
 def test_stage_sizes_match_the_network_and_pick_the_cam_layer(size):
-    from selfy_lab.explain import auto_cam_layer
+    from selfy_lab.studies.explain import auto_cam_layer
     from selfy_lab.models.backbones import stage_sizes, stages
 
     net = build_model(ModelConfig(backbone="tsn-r18-w8", block="none", frames=1, num_classes=3)).eval()
@@ -175,8 +175,8 @@ def test_stage_sizes_match_the_network_and_pick_the_cam_layer(size):
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     """A trained smoke run on 3-frame clips, whose CAM figure is narrower than its title, trained on 8 clips, validated on 4."""
-    from selfy_lab.presets import resolve
-    from selfy_lab.train import fit
+    from selfy_lab.config.presets import resolve
+    from selfy_lab.engine.train import fit
 
     out = tmp_path_factory.mktemp("short") / "run"
     fit(resolve("smoke", overrides={"model": {"frames": 3}, "data": {"synthetic_train": 8, "synthetic_val": 4}}), out)
@@ -196,8 +196,8 @@ def test_cam_of_models_that_agree_everywhere_shows_the_first_clips_and_says_so(s
 
 
 def test_cam_figure_title_fits_a_short_clip(short_run, tmp_path, monkeypatch):
-    from selfy_lab import viz
-    from selfy_lab.explain import cam_clips
+    from selfy_lab.reports import viz
+    from selfy_lab.studies.explain import cam_clips
 
     seen = []
     real = viz.save_figure

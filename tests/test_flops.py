@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from selfy_lab.config import ModelConfig
-from selfy_lab.flops import count_macs, model_cost, paper_table
+from selfy_lab.config.run import ModelConfig
+from selfy_lab.models.flops import count_macs, model_cost, paper_table
 from selfy_lab.models import build_model
 from selfy_lab.models.selfsim import stss_macs
 

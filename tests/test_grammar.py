@@ -1,8 +1,8 @@
 """The shared input grammar: offsets, windows, positions, integer lists."""
 import pytest
 
-from selfy_lab.config import ModelConfig
-from selfy_lab.grammar import format_offsets, parse_int_list, parse_offsets, parse_positions, parse_window
+from selfy_lab.config.run import ModelConfig
+from selfy_lab.config.grammar import format_offsets, parse_int_list, parse_offsets, parse_positions, parse_window
 
 
 @pytest.mark.parametrize("spec,expected", [

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from helpers import Stop, stop_after_first_epoch
 
-from selfy_lab.config import ModelConfig
+from selfy_lab.config.run import ModelConfig
 from selfy_lab.models import build_model
 from selfy_lab.models.hcml import future_pairs, info_nce
-from selfy_lab.presets import resolve
+from selfy_lab.config.presets import resolve
 
 LEVELS = ("res2", "res3", "res4", "res5")
 
@@ -156,8 +156,8 @@ def test_aux_hcml_adds_the_frame_difference_hierarchy_and_keeps_earlier_run_keys
 
 @pytest.mark.slow
 def test_training_with_the_auxiliary_loss_records_it(tmp_path):
-    from selfy_lab import results as R
-    from selfy_lab.train import fit
+    from selfy_lab.store import results as R
+    from selfy_lab.engine.train import fit
 
     run = resolve("smoke", overrides={"model": {"block": "none"}, "train": {"aux": "hcml", "aux_weight": 0.5}})
     fit(run, tmp_path)
@@ -166,7 +166,7 @@ def test_training_with_the_auxiliary_loss_records_it(tmp_path):
 
 
 def test_a_sweep_crosses_the_auxiliary_loss_baseline_included():
-    from selfy_lab import ablate as A
+    from selfy_lab.studies import ablate as A
 
     base = resolve("smoke", overrides={"model": {"frames": 8}})
     runs = A.plan(base, [None, (-3, -2, -1, 0)], {"aux": ["none", "hcml"]}, seeds=[0])  # causal: offsets <= 0
@@ -188,7 +188,7 @@ def _weights(path):
 @pytest.mark.slow
 def test_pretraining_never_reads_a_label_and_resumes_to_the_same_weights(tmp_path, monkeypatch):
     from selfy_lab.data.benchmark import SyntheticClips
-    from selfy_lab.train import fit
+    from selfy_lab.engine.train import fit
 
     def no_labels(*a, **kw):
         raise AssertionError("pretraining read a label")
@@ -198,7 +198,7 @@ def test_pretraining_never_reads_a_label_and_resumes_to_the_same_weights(tmp_pat
     run = resolve("smoke", overrides=PRETRAIN)
     assert run.model.hierarchy == "diff"
     assert fit(run, tmp_path / "a") == {}  # no validation: nothing labelled to score
-    train = __import__("selfy_lab.results", fromlist=["x"]).read_metrics(tmp_path / "a", "train")
+    train = __import__("selfy_lab.store.results", fromlist=["x"]).read_metrics(tmp_path / "a", "train")
     assert train["loss"] > 0 and "top1" not in train
 
     with pytest.raises(Stop):
@@ -210,8 +210,8 @@ def test_pretraining_never_reads_a_label_and_resumes_to_the_same_weights(tmp_pat
 
 @pytest.mark.slow
 def test_pretrain_then_fine_tune_or_probe_then_eval(tmp_path):
-    from selfy_lab.evaluate import evaluate_run
-    from selfy_lab.train import fit
+    from selfy_lab.engine.evaluate import evaluate_run
+    from selfy_lab.engine.train import fit
 
     pre = tmp_path / "pre"
     fit(resolve("smoke", overrides=PRETRAIN), pre)
@@ -252,8 +252,8 @@ def test_bad_pretraining_combinations_are_refused():
 
 
 def test_result_rows_tell_scratch_fine_tuned_and_probed_runs_apart(tmp_path):
-    from selfy_lab import results as R
-    from selfy_lab import tables as T
+    from selfy_lab.store import results as R
+    from selfy_lab.reports import tables as T
 
     scratch = resolve("smoke", overrides=dict(data=dict(label_fraction=0.1)))
     probe = resolve("smoke", overrides=dict(model=dict(pretrained="runs/hcml"), train=dict(freeze_backbone=True)))
@@ -284,7 +284,7 @@ def test_motion_features_never_see_the_frames_they_predict(encoder):
 
 
 def test_sweep_variants_keep_braced_offsets_and_fill_seed_paths():
-    from selfy_lab import ablate as A
+    from selfy_lab.studies import ablate as A
 
     base = resolve("smoke", overrides={"model": {"frames": 8}})
     runs = A.plan(base, [(-1, 0, 1)], variants=[{"block": "selfy", "offsets": "{1}"},
@@ -294,10 +294,10 @@ def test_sweep_variants_keep_braced_offsets_and_fill_seed_paths():
 
 
 def test_a_probe_takes_no_auxiliary_loss_and_an_unfinished_pretraining_is_refused(tmp_path):
-    from selfy_lab.checkpoint import save_checkpoint
-    from selfy_lab.errors import SelfyError
+    from selfy_lab.engine.checkpoint import save_checkpoint
+    from selfy_lab.core.errors import SelfyError
     from selfy_lab.models import build_model
-    from selfy_lab.weights import load_pretrained
+    from selfy_lab.engine.weights import load_pretrained
 
     with pytest.raises(ValueError, match="no contrastive loss to add"):
         resolve("smoke", overrides=dict(model=dict(pretrained="runs/x"), train=dict(freeze_backbone=True, aux="hcml")))
@@ -309,7 +309,7 @@ def test_a_probe_takes_no_auxiliary_loss_and_an_unfinished_pretraining_is_refuse
     target = build_model(replace(run.model, hierarchy="diff"))
     with pytest.raises(SelfyError, match="has not finished"):
         load_pretrained(target, str(tmp_path / "plain"), 18, 8)
-    from selfy_lab import results as R
+    from selfy_lab.store import results as R
 
     R.write_metrics(tmp_path / "plain", R.result_rows(run, {"top1": 0.5}))  # now it has finished
     report = load_pretrained(target, str(tmp_path / "plain"), 18, 8)  # a plain run: the backbone, a new hierarchy
@@ -348,9 +348,9 @@ def test_negatives_are_gathered_across_processes_like_one_process_with_the_whole
 @pytest.mark.slow
 def test_a_pretraining_without_its_checkpoint_trains_again_and_a_fine_tune_says_what_to_run(tmp_path):
     """As on a fresh clone, where a pretraining folder holds its metrics but no checkpoint (none is committed)."""
-    from selfy_lab import results as R
-    from selfy_lab.errors import SelfyError
-    from selfy_lab.train import fit
+    from selfy_lab.store import results as R
+    from selfy_lab.core.errors import SelfyError
+    from selfy_lab.engine.train import fit
 
     pre = tmp_path / "pre"
     run = resolve("smoke", overrides=PRETRAIN)
@@ -403,8 +403,8 @@ def test_every_shipped_pretraining_experiment_resolves_and_reaches_every_stage(p
     alone, no block) and builds; its levels reach res5, so a linear probe reads a fully pretrained network."""
     from helpers import ROOT
 
-    from selfy_lab.experiments import run_from_flags
-    from selfy_lab.flops import count_macs
+    from selfy_lab.config.experiments import run_from_flags
+    from selfy_lab.models.flops import count_macs
 
     files = sorted((ROOT / "experiments" / "pretrain").glob("*.yaml"))
     assert files

@@ -1,5 +1,6 @@
-"""The package's layers (pyproject.toml's import-linter contract): no import points up a layer, no import
-circle inside any package. The contract is checked on the code, and shown to catch a violation."""
+"""The package's layers (pyproject.toml's import-linter contract): each layer is a folder, no import points up
+a layer or across two independent ones, no import circle inside any package. The contract is checked on the
+code, and shown to catch a violation."""
 import os
 import shutil
 import subprocess
@@ -24,31 +25,36 @@ def test_the_code_keeps_its_layers_and_has_no_import_circles():
 def test_an_import_up_a_layer_or_a_circle_breaks_the_contract(tmp_path):
     shutil.copytree(ROOT / "selfy_lab", tmp_path / "selfy_lab", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    tables = tmp_path / "selfy_lab" / "tables.py"
-    tables.write_text(tables.read_text() + "\n\ndef _up():\n    from .train import fit  # analysis importing the engine\n")
+    tables = tmp_path / "selfy_lab" / "reports" / "tables.py"
+    tables.write_text(tables.read_text() + "\n\ndef _up():\n    from ..engine.train import fit  # a report importing the engine\n")
     res = _lint(tmp_path)
-    assert res.returncode != 0 and "selfy_lab.tables -> selfy_lab.train" in res.stdout
-    tables.write_text(tables.read_text().replace("from .train import fit", "pass"))
+    assert res.returncode != 0 and "reports read the results store" in res.stdout and "BROKEN" in res.stdout
+    tables.write_text(tables.read_text().replace("from ..engine.train import fit", "pass"))
     extract = tmp_path / "selfy_lab" / "models" / "selfsim.py"  # a circle inside models/
     extract.write_text(extract.read_text() + "\n\ndef _circle():\n    from .extract import soft_argmax\n")
     res = _lint(tmp_path)
     assert res.returncode != 0 and "1 broken" in res.stdout
     extract.write_text(extract.read_text().replace("from .extract import soft_argmax", "pass"))
-    evaluate = tmp_path / "selfy_lab" / "evaluate.py"  # the engine drawing a figure: reports draw
-    evaluate.write_text(evaluate.read_text() + "\n\ndef _draw():\n    from .viz import save_figure\n")
-    res = _lint(tmp_path)
-    assert res.returncode != 0 and "studies compute, reports draw" in res.stdout and "BROKEN" in res.stdout
+    # studies compute, reports draw: neither the engine (below the reports) nor a study (beside them) may draw
+    for folder, module in (("engine", "evaluate"), ("studies", "robustness")):
+        path = tmp_path / "selfy_lab" / folder / f"{module}.py"
+        before = path.read_text()
+        path.write_text(before + "\n\ndef _draw():\n    from ..reports.viz import save_figure\n")
+        res = _lint(tmp_path)
+        assert res.returncode != 0 and f"selfy_lab.{folder}.{module} -> selfy_lab.reports.viz" in res.stdout
+        path.write_text(before)
 
 
-def test_every_module_of_the_package_has_its_layer():
+def test_the_folders_are_the_layers():
+    """Every module sits in a layer's folder (none beside them), every folder is a layer, and there are at most 8."""
     import tomllib
 
     contract = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
     named = {m.strip() for layer in contract["layers"] for m in layer.split("|")}
     package = ROOT / "selfy_lab"
-    modules = {p.stem for p in package.glob("*.py") if p.name != "__init__.py"}
-    modules |= {p.name for p in package.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
-    assert modules == named
+    assert [p.name for p in package.glob("*.py")] == ["__init__.py"]
+    assert {p.name for p in package.iterdir() if p.is_dir() and (p / "__init__.py").is_file()} == named
+    assert len(contract["layers"]) <= 8
 
 
 def _signatures():

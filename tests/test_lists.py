@@ -8,8 +8,8 @@ from helpers import SHARED, write_video
 
 from selfy_lab.data.datasets import build_dataset
 from selfy_lab.data.lists import detect_format, read_class_names, read_clips
-from selfy_lab.errors import DataError
-from selfy_lab.presets import resolve
+from selfy_lab.core.errors import DataError
+from selfy_lab.config.presets import resolve
 
 SSV2_LABELS = {"Holding something next to something": "1", "Pushing something from left to right": "0"}
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from selfy_lab.metrics import classification_metrics, confusion_matrix, per_class_accuracy, top_confusions
+from selfy_lab.core.metrics import classification_metrics, confusion_matrix, per_class_accuracy, top_confusions
 
 
 def test_confusion_matrix_and_per_class_accuracy_equal_a_loop():

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from selfy_lab.config import ModelConfig
+from selfy_lab.config.run import ModelConfig
 from selfy_lab.models import build_model, conv_plan, temporal_shift
 from selfy_lab.models.selfy import Restore
-from selfy_lab.vocabulary import EXTRACTORS, FUSIONS, INTEGRATORS, SELFY_BLOCKS, SIMILARITIES
+from selfy_lab.config.vocabulary import EXTRACTORS, FUSIONS, INTEGRATORS, SELFY_BLOCKS, SIMILARITIES
 
 K = 5
 TINY = ModelConfig(backbone="tsn-r18-w8", frames=4, num_classes=K, offsets=(-1, 0, 1), window=(5, 5), reduce=1)

@@ -7,15 +7,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from selfy_lab.config import ModelConfig
-from selfy_lab.flops import count_macs, model_cost
-from selfy_lab.grammar import POSITIONS
+from selfy_lab.config.run import ModelConfig
+from selfy_lab.models.flops import count_macs, model_cost
+from selfy_lab.config.grammar import POSITIONS
 from selfy_lab.models import build_model
 from selfy_lab.models.blocks import create_block
-from selfy_lab.models.motion import (AdaptiveTemporalConv, Attention, ChannelTemporalConv, CoSTConv, MotionExcitation,
-                                     NextFrameCorrelation, frame_difference, other_frame_neighbours)
+from selfy_lab.models.motion import (
+    AdaptiveTemporalConv,
+    Attention,
+    ChannelTemporalConv,
+    CoSTConv,
+    MotionExcitation,
+    NextFrameCorrelation,
+    frame_difference,
+    other_frame_neighbours,
+)
 from selfy_lab.models.selfsim import COSINE_EPS
-from selfy_lab.vocabulary import MOTION_BLOCKS
+from selfy_lab.config.vocabulary import MOTION_BLOCKS
 
 
 def wake(model: nn.Module) -> nn.Module:

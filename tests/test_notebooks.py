@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from selfy_lab.report import execute_notebook
+from selfy_lab.reports.notebooks import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -21,10 +21,10 @@ def fixture_results(smoke_sweep, tmp_path_factory):
     import shutil
 
     from helpers import finished_runs
-    from selfy_lab import robustness as R
-    from selfy_lab.sweep_report import write_sweep_report
-    from selfy_lab.flops import paper_table
-    from selfy_lab.results import robustness_dir, sweep_run_dirs
+    from selfy_lab.studies import robustness as R
+    from selfy_lab.reports.sweep_report import write_sweep_report
+    from selfy_lab.models.flops import paper_table
+    from selfy_lab.store.results import robustness_dir, sweep_run_dirs
 
     root = tmp_path_factory.mktemp("results")
     sweep = root / "ablate-offsets"
@@ -61,7 +61,7 @@ def test_notebooks_define_no_models():
     for p in NOTEBOOKS:
         src = "\n".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code")
         assert "nn.Module" not in src and "class " not in src, p.name
-        assert "46.9" not in src and "48.4" not in src, p.name  # the paper's values come from selfy_lab.paper
+        assert "46.9" not in src and "48.4" not in src, p.name  # the paper's values come from selfy_lab.core.paper
 
 
 @pytest.mark.slow

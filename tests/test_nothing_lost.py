@@ -5,8 +5,8 @@ import shutil
 import pytest
 import yaml
 
-from selfy_lab import results as R
-from selfy_lab.errors import SelfyError
+from selfy_lab.store import results as R
+from selfy_lab.core.errors import SelfyError
 
 
 def _edited_run(smoke_sweep, tmp_path, **changes):
@@ -21,7 +21,7 @@ def _edited_run(smoke_sweep, tmp_path, **changes):
 
 
 def test_an_edited_config_is_not_evaluated_with_the_old_weights(smoke_sweep, tmp_path):
-    from selfy_lab.checkpoint import load_run, run_config_of
+    from selfy_lab.engine.checkpoint import load_run, run_config_of
 
     run = _edited_run(smoke_sweep, tmp_path, **{"data.size": 48})
     for load in (lambda: load_run(run, "cpu"), lambda: run_config_of(run), lambda: load_run(run / "checkpoint.pt")):
@@ -33,8 +33,8 @@ def test_an_edited_config_is_not_evaluated_with_the_old_weights(smoke_sweep, tmp
 
 
 def test_an_edited_export_config_is_refused(smoke_sweep, tmp_path):
-    from selfy_lab.checkpoint import load_run
-    from selfy_lab.export import export_run
+    from selfy_lab.engine.checkpoint import load_run
+    from selfy_lab.studies.export import export_run
 
     out = tmp_path / "export"
     export_run(R.sweep_run_dirs(smoke_sweep)[0], out)
@@ -47,7 +47,7 @@ def test_an_edited_export_config_is_refused(smoke_sweep, tmp_path):
 
 
 def test_export_never_replaces_a_file_it_did_not_write(smoke_sweep, tmp_path):
-    from selfy_lab.export import export_run
+    from selfy_lab.studies.export import export_run
 
     run = R.sweep_run_dirs(smoke_sweep)[0]
     out = tmp_path / "mine"
@@ -71,7 +71,7 @@ def test_export_never_replaces_a_file_it_did_not_write(smoke_sweep, tmp_path):
 def test_written_files_follow_the_umask(tmp_path):
     import os
 
-    from selfy_lab.textfiles import atomic_write_text
+    from selfy_lab.core.textfiles import atomic_write_text
 
     old = os.umask(0o022)
     try:
@@ -85,7 +85,7 @@ def test_written_files_follow_the_umask(tmp_path):
 
 
 def test_a_results_table_never_replaces_a_user_file(tmp_path):
-    from selfy_lab.textfiles import write_csv
+    from selfy_lab.core.textfiles import write_csv
 
     notes = tmp_path / "notes.md"
     notes.write_text("# my notes\nimportant\n")
@@ -102,7 +102,7 @@ def test_a_full_disk_leaves_the_old_file_whole_and_ends_in_one_line(tmp_path, mo
     import errno
     import os
 
-    from selfy_lab.textfiles import atomic_write_text
+    from selfy_lab.core.textfiles import atomic_write_text
 
     target = tmp_path / "runs.csv"
     atomic_write_text(target, "old\n")
@@ -119,8 +119,8 @@ def test_a_full_disk_leaves_the_old_file_whole_and_ends_in_one_line(tmp_path, mo
 def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one(tmp_path, monkeypatch):
     import torch
 
-    from selfy_lab import checkpoint as C
-    from selfy_lab.presets import resolve
+    from selfy_lab.engine import checkpoint as C
+    from selfy_lab.config.presets import resolve
 
     run = resolve("smoke")
     model = torch.nn.Linear(2, 2)
@@ -140,7 +140,7 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one(tmp_path, monk
 
 
 def test_yaml_keys_given_twice_and_alias_bombs_are_refused(tmp_path):
-    from selfy_lab.experiments import load_experiment
+    from selfy_lab.config.experiments import load_experiment
 
     twice = tmp_path / "twice.yaml"
     twice.write_text("model:\n  block: selfy\ntrain:\n  lr: 0.1\nmodel:\n  block: tea\n")
@@ -158,7 +158,7 @@ def test_yaml_keys_given_twice_and_alias_bombs_are_refused(tmp_path):
 
 
 def test_block_option_switches_take_only_what_they_mean():
-    from selfy_lab.grammar import block_options_dict, parse_block_options
+    from selfy_lab.config.grammar import block_options_dict, parse_block_options
     from selfy_lab.models.blocks import create_block
 
     def nonlocal_block(spec):
@@ -176,7 +176,7 @@ def test_block_option_switches_take_only_what_they_mean():
 def test_a_window_beyond_the_stss_map_stops_before_any_allocation():
     import time
 
-    from selfy_lab.presets import resolve
+    from selfy_lab.config.presets import resolve
 
     t0 = time.time()
     with pytest.raises(ValueError, match=r"window 41x41 is larger than the STSS at res3 can use: 64x64 input makes "
@@ -188,7 +188,7 @@ def test_a_window_beyond_the_stss_map_stops_before_any_allocation():
     # the STSS of raw pixels: a cell larger than the frame, a window wider than its map
     import torch
 
-    from selfy_lab.explain import stss_from_pixels
+    from selfy_lab.studies.explain import stss_from_pixels
 
     clip = torch.zeros(8, 3, 64, 64, dtype=torch.uint8)
     with pytest.raises(SelfyError, match=r"--cell 100 is larger than the frame \(64x64 pixels\): use at most 64"):
@@ -201,7 +201,7 @@ def test_a_window_beyond_the_stss_map_stops_before_any_allocation():
 
 
 def test_an_unsupported_device_is_one_line():
-    from selfy_lab.runtime import select_device
+    from selfy_lab.core.runtime import select_device
 
     for name, expected in (("mps", "unknown device 'mps'"), ("cuda:x", "unknown device"),
                            ("tpu" * 50, "unknown device 'tputputpu")):
@@ -214,7 +214,7 @@ def test_an_unsupported_device_is_one_line():
 def test_a_damaged_results_table_is_never_published(tmp_path):
     """A hand-edited share above 1, a torn last row, a missing column, text for a number, an empty file: one
     line naming the file and the line, never a number in a table."""
-    from selfy_lab.tables import load_runs
+    from selfy_lab.reports.tables import load_runs
 
     good = tmp_path / "good.csv"
     row = "e,r1,tsn,8,none,none,none,none,none,none,none,none,none,none,none,scratch,1,0.1,1.0,0,val,{metric},{value},0.1.0,abc,t"
@@ -239,8 +239,8 @@ def test_a_damaged_results_table_is_never_published(tmp_path):
 def test_a_start_that_failed_before_training_does_not_block_the_corrected_command(tmp_path):
     from dataclasses import replace
 
-    from selfy_lab import train as T
-    from selfy_lab.presets import resolve
+    from selfy_lab.engine import train as T
+    from selfy_lab.config.presets import resolve
 
     first = resolve("smoke")
     corrected = replace(first, train=replace(first.train, lr=first.train.lr * 2))
@@ -255,7 +255,7 @@ def test_a_start_that_failed_before_training_does_not_block_the_corrected_comman
 
 
 def test_an_unfinished_run_is_evaluated_only_with_a_note(smoke_sweep, tmp_path):
-    from selfy_lab.evaluate import evaluate_run
+    from selfy_lab.engine.evaluate import evaluate_run
 
     src = R.sweep_run_dirs(smoke_sweep)[0]
     run = shutil.copytree(src, tmp_path / src.name)
@@ -269,8 +269,8 @@ def test_an_unfinished_run_is_evaluated_only_with_a_note(smoke_sweep, tmp_path):
     rows = R.read_csv(run / R.EVAL)
     assert rows and {r["experiment"] for r in rows} == {"eval-unfinished"}
     # explaining and predicting say it first, and their outputs say it too
-    from selfy_lab.explain import _cam_models
-    from selfy_lab.predict import predict
+    from selfy_lab.studies.explain import _cam_models
+    from selfy_lab.studies.predict import predict
 
     notes = []
     models, _ = _cam_models([run], tmp_path, "cpu", notes.append)
@@ -290,7 +290,7 @@ def test_an_unfinished_run_is_evaluated_only_with_a_note(smoke_sweep, tmp_path):
 def test_corruption_cells_are_keyed_by_the_weights_they_came_from(smoke_sweep, tmp_path):
     """An unfinished run's cells are filed under its checkpoint's epochs; once the run has finished, the same
     command evaluates them again from the final weights and replaces them, never serving the old numbers."""
-    from selfy_lab import robustness as Rb
+    from selfy_lab.studies import robustness as Rb
 
     src = R.sweep_run_dirs(smoke_sweep)[0]
     run = shutil.copytree(src, tmp_path / src.name)
@@ -318,7 +318,7 @@ def test_corruption_cells_are_keyed_by_the_weights_they_came_from(smoke_sweep, t
 
 
 def test_a_list_item_of_the_wrong_type_is_one_line():
-    from selfy_lab.presets import resolve
+    from selfy_lab.config.presets import resolve
 
     with pytest.raises(ValueError, match="position item '5' is not a stage name"):
         resolve("quick", overrides={"model": {"position": ["res3", 5]}})
@@ -327,16 +327,16 @@ def test_a_list_item_of_the_wrong_type_is_one_line():
 
 
 def test_a_long_value_is_cut_in_the_message():
-    from selfy_lab.errors import user_message
+    from selfy_lab.core.errors import user_message
 
     msg = user_message(SelfyError(f"unknown dataset '{'x' * 5000}': choose from synthetic, custom"))
     assert len(msg) < 200 and msg.endswith("choose from synthetic, custom") and "(5003 characters)" in msg
 
 
 def test_an_export_s_weights_file_passed_as_pretrained_is_its_folder(smoke_sweep, tmp_path):
-    from selfy_lab.export import export_run
+    from selfy_lab.studies.export import export_run
     from selfy_lab.models import build_model
-    from selfy_lab.weights import load_pretrained
+    from selfy_lab.engine.weights import load_pretrained
 
     run = R.sweep_run_dirs(smoke_sweep)[0]
     out = tmp_path / "model"
@@ -352,7 +352,7 @@ def test_an_export_s_weights_file_passed_as_pretrained_is_its_folder(smoke_sweep
 
 
 def test_more_example_clips_than_the_split_holds_is_one_line(smoke_sweep, tmp_path):
-    from selfy_lab.robustness import example_clips
+    from selfy_lab.studies.robustness import example_clips
 
     run = R.sweep_run_dirs(smoke_sweep)[0]
     with pytest.raises(SelfyError, match=r"--examples 100000: the validation split holds \d+ clips"):

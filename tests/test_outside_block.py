@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from selfy_lab.config import ModelConfig
-from selfy_lab.errors import SelfyError
+from selfy_lab.config.run import ModelConfig
+from selfy_lab.core.errors import SelfyError
 from selfy_lab.models import build_model
 
 from helpers import cli, cli_inproc, one_line_error, rows

@@ -4,11 +4,11 @@ import pytest
 import yaml
 from helpers import cli, one_line_error, rows
 
-from selfy_lab import ablate as A
-from selfy_lab import results as R
+from selfy_lab.studies import ablate as A
+from selfy_lab.store import results as R
 from selfy_lab.data.datasets import build_dataset, scored_splits
-from selfy_lab.errors import SelfyError
-from selfy_lab.presets import resolve
+from selfy_lab.core.errors import SelfyError
+from selfy_lab.config.presets import resolve
 
 
 def test_the_benchmark_has_a_disjoint_test_split_of_its_own_size():
@@ -29,7 +29,7 @@ def test_a_list_dataset_has_a_test_split_only_with_a_test_list():
 
 
 def test_a_run_is_scored_on_test_once_and_a_run_without_test_rows_is_rescored_from_its_checkpoint(tmp_path):
-    from selfy_lab.train import fit
+    from selfy_lab.engine.train import fit
 
     run = resolve("smoke")
     d = tmp_path / "run"

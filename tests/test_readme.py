@@ -47,7 +47,7 @@ def test_the_results_readme_tables_are_those_the_committed_files_give(tmp_path):
     """results/README.md's tables cannot drift: regenerated from the committed CSVs, the file is unchanged."""
     import shutil
 
-    from selfy_lab.readme_tables import update_readme
+    from selfy_lab.reports.readme_tables import update_readme
 
     committed = ROOT / "results" / "README.md"
     copy = tmp_path / "README.md"
@@ -60,8 +60,8 @@ def test_the_results_readme_tables_are_those_the_committed_files_give(tmp_path):
 def test_a_marked_table_is_rewritten_and_a_bad_marker_is_one_line(tmp_path):
     import pytest
 
-    from selfy_lab.errors import SelfyError
-    from selfy_lab.readme_tables import update_readme
+    from selfy_lab.core.errors import SelfyError
+    from selfy_lab.reports.readme_tables import update_readme
 
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "comparison.csv").write_text(
@@ -83,9 +83,9 @@ def test_a_marked_table_is_rewritten_and_a_bad_marker_is_one_line(tmp_path):
 def test_a_sweep_table_tells_its_baselines_apart(tmp_path):
     from dataclasses import replace
 
-    from selfy_lab import results as R
-    from selfy_lab.presets import resolve
-    from selfy_lab.readme_tables import render
+    from selfy_lab.store import results as R
+    from selfy_lab.config.presets import resolve
+    from selfy_lab.reports.readme_tables import render
 
     base = resolve("smoke")
     ids = []
@@ -104,8 +104,8 @@ def test_a_table_of_val_scored_or_uncommitted_runs_is_marked(tmp_path):
     or ran from uncommitted code, and the contrast kind states the verdicts the stated test allows."""
     import pandas as pd
 
-    from selfy_lab import results as R
-    from selfy_lab.readme_tables import provenance_note, update_readme
+    from selfy_lab.store import results as R
+    from selfy_lab.reports.readme_tables import provenance_note, update_readme
 
     def rows(block, seed, top1, split="val", rev="abc1234"):
         base = {c: "none" for c in R.RUN_COLUMNS}

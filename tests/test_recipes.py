@@ -4,12 +4,20 @@ import pandas as pd
 import pytest
 
 from helpers import finished_runs
-from selfy_lab.sweep_report import write_sweep_report
-from selfy_lab.errors import SelfyError
-from selfy_lab.readme_tables import recipe_comparison_table
-from selfy_lab.recipes import (BEST_RECIPES, RECIPE_CELLS, best_recipes, own_recipe_cells,
-                               recipe_cells, recipe_comparison, recipe_curves, recipe_label,
-                               shared_recipe)
+from selfy_lab.reports.sweep_report import write_sweep_report
+from selfy_lab.core.errors import SelfyError
+from selfy_lab.reports.readme_tables import recipe_comparison_table
+from selfy_lab.reports.recipes import (
+    BEST_RECIPES,
+    RECIPE_CELLS,
+    best_recipes,
+    own_recipe_cells,
+    recipe_cells,
+    recipe_comparison,
+    recipe_curves,
+    recipe_label,
+    shared_recipe,
+)
 
 
 def test_each_method_gets_its_best_cell_beside_the_shared_one_and_its_curves(tmp_path):
@@ -47,7 +55,7 @@ def test_a_sweep_that_declares_recipes_writes_its_recipe_tables_at_its_own_share
     best = pd.read_csv(other / BEST_RECIPES).set_index("block")
     assert best.loc["none", "shared_lr"] == 0.002 and pd.isna(best.loc["tea", "shared_top1"])  # tea has no cell there
     # a record without its base recipe: one line, no guess
-    from selfy_lab import results as R
+    from selfy_lab.store import results as R
 
     R.write_sweep_record(other, {"report": "recipes"})
     with pytest.raises(SelfyError, match="records no base recipe"):
@@ -55,7 +63,7 @@ def test_a_sweep_that_declares_recipes_writes_its_recipe_tables_at_its_own_share
 
 
 def test_what_a_sweep_writes_follows_its_declared_report_not_its_rows(tmp_path):
-    from selfy_lab import results as R
+    from selfy_lab.store import results as R
 
     cells = [("none", 0.004, 3, 0, 0.30), ("tea", 0.004, 3, 0, 0.40), ("tam", 0.004, 3, 0, 0.25),
              ("stm", 0.004, 3, 0, 0.35), ("stm", 0.008, 3, 0, 0.30)]
@@ -128,7 +136,7 @@ def test_own_recipes_are_gathered_from_several_sweeps_by_the_budget_s_choice(tmp
 
 
 def test_each_method_at_its_own_recipe_against_selfy_by_the_stated_test(tmp_path):
-    from selfy_lab.readme_tables import recipe_contrast_table
+    from selfy_lab.reports.readme_tables import recipe_contrast_table
 
     budget = finished_runs(tmp_path / "budget", [("selfy", 0.004, 2, 100, 0.5), ("selfy", 0.008, 2, 100, 0.6),
                                                  ("tea", 0.004, 2, 100, 0.3), ("tea", 0.004, 3, 100, 0.4)],
@@ -147,7 +155,7 @@ def test_each_method_at_its_own_recipe_against_selfy_by_the_stated_test(tmp_path
 def test_a_grid_and_its_extension_choose_together(tmp_path):
     """The README's recipes table of a grid joined with its extension (``recipes A+B``) takes each method's
     best cell over both sweeps' cells, the grid's one where the extension did worse."""
-    from selfy_lab.readme_tables import recipes_table
+    from selfy_lab.reports.readme_tables import recipes_table
 
     finished_runs(tmp_path / "grid", [("none", 0.004, 2, 100, 0.30), ("none", 0.008, 2, 100, 0.40),
                                       ("tea", 0.004, 2, 100, 0.20), ("tea", 0.002, 2, 100, 0.25)])
@@ -163,7 +171,7 @@ def test_the_own_recipe_comparison_trains_each_method_at_the_recipe_its_tuning_c
     recipe typed by hand that the tuning did not choose fails here."""
     from pathlib import Path
 
-    from selfy_lab.ablate import plan_sweep
+    from selfy_lab.studies.ablate import plan_sweep
 
     root = Path(__file__).resolve().parents[1]
     tuning = [root / "results/tuning/modules-budget", root / "results/tuning/modules-budget-edge"]

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from selfy_lab import results as R
-from selfy_lab.config import ModelConfig, RunConfig
-from selfy_lab.errors import SelfyError
-from selfy_lab.frozen import deep_merge, identity, override
-from selfy_lab.presets import resolve
+from selfy_lab.store import results as R
+from selfy_lab.config.run import ModelConfig, RunConfig
+from selfy_lab.core.errors import SelfyError
+from selfy_lab.core.frozen import deep_merge, identity, override
+from selfy_lab.config.presets import resolve
 
 
 def test_deep_merge_later_layers_win_and_sections_merge_key_by_key():
@@ -98,7 +98,7 @@ def test_ensure_writable(tmp_path):
 
 @pytest.mark.slow
 def test_sweeps_can_share_a_run_store(tmp_path):
-    from selfy_lab import ablate as A
+    from selfy_lab.studies import ablate as A
 
     store = tmp_path / "store"
     a, b = tmp_path / "table-a", tmp_path / "table-b"
@@ -121,8 +121,8 @@ def test_sweeps_can_share_a_run_store(tmp_path):
 
 
 def test_rows_record_the_named_revision_of_a_tree_copied_without_its_history(monkeypatch):
-    from selfy_lab.results import provenance
-    from selfy_lab.version import git_revision
+    from selfy_lab.store.results import provenance
+    from selfy_lab.core.version import git_revision
 
     here = git_revision()
     assert here and here != "abc1234"
@@ -155,8 +155,8 @@ def test_every_committed_run_folder_is_named_by_the_key_its_config_resolves_to_t
 
     import yaml
 
-    from selfy_lab.config import RunConfig
-    from selfy_lab.frozen import from_dict, identity
+    from selfy_lab.config.run import RunConfig
+    from selfy_lab.core.frozen import from_dict, identity
 
     fast = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # 2,000+ files: libyaml's parser where it is built
 

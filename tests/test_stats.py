@@ -1,4 +1,4 @@
-"""The stated test (selfy_lab.stats): Welch's t-test against scipy's and a direct computation, its false-positive
+"""The stated test (selfy_lab.core.stats): Welch's t-test against scipy's and a direct computation, its false-positive
 rate and family-wise error by simulation under the null, its power at a stated effect, and the rows it must never
 separate."""
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from selfy_lab import stats
+from selfy_lab.core import stats
 
 SIMULATIONS = 2000
 

@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from selfy_lab.config import ModelConfig
+from selfy_lab.config.run import ModelConfig
 from selfy_lab.models import selfy as S
-from selfy_lab.presets import resolve
+from selfy_lab.config.presets import resolve
 
 
 def _branch(memory: str, similarity: str = "cosine", extractor: str = "conv") -> S.SelfyBranch:

@@ -5,8 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from selfy_lab import tables as T
-from selfy_lab.results import RUN_COLUMNS, VARIANT_FIELDS
+from selfy_lab.reports import tables as T
+from selfy_lab.store.results import RUN_COLUMNS, VARIANT_FIELDS
 
 
 def run_rows(experiment, backbone, block, offsets, seed, top1, top5, **variant):
@@ -73,7 +73,7 @@ def test_table_view_tells_blocks_apart():
 
 
 def test_sweep_table_id_and_summary(ladder, tmp_path):
-    from selfy_lab.results import write_csv
+    from selfy_lab.store.results import write_csv
 
     write_csv(tmp_path / "runs.csv", ladder.to_dict("records"), RUN_COLUMNS)
     summ, table_id, varying = T.sweep_summary(tmp_path)
@@ -152,7 +152,7 @@ def test_robustness_comparison_is_per_variant_over_seeds_and_keeps_to_the_one_cl
 
 def test_pairwise_orderings_use_the_stated_test():
     """Welch's test over each row's seeds, Holm over the table's orderings; a row of one seed never separates."""
-    from selfy_lab import stats
+    from selfy_lab.core import stats
 
     view = pd.DataFrame([
         {"variant": "a", "paper_top1": 40.0, "top1": 60.0, "top1_std": 1.0, "seeds": 5},
@@ -179,7 +179,7 @@ def test_pairwise_orderings_use_the_stated_test():
 
 
 def test_contrasts_take_the_reference_chosen_on_val():
-    from selfy_lab.errors import SelfyError
+    from selfy_lab.core.errors import SelfyError
 
     table = pd.DataFrame([
         {"variant": "selfy -3..3", "block": "selfy", "top1": 80.0, "top1_std": 1.0, "seeds": 5, "split": "val"},
@@ -258,8 +258,8 @@ def test_module_comparison_rows_seeds_and_step_ratio(modules):
 
 
 def test_block_comparison_sweep_writes_its_table_and_figure(modules, tmp_path):
-    from selfy_lab import results as R
-    from selfy_lab.sweep_report import write_sweep_report
+    from selfy_lab.store import results as R
+    from selfy_lab.reports.sweep_report import write_sweep_report
 
     R.write_csv(tmp_path / R.RUNS_TABLE, modules.to_dict("records"), RUN_COLUMNS)
     paths = write_sweep_report(tmp_path, "comparison")
@@ -269,8 +269,8 @@ def test_block_comparison_sweep_writes_its_table_and_figure(modules, tmp_path):
 
 
 def test_a_sweep_figure_drawn_again_from_the_same_rows_is_the_same_file(ladder, tmp_path):
-    from selfy_lab import results as R
-    from selfy_lab.sweep_report import write_sweep_report
+    from selfy_lab.store import results as R
+    from selfy_lab.reports.sweep_report import write_sweep_report
 
     files = []
     for d in ("a", "b"):
@@ -283,7 +283,7 @@ def test_a_sweep_figure_drawn_again_from_the_same_rows_is_the_same_file(ladder, 
 
 
 def test_robustness_lines_are_told_apart_by_block_when_a_sweep_compares_blocks():
-    from selfy_lab.viz import robustness_variants
+    from selfy_lab.reports.viz import robustness_variants
 
     def rows(*models):
         return pd.DataFrame([{"backbone": "tsn", "block": m[0], "offsets": m[1], "position": (m[2:] or ("res3",))[0]}
@@ -319,7 +319,7 @@ def test_variant_table_names_rows_by_the_fields_that_differ():
 
 
 def test_runs_of_one_seed_that_differ_only_outside_the_variant_fields_are_never_averaged_as_seeds(tmp_path):
-    from selfy_lab import results as R
+    from selfy_lab.store import results as R
 
     # a sweep over the input size: both runs have the same variant fields and seed, only the sweep record tells
     rows = run_rows("diag", "tsm-r18-w16", "none", "none", 100, 0.2, 0.5) + \
@@ -337,8 +337,8 @@ def test_runs_of_one_seed_that_differ_only_outside_the_variant_fields_are_never_
 
 
 def test_a_sweep_whose_record_declares_no_report_draws_nothing(tmp_path):
-    from selfy_lab import results as R
-    from selfy_lab.sweep_report import write_sweep_report
+    from selfy_lab.store import results as R
+    from selfy_lab.reports.sweep_report import write_sweep_report
 
     rows = []
     for pos in ("res2", "res3", "res4"):  # Table 7f-like: one offset set at three positions
@@ -391,7 +391,7 @@ def test_every_row_of_an_hcml_sweep_table_has_its_own_variant_name(tmp_path, whi
     from rich.console import Console
 
     from selfy_lab.cli.sweeps import print_sweep_summary
-    from selfy_lab.results import write_csv
+    from selfy_lab.store.results import write_csv
 
     df = dict(zip(["labels", "aux"], hcml_sweeps()))[which]
     write_csv(tmp_path / "runs.csv", df.to_dict("records"), RUN_COLUMNS)

@@ -8,12 +8,12 @@ import pytest
 import torch
 from helpers import Stop, cli, cli_inproc, free_port, one_line_error, rows, stop_after_first_epoch
 
-from selfy_lab.checkpoint import load_run
-from selfy_lab.errors import SelfyError
-from selfy_lab.evaluate import evaluate
-from selfy_lab.presets import resolve
-from selfy_lab.results import RUN_COLUMNS
-from selfy_lab.train import fit, lr_at, thread_note
+from selfy_lab.engine.checkpoint import load_run
+from selfy_lab.core.errors import SelfyError
+from selfy_lab.engine.evaluate import evaluate
+from selfy_lab.config.presets import resolve
+from selfy_lab.store.results import RUN_COLUMNS
+from selfy_lab.engine.train import fit, lr_at, thread_note
 
 SMOKE = dict(train=dict(epochs=2))
 
@@ -64,7 +64,7 @@ def test_tensorboard_gets_every_epoch_and_the_config_without_changing_the_run(tm
         return real_import(name, *a, **kw)
 
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
-    from selfy_lab.errors import SelfyError
+    from selfy_lab.core.errors import SelfyError
 
     with pytest.raises(SelfyError, match="needs the tensorboard package"):
         fit(replace(logged, train=replace(logged.train, epochs=1)), tmp_path / "other")
@@ -138,7 +138,7 @@ def test_a_run_does_not_depend_on_what_the_process_ran_before(tmp_path):
 
 def test_a_run_directory_refuses_another_configuration(tmp_path):
     fit(resolve("smoke"), tmp_path)
-    from selfy_lab.errors import SelfyError
+    from selfy_lab.core.errors import SelfyError
 
     with pytest.raises(SelfyError, match="another configuration"):
         fit(resolve("smoke", overrides={"model": {"offsets": "1"}}), tmp_path)
@@ -353,7 +353,7 @@ def test_deterministic_runs_use_deterministic_kernels_under_their_own_key(tmp_pa
 
 
 def test_an_operation_without_a_deterministic_kernel_stops_with_one_line():
-    from selfy_lab.runtime import deterministic_algorithms
+    from selfy_lab.core.runtime import deterministic_algorithms
 
     with pytest.raises(SelfyError, match=r"^--deterministic: put_ has no deterministic kernel.*without --deterministic$"):
         with deterministic_algorithms():
@@ -366,8 +366,8 @@ def test_every_row_names_its_device_torch_and_threads(tmp_path):
     CPU, the thread count (which sets a CPU run's round-off); the test split's rows sit beside validation's."""
     import torch
 
-    from selfy_lab import results as R
-    from selfy_lab.train import run_rows
+    from selfy_lab.store import results as R
+    from selfy_lab.engine.train import run_rows
 
     run = resolve("smoke")
     history = [{"epoch": 1, "train_loss": 2.5, "train_top1": 0.1, "train_seconds": 3.0, "val_top1": 0.25}]
@@ -387,8 +387,8 @@ def test_every_row_names_its_device_torch_and_threads(tmp_path):
 @pytest.mark.slow
 def test_a_diverged_run_stops_with_one_line_and_is_not_finished(tmp_path):
     """--lr 1e6: the loss becomes nan; the run stops before its epoch is saved, never recorded as finished."""
-    from selfy_lab.errors import DivergedError
-    from selfy_lab.results import is_finished
+    from selfy_lab.core.errors import DivergedError
+    from selfy_lab.store.results import is_finished
 
     run = resolve("smoke", overrides=dict(train=dict(epochs=2, lr=1e6)))
     with pytest.raises(DivergedError, match=r"epoch 1 .*lower --lr"):

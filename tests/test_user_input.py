@@ -7,9 +7,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from selfy_lab import ablate as A
+from selfy_lab.studies import ablate as A
 from selfy_lab.data.lists import read_categories, read_class_names, read_clips
-from selfy_lab.errors import DataError, SelfyError
+from selfy_lab.core.errors import DataError, SelfyError
 
 from helpers import cli_inproc, one_line_error
 
@@ -159,8 +159,8 @@ def test_generated_results_tables_read_valid_or_stop_with_one_line(tmp_path, val
     import io
     import math
 
-    from selfy_lab import results as R
-    from selfy_lab.tables import SHARES, load_runs
+    from selfy_lab.store import results as R
+    from selfy_lab.reports.tables import SHARES, load_runs
 
     header = list(R.RUN_COLUMNS[:-3])
     rows = [[str(v) if c == "{value}" else m if c == "{metric}" else c for c in _ROW.split(",")]

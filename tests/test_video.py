@@ -7,8 +7,8 @@ from helpers import cli, one_line_error, write_video
 
 from selfy_lab.data.datasets import build_dataset
 from selfy_lab.data.video import decoder, read_sampled
-from selfy_lab.errors import DataError
-from selfy_lab.presets import resolve
+from selfy_lab.core.errors import DataError
+from selfy_lab.config.presets import resolve
 
 
 def levels(frames):

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torchvision
 
-from selfy_lab import weights
-from selfy_lab.config import ModelConfig
-from selfy_lab.errors import SelfyError
+from selfy_lab.engine import weights
+from selfy_lab.config.run import ModelConfig
+from selfy_lab.core.errors import SelfyError
 from selfy_lab.models import build_model
 
 TV = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50}
@@ -92,10 +92,10 @@ def test_an_exported_model_loads_bit_for_bit_everywhere_a_run_is_accepted(tmp_pa
     the folder; another architecture is one line naming the difference."""
     from helpers import cli_inproc, one_line_error
 
-    from selfy_lab import results as R
-    from selfy_lab.checkpoint import load_run
-    from selfy_lab.presets import resolve
-    from selfy_lab.train import fit
+    from selfy_lab.store import results as R
+    from selfy_lab.engine.checkpoint import load_run
+    from selfy_lab.config.presets import resolve
+    from selfy_lab.engine.train import fit
 
     run = resolve("smoke", overrides={"train": {"epochs": 1}})
     fit(run, tmp_path / "run")
@@ -134,7 +134,7 @@ def test_the_models_shipped_in_the_repository_load():
     """results/models: the exported models the README's cam / stss examples use on a fresh clone."""
     from helpers import ROOT
 
-    from selfy_lab.checkpoint import load_run
+    from selfy_lab.engine.checkpoint import load_run
 
     for name, block in (("tsn-r18-w16-baseline", "none"), ("tsn-r18-w16-selfy-3", "selfy")):
         run, model = load_run(ROOT / "results" / "models" / name, "cpu")

@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from selfy_lab import paper, results, tables
+from selfy_lab.core import paper
+from selfy_lab.store import results
+from selfy_lab.reports import tables
 
 # committed results by default; tests point this at a small fixture
 RESULTS = Path(os.environ.get("SELFY_LAB_RESULTS", "../results")).resolve()
@@ -32,7 +34,7 @@ NOTEBOOKS = {
     "ablations": nb(
         "Ablations: the paper's Tables 3a, 3b, 5, 7b-7f and 8",
         "Every table rebuilt from the tidy `runs.csv` files under `results/` (mean ± std over seeds), beside the "
-        "paper's numbers (SS-V1, from `selfy_lab.paper`). Our runs are on the built-in motion benchmark with narrow "
+        "paper's numbers (SS-V1, from `selfy_lab.core.paper`). Our runs are on the built-in motion benchmark with narrow "
         "backbones trained from scratch unless the run's config says otherwise, so compare orderings, not values.",
         [
             ("code", '''runs = tables.load_runs(RESULTS)
@@ -44,7 +46,7 @@ print(f"{len(runs)} rows, {runs['run_id'].nunique() if len(runs) else 0} runs, e
     cols = [c for c in ("variant", "backbone", "gflops", "top1", "top1_std", "top5", "top5_std", "seeds",
                         "paper_top1", "paper_top5") if c in view.columns]
     display(view[cols].style.format(precision=2, na_rep="-").hide(axis="index"))
-    orders = tables.pairwise_orderings(view)  # the paper's orderings by the stated test (selfy_lab.stats)
+    orders = tables.pairwise_orderings(view)  # the paper's orderings by the stated test (selfy_lab.core.stats)
     if len(orders):
         counts = orders["verdict"].value_counts().to_dict()
         display(Markdown("paper's orderings among the rows run here: " + ", ".join(f"{v} {k}" for k, v in counts.items())))
@@ -54,7 +56,7 @@ print(f"{len(runs)} rows, {runs['run_id'].nunique() if len(runs) else 0} runs, e
 for table_id in ("3a-tsn", "3a-tsm", "3b", "5", "7b", "7c", "7d", "7e", "7f", "8"):
     show(table_id)'''),
             ("md", "## Accuracy vs temporal range (Table 3a)"),
-            ("code", '''from selfy_lab.viz import temporal_range_figure
+            ("code", '''from selfy_lab.reports.viz import temporal_range_figure
 
 ladder = runs[runs["experiment"].isin(paper.TABLE_EXPERIMENTS["3a-tsn"] + paper.TABLE_EXPERIMENTS["3a-tsm"])]
 if len(ladder):
@@ -69,8 +71,8 @@ else:
                    "Every sweep that compares blocks: top-1 per seed, the accuracy within the time-reversed pairs "
                    "(binary; 50% is order-blind), GFLOPs and parameters from the FLOPs counter, and the training-step "
                    "time ratio against the plain backbone from `selfy-lab bench --only modules` where it was measured."),
-            ("code", '''from selfy_lab.viz import comparison_figure
-from selfy_lab.vocabulary import COMPARISON_REPORTS
+            ("code", '''from selfy_lab.reports.viz import comparison_figure
+from selfy_lab.config.vocabulary import COMPARISON_REPORTS
 
 bench_file = RESULTS / "bench-modules" / "bench.csv"
 bench = pd.read_csv(bench_file) if bench_file.exists() else None
@@ -91,7 +93,7 @@ if not compared:
         "(mPC) and relative robustness (rPC = mPC / clean), and example strips (Fig. 5c). Paper's finding: short "
         "ranges ({0}, {1}, {-1,0,1}) drop fast; long ranges degrade less and the gap grows with severity.",
         [
-            ("code", '''from selfy_lab.viz import robustness_figure
+            ("code", '''from selfy_lab.reports.viz import robustness_figure
 
 rob = tables.load_robustness(RESULTS)
 print(f"{len(rob)} rows; kinds: {sorted(rob['kind'].unique()) if len(rob) else []}")
@@ -116,9 +118,9 @@ if len(summary):
         "committed figures are shown instead.",
         [
             ("code", '''from selfy_lab.data.datasets import build_dataset
-from selfy_lab.explain import auto_cam_layer, compare_cams, model_label, paper_pair
-from selfy_lab.checkpoint import load_run
-from selfy_lab.viz import cam_figure
+from selfy_lab.studies.explain import auto_cam_layer, compare_cams, model_label, paper_pair
+from selfy_lab.engine.checkpoint import load_run
+from selfy_lab.reports.viz import cam_figure
 
 pair = paper_pair(results.find_checkpoints(RESULTS))
 if len(pair) == 2:
@@ -149,10 +151,10 @@ else:
 
 from selfy_lab.data import synthetic as syn
 from selfy_lab.data.transforms import clip_from_frames
-from selfy_lab.explain import stss_from_model, stss_from_pixels
-from selfy_lab.checkpoint import load_run
-from selfy_lab.explain import default_query
-from selfy_lab.viz import stss_flow_figure, stss_likelihood_figure, stss_query_figure
+from selfy_lab.studies.explain import stss_from_model, stss_from_pixels
+from selfy_lab.engine.checkpoint import load_run
+from selfy_lab.studies.explain import default_query
+from selfy_lab.reports.viz import stss_flow_figure, stss_likelihood_figure, stss_query_figure
 
 sources = {"raw pixels": None}
 for path in results.find_checkpoints(RESULTS):
@@ -215,8 +217,8 @@ if len(table):
     print(f"largest |difference|: {table['rel_diff'].abs().max():.1%}")'''),
             ("code", '''from dataclasses import replace
 
-from selfy_lab.config import ModelConfig
-from selfy_lab.flops import model_cost
+from selfy_lab.config.run import ModelConfig
+from selfy_lab.models.flops import model_cost
 
 base = ModelConfig(backbone="tsm-r18")
 backbone = model_cost(replace(base, block="none"))["gflops"]

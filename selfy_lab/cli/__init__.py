@@ -1,7 +1,7 @@
 """``selfy-lab``: each command parses its flags, calls one library function and prints."""
 import sys
 
-from ..errors import SelfyError
+from ..core.errors import SelfyError
 from . import models, runs, sweeps, visual  # noqa: F401  (register the commands)
 from .common import app  # noqa: F401
 
@@ -11,7 +11,7 @@ def main() -> None:
     try:
         app()
     except SelfyError as e:
-        from ..errors import user_message
+        from ..core.errors import user_message
 
         print(f"error: {user_message(e)}", file=sys.stderr)
         sys.exit(2)

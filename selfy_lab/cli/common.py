@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import SelfyError
-from ..vocabulary import AUX_LOSSES, BLOCKS, EXTRACTORS, FUSIONS, HIERARCHIES, INTEGRATORS, SIMILARITIES
+from ..core.errors import SelfyError
+from ..config.vocabulary import AUX_LOSSES, BLOCKS, EXTRACTORS, FUSIONS, HIERARCHIES, INTEGRATORS, SIMILARITIES
 
 app = typer.Typer(
     name="selfy-lab",
@@ -200,7 +200,7 @@ def at_least(value, lo, flag: str):
 
 def comma_list(value) -> list[str]:
     """``a,b, c`` or a repeated flag's values ['a,b', 'c'] -> ['a', 'b', 'c'] (empty items dropped)."""
-    from ..grammar import parse_list
+    from ..config.grammar import parse_list
 
     return parse_list(value)
 
@@ -272,7 +272,7 @@ class RunDisplay:
         if event == "data":
             p.update(t, description=f"{pre}{kw['message']}")
         elif event == "resume":
-            from ..train import thread_note
+            from ..engine.train import thread_note
 
             p.console.print(f"{pre}resuming after epoch {kw['epoch']} (checkpoint found){thread_note(kw)}")
         elif event == "dataset":
@@ -353,7 +353,7 @@ class SweepDisplay:
             elif ev == "test_start":
                 p.update(self.run, info="testing")
             elif ev == "resume":
-                from ..train import thread_note
+                from ..engine.train import thread_note
 
                 p.console.print(f"{kw['run'].label}: resuming after epoch {kw['epoch']}{thread_note(kw)}")
         elif event == "run_end":

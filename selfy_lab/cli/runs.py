@@ -6,14 +6,68 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import SelfyError
-from .common import (AllowDirty, Settings, Aux, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
-                     Deterministic, Device, Epochs, Experiment, Extractor, Flip, Frames, FrameTemplate,
-                     FreezeBackbone, Fusion, HcmlAllowLeak, HcmlDelta, HcmlPredictor, HcmlTarget, HcmlTau, Hierarchy,
-                     HierarchyLevels, Integrator, LabelFraction, ListFormat, Lr, Offsets, Position, Preset,
-                     Pretrained, Reduce, RunDisplay, Seed, Similarity, StssMemory, Tensorboard, TestClips, TestCrops,
-                     TestList, TrainList, ValList, Window, Workers, app, at_least, console, metrics_table, table,
-                     Model, ModelArg, OnMissing, one_model)
+from ..core.errors import SelfyError
+from .common import (
+    AllowDirty,
+    Settings,
+    Aux,
+    AuxWeight,
+    Backbone,
+    BatchSize,
+    Block,
+    BlockOptions,
+    Categories,
+    Compile,
+    DataRoot,
+    Dataset,
+    Deterministic,
+    Device,
+    Epochs,
+    Experiment,
+    Extractor,
+    Flip,
+    Frames,
+    FrameTemplate,
+    FreezeBackbone,
+    Fusion,
+    HcmlAllowLeak,
+    HcmlDelta,
+    HcmlPredictor,
+    HcmlTarget,
+    HcmlTau,
+    Hierarchy,
+    HierarchyLevels,
+    Integrator,
+    LabelFraction,
+    ListFormat,
+    Lr,
+    Offsets,
+    Position,
+    Preset,
+    Pretrained,
+    Reduce,
+    RunDisplay,
+    Seed,
+    Similarity,
+    StssMemory,
+    Tensorboard,
+    TestClips,
+    TestCrops,
+    TestList,
+    TrainList,
+    ValList,
+    Window,
+    Workers,
+    app,
+    at_least,
+    console,
+    metrics_table,
+    table,
+    Model,
+    ModelArg,
+    OnMissing,
+    one_model,
+)
 
 
 @app.command()
@@ -54,9 +108,9 @@ def train(
     Multi-GPU / multi-node: torchrun --nproc-per-node N -m selfy_lab.cli train ...
     """
     flags = dict(locals())
-    from ..experiments import run_from_flags
-    from ..results import RUN_OWNED, allow_dirty_source, claim_folder, default_run_dir
-    from ..train import fit
+    from ..config.experiments import run_from_flags
+    from ..store.results import RUN_OWNED, allow_dirty_source, claim_folder, default_run_dir
+    from ..engine.train import fit
 
     allow_dirty_source(allow_dirty)
     run, _ = run_from_flags(flags)
@@ -70,7 +124,7 @@ def train(
     except KeyboardInterrupt:
         con.print(f"interrupted: re-run the same command to resume from the last checkpoint in {run_dir}")
         raise typer.Exit(130)
-    from ..runtime import is_main_process
+    from ..core.runtime import is_main_process
 
     if is_main_process():
         con.print(metrics_table(f"validation ({run_dir})", metrics))
@@ -108,10 +162,10 @@ def pretrain(
     Writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv (the final InfoNCE); re-running the same command resumes from the last checkpoint.
     """
     flags = {**dict(locals()), "objective": method, "block": "none"}  # the hierarchy alone, no block
-    from ..experiments import run_from_flags
-    from ..results import RUN_OWNED, allow_dirty_source, claim_folder, default_run_dir
-    from ..train import fit
-    from ..vocabulary import OBJECTIVES
+    from ..config.experiments import run_from_flags
+    from ..store.results import RUN_OWNED, allow_dirty_source, claim_folder, default_run_dir
+    from ..engine.train import fit
+    from ..config.vocabulary import OBJECTIVES
 
     allow_dirty_source(allow_dirty)
     if method not in OBJECTIVES[1:]:
@@ -158,9 +212,9 @@ def evaluate_cmd(
 
       selfy-lab eval runs/train/abc123 --split test                 # the held-out test split
     """
-    from ..evaluate import evaluate_run
-    from ..results import allow_dirty_source
-    from ..viz import save_confusion_figure
+    from ..engine.evaluate import evaluate_run
+    from ..store.results import allow_dirty_source
+    from ..reports.viz import save_confusion_figure
 
     run_path = one_model(run_path, checkpoint, "eval")
     at_least(workers, 0, "--workers")
@@ -168,12 +222,12 @@ def evaluate_cmd(
         raise SelfyError(f"--split {split}: use val or test")
     allow_dirty_source(allow_dirty)
     con = console()
-    from ..results import unfinished_note
+    from ..store.results import unfinished_note
 
     note = unfinished_note(run_path) if run_path.exists() else ""
     if note:
         con.print(f"note: {note}")
-    from ..experiments import set_overrides
+    from ..config.experiments import set_overrides
 
     sets = set_overrides(settings)
     if set(sets) - {"data"}:
@@ -217,8 +271,8 @@ def describe(
         con.print("reverse pairs: a clip played backwards is a clip of the partner class; a frame-order-blind "
                   "model (TSN) is at chance within them.")
         if out:
-            from ..results import claim_folder
-            from ..viz import synthetic_gallery
+            from ..store.results import claim_folder
+            from ..reports.viz import synthetic_gallery
 
             path = synthetic_gallery(claim_folder(out, ("synthetic_classes.png",)) / "synthetic_classes.png", index=index, frames=frames or 8,
                                      size=size or 64)
@@ -251,8 +305,8 @@ def config_cmd(
     flags = dict(locals())
     import yaml
 
-    from ..experiments import run_from_flags
-    from ..frozen import to_dict
+    from ..config.experiments import run_from_flags
+    from ..core.frozen import to_dict
 
     run, _ = run_from_flags(flags)
     typer.echo(yaml.safe_dump(to_dict(run), sort_keys=False).rstrip())
@@ -280,7 +334,7 @@ def export(
 
       selfy-lab train --pretrained models/selfy-tsn-r18 --dataset something-v1 --data-root /data/ssv1
     """
-    from ..export import export_run
+    from ..studies.export import export_run
 
     files = export_run(one_model(run_path, checkpoint, "export"), out, force)
     console().print("wrote " + ", ".join(str(f) for f in files))

@@ -7,10 +7,40 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import SelfyError
-from .common import (AllowDirty, Settings, BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs, Experiment,
-                     Frames, FrameTemplate, ListFormat, Lr, Preset, Pretrained, SweepDisplay, Tensorboard, TrainList,
-                     ValList, Workers, app, at_least, console, progress_bar, table, LIST, MODEL_HELP, OnMissing, path_list)
+from ..core.errors import SelfyError
+from .common import (
+    AllowDirty,
+    Settings,
+    BatchSize,
+    Categories,
+    Compile,
+    DataRoot,
+    Dataset,
+    Deterministic,
+    Device,
+    Epochs,
+    Experiment,
+    Frames,
+    FrameTemplate,
+    ListFormat,
+    Lr,
+    Preset,
+    Pretrained,
+    SweepDisplay,
+    Tensorboard,
+    TrainList,
+    ValList,
+    Workers,
+    app,
+    at_least,
+    console,
+    progress_bar,
+    table,
+    LIST,
+    MODEL_HELP,
+    OnMissing,
+    path_list,
+)
 
 
 def _pm(row, metric: str) -> str:
@@ -24,7 +54,7 @@ def _num(v: float, fmt: str = "{:.1f}") -> str:
 
 def print_sweep_summary(con, out: Path, paper_table: str = "") -> None:
     """The sweep's table in the paper's layout (mean ± std over seeds, the paper's values beside)."""
-    from ..tables import sweep_summary
+    from ..reports.tables import sweep_summary
 
     summ, table_id, varying = sweep_summary(out, paper_table)
     if summ.empty:
@@ -116,9 +146,9 @@ def ablate(
     Re-running the same command skips finished runs and resumes interrupted ones.
     """
     flags = dict(locals())
-    from .. import ablate as A
-    from ..results import SWEEP_OWNED, allow_dirty_source, claim_folder
-    from ..sweep_report import write_sweep_report
+    from ..studies import ablate as A
+    from ..store.results import SWEEP_OWNED, allow_dirty_source, claim_folder
+    from ..reports.sweep_report import write_sweep_report
 
     at_least(seeds, 1, "--seeds")
     at_least(jobs, 1, "--jobs")
@@ -126,7 +156,7 @@ def ablate(
     allow_dirty_source(allow_dirty)
     at_least(gpus_per_run, 0, "--gpus-per-run")
     at_least(time_min, 1, "--time-min")
-    from ..cluster import ClusterOptions
+    from ..studies.cluster import ClusterOptions
 
     cluster = ClusterOptions(executor, partition or "", gpus_per_run, time_min)
     plan = A.plan_command(flags, offsets, ladder, not no_baseline, seeds, report or "")
@@ -192,7 +222,7 @@ def corrupt(
 
       selfy-lab corrupt --kind occlusion --kind blur --sweep results/ablate-offsets --examples 2
     """
-    from ..corrupt import kinds as all_kinds
+    from ..data.corrupt import kinds as all_kinds
 
     con = console()
     if list_kinds:
@@ -204,9 +234,9 @@ def corrupt(
     at_least(seed, 0, "--seed")
     if split not in (None, "val", "test"):
         raise SelfyError(f"--split {split}: use val or test")
-    from .. import robustness as R
-    from ..viz import write_robustness_report
-    from ..results import allow_dirty_source
+    from ..studies import robustness as R
+    from ..reports.viz import write_robustness_report
+    from ..store.results import allow_dirty_source
 
     allow_dirty_source(allow_dirty)
 
@@ -246,7 +276,7 @@ def corrupt(
 
 def print_robustness_summary(con, out: Path, names: list[str], clips: int = 1, crops: int = 1) -> None:
     """Per kind: top-1 by severity (mean ± std over seeds) and mPC / rPC per variant, for one test protocol."""
-    from ..tables import load_robustness, load_robustness_summary, robustness_by_severity
+    from ..reports.tables import load_robustness, load_robustness_summary, robustness_by_severity
 
     df, summ = load_robustness(out), load_robustness_summary(out)
     for k in names:

@@ -6,9 +6,23 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import SelfyError
-from .common import (LIST, MODEL_HELP, Categories, DataRoot, Device, Frames, Offsets, ValList, Window, app, at_least,
-                     comma_list, console, path_list)
+from ..core.errors import SelfyError
+from .common import (
+    LIST,
+    MODEL_HELP,
+    Categories,
+    DataRoot,
+    Device,
+    Frames,
+    Offsets,
+    ValList,
+    Window,
+    app,
+    at_least,
+    comma_list,
+    console,
+    path_list,
+)
 
 
 @app.command()
@@ -45,11 +59,11 @@ def cam(
 
       selfy-lab cam --checkpoint RUN --video my_clip.mp4 --class "Pushing something from left to right"
     """
-    from ..explain import cam_clips
-    from ..results import CAM_OWNED, claim_folder
-    from ..viz import write_cam_figures
+    from ..studies.explain import cam_clips
+    from ..store.results import CAM_OWNED, claim_folder
+    from ..reports.viz import write_cam_figures
 
-    from ..grammar import parse_int_list
+    from ..config.grammar import parse_int_list
 
     at_least(count, 1, "--count")
     try:
@@ -102,7 +116,7 @@ def predict(
     import json
     import sys
 
-    from ..predict import PREDICTION_COLUMNS, predict as run_predict
+    from ..studies.predict import PREDICTION_COLUMNS, predict as run_predict
 
     at_least(top_k, 1, "--top-k")
     if output_format not in ("table", "csv", "json"):
@@ -147,10 +161,10 @@ def stss_cmd(
 
       selfy-lab stss --video my_clip.mp4 --size 112              # your clip, raw pixels
     """
-    from ..explain import stss_clip
-    from ..results import STSS_OWNED, claim_folder
-    from ..viz import write_stss_figures
-    from ..grammar import parse_offsets, parse_query, parse_window
+    from ..studies.explain import stss_clip
+    from ..store.results import STSS_OWNED, claim_folder
+    from ..reports.viz import write_stss_figures
+    from ..config.grammar import parse_offsets, parse_query, parse_window
 
     at_least(clip, 0, "--clip")
     at_least(cell, 1, "--cell")
@@ -164,7 +178,7 @@ def stss_cmd(
         raise SelfyError(f"--{str(e)}" if str(e).startswith("query") else str(e)) from None
     con = console()
     if checkpoint is not None:
-        from ..results import unfinished_note
+        from ..store.results import unfinished_note
 
         if checkpoint.exists() and unfinished_note(checkpoint):
             con.print(f"note: {unfinished_note(checkpoint)}", markup=False)
@@ -197,12 +211,12 @@ def report(
 
       selfy-lab report --readme results/README.md      # regenerate the README's tables from the CSVs
     """
-    from ..report import write_report
+    from ..reports.notebooks import write_report
 
     at_least(timeout, 1, "--timeout-s")
     con = console()
     if readme is not None:
-        from ..readme_tables import update_readme
+        from ..reports.readme_tables import update_readme
 
         path, count = update_readme(readme, results_root)
         con.print(f"wrote {count} tables into {path} from the results under {results_root or readme.parent}")

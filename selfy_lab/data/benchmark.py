@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import DataConfig
-from ..errors import DataError
+from ..config.run import DataConfig
+from ..core.errors import DataError
 from . import synthetic as syn
 from .clips import ClipDataset, item_address
 from .transforms import clip_from_frames

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..config import DataConfig
+from ..config.run import DataConfig
 from .flip import flip_table
 from .transforms import hflip
 

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..config import DataConfig, RunConfig
-from ..errors import DataError
+from ..config.run import DataConfig, RunConfig
+from ..core.errors import DataError
 from . import synthetic as syn
 from .benchmark import SyntheticClips
 from .clips import ClipDataset, item_address
@@ -302,7 +302,7 @@ def class_names_of(run: RunConfig) -> list[str]:
 def class_rows(dataset: str, data_root: str = "", categories: str = "") -> tuple[list[str], list[list[str]]]:
     """`selfy-lab describe`: one row per class (label, name, and for the built-in benchmark its pair and
     kind) with the class its clips become when flipped; returns (columns, rows)."""
-    from ..config import DataConfig
+    from ..config.run import DataConfig
     from .flip import mirror_pairs
 
     if dataset == "synthetic":

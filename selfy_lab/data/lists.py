@@ -20,9 +20,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
-from ..textfiles import read_lines, read_text
-from ..vocabulary import LIST_FORMATS
+from ..core.errors import DataError
+from ..core.textfiles import read_lines, read_text
+from ..config.vocabulary import LIST_FORMATS
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 

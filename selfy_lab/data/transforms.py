@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from ..runtime import device_constant
+from ..core.runtime import device_constant
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 
 @lru_cache(maxsize=1)

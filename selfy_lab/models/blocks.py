@@ -1,4 +1,4 @@
-"""The one door every block enters by: :func:`create_block`, for the registry's entries (``selfy_lab.blocks``)
+"""The one door every block enters by: :func:`create_block`, for the registry's entries (``selfy_lab.config.blocks``)
 and for a user's ``PACKAGE.MODULE:CLASS`` alike, with one contract::
 
     CLASS(channels, *, frames, stage, **options)    # then called on a clip's map: (B, T, C, H, W) -> same
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..blocks import block_entry, is_outside_block
+from ..config.blocks import block_entry, is_outside_block
 
 
 def _builder(target: str):

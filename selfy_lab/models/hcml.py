@@ -41,7 +41,7 @@ is a number:
   non-local) block with positive offsets mixes later frames in; with such a backbone the prediction is partly
   visible (more so for the higher levels), and TSN without a block (or blocks with offsets <= 0) is the clean
   setting for the objective. Such a configuration is refused unless ``hcml_allow_leak`` is set
-  (``selfy_lab.config.RunConfig``).
+  (``selfy_lab.config.run.RunConfig``).
 * the loss is computed only when something uses it (``loss_enabled``, set by the trainer).
 """
 from __future__ import annotations

@@ -5,11 +5,11 @@ import torch
 import torch.nn as nn
 from torchvision.models.resnet import ResNet
 
-from ..blocks import block_entry
-from ..config import ModelConfig
-from ..errors import SelfyError
-from ..grammar import EVERY, block_options_dict, position_stage
-from ..vocabulary import PREVIOUS_STAGE
+from ..config.blocks import block_entry
+from ..config.run import ModelConfig
+from ..core.errors import SelfyError
+from ..config.grammar import EVERY, block_options_dict, position_stage
+from ..config.vocabulary import PREVIOUS_STAGE
 from .backbones import build_resnet, stage_channels, stages
 from .blocks import create_block
 from .hcml import MotionHierarchy, build_hierarchy
@@ -138,7 +138,7 @@ def _insert_blocks(cfg: ModelConfig, backbone: ResNet) -> dict[str, nn.Module]:
 
 
 def build_model(cfg: ModelConfig) -> SELFYNet:
-    """Build the network a :class:`ModelConfig` describes (randomly initialised; see ``selfy_lab.weights``)."""
+    """Build the network a :class:`ModelConfig` describes (randomly initialised; see ``selfy_lab.engine.weights``)."""
     backbone = build_resnet(cfg.depth, width=cfg.width, tsm=cfg.tsm, frames=cfg.frames, shift_div=cfg.shift_div,
                             shift_place=cfg.shift_place)
     chans = stage_channels(backbone)

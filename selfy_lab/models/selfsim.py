@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..runtime import device_constant, shape_cache
-from ..vocabulary import SIMILARITIES
+from ..core.runtime import device_constant, shape_cache
+from ..config.vocabulary import SIMILARITIES
 
 # The reference code's normalisation: x / sqrt(sum(x^2) + eps).
 COSINE_EPS = 1e-6
@@ -55,7 +55,7 @@ def stss(
     Returns:
         (B, T, L, U, V, H, W)
     """
-    from ..grammar import parse_offsets, parse_window
+    from ..config.grammar import parse_offsets, parse_window
 
     if similarity not in SIMILARITIES:
         raise ValueError(f"unknown similarity '{similarity}': choose from {', '.join(SIMILARITIES)}")

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from ..vocabulary import FUSE_HEADS, FUSIONS, INTEGRATORS, RESIDUALS, SELFY_BLOCKS, SIMILARITIES, STSS_MEMORY
+from ..config.vocabulary import FUSE_HEADS, FUSIONS, INTEGRATORS, RESIDUALS, SELFY_BLOCKS, SIMILARITIES, STSS_MEMORY
 from .extract import DEFAULT_CHANNELS, build_extractor
 from .layers import conv_bn_relu
 from .selfsim import stss_macs, stss_volumes

@@ -1,7 +1,7 @@
 """The field's other motion modules, one file per family, each following its authors' public code.
 
 Every module maps a clip's feature map (B, T, C, H, W) to the same shape and is built by the block registry's
-contract, ``CLASS(channels, *, frames, stage, **options)`` (``selfy_lab.blocks`` names each one and where it
+contract, ``CLASS(channels, *, frames, stage, **options)`` (``selfy_lab.config.blocks`` names each one and where it
 lives; :func:`selfy_lab.models.blocks.create_block` builds it). Its default configuration computes the
 function of the authors' code named in its file's docstring; each deviation this toolkit offers is a named
 keyword option, listed in the class's ``OPTIONS`` (``ModelConfig.block_options``, ``--block-options
