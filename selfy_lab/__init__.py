@@ -11,11 +11,11 @@ __all__ = ["__version__", "build_model", "create_model", "from_pretrained", "lis
 
 def __getattr__(name):
     if name in ("stss", "build_model"):
-        from . import models
+        from . import models  # deferred: `import selfy_lab` and the command line start without torch
 
         return getattr(models, name)
     if name in ("create_model", "from_pretrained", "list_models"):
-        from .studies import zoo
+        from .studies import zoo  # deferred: as above
 
         return getattr(zoo, name)
     raise AttributeError(f"module 'selfy_lab' has no attribute {name!r}")

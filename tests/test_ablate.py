@@ -77,7 +77,7 @@ def test_sweep_skips_finished_runs_and_records_failures(tmp_path, monkeypatch):
     assert all(float(t) > 0 for t in took.values())
     mtimes = {r.run_id: (out / "runs" / r.run_id / "metrics.csv").stat().st_mtime for r in runs}
 
-    import selfy_lab.engine.train as T
+    import selfy_lab.studies.runner as T  # the study's one call into the engine: a run's training
 
     real_fit, calls = T.fit, []
 
@@ -341,9 +341,9 @@ def test_an_incomplete_metrics_file_is_not_a_finished_run(tmp_path):
 def test_a_diverged_run_and_a_full_disk_are_status_rows_not_tracebacks(tmp_path, monkeypatch):
     import errno
 
-    import selfy_lab.engine.train as T
-    from selfy_lab.store import results as Rs
+    import selfy_lab.studies.runner as T  # the study's one call into the engine: a run's training
     from selfy_lab.core.errors import DivergedError
+    from selfy_lab.store import results as Rs
 
     base = resolve("smoke", overrides={"train": {"epochs": 1}})
     runs = A.plan(base, [None, (1,)])

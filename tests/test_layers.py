@@ -79,3 +79,46 @@ def test_builders_and_constructors_take_their_subjects_positionally_and_the_rest
     wide = [f"{where} {args}" for where, args in _signatures() if len(args) > 2]
     assert not wide, "\n".join(wide)
     assert sum(1 for _ in _signatures()) > 50  # the scan sees the package
+
+
+def _imports_in_functions():
+    """(file, line, the comment lines that name it) of every import statement inside a function of the package."""
+    import ast
+
+    for path in sorted((ROOT / "selfy_lab").rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for fn in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    # the import's own line and the block it opens: imports, a `try:` or a comment line above it
+                    k, named = node.lineno - 1, []
+                    while k >= 0:
+                        text = lines[k].strip()
+                        named.append(text)
+                        if k < node.lineno - 1 and not text.startswith(("from ", "import ", "try:", "#")):
+                            break
+                        k -= 1
+                    yield path.relative_to(ROOT / "selfy_lab").as_posix(), node.lineno, named
+
+
+def test_an_import_inside_a_function_keeps_a_dependency_optional_or_torch_out_of_the_command_line_start():
+    """Imports sit at the top of their module. The exceptions are named in a comment: ``# optional:`` keeps an
+    optional dependency optional (Jupyter, submitit, tensorboard, torchcodec, POSIX's fcntl); ``# deferred:``
+    keeps torch out of ``import selfy_lab`` and the command line's start, and is allowed only there."""
+    found = list(_imports_in_functions())
+    unnamed = [f"{f}:{line}" for f, line, named in found if not any(("# optional:" in t or "# deferred:" in t) for t in named)]
+    assert not unnamed, "imports inside functions without a reason:\n" + "\n".join(unnamed)
+    deferred = {f for f, _, named in found if any("# deferred:" in t for t in named)}
+    assert deferred and all(f.startswith("cli/") or f == "__init__.py" for f in deferred), deferred
+    # the scan sees the optional ones
+    assert {"cli/runs.py", "reports/notebooks.py", "studies/cluster.py", "data/video.py"} <= {f for f, _, _ in found}
+
+
+def test_the_command_line_starts_without_torch():
+    """What the deferred imports are for: `selfy-lab --help` and shell completion import no torch."""
+    code = "import sys, selfy_lab.cli; assert 'torch' not in sys.modules, 'torch loaded at start'"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -467,7 +467,7 @@ def test_a_full_disk_in_every_writer_is_one_line_and_keeps_what_was_finished(smo
     import errno
     import os
 
-    import safetensors.torch
+    from selfy_lab.studies import export  # writes its weights through safetensors' save_file
 
     run = shutil.copytree(R.sweep_run_dirs(smoke_sweep)[0], tmp_path / "run")
     real_fsync = os.fsync
@@ -505,7 +505,7 @@ def test_a_full_disk_in_every_writer_is_one_line_and_keeps_what_was_finished(smo
     assert (run / R.METRICS).read_bytes() == before
     stops(["corrupt", "--checkpoint", run, "--kind", "blur", "--severity", "1", "--split", "val",
            "--out", tmp_path / "robustness", "--allow-dirty"], lambda m: m.setattr(os, "fsync", disk_full_after(0)))
-    stops(["export", run, "--out", tmp_path / "export"], lambda m: m.setattr(safetensors.torch, "save_file", full))
+    stops(["export", run, "--out", tmp_path / "export"], lambda m: m.setattr(export, "save_file", full))
     assert [p.name for p in (tmp_path / "export").iterdir()] == []  # no half-written weights
 
 

@@ -13,7 +13,8 @@ from selfy_lab.core.errors import SelfyError
 from selfy_lab.engine.evaluate import evaluate
 from selfy_lab.config.presets import resolve
 from selfy_lab.store.results import RUN_COLUMNS
-from selfy_lab.engine.train import fit, lr_at, thread_note
+from selfy_lab.core.runtime import thread_note
+from selfy_lab.engine.train import fit, lr_at
 
 SMOKE = dict(train=dict(epochs=2))
 

@@ -1,9 +1,9 @@
 """``selfy-lab``: each command parses its flags, calls one library function and prints."""
 import sys
 
-from ..core.errors import SelfyError
-from . import models, runs, sweeps, visual  # noqa: F401  (register the commands)
-from .common import app  # noqa: F401
+from ..core.errors import SelfyError, user_message
+from . import models, runs, sweeps, visual
+from .common import app
 
 
 def main() -> None:
@@ -11,7 +11,6 @@ def main() -> None:
     try:
         app()
     except SelfyError as e:
-        from ..core.errors import user_message
 
         print(f"error: {user_message(e)}", file=sys.stderr)
         sys.exit(2)

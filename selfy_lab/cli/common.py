@@ -2,13 +2,18 @@
 fields they set), edge checks of numeric flags, tables and progress displays."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
-from ..core.errors import SelfyError
+from ..config.grammar import parse_list
 from ..config.vocabulary import AUX_LOSSES, BLOCKS, EXTRACTORS, FUSIONS, HIERARCHIES, INTEGRATORS, SIMILARITIES
+from ..core.errors import SelfyError
 
 app = typer.Typer(
     name="selfy-lab",
@@ -200,25 +205,17 @@ def at_least(value, lo, flag: str):
 
 def comma_list(value) -> list[str]:
     """``a,b, c`` or a repeated flag's values ['a,b', 'c'] -> ['a', 'b', 'c'] (empty items dropped)."""
-    from ..config.grammar import parse_list
-
     return parse_list(value)
 
 
 def console(stderr: bool = False):
     """The commands' console (``stderr``: for notes beside data written to standard output)."""
-    import shutil
-
-    from rich.console import Console
-
     # piped output (logs, CI) gets a wide table instead of rich's 80-column fallback; a message stays one line
     # whatever the width (the terminal wraps it, a log keeps it whole for grep and copy)
     return Console(width=shutil.get_terminal_size((140, 24)).columns, soft_wrap=True, stderr=stderr)
 
 
 def table(title: str, columns: list[str], rows: list[list[str]]):
-    from rich.table import Table
-
     t = Table(title=title, title_justify="left")
 
     def numeric(v: str) -> bool:
@@ -239,9 +236,6 @@ def progress_bar(console=None, *, info: bool = False, eta: bool = False, spinner
     """The one progress display of the CLI (a rich Progress, cleared when done): description, then a bar with
     done / total (or, with ``spinner``, a spinner for work of unknown length), an ``info`` field, the time
     elapsed and with ``eta`` the time left."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
     if spinner:
         cols = [SpinnerColumn(), TextColumn("{task.description}")]
     else:
@@ -272,7 +266,8 @@ class RunDisplay:
         if event == "data":
             p.update(t, description=f"{pre}{kw['message']}")
         elif event == "resume":
-            from ..engine.train import thread_note
+            # deferred: these load torch, which the command line's start (--help, completion) must not
+            from ..core.runtime import thread_note
 
             p.console.print(f"{pre}resuming after epoch {kw['epoch']} (checkpoint found){thread_note(kw)}")
         elif event == "dataset":
@@ -353,7 +348,8 @@ class SweepDisplay:
             elif ev == "test_start":
                 p.update(self.run, info="testing")
             elif ev == "resume":
-                from ..engine.train import thread_note
+                # deferred: these load torch, which the command line's start (--help, completion) must not
+                from ..core.runtime import thread_note
 
                 p.console.print(f"{kw['run'].label}: resuming after epoch {kw['epoch']}{thread_note(kw)}")
         elif event == "run_end":

@@ -6,29 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..config.experiments import model_from_flags
 from ..core.errors import SelfyError
 from .common import (
-    Backbone,
-    Block,
-    BlockOptions,
-    Extractor,
-    Frames,
-    Fusion,
-    Hierarchy,
-    HierarchyLevels,
-    Integrator,
-    Offsets,
-    Position,
-    Reduce,
-    Similarity,
-    Window,
-    app,
-    at_least,
-    comma_list,
-    console,
-    progress_bar,
-    table,
-    LIST,
+    LIST, Backbone, Block, BlockOptions, Extractor, Frames, Fusion, Hierarchy, HierarchyLevels, Integrator, Offsets,
+    Position, Reduce, Similarity, Window, app, at_least, comma_list, console, progress_bar, table,
 )
 
 
@@ -51,7 +33,7 @@ def flops(
       selfy-lab flops --paper --out results/flops
     """
     flags = dict(locals())
-    from ..config.experiments import model_from_flags
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..models.flops import cost_report, paper_table
 
     at_least(size, 16, "--size")
@@ -97,6 +79,7 @@ def bench(
 
     Not in the default parts: loader (clips/s of the list-file loader beside the training step); profile (the steps of (b) under torch.profiler: convolutions and matmuls, BatchNorm and the rest, each block's excess per class beside its FLOP share; CPU only); paper (TSM-R50 vs SELFYNet-TSM-R50, block after res3, 8x224x224: batches 1-2 on CPUs with their profile, 8/16/32 in bf16 on GPUs until one does not fit: step time, clips/s, peak memory, each ratio beside the FLOP ratio); stss-memory (SELFY at res2 with reduce 1, its STSS kept or recomputed in the backward pass: time and memory).
     """
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..studies.bench import run_bench
 
     at_least(repeats, 1, "--repeats")

@@ -5,68 +5,19 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import yaml
 
+from ..config.experiments import run_from_flags, set_overrides
+from ..config.vocabulary import OBJECTIVES
 from ..core.errors import SelfyError
+from ..core.frozen import to_dict
 from .common import (
-    AllowDirty,
-    Settings,
-    Aux,
-    AuxWeight,
-    Backbone,
-    BatchSize,
-    Block,
-    BlockOptions,
-    Categories,
-    Compile,
-    DataRoot,
-    Dataset,
-    Deterministic,
-    Device,
-    Epochs,
-    Experiment,
-    Extractor,
-    Flip,
-    Frames,
-    FrameTemplate,
-    FreezeBackbone,
-    Fusion,
-    HcmlAllowLeak,
-    HcmlDelta,
-    HcmlPredictor,
-    HcmlTarget,
-    HcmlTau,
-    Hierarchy,
-    HierarchyLevels,
-    Integrator,
-    LabelFraction,
-    ListFormat,
-    Lr,
-    Offsets,
-    Position,
-    Preset,
-    Pretrained,
-    Reduce,
-    RunDisplay,
-    Seed,
-    Similarity,
-    StssMemory,
-    Tensorboard,
-    TestClips,
-    TestCrops,
-    TestList,
-    TrainList,
-    ValList,
-    Window,
-    Workers,
-    app,
-    at_least,
-    console,
-    metrics_table,
-    table,
-    Model,
-    ModelArg,
-    OnMissing,
-    one_model,
+    AllowDirty, Aux, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
+    Deterministic, Device, Epochs, Experiment, Extractor, Flip, FrameTemplate, Frames, FreezeBackbone, Fusion,
+    HcmlAllowLeak, HcmlDelta, HcmlPredictor, HcmlTarget, HcmlTau, Hierarchy, HierarchyLevels, Integrator,
+    LabelFraction, ListFormat, Lr, Model, ModelArg, Offsets, OnMissing, Position, Preset, Pretrained, Reduce,
+    RunDisplay, Seed, Settings, Similarity, StssMemory, Tensorboard, TestClips, TestCrops, TestList, TrainList,
+    ValList, Window, Workers, app, at_least, console, metrics_table, one_model, table,
 )
 
 
@@ -108,7 +59,7 @@ def train(
     Multi-GPU / multi-node: torchrun --nproc-per-node N -m selfy_lab.cli train ...
     """
     flags = dict(locals())
-    from ..config.experiments import run_from_flags
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..store.results import RUN_OWNED, allow_dirty_source, claim_folder, default_run_dir
     from ..engine.train import fit
 
@@ -124,6 +75,7 @@ def train(
     except KeyboardInterrupt:
         con.print(f"interrupted: re-run the same command to resume from the last checkpoint in {run_dir}")
         raise typer.Exit(130)
+    # deferred: loads torch, which the command line's start must not
     from ..core.runtime import is_main_process
 
     if is_main_process():
@@ -162,10 +114,9 @@ def pretrain(
     Writes config.yaml, checkpoint.pt (every epoch), history.csv and metrics.csv (the final InfoNCE); re-running the same command resumes from the last checkpoint.
     """
     flags = {**dict(locals()), "objective": method, "block": "none"}  # the hierarchy alone, no block
-    from ..config.experiments import run_from_flags
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..store.results import RUN_OWNED, allow_dirty_source, claim_folder, default_run_dir
     from ..engine.train import fit
-    from ..config.vocabulary import OBJECTIVES
 
     allow_dirty_source(allow_dirty)
     if method not in OBJECTIVES[1:]:
@@ -212,6 +163,7 @@ def evaluate_cmd(
 
       selfy-lab eval runs/train/abc123 --split test                 # the held-out test split
     """
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..engine.evaluate import evaluate_run
     from ..store.results import allow_dirty_source
     from ..reports.viz import save_confusion_figure
@@ -222,12 +174,12 @@ def evaluate_cmd(
         raise SelfyError(f"--split {split}: use val or test")
     allow_dirty_source(allow_dirty)
     con = console()
+    # deferred: loads torch, which the command line's start must not
     from ..store.results import unfinished_note
 
     note = unfinished_note(run_path) if run_path.exists() else ""
     if note:
         con.print(f"note: {note}")
-    from ..config.experiments import set_overrides
 
     sets = set_overrides(settings)
     if set(sets) - {"data"}:
@@ -258,6 +210,7 @@ def describe(
     frames: Frames = None, size: Annotated[Optional[int], typer.Option(help="Frame side (built-in benchmark).")] = None,
 ):
     """List a dataset's classes (pairs, flip mirrors) and, for the built-in benchmark, show a clip per class."""
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..data.datasets import class_rows
 
     at_least(index, 0, "--index")
@@ -271,6 +224,7 @@ def describe(
         con.print("reverse pairs: a clip played backwards is a clip of the partner class; a frame-order-blind "
                   "model (TSN) is at chance within them.")
         if out:
+            # deferred: loads torch, which the command line's start must not
             from ..store.results import claim_folder
             from ..reports.viz import synthetic_gallery
 
@@ -281,6 +235,7 @@ def describe(
     con.print(table(f"{ds}: {len(rows)} classes", columns, rows))
     con.print(f"direction classes (never flipped under 'skip', swapped under 'swap'): "
               f"{[int(r[0]) for r in rows if r[-1] != '-']}")
+    # deferred: loads torch, which the command line's start must not
     from ..data.video import decoder
 
     con.print(f"video files are decoded with {decoder()}" + (
@@ -303,10 +258,7 @@ def config_cmd(
       selfy-lab config --experiment experiments/table7d.yaml --set train.weight_decay=0.01
     """
     flags = dict(locals())
-    import yaml
 
-    from ..config.experiments import run_from_flags
-    from ..core.frozen import to_dict
 
     run, _ = run_from_flags(flags)
     typer.echo(yaml.safe_dump(to_dict(run), sort_keys=False).rstrip())
@@ -334,6 +286,7 @@ def export(
 
       selfy-lab train --pretrained models/selfy-tsn-r18 --dataset something-v1 --data-root /data/ssv1
     """
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..studies.export import export_run
 
     files = export_run(one_model(run_path, checkpoint, "export"), out, force)

@@ -9,37 +9,9 @@ import typer
 
 from ..core.errors import SelfyError
 from .common import (
-    AllowDirty,
-    Settings,
-    BatchSize,
-    Categories,
-    Compile,
-    DataRoot,
-    Dataset,
-    Deterministic,
-    Device,
-    Epochs,
-    Experiment,
-    Frames,
-    FrameTemplate,
-    ListFormat,
-    Lr,
-    Preset,
-    Pretrained,
-    SweepDisplay,
-    Tensorboard,
-    TrainList,
-    ValList,
-    Workers,
-    app,
-    at_least,
-    console,
-    progress_bar,
-    table,
-    LIST,
-    MODEL_HELP,
-    OnMissing,
-    path_list,
+    LIST, MODEL_HELP, AllowDirty, BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs,
+    Experiment, FrameTemplate, Frames, ListFormat, Lr, OnMissing, Preset, Pretrained, Settings, SweepDisplay,
+    Tensorboard, TrainList, ValList, Workers, app, at_least, console, path_list, progress_bar, table,
 )
 
 
@@ -54,6 +26,7 @@ def _num(v: float, fmt: str = "{:.1f}") -> str:
 
 def print_sweep_summary(con, out: Path, paper_table: str = "") -> None:
     """The sweep's table in the paper's layout (mean ± std over seeds, the paper's values beside)."""
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..reports.tables import sweep_summary
 
     summ, table_id, varying = sweep_summary(out, paper_table)
@@ -146,6 +119,7 @@ def ablate(
     Re-running the same command skips finished runs and resumes interrupted ones.
     """
     flags = dict(locals())
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..studies import ablate as A
     from ..store.results import SWEEP_OWNED, allow_dirty_source, claim_folder
     from ..reports.sweep_report import write_sweep_report
@@ -156,6 +130,7 @@ def ablate(
     allow_dirty_source(allow_dirty)
     at_least(gpus_per_run, 0, "--gpus-per-run")
     at_least(time_min, 1, "--time-min")
+    # deferred: loads torch, which the command line's start must not
     from ..studies.cluster import ClusterOptions
 
     cluster = ClusterOptions(executor, partition or "", gpus_per_run, time_min)
@@ -222,6 +197,7 @@ def corrupt(
 
       selfy-lab corrupt --kind occlusion --kind blur --sweep results/ablate-offsets --examples 2
     """
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..data.corrupt import kinds as all_kinds
 
     con = console()
@@ -234,6 +210,7 @@ def corrupt(
     at_least(seed, 0, "--seed")
     if split not in (None, "val", "test"):
         raise SelfyError(f"--split {split}: use val or test")
+    # deferred: loads torch, which the command line's start must not
     from ..studies import robustness as R
     from ..reports.viz import write_robustness_report
     from ..store.results import allow_dirty_source
@@ -276,6 +253,7 @@ def corrupt(
 
 def print_robustness_summary(con, out: Path, names: list[str], clips: int = 1, crops: int = 1) -> None:
     """Per kind: top-1 by severity (mean ± std over seeds) and mPC / rPC per variant, for one test protocol."""
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..reports.tables import load_robustness, load_robustness_summary, robustness_by_severity
 
     df, summ = load_robustness(out), load_robustness_summary(out)

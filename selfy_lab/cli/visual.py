@@ -1,27 +1,19 @@
 """selfy-lab cam, stss and report."""
 from __future__ import annotations
 
+import csv
+import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..config.grammar import parse_int_list, parse_offsets, parse_query, parse_window
 from ..core.errors import SelfyError
 from .common import (
-    LIST,
-    MODEL_HELP,
-    Categories,
-    DataRoot,
-    Device,
-    Frames,
-    Offsets,
-    ValList,
-    Window,
-    app,
-    at_least,
-    comma_list,
-    console,
-    path_list,
+    LIST, MODEL_HELP, Categories, DataRoot, Device, Frames, Offsets, ValList, Window, app, at_least, comma_list,
+    console, path_list, table,
 )
 
 
@@ -59,11 +51,11 @@ def cam(
 
       selfy-lab cam --checkpoint RUN --video my_clip.mp4 --class "Pushing something from left to right"
     """
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..studies.explain import cam_clips
     from ..store.results import CAM_OWNED, claim_folder
     from ..reports.viz import write_cam_figures
 
-    from ..config.grammar import parse_int_list
 
     at_least(count, 1, "--count")
     try:
@@ -112,10 +104,7 @@ def predict(
 
       selfy-lab predict my_clip.mp4 --checkpoint models/selfy-tsm-r50 --clips 2 --crops 3   # the paper's views
     """
-    import csv
-    import json
-    import sys
-
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..studies.predict import PREDICTION_COLUMNS, predict as run_predict
 
     at_least(top_k, 1, "--top-k")
@@ -132,7 +121,6 @@ def predict(
     elif output_format == "json":
         typer.echo(json.dumps(rows, indent=1))
     else:
-        from .common import table
 
         con.print(table(f"top-{top_k} classes", ["video", "rank", "class", "probability"],
                         [[r["video"], str(r["rank"]), r["class"], f"{r['probability']:.3f}"] for r in rows]))
@@ -161,10 +149,10 @@ def stss_cmd(
 
       selfy-lab stss --video my_clip.mp4 --size 112              # your clip, raw pixels
     """
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..studies.explain import stss_clip
     from ..store.results import STSS_OWNED, claim_folder
     from ..reports.viz import write_stss_figures
-    from ..config.grammar import parse_offsets, parse_query, parse_window
 
     at_least(clip, 0, "--clip")
     at_least(cell, 1, "--cell")
@@ -178,6 +166,7 @@ def stss_cmd(
         raise SelfyError(f"--{str(e)}" if str(e).startswith("query") else str(e)) from None
     con = console()
     if checkpoint is not None:
+        # deferred: loads torch, which the command line's start must not
         from ..store.results import unfinished_note
 
         if checkpoint.exists() and unfinished_note(checkpoint):
@@ -211,11 +200,13 @@ def report(
 
       selfy-lab report --readme results/README.md      # regenerate the README's tables from the CSVs
     """
+    # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..reports.notebooks import write_report
 
     at_least(timeout, 1, "--timeout-s")
     con = console()
     if readme is not None:
+        # deferred: loads torch, which the command line's start must not
         from ..reports.readme_tables import update_readme
 
         path, count = update_readme(readme, results_root)

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .run import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ..core.errors import SelfyError
 from ..core.frozen import deep_merge, override
-from .presets import resolve
-from .schema import check_experiment
 from ..core.textfiles import load_yaml, read_text
+from .presets import resolve
+from .run import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .schema import check_experiment
 from .vocabulary import PRESET_NAMES
 
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}

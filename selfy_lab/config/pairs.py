@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .run import ModelConfig
 from .grammar import EVERY
 from .presets import resolve
+from .run import ModelConfig
 from .vocabulary import MOTION_BLOCKS
 
 SELFY_TSM_R18 = ModelConfig(backbone="tsm-r18", offsets=(-2, -1, 0, 1, 2), window=(9, 9), position=("res3",))

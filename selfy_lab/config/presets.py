@@ -2,10 +2,13 @@
 defaults -> preset -> dataset conventions -> experiment file -> flags into a :class:`RunConfig`."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from .run import RunConfig
+from ..core.errors import SelfyError
 from ..core.frozen import deep_merge, from_dict
+from ..core.textfiles import read_lines
+from .run import RunConfig
 from .vocabulary import DATASETS
 
 # Presets: partial configs applied on top of the defaults (then dataset conventions, YAML, flags).
@@ -46,11 +49,6 @@ PAPER_DATASET_TRAIN = {
 def custom_classes(data: dict[str, Any]) -> int:
     """The class count of ``--dataset custom``: the names in its categories file (``--categories``, else
     DATA_ROOT/categories.txt), one a line."""
-    from pathlib import Path
-
-    from ..core.errors import SelfyError
-    from ..core.textfiles import read_lines
-
     path = data.get("categories") or (Path(data["data_root"]) / "categories.txt" if data.get("data_root") else None)
     if not path:
         raise ValueError("--dataset custom takes its classes from a file, one name a line: pass --categories FILE "

@@ -13,50 +13,17 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .blocks import block_entry, is_outside_block
 from ..core.frozen import KEY_IF_SET, NOT_IDENTITY, check_choice, check_number, identity
+from .blocks import block_entry, is_outside_block
 from .grammar import (
-    EVERY,
-    POSITIONS,
-    format_offsets,
-    format_positions,
-    format_window,
-    parse_block_options,
-    parse_offsets,
-    parse_positions,
-    parse_window,
-    position_stage,
+    EVERY, POSITIONS, format_offsets, format_positions, format_window, parse_block_options, parse_offsets,
+    parse_positions, parse_window, position_stage,
 )
 from .vocabulary import (
-    AUX_LOSSES,
-    BACKBONE_EXAMPLES,
-    BACKBONE_RE,
-    BLOCKS,
-    DATASETS,
-    DEFAULT_REDUCE,
-    EXTRACTORS,
-    FLIPS,
-    FUSE_HEADS,
-    FUSIONS,
-    HCML_PREDICTORS,
-    HCML_TARGETS,
-    HIERARCHIES,
-    INTEGRATORS,
-    LIST_FORMATS,
-    MOTION_BLOCKS,
-    OBJECTIVES,
-    ON_MISSING,
-    OPTIMIZERS,
-    PRESET_NAMES,
-    PREVIOUS_STAGE,
-    REDUCE_CHOICES,
-    RESIDUALS,
-    SCHEDULES,
-    SELFY_BLOCKS,
-    SHIFT_PLACES,
-    SIMILARITIES,
-    STAGE_STRIDE,
-    STSS_MEMORY,
+    AUX_LOSSES, BACKBONE_EXAMPLES, BACKBONE_RE, BLOCKS, DATASETS, DEFAULT_REDUCE, EXTRACTORS, FLIPS, FUSE_HEADS,
+    FUSIONS, HCML_PREDICTORS, HCML_TARGETS, HIERARCHIES, INTEGRATORS, LIST_FORMATS, MOTION_BLOCKS, OBJECTIVES,
+    ON_MISSING, OPTIMIZERS, PRESET_NAMES, PREVIOUS_STAGE, REDUCE_CHOICES, RESIDUALS, SCHEDULES, SELFY_BLOCKS,
+    SHIFT_PLACES, SIMILARITIES, STAGE_STRIDE, STSS_MEMORY,
 )
 
 

@@ -12,9 +12,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .run import DataConfig, ModelConfig, TrainConfig
 from ..core.errors import SelfyError
 from ..core.frozen import type_hints
+from .run import DataConfig, ModelConfig, TrainConfig
 from .vocabulary import REPORTS
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}

@@ -1,5 +1,7 @@
 """User-facing errors: the CLI prints their message on one line, without a traceback."""
 
+import re
+
 
 class SelfyError(Exception):
     """Bad input or environment the user can fix; the message says how."""
@@ -16,8 +18,6 @@ class DivergedError(SelfyError):
 def user_message(exc: BaseException) -> str:
     """One line for the user. Errors re-raised from DataLoader workers carry the worker's traceback
     in their message; the last line is the original message."""
-    import re
-
     text = str(exc).strip()
     if "Original Traceback" in text:
         last = text.splitlines()[-1]

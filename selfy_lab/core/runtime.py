@@ -23,6 +23,10 @@ import functools
 import os
 import re
 
+import torch
+
+from .errors import SelfyError
+
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's ceiling on 64-bit
 _KEEP = 1 << 40  # never trim: far above any heap
@@ -46,8 +50,6 @@ def keep_freed_memory() -> bool:
 def channels_last(model):
     """``model`` with every 4-D parameter and buffer in channels-last memory format; 5-D ones (the conv3d
     extractor's kernels) keep theirs, which ``model.to(memory_format=...)`` would refuse."""
-    import torch
-
     for t in [*model.parameters(), *model.buffers()]:
         if t.dim() == 4:
             t.data = t.data.contiguous(memory_format=torch.channels_last)
@@ -58,8 +60,6 @@ def compiled(module):
     """``module`` under ``torch.compile`` (inductor, default mode; the wrapper shares its parameters) with static
     shapes: a second model of the same class in one process is otherwise recompiled with symbolic sizes
     (dynamo's automatic dynamic shapes), which the SELFY block's inductor lowering does not survive."""
-    import torch
-
     return torch.compile(module, dynamic=False)
 
 
@@ -78,9 +78,7 @@ def deterministic_algorithms(enabled: bool = True):
     if not enabled:
         yield
         return
-    import torch
 
-    from .errors import SelfyError
 
     before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
               torch.backends.cudnn.benchmark)
@@ -111,8 +109,6 @@ def shape_cache(fn):
 
     @functools.wraps(fn)
     def call(*args):
-        import torch
-
         return fn(*args) if torch.compiler.is_compiling() else cached(*args)
 
     return call
@@ -121,27 +117,17 @@ def shape_cache(fn):
 def device_constant(values: tuple, device, dtype=None):
     """``torch.tensor(values, dtype=dtype)`` on ``device``, made once per process and shared (never write into it)
     by :func:`shape_cache`. Copied with ``non_blocking``: the host does not wait for the GPU."""
-    import torch
-
     return _constant(tuple(values), torch.device(device), dtype)
 
 
 @shape_cache
 def _constant(values: tuple, device, dtype):
-    import torch
-
     return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)
 
 
 def select_device(pref: str = "auto"):
     """The torch device of ``--device``: auto (CUDA when torch sees one), cpu, cuda or cuda:N; one line when it
     cannot be had."""
-    import torch
-
-    from .errors import SelfyError
-
-    import re
-
     pref = str(pref)
     if pref == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -166,10 +152,16 @@ def is_main_process() -> bool:
 def device_label(device, world: int = 1) -> str:
     """What a result row records of the device that computed it: ``cpu``, or the GPU's name (times the processes
     of a distributed run)."""
-    import torch
-
     device = torch.device(device)
     if device.type != "cuda":
         return "cpu"
     name = torch.cuda.get_device_name(device)
     return f"{world}x {name}" if world > 1 else name
+
+
+def thread_note(resume: dict) -> str:
+    """What a resume message adds when a CPU run goes on with another thread count than it trained on."""
+    if "threads_before" not in resume:
+        return ""
+    return (f"; it trained on {resume['threads_before']} CPU threads and goes on with {resume['threads']}, so its "
+            "digits will differ from an uninterrupted run's")

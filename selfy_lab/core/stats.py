@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
+from scipy import stats as sps
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -49,8 +50,6 @@ class Difference:
 
 def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int) -> Difference:
     """Welch's two-sample t-test from each row's mean, sample standard deviation (ddof 1) and count."""
-    from scipy import stats as sps
-
     diff = float(mean_a - mean_b)
     n_a, n_b = int(n_a), int(n_b)
     if n_a < 2 or n_b < 2 or not (sd_a == sd_a and sd_b == sd_b):

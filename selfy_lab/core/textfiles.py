@@ -5,11 +5,14 @@ digit of a float."""
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
+
+import yaml
 
 from .errors import DataError, SelfyError
 
@@ -42,8 +45,6 @@ def load_yaml(text: str, where: str):
     """YAML a user wrote, parsed strictly: a key given twice in one mapping (where a plain parser keeps the last
     silently) and a document with more than :data:`MAX_YAML_ALIASES` aliases (an alias bomb) stop with one line
     naming ``where`` and the line; YAML syntax errors likewise."""
-    import yaml
-
     class Strict(yaml.SafeLoader):
         aliases = 0
 
@@ -95,8 +96,6 @@ def claim_folder(path: str | Path, ours: Iterable[str], what: str = "--out") -> 
     or one this command wrote before (it holds an entry matching one of the glob patterns ``ours``: a run's
     config.yaml, a sweep's runs.csv, a CAM's PNG). A file there, or a folder of the user's, stops with one line
     and nothing is touched; then the folder is created and its writability probed (:func:`ensure_writable`)."""
-    import fnmatch
-
     path, ours = Path(path), tuple(ours)
     if path.is_dir():
         try:

@@ -2,8 +2,10 @@
 under ``cache_dir()``, then read back from it."""
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import math
+import multiprocessing as mp
 import os
 import shutil
 from pathlib import Path
@@ -76,14 +78,11 @@ def synthetic_array(split: str, n: int, frames: int, size: int, seed: int, distr
     job = (str(tmp), seed, split, frames, size, distractors)
     workers = min(workers or os.cpu_count() or 1, max(1, n // (PARALLEL_MIN_CLIPS // 2)))
     chunks = [(lo, min(n, lo + 64)) for lo in range(0, n, 64)]
-    import multiprocessing as mp
 
     try:
         # forked workers (numpy only: safe after torch has started threads), so that scripts without a
         # __main__ guard can build the benchmark too; where fork is missing, this process renders alone
         if workers > 1 and n >= PARALLEL_MIN_CLIPS and "fork" in mp.get_all_start_methods():
-            import concurrent.futures as cf
-
             try:
                 with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as ex:
                     for hi in ex.map(_render_into, [(*job, lo, hi) for lo, hi in chunks]):  # in order

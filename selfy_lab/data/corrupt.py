@@ -20,8 +20,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from imagecorruptions import corrupt, get_corruption_names
+from imagecorruptions.corruptions import _motion_blur  # ImageNet-C's kernel, with explicit parameters
 
+from ..config.grammar import parse_int_list
 from ..core.paper import MOTION_BLUR_RADIUS_SIGMA, OCCLUSION_SIDES_224
+from .transforms import clip_from_frames
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,6 @@ class Kind:
 
 
 def _imagenet_c_names() -> list[str]:
-    from imagecorruptions import get_corruption_names
-
     return list(get_corruption_names("all"))
 
 
@@ -80,8 +82,6 @@ def motion_blur_params(severity: int, side: int) -> tuple[float, float]:
 
 
 def motion_blur(frame: np.ndarray, severity: int, angle: float) -> np.ndarray:
-    from imagecorruptions.corruptions import _motion_blur  # ImageNet-C's kernel, with explicit parameters
-
     radius, sigma = motion_blur_params(severity, min(frame.shape[:2]))
     out = _motion_blur(frame, radius=radius, sigma=sigma, angle=angle)
     return np.clip(out, 0, 255).astype(np.uint8)
@@ -89,8 +89,6 @@ def motion_blur(frame: np.ndarray, severity: int, angle: float) -> np.ndarray:
 
 def imagenet_c(frame: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
     """One ImageNet-C corruption; their functions draw from numpy's global generator, seeded here."""
-    from imagecorruptions import corrupt
-
     state = np.random.get_state()
     try:
         np.random.seed(seed % 2**32)
@@ -114,8 +112,6 @@ def temporal_blur(clip: np.ndarray, severity: int) -> np.ndarray:
 
 def parse_frames(spec: str, T: int) -> tuple[int, ...]:
     """``center`` (default), ``all`` or 1-based frame numbers ``4,5`` -> 0-based indices."""
-    from ..config.grammar import parse_int_list
-
     spec = str(spec).strip().lower()
     if spec in ("center", "centre"):
         return (centre_frame(T),)
@@ -152,7 +148,5 @@ def corrupt_clip(clip: np.ndarray, kind: str, severity: int, frames: tuple[int, 
 
 def corrupt_tensor(clip, kind: str, severity: int, frames: tuple[int, ...], seed: int):
     """Same on a uint8 torch clip (T, C, H, W), as the evaluation pipeline holds it."""
-    from .transforms import clip_from_frames
-
     arr = clip.permute(0, 2, 3, 1).numpy()
     return clip_from_frames(corrupt_clip(arr, kind, severity, frames, seed))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -16,6 +17,7 @@ from ..core.errors import DataError
 from . import synthetic as syn
 from .benchmark import SyntheticClips
 from .clips import ClipDataset, item_address
+from .flip import mirror_pairs
 from .lists import VIDEO_SUFFIXES, ListEntry, read_class_names, read_clips
 from .sampling import segment_indices
 from .transforms import center_crop, clip_from_frames, random_scale_crop, resize, three_crops
@@ -261,8 +263,6 @@ class FolderClips(ListClips):
 def scan_clips(root: str | Path, progress=None) -> tuple[list[ListEntry], dict[Path, list[Path]], int]:
     """(entries, each frame folder's image files in name order, how many videos could not be opened) of the
     video files and frame folders under ``root``."""
-    import av
-
     root = Path(root) if root else None
     if root is None or not root.is_dir():
         raise DataError(f"--data-root {root or '(not given)'} is not a folder: pass the folder that holds your videos")
@@ -302,9 +302,6 @@ def class_names_of(run: RunConfig) -> list[str]:
 def class_rows(dataset: str, data_root: str = "", categories: str = "") -> tuple[list[str], list[list[str]]]:
     """`selfy-lab describe`: one row per class (label, name, and for the built-in benchmark its pair and
     kind) with the class its clips become when flipped; returns (columns, rows)."""
-    from ..config.run import DataConfig
-    from .flip import mirror_pairs
-
     if dataset == "synthetic":
         pairs = mirror_pairs(list(syn.CLASS_NAMES))
         return (["label", "class", "pair", "kind", "flip ->"],

@@ -16,13 +16,15 @@ message naming the file and the line (or item).
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config.vocabulary import LIST_FORMATS
 from ..core.errors import DataError
 from ..core.textfiles import read_lines, read_text
-from ..config.vocabulary import LIST_FORMATS
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 
@@ -166,9 +168,6 @@ KINETICS_HEADER = "label,youtube_id,time_start,time_end"
 
 
 def _kinetics_rows(path: Path) -> list[tuple[int, dict]]:
-    import csv
-    import io
-
     rows = list(csv.DictReader(io.StringIO(read_text(path))))
     if not rows or not set(KINETICS_HEADER.split(",")) <= set(rows[0]):
         raise DataError(f"{path}: expected the Kinetics CSV header {KINETICS_HEADER},split")

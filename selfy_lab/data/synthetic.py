@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 MIN_FRAMES = 3  # the fewest frames in which every class's motion can be drawn
@@ -345,8 +346,6 @@ def pair_metrics(logits, labels) -> dict[str, float]:
       mirror) / context classes;
     * ``order_pairs_binary``: how often the true class scores above its pair partner (chance 0.5).
     """
-    import torch
-
     logits, labels = torch.as_tensor(logits).float(), torch.as_tensor(labels).long()
     partner = torch.tensor([i + 1 if i % 2 == 0 else i - 1 for i in range(len(CLASSES))])
     kinds = [c.kind for c in CLASSES]

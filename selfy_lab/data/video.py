@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+import av
 import numpy as np
 
 from ..core.errors import DataError
@@ -25,7 +26,7 @@ from ..core.errors import DataError
 @lru_cache(maxsize=1)
 def decoder() -> str:
     """``torchcodec`` when it is installed and its FFmpeg libraries load, else ``pyav``."""
-    try:
+    try:  # optional: torchcodec, the seeking decoder (the [video] extra)
         from torchcodec._core import ops  # noqa: F401  (loads the FFmpeg libraries, or mocks the ops)
         from torchcodec.decoders import VideoDecoder  # noqa: F401
     except Exception:  # not installed, or a build that does not match this torch
@@ -84,8 +85,6 @@ def _timestamps_are_distinct(path, prefix) -> bool:
     """Whether every frame of the video stream has its own presentation timestamp, the condition for
     seeking by index to land on the frame asked for. A file PyAV cannot demux is left to
     :func:`_read_pyav`, which reports it."""
-    import av
-
     try:
         with av.open(str(path)) as container:
             pts = _packet_timestamps(container, container.streams.video[0], path, prefix)
@@ -95,7 +94,7 @@ def _timestamps_are_distinct(path, prefix) -> bool:
 
 
 def _read_torchcodec(path, pick, prefix):
-    from torchcodec.decoders import VideoDecoder
+    from torchcodec.decoders import VideoDecoder  # optional: the [video] extra, present when decoder() chose it
 
     try:
         dec = VideoDecoder(str(path), seek_mode="exact")  # scans the file: frame i is the i-th decoded frame
@@ -112,8 +111,6 @@ def _read_torchcodec(path, pick, prefix):
 
 
 def _read_pyav(path, pick, prefix):
-    import av
-
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import torch
 
-from ..store import results as R
 from ..config.run import RunConfig
-from ..data.loader import sample_seed
 from ..core.errors import SelfyError, user_message
 from ..core.frozen import from_dict, to_dict
+from ..core.runtime import channels_last, select_device
+from ..data.loader import sample_seed
 from ..models import build_model
-from ..core.runtime import select_device
+from ..store import results as R
+from .weights import load_pretrained
 
 INIT_STREAM = 2**31 - 1  # the "epoch" of the seed stream that initialises the weights (epochs count from 0)
 
@@ -23,9 +24,6 @@ def build_run_model(run: RunConfig, device: torch.device, *, pretrained: bool = 
     """The run's network on ``device`` (channels-last where asked), with its pretrained backbone. The random
     initialisation is a function of the run's seed alone, whatever the process drew before (other runs of
     a sweep, a test)."""
-    from ..core.runtime import channels_last
-    from .weights import load_pretrained
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(sample_seed(run.train.seed, INIT_STREAM, 0))
         model = build_model(run.model)

@@ -10,16 +10,18 @@ from typing import Any, Callable
 import torch
 import torch.distributed as tdist
 
-from ..store import results as R
-from .checkpoint import load_run
 from ..config.run import RunConfig
+from ..core.errors import SelfyError
+from ..core.frozen import override
+from ..core.metrics import classification_metrics, confusion_matrix, top_confusions
+from ..core.runtime import device_label
 from ..data.datasets import build_dataset
 from ..data.loader import make_loader
+from ..data.synthetic import pair_metrics
 from ..data.transforms import normalize
+from ..store import results as R
+from .checkpoint import load_run
 from .distributed import Dist
-from ..core.errors import SelfyError
-from ..core.metrics import classification_metrics
-from ..core.runtime import device_label
 
 Callback = Callable[..., None]
 
@@ -87,8 +89,6 @@ def _strided_order(loader, world: int) -> list[torch.Tensor]:
 
 def extra_metrics(dataset_name: str, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     if dataset_name == "synthetic":
-        from ..data.synthetic import pair_metrics
-
         return pair_metrics(logits, labels)
     return {}
 
@@ -134,9 +134,6 @@ def evaluate_run(path: str | Path, data_changes: dict | None = None, out: str | 
     RUN/eval.csv, keyed by the trained run's id, the split and the test protocol) and writes, beside it, the
     confusion matrix (CSV) and per-class accuracy of the split and protocol; its figure is the report's
     (:func:`selfy_lab.reports.viz.save_confusion_figure`)."""
-    from ..core.frozen import override
-    from ..core.metrics import confusion_matrix, top_confusions
-
     if not Path(path).exists():
         raise SelfyError(f"no model at {path}: pass a run folder, an export folder or a checkpoint.pt file")
     target = Path(out) if out else R.run_dir_of(path) / R.EVAL

@@ -24,16 +24,17 @@ import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
 
-from ..store import results as R
-from .checkpoint import build_run_model, load_weights, read_checkpoint, reason, save_checkpoint
 from ..config.run import RunConfig
+from ..core.errors import DivergedError, SelfyError
+from ..core.metrics import classification_metrics
+from ..core.runtime import compiled, deterministic_algorithms, device_label, is_main_process, keep_freed_memory
+from ..data.clips import Unlabeled, label_subset
 from ..data.datasets import build_dataset, scored_splits
 from ..data.loader import make_loader, sample_seed
+from ..store import results as R
+from .checkpoint import build_run_model, load_weights, read_checkpoint, reason, save_checkpoint
 from .distributed import Dist, init_distributed
-from ..core.errors import DivergedError, SelfyError
 from .evaluate import Callback, amp_dtype, extra_metrics, predict, quiet, to_input
-from ..core.metrics import classification_metrics
-from ..core.runtime import device_label, is_main_process
 
 
 def lr_at(run: RunConfig, epoch: float) -> float:
@@ -61,8 +62,6 @@ def _optimizer(run: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
 
 def fit(run: RunConfig, run_dir: str | Path, callback: Callback = quiet, device: str = "auto") -> dict[str, float]:
     """Train ``run`` in ``run_dir`` (resuming if it holds a checkpoint); returns the final val metrics."""
-    from ..core.runtime import deterministic_algorithms
-
     with deterministic_algorithms(run.train.deterministic), _training_lock(run_dir):
         return _fit(run, run_dir, callback, device)
 
@@ -106,8 +105,6 @@ class _Training:
 
 
 def _fit(run: RunConfig, run_dir: str | Path, callback: Callback, device: str) -> dict[str, float]:
-    from ..core.runtime import keep_freed_memory
-
     keep_freed_memory()
     run_dir = Path(run_dir)
     dist = init_distributed(device)
@@ -200,8 +197,6 @@ def _prepare(run: RunConfig, run_dir: Path, dist: Dist, callback: Callback) -> _
     step_module = WithContrastive(model, "only" if pretrain else "added") if (aux or pretrain) else model
     net = torch.nn.parallel.DistributedDataParallel(step_module, find_unused_parameters=unused) if dist.world > 1 else step_module
     if t.compile:  # the training step only (it shares the model's parameters); validation runs the eager model
-        from ..core.runtime import compiled
-
         net = compiled(net)
     pin = dist.device.type == "cuda"
     loading = dict(batch_size=t.batch_size, seed=t.seed, workers=run.data.workers, rank=dist.rank, world=dist.world,
@@ -336,8 +331,6 @@ class WithContrastive(torch.nn.Module):
 
 def training_set(run: RunConfig, progress=None):
     """The run's training clips: all, or ``label_fraction`` of each class; without labels when pretraining."""
-    from ..data.clips import Unlabeled, label_subset
-
     ds = build_dataset(run, "train", progress=progress)
     if run.data.label_fraction < 1:
         if run.train.objective != "supervised":
@@ -360,7 +353,7 @@ def freeze(model: torch.nn.Module, prefixes: list[str]) -> list[torch.nn.Module]
 def tensorboard_writer(run_dir: Path | None):
     """A TensorBoard writer into RUN/tensorboard (a resumed run adds an event file beside the first); with
     ``run_dir`` None, only check that the package is there."""
-    try:
+    try:  # optional: tensorboard (the [tensorboard] extra)
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise SelfyError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
@@ -410,11 +403,3 @@ def thread_change(history: list[dict], device: torch.device) -> dict[str, int]:
     N != M (its digits will then differ from an uninterrupted run's); else nothing."""
     before, now = history[-1].get("threads") if history else None, cpu_threads(device).get("threads")
     return {"threads_before": before, "threads": now} if before and now and before != now else {}
-
-
-def thread_note(resume: dict) -> str:
-    """What a resume message adds when a CPU run goes on with another thread count than it trained on."""
-    if "threads_before" not in resume:
-        return ""
-    return (f"; it trained on {resume['threads_before']} CPU threads and goes on with {resume['threads']}, so its "
-            "digits will differ from an uninterrupted run's")

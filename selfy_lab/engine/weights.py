@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 from torchvision import models as tvm
 
-from ..store import results as R
 from ..core.errors import SelfyError, user_message
+from ..store import results as R
 
 # the ImageNet weights TSN/TSM/SELFY were trained from (torchvision's original V1 release)
 IMAGENET = {18: tvm.ResNet18_Weights.IMAGENET1K_V1, 34: tvm.ResNet34_Weights.IMAGENET1K_V1,

@@ -11,8 +11,8 @@ U V spatial offsets, K classes):
 from .backbones import ShiftConv2d, build_resnet, temporal_shift
 from .extract import conv_plan
 from .net import SELFYNet, build_model
-from .selfy import BlockWidths, ResidualBlock, SelfyBranch, STCBBranch, build_block
 from .selfsim import stss, stss_volumes
+from .selfy import BlockWidths, ResidualBlock, STCBBranch, SelfyBranch, build_block
 
 __all__ = [
     "BlockWidths", "ResidualBlock", "SELFYNet", "STCBBranch", "SelfyBranch", "ShiftConv2d", "build_block",

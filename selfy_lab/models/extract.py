@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.runtime import device_constant
 from ..config.vocabulary import EXTRACTORS
+from ..core.runtime import device_constant
 from .selfsim import upcast
 
 DEFAULT_CHANNELS = (4, 16, 64, 64)

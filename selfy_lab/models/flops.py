@@ -20,6 +20,9 @@ import torch.nn as nn
 
 from ..config.run import ModelConfig
 from ..config.vocabulary import SELFY_BLOCKS
+from ..core import paper
+from ..core.textfiles import claim_folder, write_csv
+from . import build_model
 
 PAPER_FLOPS_TABLE = "paper_table.csv"  # selfy-lab flops --paper --out DIR writes DIR/paper_table.csv
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -86,8 +89,6 @@ def model_cost(cfg: ModelConfig, size: int = 224, batch: int = 1, activation_pro
 
 @functools.lru_cache(maxsize=256)  # result rows ask for it once per row set
 def _model_cost(cfg: ModelConfig, size: int, batch: int, activation_products: int = 1) -> dict[str, float]:
-    from . import build_model
-
     with torch.device("meta"):
         model = build_model(cfg).eval()
         x = torch.empty(batch, cfg.frames, 3, size, size)
@@ -115,9 +116,6 @@ def cost_report(cfg: ModelConfig, size: int = 224) -> list[str]:
 def paper_table(size: int = 224, out: str | Path | None = None) -> tuple[list[dict], Path | None]:
     """Every FLOPs row of the paper we implement (Tables 1, 3a, 7a and 7d), ours beside the paper's; written to
     OUT/paper_table.csv when ``out`` is given. Returns (rows, path)."""
-    from ..core import paper
-    from ..core.textfiles import claim_folder, write_csv
-
     if out is not None:
         claim_folder(out, ("paper_table.csv",))
     rows = []

@@ -47,6 +47,7 @@ is a number:
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -63,8 +64,6 @@ PREDICTOR_INPUTS = ("motion", "motion+appearance")
 def gather_targets(z: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Every process's targets, concatenated in rank order, the local ones keeping their gradient (others are
     constants), and the offset of the local rows: (N, D) -> (sum of N, D), offset. One process: z itself."""
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return z, 0
     world, rank = dist.get_world_size(), dist.get_rank()

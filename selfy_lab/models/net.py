@@ -6,10 +6,10 @@ import torch.nn as nn
 from torchvision.models.resnet import ResNet
 
 from ..config.blocks import block_entry
-from ..config.run import ModelConfig
-from ..core.errors import SelfyError
 from ..config.grammar import EVERY, block_options_dict, position_stage
+from ..config.run import ModelConfig
 from ..config.vocabulary import PREVIOUS_STAGE
+from ..core.errors import SelfyError
 from .backbones import build_resnet, stage_channels, stages
 from .blocks import create_block
 from .hcml import MotionHierarchy, build_hierarchy

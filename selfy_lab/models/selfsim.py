@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..core.runtime import device_constant, shape_cache
+from ..config.grammar import parse_offsets, parse_window
 from ..config.vocabulary import SIMILARITIES
+from ..core.runtime import device_constant, shape_cache
 
 # The reference code's normalisation: x / sqrt(sum(x^2) + eps).
 COSINE_EPS = 1e-6
@@ -55,8 +56,6 @@ def stss(
     Returns:
         (B, T, L, U, V, H, W)
     """
-    from ..config.grammar import parse_offsets, parse_window
-
     if similarity not in SIMILARITIES:
         raise ValueError(f"unknown similarity '{similarity}': choose from {', '.join(SIMILARITIES)}")
     if video.dim() != 5:

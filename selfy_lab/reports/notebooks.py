@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import SelfyError
+from ..store.results import claim_folder
 
 
 def execute_notebook(nb, workdir: Path, timeout: int) -> None:
@@ -16,6 +17,7 @@ def execute_notebook(nb, workdir: Path, timeout: int) -> None:
     private temporary directory: no TCP ports to race for, no unencrypted-TCP warning on stderr. The
     kernel's own stderr (its log) is dropped: a cell's error is in the notebook and raised from here. The
     notebooks draw nothing into widgets until a control changes, so they run in a plain kernel as here."""
+    # optional: Jupyter's tools (the [lab] extra); write_report checks for them first
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
@@ -32,7 +34,7 @@ def write_report(notebooks: Path, results_root: Path, out: Path, only: list[str]
                  on_written: Callable[[Path, float], None] = lambda path, seconds: None) -> list[Path]:
     """Execute the notebooks of ``notebooks`` (or those named in ``only``) against ``results_root`` and write
     each as OUT/<name>.html; a failing notebook stops with one line."""
-    try:
+    try:  # optional: Jupyter's tools (the [lab] extra)
         import nbformat
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
         from nbconvert import HTMLExporter
@@ -40,7 +42,6 @@ def write_report(notebooks: Path, results_root: Path, out: Path, only: list[str]
         raise SelfyError(f"selfy-lab report runs the notebooks with Jupyter's tools, not installed here ({e.name}): "
                          "pip install 'selfy-lab[lab]', or make lab in a checkout") from None
 
-    from ..store.results import claim_folder
 
     books = sorted(notebooks.glob("*.ipynb"))
     if only:

@@ -28,9 +28,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..store import results as R
 from ..core.errors import SelfyError
-from .tables import main_backbone_of
+from ..core.paper import TABLES
+from ..core.stats import RULE
+from ..store import results as R
+from .recipes import (
+    BEST_RECIPES, best_recipes, own_recipe_cells, recipe_cells, recipe_label, shared_and_own, shared_recipe,
+)
+from .tables import (
+    COMPARISON_TABLE, contrasts, load_robustness, load_robustness_summary, load_runs, main_backbone_of, method_label,
+    module_comparison, pairwise_orderings, reported_split, robustness_comparison, selfy_reference, sweep_summary,
+    table_view, verdict_sentence, with_settings,
+)
 
 
 def _pm(mean, std) -> str:
@@ -55,9 +64,6 @@ def paper_table(root: Path, table_id: str, sweep: str) -> str:
     """A sweep that reproduces a paper table: each of its variants (top-1 mean ± std and every seed, top-5, the
     binary accuracy within the time-reversed pairs, GFLOPs) beside the paper's top-1 of the row it reproduces
     (blank where the paper has none)."""
-    from ..core.paper import TABLES
-    from .tables import load_runs, method_label, reported_split, sweep_summary, with_settings
-
     if table_id and table_id not in TABLES:
         raise SelfyError(f"no paper table '{table_id}': choose from {', '.join(TABLES)}")
     summ, _, fields = sweep_summary(root / sweep, table_id)
@@ -94,9 +100,6 @@ def paper_table(root: Path, table_id: str, sweep: str) -> str:
 
 def _orderings_sentence(sweep: Path, table_id: str) -> str:
     """The paper's orderings among the rows this sweep reproduces, judged by the stated test."""
-    from ..core.stats import RULE
-    from .tables import load_runs, pairwise_orderings, table_view
-
     df = load_runs(sweep / R.RUNS_TABLE)
     view = table_view(df.assign(experiment=df["experiment"]), table_id)
     view = view[view["variant"].notna()]
@@ -117,8 +120,6 @@ def sweep_table(root: Path, sweep: str) -> str:
 
 def comparison_table(root: Path, sweep: str) -> str:
     """A block comparison's table (SWEEP/comparison.csv): top-1 over seeds, every seed, order pairs, cost."""
-    from .tables import COMPARISON_TABLE
-
     t = _read(root / sweep / COMPARISON_TABLE)
     rows = [[str(r.variant), _pm(r.top1, r.top1_std), str(r.top1_per_seed), _num(r.order_pairs_binary, "{:.0f}"),
              _num(r.gflops, "{:.3f}"), _num(r.params_m, "{:.3f}")] for r in t.itertuples()]
@@ -130,8 +131,6 @@ def recipes_table(root: Path, sweep: str) -> str:
     """A tuning sweep's best cell per method (SWEEP/best_recipes.csv) beside its shared-recipe cell; tuning
     sweeps joined by ``+`` (a grid and its extension): the best cell over all of their cells, beside the first
     one's shared recipe."""
-    from .recipes import BEST_RECIPES, best_recipes, recipe_cells, shared_recipe
-
     sweeps = sweep.split("+")
     if len(sweeps) == 1:
         t = _read(root / sweep / BEST_RECIPES)
@@ -147,8 +146,6 @@ def recipe_comparison_table(root: Path, shared: str, tuned: str, budget: str = "
     """Each method at the shared recipe (sweep ``shared``) and at its own (sweeps ``tuned``, joined by ``+``),
     reported seeds, best own top-1 first. With a tuning sweep ``budget``, each method's own cells are those at
     the recipe its best_recipes.csv chose, wherever among the ``tuned`` sweeps they were run."""
-    from .recipes import BEST_RECIPES, recipe_label, shared_and_own
-
     own = tuned.split("+")
     for sweep in [shared, *own]:
         _existing(root / sweep / R.RUNS_TABLE)
@@ -177,8 +174,6 @@ def contrast_table(root: Path, sweep: str) -> str:
     reference is the SELFY row with the best top-1 on val (:func:`~selfy_lab.reports.tables.selfy_reference`), the rows are scored on the
     runs' reported split; each difference (reference - row) with its 95% CI, the Holm-adjusted p over the
     table's comparisons and the verdict, then the sentence those verdicts allow."""
-    from .tables import contrasts, load_runs, module_comparison, reported_split, selfy_reference, verdict_sentence
-
     df = load_runs(*[_existing(root / s / R.RUNS_TABLE) for s in sweep.split("+")])
     reference = selfy_reference(module_comparison(df, split="val"))
     split = reported_split(df)
@@ -190,8 +185,6 @@ def contrast_table(root: Path, sweep: str) -> str:
 def robustness_table(root: Path, sweep: str) -> str:
     """A block comparison under occlusion and motion blur (SWEEP/robustness/): clean top-1, and per kind mPC
     (± std over seeds), rPC and the top-1 at severity 6, means over seeds."""
-    from .tables import load_robustness, load_robustness_summary, robustness_comparison
-
     folder = root / sweep / "robustness"
     t = robustness_comparison(load_robustness(_existing(folder / R.ROBUSTNESS_TABLE)),
                               load_robustness_summary(_existing(folder / R.ROBUSTNESS_SUMMARY)))
@@ -211,17 +204,6 @@ def robustness_contrast_table(root: Path, sweep: str) -> str:
     """A block comparison under occlusion and blur (the first sweep's robustness/ folder; ``+`` joins sweeps
     whose runs hold the SELFY row): per kind, the SELFY row chosen on clean val top-1 against every other row's
     mPC by the stated test (each kind its own Holm family), then the sentences those verdicts allow."""
-    from .tables import (
-        contrasts,
-        load_robustness,
-        load_robustness_summary,
-        load_runs,
-        module_comparison,
-        robustness_comparison,
-        selfy_reference,
-        verdict_sentence,
-    )
-
     sweeps = sweep.split("+")
     runs = load_runs(*[_existing(root / s / R.RUNS_TABLE) for s in sweeps])
     reference = selfy_reference(module_comparison(runs, split="val"))
@@ -243,9 +225,6 @@ def recipe_contrast_table(root: Path, tuned: str, budget: str) -> str:
     """Each method at its own recipe (the runs of sweeps ``tuned``, joined by ``+``, at the recipe the tuning
     sweep ``budget`` chose), the SELFY row chosen on val against every other by the stated test, then the
     sentence those verdicts allow."""
-    from .recipes import BEST_RECIPES, own_recipe_cells, recipe_cells
-    from .tables import contrasts, selfy_reference, verdict_sentence
-
     dirs = [root / s for s in tuned.split("+")]
     for d in dirs:
         _existing(d / R.RUNS_TABLE)
@@ -282,8 +261,6 @@ def provenance_note(spec: str, root: Path) -> str:
     """The line above a table whose runs were scored on the clips that chose the quick preset (val, written
     before the held-out test split) or ran from code that no commit holds (a ``+dirty`` revision); empty for a
     table without either. A tuning table (``recipes``) reads val by design and is only checked for the code."""
-    from .tables import load_runs, reported_split
-
     kind = spec.split()[0]
     df = load_runs(*[root / s / R.RUNS_TABLE for s in _sweeps(spec) if (root / s / R.RUNS_TABLE).is_file()])
     if df.empty:

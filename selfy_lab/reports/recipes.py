@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..store import results as R
 from ..core.errors import SelfyError
+from ..core.stats import direction, family, welch_samples
+from ..store import results as R
 from .tables import load_runs, main_backbone_of, method_label, recipe_name, reported_split
 
 METHOD = ["backbone", "block", "offsets", "position", "options"]
@@ -129,8 +130,6 @@ def recipe_comparison(shared: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame
     top-1 mean, std (none for a single seed) and every seed of both, and the difference of the means with the
     stated test (:mod:`selfy_lab.core.stats`, the methods one Holm family): its 95% confidence interval, p, the
     adjusted p and the verdict (``own higher`` / ``own lower`` / ``cannot separate``)."""
-    from ..core.stats import direction, family, welch_samples
-
     def stats(cells: pd.DataFrame, prefix: str) -> pd.DataFrame:
         g = cells.sort_values("seed").groupby("method", sort=False)
         return pd.DataFrame({

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..store import results as R
+from ..config.vocabulary import COMPARISON_REPORTS, REPORTS
 from ..core.errors import SelfyError
 from ..core.paper import TABLES
+from ..store import results as R
 from .recipes import BEST_RECIPES, RECIPE_CELLS, RECIPE_CURVES, best_recipes, recipe_cells, recipe_curves, shared_recipe
 from .tables import COMPARISON_TABLE, load_runs, module_comparison, summarize, sweep_table_id
 from .viz import comparison_figure, recipe_curves_figure, save_figure, temporal_range_figure
-from ..config.vocabulary import COMPARISON_REPORTS, REPORTS
 
 
 def write_recipe_tables(out: str | Path) -> list[Path]:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config.grammar import EVERY
+from ..config.pairs import module_configs, module_settings
+from ..core.errors import SelfyError
+from ..core.paper import TABLES, TABLE_EXPERIMENTS
+from ..core.stats import RULE, direction, family, ordering_verdict, welch
+from ..models.flops import PAPER_FLOPS_TABLE
 from ..store import results as R
+from ..store.results import VARIANT_FIELDS
 
 # Table 3a's ladder, in the order it is shown
 LADDER_ORDER = ("none", "{0}", "{1}", "-1..1", "-2..2", "-3..3", "-4..4")
@@ -29,8 +36,6 @@ SHARES = ("top1", "top5", "mean_class", "order_pairs_top1", "order_pairs_binary"
 def _read_checked(f: Path, needed) -> pd.DataFrame:
     """One result CSV, validated before anything reads it: the columns a table needs, whole rows, numeric
     values, shares within [0, 1]; anything else stops with one line naming the file and the line."""
-    from ..core.errors import SelfyError
-
     ints = [k for k, v in _DTYPES.items() if v is int]  # read as text first: a torn row leaves them empty
     try:
         df = pd.read_csv(f, dtype={k: (str if v is int else v) for k, v in _DTYPES.items()})
@@ -137,8 +142,6 @@ def _matches(row, variant: dict) -> bool:
 def paper_column(summary: pd.DataFrame, table_id: str) -> pd.DataFrame:
     """``summary`` with the paper's top-1 / top-5 of the row each variant reproduces in
     ``paper.TABLES[table_id]`` (NaN where none); the backbone must be of the table's family (tsn / tsm)."""
-    from ..core.paper import TABLES
-
     table = TABLES[table_id]
     family = table["default"].get("backbone", "").split("-")[0]
     top1, top5 = [], []
@@ -155,8 +158,6 @@ def table_view(df: pd.DataFrame, table_id: str) -> pd.DataFrame:
     """One paper table rebuilt from tidy run rows: a row per paper row, our top-1 / top-5 (%, mean and std
     over seeds, GFLOPs; on the :func:`reported_split` of the table's runs, in ``split``) beside the paper's. Our
     cells are empty where no run matches."""
-    from ..core.paper import TABLE_EXPERIMENTS, TABLES
-
     table = TABLES[table_id]
     family = table["default"].get("backbone", "").split("-")[0]
     exps = TABLE_EXPERIMENTS.get(table_id, ())
@@ -240,8 +241,6 @@ def find_figures(root: str | Path, pattern: str) -> list[Path]:
 
 
 def load_flops_table(root: str | Path) -> pd.DataFrame:
-    from ..models.flops import PAPER_FLOPS_TABLE
-
     f = Path(root) / "flops" / PAPER_FLOPS_TABLE
     return pd.read_csv(f) if f.exists() else pd.DataFrame()
 
@@ -309,8 +308,6 @@ def pairwise_orderings(view: pd.DataFrame) -> pd.DataFrame:
     when it separates them with the other sign, ``cannot separate`` otherwise (always for a row of one seed);
     rows without runs are left out. Columns: higher, lower (the paper's), paper_diff, ours_diff (points) with
     its 95% confidence interval, the seeds of each row, p, the Holm-adjusted p and the verdict."""
-    from ..core.stats import family, ordering_verdict, welch
-
     rows = view.dropna(subset=["top1"]).reset_index(drop=True)
     pairs, diffs = [], []
     for i in range(len(rows)):
@@ -346,9 +343,6 @@ def contrasts(table: pd.DataFrame, reference: str, value: str = "top1", label: s
     are one Holm family): ``diff`` = reference - row (points) with its 95% confidence interval, p, the
     Holm-adjusted p and the verdict (``higher`` / ``lower``: the reference's side when the test separates
     them, else ``cannot separate``), in the table's order. Output columns name the value ``top1``."""
-    from ..core.errors import SelfyError
-    from ..core.stats import direction, family, welch
-
     if reference not in set(table[label]):
         raise SelfyError(f"no row '{reference}' to compare against: the table has {', '.join(map(str, table[label]))}")
 
@@ -368,8 +362,6 @@ def selfy_reference(val_table: pd.DataFrame) -> str:
     with a SELFY block on the comparison's main backbone (the one the other modules sit in), the one with the
     highest top-1 of ``val_table`` (a :func:`module_comparison` on val), so that the test split never picks
     the row it then judges."""
-    from ..core.errors import SelfyError
-
     if len(val_table) and "split" in val_table and set(val_table["split"]) - {"val"}:
         raise SelfyError("the reference row is chosen on the validation split: pass the comparison scored on val")
     main = main_backbone_of(val_table)
@@ -383,8 +375,6 @@ def selfy_reference(val_table: pd.DataFrame) -> str:
 def verdict_sentence(contrast: pd.DataFrame) -> str:
     """The words a :func:`contrasts` table allows, generated: which rows the reference is separated above,
     below, and from which it cannot be separated, with the rule and the family's size."""
-    from ..core.stats import RULE
-
     if contrast.empty:
         return ""
     ref = str(contrast["reference"].iloc[0])
@@ -405,8 +395,6 @@ COMPARISON_TABLE = R.COMPARISON_TABLE
 def _differ_in_offsets_only(summary: pd.DataFrame) -> bool:
     """Per backbone at most one baseline, no two blocks with the same offsets, and the blocks alike in every
     field but their offsets."""
-    from ..store.results import VARIANT_FIELDS
-
     others = [c for c in VARIANT_FIELDS if c in summary.columns and c not in ("backbone", "offsets")]
     for _, g in summary.groupby("backbone", dropna=False):
         blocks = g[g["block"] != "none"]
@@ -431,8 +419,6 @@ def main_backbone_of(runs: pd.DataFrame) -> str:
 def method_label(row, main_backbone: str) -> str:
     """A variant's name in the comparison tables (``row``: its variant columns): the block (with SELFY's offsets,
     its named options, "(every block)" for its papers' arrangement), "on <backbone>" off the main backbone."""
-    from ..config.grammar import EVERY
-
     if row["block"] == "none":
         return f"{row['backbone']} (no block)"
     label = f"{row['block']} {row['offsets']}" if str(row["block"]).startswith("selfy") else str(row["block"])
@@ -490,7 +476,6 @@ def module_comparison(df: pd.DataFrame, bench: pd.DataFrame | None = None, split
     if bench is not None and len(bench):
         ratios = bench[(bench["benchmark"] == "modules_quick") & (bench["metric"] == "time_ratio")]
         by_impl = dict(zip(ratios["impl"], ratios["value"]))
-        from ..config.pairs import module_configs, module_settings
 
         # the bench's name of each block it timed, found by the block's result columns: (block, position) ->
         # (offsets, name), where offsets are 'none' for the blocks that take none

@@ -3,17 +3,23 @@ overlays and STSS maps. Functions take arrays and tables and return matplotlib f
 writes them. Nothing here trains or evaluates."""
 from __future__ import annotations
 
+import os
+import textwrap
 from pathlib import Path
 
+# no backend is forced: without a display matplotlib falls back to Agg by itself, and in Jupyter the inline
+# backend must stay
+import matplotlib.pyplot as plt
 import numpy as np
+import seaborn as sns
+from matplotlib.patches import Rectangle
 
-
-def _plt():
-    # no backend is forced: without a display matplotlib falls back to Agg by itself, and in Jupyter the
-    # inline backend must stay
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..core.errors import SelfyError
+from ..data import synthetic as syn
+from ..data.corrupt import corrupt_clip
+from ..models.extract import soft_argmax_flow
+from ..store import results as R
+from .tables import LADDER_ORDER, ladder_index, load_robustness, method_label, recipe_name
 
 
 def clip_strip(ax_row, clip: np.ndarray, title: str = "", color: str = "black") -> None:
@@ -28,9 +34,6 @@ def clip_strip(ax_row, clip: np.ndarray, title: str = "", color: str = "black") 
 
 def synthetic_gallery_figure(index: int = 0, frames: int = 8, size: int = 64, seed: int = 0, split: str = "val"):
     """One clip per class of the built-in benchmark, a row each."""
-    from ..data import synthetic as syn
-
-    plt = _plt()
     K = len(syn.CLASSES)
     fig, axes = plt.subplots(K, frames, figsize=(frames * 1.1, K * 1.25), squeeze=False)
     for k in range(K):
@@ -50,9 +53,6 @@ def synthetic_gallery(path: str | Path, **kw) -> Path:
 def temporal_range_figure(summary, paper_rows: dict | None = None, metric: str = "top1"):
     """Accuracy vs temporal range (Table 3a / Fig.-style): one line per backbone, mean +- std over seeds.
     ``paper_rows``: {backbone: {offsets: paper top-1 %}} drawn on a second panel for reference."""
-    from .tables import LADDER_ORDER
-
-    plt = _plt()
     panels = 2 if paper_rows else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.6), squeeze=False)
     ax = axes[0, 0]
@@ -90,10 +90,6 @@ def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 130) -
     """Save ``fig`` as ``stem``.png (and .pdf, ...), close it; returns the paths. Every figure file of the
     package is written here. A PDF carries no creation date, so a figure re-drawn from the same results (a
     re-run sweep that skips its finished runs) is the same file and leaves a committed copy unchanged."""
-    import os
-
-    from ..core.errors import SelfyError
-
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.parent / f"{stem.name}.{fmt}" for fmt in formats]
@@ -109,7 +105,7 @@ def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 130) -
                 raise SelfyError(f"cannot write {p} ({e.strerror or type(e).__name__}): free some space or choose "
                                  "another --out; the results written so far are kept") from None
     finally:
-        _plt().close(fig)
+        plt.close(fig)
     return paths
 
 
@@ -118,8 +114,6 @@ def robustness_variants(df):
     rows hold one kind of block at one place (an offsets sweep), else "BACKBONE" and the block's name in the comparison
     tables (its offsets for SELFY, its named options, "(every block)" for its papers' arrangement), so that
     one module at two positions draws two lines."""
-    from .tables import method_label
-
     kinds = [c for c in ("block", "position", "options") if c in df.columns]
     blocks = set(map(tuple, df.loc[df["block"] != "none", kinds].astype(str).values))  # one block at one place?
 
@@ -135,11 +129,6 @@ def robustness_variants(df):
 
 def robustness_figure(df, kind: str, metric: str = "top1"):
     """Fig. 5a/b: top-1 vs severity for one corruption kind, one line per variant, band = std over seeds."""
-    import seaborn as sns
-
-    from .tables import ladder_index
-
-    plt = _plt()
     sub = df[(df["kind"] == kind) & (df["metric"] == metric)].copy()
     sub["variant"] = robustness_variants(sub)
     order = sorted(sub["variant"].unique(), key=lambda v: (v.split()[0], " ".join(v.split()[1:-1]),
@@ -163,9 +152,6 @@ def write_robustness_report(out: str | Path, kind_names: list[str], examples: li
     """What `selfy-lab corrupt` reports: Fig. 5-style top-1 vs severity per kind from OUT's robustness table
     (OUT/figures/robustness_<kind>.{png,pdf}), then the clean-vs-corrupted strips of ``examples``
     (:func:`selfy_lab.studies.robustness.example_clips`, as OUT/examples/<kind>_clip<i>.png)."""
-    from ..store import results as R
-    from .tables import load_robustness
-
     df = load_robustness(out)
     paths: list[Path] = []
     for k in kind_names:
@@ -179,9 +165,6 @@ def write_robustness_report(out: str | Path, kind_names: list[str], examples: li
 
 def corruption_examples_figure(clip, kind: str, severities, frames, seed: int, title: str = ""):
     """Fig. 5c: a clip (uint8 (T, H, W, 3)) clean and at each severity, corrupted frames outlined in red."""
-    from ..data.corrupt import corrupt_clip
-
-    plt = _plt()
     T = clip.shape[0]
     levels = [0, *severities]
     fig, axes = plt.subplots(len(levels), T, figsize=(T * 1.05, len(levels) * 1.15), squeeze=False)
@@ -205,7 +188,6 @@ def cam_figure(frames: np.ndarray, rows: list[dict], title: str = ""):
     """Per-frame CAM overlays: one row per model. ``frames`` uint8 (T, H, W, 3); each row: ``label``,
     ``cam`` (T, H, W) in [0, 1], ``pred`` (class name), ``prob``, ``correct`` (title green or red; None: black,
     the clip's class unknown) and optionally ``target``, the class the CAM explains when not the prediction."""
-    plt = _plt()
     T = frames.shape[0]
     fig, axes = plt.subplots(len(rows), T, figsize=(T * 1.35, len(rows) * 1.6 + 0.5), squeeze=False)
     for r, row in enumerate(rows):
@@ -234,8 +216,6 @@ def cam_figure(frames: np.ndarray, rows: list[dict], title: str = ""):
 def write_cam_figures(shown: list[dict], out: str | Path) -> list[dict]:
     """`selfy-lab cam`'s report: one PNG per clip of ``shown`` (:func:`selfy_lab.studies.explain.cam_clips`) in ``out``,
     its title fitted; each clip gets its ``path``."""
-    from ..store import results as R
-
     R.claim_folder(out, R.CAM_OWNED)
     for r in shown:
         fig = cam_figure(r["frames"], r["rows"], r["title"])
@@ -247,8 +227,6 @@ def write_cam_figures(shown: list[dict], out: str | Path) -> list[dict]:
 def write_stss_figures(res: dict, out: str | Path) -> list[Path]:
     """`selfy-lab stss`'s report: the query, flow and likelihood figures of a clip's STSS
     (:func:`selfy_lab.studies.explain.stss_clip`) as ``out``/stss_{query,flow,likelihood}.png."""
-    from ..store import results as R
-
     R.claim_folder(out, R.STSS_OWNED)
     frames, st, q = res["frames"], res["st"], res["query"]
     paths = []
@@ -263,8 +241,6 @@ def fit_title(fig, margin: float = 0.02, pad: float = 4.0) -> None:
     few frames is narrower than a one-line title, which would be cut off at both sides), then make the figure
     taller, keeping its panels' size, until the title sits above the panels and their titles (``pad``
     points apart)."""
-    import textwrap
-
     title = fig.get_suptitle()
     text = next((t for t in fig.texts if t.get_text() == title), None) if title else None
     if text is None:
@@ -294,9 +270,6 @@ def _cell_px(frames: np.ndarray, st: dict) -> tuple[float, float]:
 
 def stss_query_figure(frames: np.ndarray, st: dict, query: tuple[int, int, int]):
     """For the query (t, y, x): each offset's target frame with the window, above its U x V similarities."""
-    plt = _plt()
-    from matplotlib.patches import Rectangle
-
     S, offsets = st["S"], st["offsets"]
     T, L, U, V = S.shape[:4]
     t, y, x = query
@@ -330,9 +303,6 @@ def stss_flow_figure(frames: np.ndarray, st: dict, t: int, tau: float = 0.05, mi
     are drawn where something changed (the similarity to the same place in frame t+l is below
     1 - ``min_change``) and the similarity map has a distinct peak (max - mean >= ``min_peak``): on
     static or flat regions the displacement means nothing."""
-    from ..models.extract import soft_argmax_flow
-
-    plt = _plt()
     flow = soft_argmax_flow(st["S"], tau)[t]  # (L, 2, h, w)
     St = st["S"][t]  # (L, U, V, h, w)
     U, V = St.shape[1:3]
@@ -361,7 +331,6 @@ def stss_flow_figure(frames: np.ndarray, st: dict, t: int, tau: float = 0.05, mi
 def stss_likelihood_figure(frames: np.ndarray, st: dict, query: tuple[int, int, int]):
     """Motion likelihood: where the query point went, per offset -- its U x V similarities drawn over
     the target frame around the query's position."""
-    plt = _plt()
     S, offsets = st["S"], st["offsets"]
     T, L, U, V = S.shape[:4]
     t, y, x = query
@@ -397,7 +366,6 @@ def save_confusion_figure(conf: np.ndarray, class_names: list[str], *, title: st
 def confusion_figure(conf: np.ndarray, class_names: list[str], title: str = ""):
     """Row-normalised confusion matrix (true class down, prediction across); class names as ticks up to 40
     classes, indices beyond."""
-    plt = _plt()
     K = len(class_names)
     rows = conf / np.maximum(conf.sum(1, keepdims=True), 1)
     side = min(14, 3 + 0.22 * K)
@@ -417,7 +385,6 @@ def confusion_figure(conf: np.ndarray, class_names: list[str], title: str = ""):
 def comparison_figure(table, metric_label: str = "val top-1 (%)"):
     """Accuracy vs GFLOPs of a block comparison (:func:`selfy_lab.reports.tables.module_comparison`): one point per
     variant, mean +- std over seeds, labelled."""
-    plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for r in table.itertuples():
         is_selfy = str(r.block).startswith("selfy")
@@ -435,9 +402,6 @@ def comparison_figure(table, metric_label: str = "val top-1 (%)"):
 def recipe_curves_figure(curves, title: str = "validation top-1 after every epoch, per recipe"):
     """Learning curves of a recipe sweep (:func:`selfy_lab.reports.recipes.recipe_curves`): one panel per method, one
     line per recipe (peak learning rate, epochs), the mean over its seeds."""
-    from .tables import recipe_name
-
-    plt = _plt()
     methods = list(dict.fromkeys(curves["method"]))
     cols = min(4, max(1, len(methods)))
     rows = -(-len(methods) // cols) if methods else 1

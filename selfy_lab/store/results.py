@@ -35,25 +35,25 @@ import contextlib
 import csv
 import os
 import re
+import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
+import torch
+import yaml
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+
+from ..config.run import RunConfig
 from ..core.errors import SelfyError
+from ..core.frozen import from_dict, identity, to_dict
+from ..core.metrics import per_class_accuracy
 from ..core.textfiles import (
-    atomic_write_text,
-    check_own_table,
-    claim_folder,
-    csv_value,
-    ensure_writable,
-    load_yaml,
-    read_csv,
-    write_csv,
+    atomic_write_text, check_own_table, claim_folder, csv_value, ensure_writable, load_yaml, read_csv, write_csv,
 )
 from ..core.version import __version__, git_revision, source_diff
-
-if TYPE_CHECKING:
-    from ..config.run import RunConfig
+from ..models.flops import model_cost
 
 # ---- layout ----
 CONFIG, CHECKPOINT, HISTORY, METRICS, ERROR, EVAL, SOURCE_DIFF = (
@@ -85,8 +85,7 @@ LOCK = ".lock"  # held (flock) by the process that writes a sweep folder or trai
 def exclusive(path: str | Path, what: str):
     """Hold ``PATH/.lock`` for the time of the block: a second process that asks for the same folder stops with
     one line naming the holder. The operating system releases the lock when its holder dies (kill -9 too)."""
-    import fcntl
-    import socket
+    import fcntl  # optional: POSIX only
 
     try:
         f = open(Path(path) / LOCK, "a+")
@@ -216,11 +215,6 @@ def checkpoint_path(path: str | Path) -> Path:
 
 def read_exported(path: str | Path) -> tuple["RunConfig", dict]:
     """(run config, state dict) of an exported folder; a damaged one is one line."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from safetensors import safe_open
-
     path = Path(path)
     run = read_run_config(path)
     try:
@@ -238,8 +232,6 @@ def read_exported(path: str | Path) -> tuple["RunConfig", dict]:
 def config_difference(a: "RunConfig", b: "RunConfig") -> list[str]:
     """The fields that change a run's result (its identity) and differ between two configurations, as
     ``section.field: a -> b`` (values cut to 40 characters)."""
-    from ..core.frozen import identity
-
     def flat(d, prefix=""):
         out = {}
         for k, v in d.items():
@@ -310,20 +302,11 @@ def figures_dir(out: str | Path) -> Path:
 # ---- run configs ----
 
 def write_run_config(path: str | Path, run: "RunConfig") -> None:
-    import yaml
-
-    from ..core.frozen import to_dict
-
     atomic_write_text(Path(path) / CONFIG, yaml.safe_dump(to_dict(run), sort_keys=False))
 
 
 def read_run_config(path: str | Path) -> "RunConfig":
     """The resolved config a run directory holds."""
-    import yaml
-
-    from ..config.run import RunConfig
-    from ..core.frozen import from_dict
-
     f = Path(path) / CONFIG
     try:
         return from_dict(RunConfig, load_yaml(f.read_text(), str(f)))
@@ -360,8 +343,6 @@ ROBUSTNESS_SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrup
 
 def provenance(device: str = "cpu") -> dict[str, Any]:
     """The provenance columns of rows computed now on ``device`` (``cpu`` or a GPU's name)."""
-    import torch
-
     device = device or "cpu"
     return {"version": __version__, "git_rev": git_revision(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "torch": torch.__version__, "device": device,
@@ -399,8 +380,6 @@ def result_rows(run: "RunConfig", metrics: dict[str, float], split: str = "val",
     """The tidy rows of one run's ``metrics`` on ``split``, computed on ``device`` (``cpu`` or a GPU's name);
     ``keys`` (e.g. kind / severity) tell them apart from the run's other rows. Every result file's rows are
     built here."""
-    from ..models.flops import model_cost
-
     cost = model_cost(run.model, run.data.size)
     base = {"experiment": experiment or run.experiment or "train", "run_id": run.run_hash, **run.variant(),
             "gflops": cost["gflops"], "params_m": cost["params_m"], "seed": run.train.seed, **(keys or {}),
@@ -463,8 +442,6 @@ def eval_protocol(clips: int, crops: int) -> str:
 
 def write_confusion(directory: str | Path, protocol: str, conf, class_names: list[str]) -> tuple[Path, Path]:
     """confusion-PROTOCOL.csv (tidy: one row per non-empty cell) and per_class-PROTOCOL.csv in ``directory``."""
-    from ..core.metrics import per_class_accuracy
-
     names = list(class_names)
     cells = [{"true": i, "true_class": names[i], "predicted": j, "predicted_class": names[j], "count": int(conf[i, j])}
              for i in range(len(names)) for j in range(len(names)) if conf[i, j]]
@@ -476,8 +453,6 @@ def write_confusion(directory: str | Path, protocol: str, conf, class_names: lis
 
 
 def write_sweep_record(sweep_dir: str | Path, record: dict[str, Any]) -> None:
-    import yaml
-
     atomic_write_text(Path(sweep_dir) / SWEEP_RECORD, yaml.safe_dump(record, sort_keys=False))
 
 
@@ -512,8 +487,6 @@ def readme_offsets_sweep(root: str | Path = "results") -> Path:
 
 
 def read_sweep_record(sweep_dir: str | Path) -> dict[str, Any]:
-    import yaml
-
     try:
         rec = yaml.safe_load((Path(sweep_dir) / SWEEP_RECORD).read_text())
     except (OSError, yaml.YAMLError):

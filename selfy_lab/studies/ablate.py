@@ -21,19 +21,24 @@ from __future__ import annotations
 import itertools
 import multiprocessing as mp
 import os
+import signal
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..store import results as R
-from ..config.run import RunConfig
-from ..core.errors import SelfyError
+import torch
+
 from ..config.experiments import run_from_flags
-from ..core.frozen import override, to_dict
 from ..config.grammar import format_offsets, parse_list, parse_offsets
-from .runner import PlannedRun, describe, execute_run
+from ..config.run import RunConfig
 from ..config.vocabulary import REPORTS
+from ..core.errors import SelfyError
+from ..core.frozen import override, to_dict
+from ..data.datasets import scored_splits
+from ..store import results as R
+from .cluster import run_jobs
+from .runner import PlannedRun, describe, execute_run
 
 AXES = ("backbone", "shift_div", "shift_place", "block", "block_options", "extractor", "integrator", "position", "window", "similarity", "fusion", "hierarchy",
         "hierarchy_levels", "hcml_tau", "hcml_delta", "hcml_target", "hcml_predictor",
@@ -253,8 +258,6 @@ def _worker_setup(start_method: str) -> None:
     """A sweep worker's process settings. A spawned process takes 'spawn' as its default start method, so the
     loader processes of a run with --workers would each start a fresh interpreter (5 s a loader here, 15 s a
     smoke run instead of 1): they start as in the sweep's own process (``start_method``; fork on Linux)."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     mp.set_start_method(start_method, force=True)
     _exit_with_parent()
@@ -300,8 +303,6 @@ def run_sweep(runs: list[PlannedRun], out: str | Path, jobs: int = 1, device: st
 
 def _run_sweep(runs, out: Path, jobs: int, device: str, on_event: Callable, record: dict, cluster,
                threads: int) -> list[dict]:
-    from ..data.datasets import scored_splits
-
     R.write_sweep_record(out, record)
     # a finished run keeps the time its training took when it ran (a re-run of the sweep only skips it)
     took = {r["run_id"]: r["seconds"] for r in R.read_status(out) if r.get("status") == "done"}
@@ -330,8 +331,6 @@ def _run_sweep(runs, out: Path, jobs: int, device: str, on_event: Callable, reco
         on_event("run_end", run=pr, row=row)
 
     if cluster is not None and cluster.executor != "process":
-        from .cluster import run_jobs
-
         if todo:
             run_jobs(todo, out, cluster, device, finished, on_event)
     elif jobs <= 1 or len(todo) <= 1:
@@ -345,8 +344,6 @@ def _run_sweep(runs, out: Path, jobs: int, device: str, on_event: Callable, reco
 
 
 def _run_parallel(todo, out, jobs, device, finished, on_event, threads: int) -> None:
-    import torch
-
     ctx = mp.get_context("spawn")
     task_q, result_q = ctx.Queue(), ctx.Queue()
     gpus = torch.cuda.device_count() if device in ("auto", "cuda") else 0

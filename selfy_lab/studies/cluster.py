@@ -11,13 +11,17 @@ DistributedDataParallel (submitit's tasks, the torchrun environment exported).
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..store import results as R
+from ..config.run import RunConfig
 from ..core.errors import SelfyError, user_message
+from ..core.frozen import from_dict, to_dict
+from ..core.runtime import thread_note
+from ..store import results as R
 from .runner import PlannedRun, describe, execute_run
 
 EXECUTORS = ("process", "local", "slurm")  # process: this machine's worker processes (ablate --jobs)
@@ -42,7 +46,7 @@ class ClusterOptions:
 
 
 def _submitit():
-    try:
+    try:  # optional: submitit (the [cluster] extra)
         import submitit
     except ImportError:
         raise SelfyError("--executor local / slurm needs submitit: pip install submitit") from None
@@ -57,9 +61,6 @@ class TrainJob:
         self.run, self.run_dir, self.device, self.distributed = run, run_dir, device, distributed
 
     def __call__(self) -> dict:
-        from ..config.run import RunConfig
-        from ..core.frozen import from_dict
-
         if self.distributed:  # one task per GPU: the environment torchrun would give (RANK, WORLD_SIZE, ...)
             _submitit().helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         run = from_dict(RunConfig, self.run)
@@ -73,8 +74,6 @@ class TrainJob:
 def _log(event: str, **info) -> None:
     """A job's progress in its log (OUT/submitit/<job>_<task>_log.out)."""
     if event == "resume":
-        from ..engine.train import thread_note
-
         print(f"resumed after epoch {info['epoch']}{thread_note(info)}", flush=True)
     elif event == "epoch_end":
         val = info.get("metrics") or {}
@@ -108,8 +107,6 @@ def make_executor(out: Path, opts: ClusterOptions):
 
 def _alive(pid: str) -> bool:
     """Is the local job (its id is its controller's process id) still running?"""
-    import os
-
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, ValueError):
@@ -132,8 +129,6 @@ def run_jobs(todo: list, out: Path, opts: ClusterOptions, device: str, finished:
              on_event: Callable[..., None]) -> None:
     """Submit (or re-attach to) one job per planned run of ``todo`` and wait for them all; ``finished`` gets
     each run's status row as its job ends."""
-    from ..core.frozen import to_dict
-
     out = Path(out)
     record = out.joinpath(*R.CLUSTER_JOBS)
     known = {r["run_id"]: r["job_id"] for r in R.read_csv(record)} if record.is_file() else {}

@@ -12,19 +12,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
+import pytorch_grad_cam as pgc
 import torch
 import torch.nn.functional as F
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from ..data.transforms import clip_from_frames, normalize
+from ..config.run import RunConfig
 from ..core.errors import SelfyError
-from ..models.backbones import STAGES, stage_sizes
+from ..data import synthetic as syn
+from ..data.datasets import build_dataset, class_names_of, load_user_clip, load_user_views
+from ..data.transforms import clip_from_frames, normalize
+from ..engine.checkpoint import load_run, run_config_of
+from ..models.backbones import STAGES, stage_sizes, stages
+from ..models.extract import soft_argmax_flow
+from ..models.selfsim import stss
 from ..models.selfy import STSS
-
-if TYPE_CHECKING:
-    from ..config.run import RunConfig
+from ..store import results as R
 
 # gradient-based methods of pytorch-grad-cam whose maps come from one layer's activations and gradients
 CAM_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "eigengradcam",
@@ -32,8 +38,6 @@ CAM_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eige
 
 
 def _cam_class(name: str):
-    import pytorch_grad_cam as pgc
-
     table = {"gradcam": pgc.GradCAM, "gradcam++": pgc.GradCAMPlusPlus, "xgradcam": pgc.XGradCAM,
              "hirescam": pgc.HiResCAM, "layercam": pgc.LayerCAM, "eigencam": pgc.EigenCAM,
              "eigengradcam": pgc.EigenGradCAM, "gradcamelementwise": pgc.GradCAMElementWise}
@@ -45,8 +49,6 @@ def _cam_class(name: str):
 def cam_layer(model, name: str = "res5") -> torch.nn.Module:
     """The module whose output is the map of stage ``name`` (``res5``: right before global average
     pooling). A block inserted after the stage is part of it."""
-    from ..models.backbones import stages
-
     layers = stages(model.backbone)
     if name not in layers:
         raise ValueError(f"unknown CAM layer '{name}': choose from {', '.join(layers)}")
@@ -71,8 +73,6 @@ def _flatten_frames(x: torch.Tensor) -> torch.Tensor:
 
 def clip_cam(model, clip: torch.Tensor, target: int, method: str = "gradcam", layer: str = "res5") -> np.ndarray:
     """Grad-CAM of a uint8 clip (T, C, H, W) for class ``target``: (T, H, W) in [0, 1], one scale per clip."""
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
     T, _, H, W = clip.shape
     device = next(model.parameters()).device
     x = normalize(clip[None].to(device))  # (1, T, C, H, W)
@@ -128,8 +128,6 @@ def stss_from_pixels(clip: torch.Tensor, offsets=(-3, -2, -1, 0, 1, 2, 3), windo
     """STSS of the raw pixels of a uint8 clip (T, C, H, W), after averaging ``cell`` x ``cell`` blocks
     (no model needed). Features: the normalised colours, mean-removed per clip, so the cosine similarity
     compares colour contrasts rather than brightness."""
-    from ..models.selfsim import stss
-
     H, W = clip.shape[-2:]
     if cell > min(H, W):  # checked before any pooling or allocation
         raise SelfyError(f"--cell {cell} is larger than the frame ({H}x{W} pixels): use at most {min(H, W)}")
@@ -153,8 +151,6 @@ def model_label(run) -> str:
 
 def paper_pair(run_dirs) -> list:
     """The paper's Fig. 7 pair among a sweep's run directories: {1} and the widest offset range, seed 0."""
-    from ..engine.checkpoint import run_config_of
-
     cfgs = {d: run_config_of(d) for d in run_dirs}
     seed0 = [d for d in run_dirs if cfgs[d].train.seed == 0 and cfgs[d].model.block != "none"]
     one = [d for d in seed0 if cfgs[d].model.offsets == (1,)]
@@ -210,16 +206,12 @@ def compare_cams(models: list, dataset, *, clips: list[int] | None = None, class
 def user_clip(path: Path, run, frames: int | None = None, size: int | None = None) -> torch.Tensor:
     """A user's video or frame folder as a run's test protocol samples it (the built-in benchmark's models:
     shorter side to the run's size; others: the run's resize), uint8 (T, C, H, W)."""
-    from ..data.datasets import load_user_clip
-
     resize_to = None if run is None or run.data.dataset == "synthetic" else run.data.resize
     return load_user_clip(path, frames or run.model.frames, size or run.data.size, resize_to)
 
 
 def user_views(path: Path, run, clips: int = 1, crops: int = 1) -> list[torch.Tensor]:
     """A user's video or frame folder as a run's test protocol views it: ``clips`` x ``crops`` uint8 clips."""
-    from ..data.datasets import load_user_views
-
     resize_to = None if run.data.dataset == "synthetic" else run.data.resize
     return load_user_views(path, run.model.frames, run.data.size, resize_to, clips, crops)
 
@@ -239,8 +231,6 @@ def cam_clips(checkpoints: list[Path], *, results_root: Path = Path("results"), 
     first ``count`` clips, which ``note`` (a one-line message) says. Returns per clip its ``frames``, ``rows``
     (label, prediction, correct, the class explained, the CAMs), ``layer``, map ``cells``, ``title`` and file
     ``stem``: what :func:`selfy_lab.reports.viz.write_cam_figures` draws."""
-    from ..data.datasets import build_dataset
-
     if method not in CAM_METHODS:
         raise SelfyError(f"unknown CAM method '{method}': choose from {', '.join(CAM_METHODS)}")
     if layer not in ("auto", *STAGES):
@@ -249,8 +239,6 @@ def cam_clips(checkpoints: list[Path], *, results_root: Path = Path("results"), 
     data = {k: v for k, v in (data_changes or {}).items() if v}
     run0 = replace(run0, data=replace(run0.data, **data, test_clips=1, test_crops=1))
     if video is not None:
-        from ..data.datasets import class_names_of
-
         names, ds = class_names_of(run0), None
     else:
         ds = build_dataset(run0, "val")
@@ -290,9 +278,6 @@ def _cam_models(checkpoints: list[Path], results_root: Path, device: str,
     """The models a CAM figure compares, each with its row label (default: the paper's Fig. 7 pair of the
     offsets sweep ``sweep``, else of the one ``results_root``'s README names), and the first one's run config.
     An unfinished run is said first (``note``) and its row label says it too."""
-    from ..store import results as R
-    from ..engine.checkpoint import load_run
-
     paths = list(checkpoints)
     if not paths:
         sweep = sweep or R.readme_offsets_sweep(results_root)
@@ -332,9 +317,6 @@ def stss_clip(checkpoint: Path | None = None, *, clip: int = 0, query: tuple[int
     ``source``) and the ``query`` cell (default: :func:`default_query`): what
     :func:`selfy_lab.reports.viz.write_stss_figures` draws."""
     if checkpoint is not None:
-        from ..data.datasets import build_dataset
-        from ..engine.checkpoint import load_run
-
         if offsets or window:
             raise SelfyError("--offsets / --window apply to raw pixels; a model's STSS uses the model's own")
         run, model = load_run(checkpoint, device)
@@ -358,8 +340,6 @@ def stss_clip(checkpoint: Path | None = None, *, clip: int = 0, query: tuple[int
         x, name = user_clip(video, None, frames, size), Path(video).name
         st = stss_from_pixels(x, offsets, window or (5, 5), cell)
     else:
-        from ..data import synthetic as syn
-
         offsets = offsets or (-3, -2, -1, 0, 1, 2, 3)
         if max(abs(o) for o in offsets) >= frames:
             raise SelfyError(f"offsets reach beyond a {frames}-frame clip")
@@ -377,8 +357,6 @@ def stss_clip(checkpoint: Path | None = None, *, clip: int = 0, query: tuple[int
 
 def default_query(st: dict) -> tuple[int, int, int]:
     """(t, y, x) in feature cells: the centre frame, at the cell whose similarity peaks move the most."""
-    from ..models.extract import soft_argmax_flow
-
     S = st["S"]
     T = S.shape[0]
     t = (T - 1) // 2

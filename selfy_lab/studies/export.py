@@ -7,13 +7,20 @@ recipe, seed, validation metrics with the command that measured them, the git re
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from ..store import results as R
+import yaml
+from safetensors import safe_open
+from safetensors.torch import save_file
+
 from ..config.run import RunConfig
 from ..core.errors import SelfyError
+from ..core.frozen import to_dict
 from ..core.textfiles import current_umask
+from ..engine.checkpoint import load_run
+from ..store import results as R
 
 
 CARD_MARK = "<!-- written by selfy-lab export -->"
@@ -22,16 +29,12 @@ CARD_MARK = "<!-- written by selfy-lab export -->"
 def _ours(path: Path) -> bool:
     """Did ``selfy-lab export`` write this file of an export folder?"""
     if path.name == R.WEIGHTS:
-        from safetensors import safe_open
-
         try:
             with safe_open(str(path), "pt") as f:
                 return (f.metadata() or {}).get("format") == "selfy-lab"
         except Exception:  # not a safetensors file at all
             return False
     if path.name == R.HUB_CONFIG:
-        import json
-
         try:
             return json.loads(path.read_text()).get("library_name") == "selfy-lab"
         except (OSError, ValueError, AttributeError):
@@ -52,10 +55,6 @@ def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> lis
     """Write the finished run ``run_dir`` to ``out`` (weights, config, model card); returns the files. A file of
     those names already in ``out`` stops with one line, and nothing is written: one the user wrote always, an
     earlier export unless ``force`` (which replaces only the files an export wrote)."""
-    from safetensors.torch import save_file
-
-    from ..engine.checkpoint import load_run
-
     if R.is_exported(run_dir):
         raise SelfyError(f"{run_dir} is an export already: copy the folder as it is, or export the run it came "
                          "from (its run folder)")
@@ -92,10 +91,6 @@ def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> lis
 def hub_config(run: RunConfig, run_dir: Path) -> str:
     """config.json: what hub tooling reads of a model folder (library, architecture, classes, input), beside
     the whole configuration that ``config.yaml`` holds."""
-    import json
-
-    from ..core.frozen import to_dict
-
     m, d = run.model, run.data
     return json.dumps({"library_name": "selfy-lab", "model_type": "selfynet" if m.block != "none" else m.backbone,
                        "architectures": [f"{m.backbone}+{m.block}"], "num_classes": m.num_classes,
@@ -105,8 +100,6 @@ def hub_config(run: RunConfig, run_dir: Path) -> str:
 
 def card_metadata(run: RunConfig, run_dir: Path) -> str:
     """The model card's YAML front matter (library, license, tags, dataset, metrics), as hub tooling reads it."""
-    import yaml
-
     val = R.read_metrics(run_dir)
     meta = {"library_name": "selfy-lab", "license": "mit", "pipeline_tag": "video-classification",
             "tags": ["video-classification", "action-recognition", "self-similarity", run.model.backbone,

@@ -7,8 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..store import results as R
+import torch
+
 from ..core.errors import DataError, SelfyError
+from ..data.datasets import IMAGE_SUFFIXES, class_names_of
+from ..data.lists import VIDEO_SUFFIXES
+from ..engine.checkpoint import load_run
+from ..store import results as R
+from .explain import predict_clip, user_views
 
 # weights: "final", or "after N of M epochs" for an unfinished run's last checkpoint
 PREDICTION_COLUMNS = ("video", "rank", "class_id", "class", "probability", "weights")
@@ -17,9 +23,6 @@ PREDICTION_COLUMNS = ("video", "rank", "class_id", "class", "probability", "weig
 def inputs_of(paths: list[Path]) -> list[Path]:
     """The clips named by ``paths``: a video file or a folder of frames as itself; a folder of videos (or of
     frame folders) as each of them, in name order."""
-    from ..data.datasets import IMAGE_SUFFIXES
-    from ..data.lists import VIDEO_SUFFIXES
-
     out: list[Path] = []
     for p in map(Path, paths):
         if not p.exists():
@@ -41,12 +44,6 @@ def predict(paths: list[Path], model_path: Path, top_k: int = 5, device: str = "
     ``model_path`` (a run folder, its checkpoint or an export), over the test protocol's ``clips`` (1 or 2) x
     ``crops`` (1 or 3) views, their logits averaged; an unreadable clip calls ``on_skip``, an unfinished run's
 note ``on_note`` (and each row's ``weights`` says which)."""
-    import torch
-
-    from ..engine.checkpoint import load_run
-    from ..data.datasets import class_names_of
-    from .explain import predict_clip, user_views
-
     if clips not in (1, 2) or crops not in (1, 3):
         raise SelfyError(f"the test protocol is --clips 1 or 2 and --crops 1 or 3, got {clips} and {crops}")
     videos = inputs_of(paths)

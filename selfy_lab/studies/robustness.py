@@ -15,12 +15,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..store import results as R
-from ..data.corrupt import corrupt_tensor, kinds, parse_frames
-from ..data.clips import item_address
-from ..data.loader import sample_seed
-from ..core.errors import SelfyError
 from ..config.grammar import parse_int_list
+from ..core.errors import SelfyError
+from ..data.clips import item_address
+from ..data.corrupt import corrupt_tensor, kinds, parse_frames
+from ..data.datasets import build_dataset, scored_splits
+from ..data.loader import sample_seed
+from ..engine.checkpoint import load_run, run_config_of
+from ..engine.evaluate import evaluate
+from ..store import results as R
 
 
 class CorruptedClips(torch.utils.data.Dataset):
@@ -94,7 +97,6 @@ def plan_robustness(kind_specs: list[str], severity: str | None, frames: str, sw
     if out is None:
         parents = {R.run_dir_of(m).parent.parent for m in models if R.run_dir_of(m).parent.name == R.RUNS_DIR}
         out = R.robustness_dir(parents.pop()) if len(parents) == 1 else Path("runs") / R.ROBUSTNESS_DIR
-    from ..engine.checkpoint import run_config_of
 
     for m in models:  # frame numbers must exist in every model's clips
         try:
@@ -134,10 +136,6 @@ def evaluate_robustness(model_paths: list[Path], kind_names: list[str], severiti
     held-out test split where its dataset has one, else val); appends to the robustness table in ``out``,
     skipping finished cells, then rewrites the summary. Writing from uncommitted package code stops as
     :func:`selfy_lab.store.results.check_source` says."""
-    from ..engine.checkpoint import load_run, run_config_of
-    from ..data.datasets import build_dataset, scored_splits
-    from ..engine.evaluate import evaluate
-
     out = R.ensure_writable(out)
     R.check_source(out)
     done = R.robustness_cells(out)
@@ -221,9 +219,6 @@ def example_clips(model_path: Path, kind_names: list[str], severities: list[int]
     """``n`` validation clips per kind for clean-vs-corrupted strips (Fig. 5c): each its ``kind``, clip index
     ``idx``, ``clip`` (uint8 (T, H, W, 3), before corruption), ``severities``, corrupted ``frames``, the
     per-clip ``seed`` the evaluation corrupts it with, and a ``title``."""
-    from ..engine.checkpoint import run_config_of
-    from ..data.datasets import build_dataset
-
     run = run_config_of(model_path)
     base = build_dataset(run, "val")
     if n > len(base):

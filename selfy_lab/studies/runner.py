@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..store import results as R
+import torch
+
 from ..config.run import RunConfig
 from ..core.errors import DivergedError, user_message
+from ..engine.train import fit
+from ..store import results as R
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,6 @@ def describe(run: RunConfig, base: RunConfig | None = None) -> str:
 
 def execute_run(pr: PlannedRun, out: Path, device: str, callback: Callable, threads: int | None = None) -> dict:
     """Train one planned run; never raises: returns its status row."""
-    import torch
-
-    from ..engine.train import fit
-
     if threads:
         torch.set_num_threads(threads)
     t0 = time.time()

@@ -13,11 +13,17 @@ module. They are built from the same configuration as every command (``selfy-lab
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import SelfyError
+from ..config.run import ModelConfig
 from ..config.vocabulary import MOTION_BLOCKS
+from ..core.errors import SelfyError
+from ..data.datasets import class_names_of
+from ..engine.checkpoint import load_run
+from ..engine.weights import load_pretrained
+from ..models import build_model
 
 FAMILIES, DEPTHS = ("tsn", "tsm"), (18, 34, 50)
 PREFIXES = {"": "none", "selfynet-": "selfy", **{f"{b}-": b for b in MOTION_BLOCKS}}
@@ -32,10 +38,6 @@ def list_models(pattern: str = "*") -> list[str]:
 def model_config(name: str, **overrides: Any):
     """The :class:`~selfy_lab.config.run.ModelConfig` of a model name, with ``overrides`` (any of its fields, e.g.
     ``num_classes=174``, ``frames=16``, ``offsets="-2..2"``); a wrong name or field is one line."""
-    from dataclasses import fields
-
-    from ..config.run import ModelConfig
-
     if name not in list_models():
         close = list_models(f"*{name.split('-')[-1]}*") or list_models("selfynet-*")
         raise SelfyError(f"no model named '{name}': e.g. {', '.join(close[:6])} (selfy_lab.list_models() lists all)")
@@ -55,9 +57,6 @@ def create_model(name: str, pretrained: str = "none", **overrides: Any):
     (``imagenet``, a state-dict file, a selfy-lab run or export folder); ``overrides`` set any model field.
     The model is in training mode, as torchvision and timm return theirs; ``model.selfy_config`` holds its
     configuration."""
-    from ..models import build_model
-    from ..engine.weights import load_pretrained
-
     cfg = model_config(name, pretrained=pretrained, **overrides)
     model = build_model(cfg)
     if pretrained not in ("", "none"):
@@ -70,9 +69,6 @@ def from_pretrained(path: str | Path, device: str = "cpu"):
     """A trained model from an export folder (or a run folder, or its checkpoint), in eval mode on ``device``,
     with ``model.class_names`` (its dataset's classes, index order) and ``model.selfy_config`` (the run's
     whole configuration)."""
-    from ..engine.checkpoint import load_run
-    from ..data.datasets import class_names_of
-
     run, model = load_run(path, device)
     try:
         model.class_names = class_names_of(run)

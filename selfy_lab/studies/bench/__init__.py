@@ -35,16 +35,13 @@ from typing import Callable
 
 import torch
 
+from ...config.blocks import is_outside_block
 from ...config.pairs import (
-    SELFY_TSM_R18,
-    SELFY_TSM_R50,
-    TSM_R18,
-    TSM_R50,
-    module_configs,
-    module_settings,
-    quick_pair,
-    step_pairs,
+    SELFY_TSM_R18, SELFY_TSM_R50, TSM_R18, TSM_R50, module_configs, module_settings, quick_pair, step_pairs,
 )
+from ...core.errors import SelfyError
+from ...core.runtime import keep_freed_memory, select_device
+from ...store import results as R
 from .loader import bench_loader
 from .measure import saved_tensor_bytes, time_call
 from .modules import bench_modules
@@ -68,10 +65,6 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
     """`selfy-lab bench`: the chosen parts, as tidy rows with the device and provenance; written to
     OUT/bench.csv when ``out`` is given. ``own_blocks`` (``PACKAGE.MODULE:CLASS``) join the modules part.
     Returns (rows, device name, path)."""
-    from ...store import results as R
-    from ...core.errors import SelfyError
-    from ...core.runtime import keep_freed_memory, select_device
-
     keep_freed_memory()  # as training does
     unknown = [p for p in parts if p not in PARTS]
     if unknown or not parts:
@@ -81,7 +74,6 @@ def run_bench(parts: list[str], device: str = "auto", sizes: tuple[int, ...] = (
         require_cpu_profile(dev)
     if compile and "step" not in parts and "paper" not in parts:
         raise SelfyError("--compile times the training steps: add step or paper to --only")
-    from ...config.blocks import is_outside_block
 
     for b in own_blocks:
         if not is_outside_block(b):

@@ -1,26 +1,29 @@
 """(e) Clips per second of the list-file loader beside the training step's throughput."""
 from __future__ import annotations
 
+import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
+import av
 import numpy as np
 import torch
+from PIL import Image
 
 from ...config.pairs import SELFY_TSM_R18, TSM_R18
-from .measure import clip, make_model, time_call
-from .measure import train_step as one_step
+from ...config.presets import resolve
+from ...data.datasets import build_dataset
+from ...data.loader import make_loader
+from .measure import clip, make_model, time_call, train_step as one_step
 
 
 def _loader_fixture(root: Path, clips: int, source_frames: int, size: tuple[int, int]) -> dict[str, Path]:
     """Frame folders (JPEG) and H.264 videos of ``clips`` clips of ``source_frames`` frames, with their
     list files (natural-image-like content: smooth gradients plus noise, so JPEG and H.264 work as on real
     frames)."""
-    import av
-    from PIL import Image
-
     rng = np.random.default_rng(0)
     H, W = size
     yy, xx = np.mgrid[0:H, 0:W]
@@ -54,13 +57,6 @@ def bench_loader(workers: tuple[int, ...] | None = None, clips: int = 48, batch:
     frame folders and from H.264 videos, with 0, 2 and N worker processes; beside it the training-step
     throughput (clips/s) of TSM-R18 and SELFYNet-TSM-R18 at 8 x 224^2, so a user sees which one bounds
     training on this machine."""
-    import os
-    import tempfile
-
-    from ...data.datasets import build_dataset
-    from ...data.loader import make_loader
-    from ...config.presets import resolve
-
     n_cpu = os.cpu_count() or 1
     workers = workers or tuple(sorted({0, 2, n_cpu}))
     rows = []

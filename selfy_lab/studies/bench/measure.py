@@ -13,6 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from ...config.run import ModelConfig
+from ...core.runtime import channels_last as to_channels_last
+from ...models import build_model
+from ...models.flops import model_cost
 
 
 def sync(device: torch.device) -> None:
@@ -34,13 +37,10 @@ def clip(device, frames=8, size=224, batch=1):
 
 
 def make_model(cfg: ModelConfig, device, *, channels_last: bool):
-    from ...models import build_model
-
     torch.manual_seed(0)
     m = build_model(cfg).to(device).train()
     if m.hierarchy is not None:  # timed as --aux hcml trains it, with its contrastive loss
         m.hierarchy.loss_enabled = True
-    from ...core.runtime import channels_last as to_channels_last
 
     return to_channels_last(m) if channels_last else m
 
@@ -93,8 +93,6 @@ def pair_models(base_cfg: ModelConfig, block_cfg: ModelConfig, device, channels_
 
 def flop_ratio(base_cfg: ModelConfig, block_cfg: ModelConfig, size: int) -> float:
     """GFLOPs of the model with the block over the plain backbone's, at input side ``size``."""
-    from ...models.flops import model_cost
-
     return model_cost(block_cfg, size)["gflops"] / model_cost(base_cfg, size)["gflops"]
 
 

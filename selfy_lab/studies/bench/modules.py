@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 
 from ...config.pairs import module_configs, module_settings
+from ...models.flops import model_cost
 from .measure import interleaved_steps, make_model, step_input
 
 
@@ -16,8 +17,6 @@ def bench_modules(device="cpu", repeats: int = 5, channels_last: bool = True, am
     """For each setting of :func:`module_settings`, the training step of the plain backbone and of every
     block of :func:`module_configs` (or ``blocks``), interleaved round by round (one warm-up round), the
     medians, and per block its time ratio and FLOP ratio against the plain backbone."""
-    from ...models.flops import model_cost
-
     device = torch.device(device)
     amp_dtype = torch.bfloat16 if (amp if amp is not None else device.type == "cuda") else None
     rows = []

@@ -1,13 +1,16 @@
 """(f) Where a training step's time goes: torch.profiler's self CPU time per kernel class."""
 from __future__ import annotations
 
+import os
 import statistics
 from typing import Callable
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
-from .measure import flop_ratio, pair_models, step_input, take_turns, train_step
 from ...config.pairs import step_pairs
+from ...core.errors import SelfyError
+from .measure import flop_ratio, pair_models, step_input, take_turns, train_step
 
 
 # kernel classes of the step profile: the operators that carry the FLOPs, BatchNorm, and everything else
@@ -27,10 +30,7 @@ def kernel_class(op: str) -> str:
 
 def _profiled_ms(step: Callable[[], None]) -> dict[str, float]:
     """Self CPU time of one call of ``step`` under torch.profiler, by kernel class, in ms."""
-    import os
-
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # no profiler start/stop lines on stderr (read at first use)
-    from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
@@ -42,8 +42,6 @@ def _profiled_ms(step: Callable[[], None]) -> dict[str, float]:
 
 def require_cpu_profile(device) -> torch.device:
     """The device, when the step profile can run on it (the CPU); a one-line error otherwise."""
-    from ...core.errors import SelfyError
-
     device = torch.device(device)
     if device.type != "cpu":
         raise SelfyError("the step profile is a CPU measurement: run it with --device cpu "

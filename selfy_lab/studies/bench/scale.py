@@ -13,16 +13,10 @@ from typing import Callable
 
 import torch
 
-from ...config.run import ModelConfig
 from ...config.pairs import SELFY_TSM_R50, TSM_R50
+from ...config.run import ModelConfig
 from .measure import (
-    flop_ratio,
-    interleaved_steps,
-    make_model,
-    pair_models,
-    peak_rss_of_step,
-    saved_tensor_bytes,
-    step_input,
+    flop_ratio, interleaved_steps, make_model, pair_models, peak_rss_of_step, saved_tensor_bytes, step_input,
     train_step,
 )
 from .steps import compiled_models

@@ -6,25 +6,16 @@ from typing import Callable
 import torch
 
 from ...config.pairs import SELFY_TSM_R18, TSM_R18, step_pairs
+from ...core.runtime import compiled
 from .measure import (
-    clip,
-    flop_ratio,
-    interleaved_steps,
-    make_model,
-    pair_models,
-    peak_rss_of_step,
-    saved_tensor_bytes,
-    step_input,
-    time_call,
-    train_step,
+    clip, flop_ratio, interleaved_steps, make_model, pair_models, peak_rss_of_step, saved_tensor_bytes, step_input,
+    time_call, train_step,
 )
 
 def compiled_models(models: dict, batch: tuple[torch.Tensor, torch.Tensor], amp_dtype, bench: str,
               progress: Callable[[str], None]) -> tuple[dict, list[dict]]:
     """Each model under ``torch.compile`` as ``--compile`` trains it (:func:`runtime.compiled`), compiled by one
     training step (its forward and backward graphs), with a ``compile_seconds`` row each: that step's time."""
-    from ...core.runtime import compiled
-
     x, y = batch
     out, rows = {}, []
     for name, m in models.items():
