@@ -81,8 +81,12 @@ def test_builders_and_constructors_take_their_subjects_positionally_and_the_rest
     assert sum(1 for _ in _signatures()) > 50  # the scan sees the package
 
 
+HEAVY = ("pytorch_grad_cam", "seaborn", "imagecorruptions")  # seconds to import, each needed by one feature
+
+
 def _imports_in_functions():
-    """(file, line, the comment lines that name it) of every import statement inside a function of the package."""
+    """(file, imported module, the lines that may name it) of every import statement inside a function of the
+    package."""
     import ast
 
     for path in sorted((ROOT / "selfy_lab").rglob("*.py")):
@@ -92,6 +96,7 @@ def _imports_in_functions():
                 continue
             for node in ast.walk(fn):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    module = node.names[0].name if isinstance(node, ast.Import) else "." * node.level + (node.module or "")
                     # the import's own line and the block it opens: imports, a `try:` or a comment line above it
                     k, named = node.lineno - 1, []
                     while k >= 0:
@@ -100,25 +105,31 @@ def _imports_in_functions():
                         if k < node.lineno - 1 and not text.startswith(("from ", "import ", "try:", "#")):
                             break
                         k -= 1
-                    yield path.relative_to(ROOT / "selfy_lab").as_posix(), node.lineno, named
+                    yield path.relative_to(ROOT / "selfy_lab").as_posix(), module, node.lineno, named
 
 
-def test_an_import_inside_a_function_keeps_a_dependency_optional_or_torch_out_of_the_command_line_start():
+def test_an_import_inside_a_function_keeps_a_dependency_optional_or_a_heavy_one_out_of_every_start():
     """Imports sit at the top of their module. The exceptions are named in a comment: ``# optional:`` keeps an
     optional dependency optional (Jupyter, submitit, tensorboard, torchcodec, POSIX's fcntl); ``# deferred:``
-    keeps torch out of ``import selfy_lab`` and the command line's start, and is allowed only there."""
+    keeps torch out of ``import selfy_lab``, the command line's start and the results store (only there), and a
+    library that takes seconds to import and serves one feature (grad-cam's CAM maps, seaborn's one figure,
+    ImageNet-C's corruptions) out of every command that does not use it."""
     found = list(_imports_in_functions())
-    unnamed = [f"{f}:{line}" for f, line, named in found if not any(("# optional:" in t or "# deferred:" in t) for t in named)]
+    unnamed = [f"{f}:{line}" for f, _, line, named in found if not any(("# optional:" in t or "# deferred:" in t) for t in named)]
     assert not unnamed, "imports inside functions without a reason:\n" + "\n".join(unnamed)
-    deferred = {f for f, _, named in found if any("# deferred:" in t for t in named)}
-    assert deferred and all(f.startswith("cli/") or f == "__init__.py" for f in deferred), deferred
+    deferred = [(f, m) for f, m, _, named in found if any("# deferred:" in t for t in named)]
+    torch_free = ("cli/", "__init__.py", "store/results.py")
+    wrong = [(f, m) for f, m in deferred if not (f.startswith(torch_free) or m.startswith(HEAVY))]
+    assert deferred and not wrong, wrong
     # the scan sees the optional ones
-    assert {"cli/runs.py", "reports/notebooks.py", "studies/cluster.py", "data/video.py"} <= {f for f, _, _ in found}
+    assert {"cli/runs.py", "reports/notebooks.py", "studies/cluster.py", "data/video.py"} <= {f for f, _, _, _ in found}
 
 
-def test_the_command_line_starts_without_torch():
-    """What the deferred imports are for: `selfy-lab --help` and shell completion import no torch."""
-    code = "import sys, selfy_lab.cli; assert 'torch' not in sys.modules, 'torch loaded at start'"
+def test_the_command_line_starts_and_the_results_are_read_without_torch():
+    """What the deferred imports are for: `selfy-lab --help` and shell completion import no torch, and neither do
+    the results store and the tables that notebooks and `report --readme` read."""
+    code = ("import sys, selfy_lab.cli, selfy_lab.store.results, selfy_lab.reports.readme_tables, "
+            "selfy_lab.reports.notebooks; assert 'torch' not in sys.modules, 'torch loaded'")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 0, res.stderr[-2000:]

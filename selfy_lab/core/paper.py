@@ -5,6 +5,8 @@ Each accuracy row names the variant with the same fields and canonical strings a
 """
 from __future__ import annotations
 
+PAPER_FLOPS_TABLE = "paper_table.csv"  # selfy-lab flops --paper --out DIR writes DIR/paper_table.csv; tables read it
+
 # ---- FLOPs (multiply-accumulates, G, per clip at 224x224): Table 1, 3a, 7d ----
 # Fields: model (label), backbone, frames, block, offsets, window, paper_gflops
 FLOPS = [

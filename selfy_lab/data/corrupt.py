@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from imagecorruptions import corrupt, get_corruption_names
-from imagecorruptions.corruptions import _motion_blur  # ImageNet-C's kernel, with explicit parameters
 
 from ..config.grammar import parse_int_list
 from ..core.paper import MOTION_BLUR_RADIUS_SIGMA, OCCLUSION_SIDES_224
@@ -37,6 +35,8 @@ class Kind:
 
 
 def _imagenet_c_names() -> list[str]:
+    from imagecorruptions import get_corruption_names  # deferred: heavy (numba, OpenCV), needed by corruptions alone
+
     return list(get_corruption_names("all"))
 
 
@@ -82,6 +82,8 @@ def motion_blur_params(severity: int, side: int) -> tuple[float, float]:
 
 
 def motion_blur(frame: np.ndarray, severity: int, angle: float) -> np.ndarray:
+    from imagecorruptions.corruptions import _motion_blur  # deferred: as above (ImageNet-C's kernel)
+
     radius, sigma = motion_blur_params(severity, min(frame.shape[:2]))
     out = _motion_blur(frame, radius=radius, sigma=sigma, angle=angle)
     return np.clip(out, 0, 255).astype(np.uint8)
@@ -89,6 +91,8 @@ def motion_blur(frame: np.ndarray, severity: int, angle: float) -> np.ndarray:
 
 def imagenet_c(frame: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
     """One ImageNet-C corruption; their functions draw from numpy's global generator, seeded here."""
+    from imagecorruptions import corrupt  # deferred: as above
+
     state = np.random.get_state()
     try:
         np.random.seed(seed % 2**32)

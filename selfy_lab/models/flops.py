@@ -21,10 +21,10 @@ import torch.nn as nn
 from ..config.run import ModelConfig
 from ..config.vocabulary import SELFY_BLOCKS
 from ..core import paper
+from ..core.paper import PAPER_FLOPS_TABLE
 from ..core.textfiles import claim_folder, write_csv
 from . import build_model
 
-PAPER_FLOPS_TABLE = "paper_table.csv"  # selfy-lab flops --paper --out DIR writes DIR/paper_table.csv
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 

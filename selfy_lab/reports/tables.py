@@ -11,9 +11,8 @@ import pandas as pd
 from ..config.grammar import EVERY
 from ..config.pairs import module_configs, module_settings
 from ..core.errors import SelfyError
-from ..core.paper import TABLES, TABLE_EXPERIMENTS
+from ..core.paper import PAPER_FLOPS_TABLE, TABLES, TABLE_EXPERIMENTS
 from ..core.stats import RULE, direction, family, ordering_verdict, welch
-from ..models.flops import PAPER_FLOPS_TABLE
 from ..store import results as R
 from ..store.results import VARIANT_FIELDS
 

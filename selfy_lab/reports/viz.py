@@ -11,7 +11,6 @@ from pathlib import Path
 # backend must stay
 import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns
 from matplotlib.patches import Rectangle
 
 from ..core.errors import SelfyError
@@ -136,6 +135,8 @@ def robustness_figure(df, kind: str, metric: str = "top1"):
     sub["value"] = 100 * sub["value"]
     many = len(order) > 7  # a block comparison: the legend beside the axes, where it hides no line
     fig, ax = plt.subplots(figsize=(8.2 if many else 5.6, 3.8))
+    import seaborn as sns  # deferred: heavy, drawn by this one figure
+
     sns.lineplot(data=sub, x="severity", y="value", hue="variant", hue_order=order, marker="o", errorbar="sd", ax=ax)
     ax.set_xlabel("severity (0 = clean)")
     split = str(sub["split"].iloc[0]) if "split" in sub and len(sub) else "val"

@@ -40,20 +40,16 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-import torch
 import yaml
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 
 from ..config.run import RunConfig
 from ..core.errors import SelfyError
 from ..core.frozen import from_dict, identity, to_dict
-from ..core.metrics import per_class_accuracy
 from ..core.textfiles import (
     atomic_write_text, check_own_table, claim_folder, csv_value, ensure_writable, load_yaml, read_csv, write_csv,
 )
 from ..core.version import __version__, git_revision, source_diff
-from ..models.flops import model_cost
 
 # ---- layout ----
 CONFIG, CHECKPOINT, HISTORY, METRICS, ERROR, EVAL, SOURCE_DIFF = (
@@ -218,6 +214,8 @@ def read_exported(path: str | Path) -> tuple["RunConfig", dict]:
     path = Path(path)
     run = read_run_config(path)
     try:
+        from safetensors.torch import load_file  # deferred: torch (see result_rows)
+
         state = load_file(str(path / WEIGHTS))
         with safe_open(str(path / WEIGHTS), "pt") as f:
             meta = f.metadata() or {}
@@ -343,6 +341,8 @@ ROBUSTNESS_SUMMARY_COLUMNS = ("run_id", *VARIANT_FIELDS, "seed", "kind", "corrup
 
 def provenance(device: str = "cpu") -> dict[str, Any]:
     """The provenance columns of rows computed now on ``device`` (``cpu`` or a GPU's name)."""
+    import torch  # deferred: as in result_rows
+
     device = device or "cpu"
     return {"version": __version__, "git_rev": git_revision(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "torch": torch.__version__, "device": device,
@@ -380,6 +380,10 @@ def result_rows(run: "RunConfig", metrics: dict[str, float], split: str = "val",
     """The tidy rows of one run's ``metrics`` on ``split``, computed on ``device`` (``cpu`` or a GPU's name);
     ``keys`` (e.g. kind / severity) tell them apart from the run's other rows. Every result file's rows are
     built here."""
+    # deferred: torch, which the results store never loads by itself: notebooks, reports and the command
+    # line's checks read it without torch; rows are written by the engine, which has it loaded
+    from ..models.flops import model_cost
+
     cost = model_cost(run.model, run.data.size)
     base = {"experiment": experiment or run.experiment or "train", "run_id": run.run_hash, **run.variant(),
             "gflops": cost["gflops"], "params_m": cost["params_m"], "seed": run.train.seed, **(keys or {}),
@@ -442,6 +446,8 @@ def eval_protocol(clips: int, crops: int) -> str:
 
 def write_confusion(directory: str | Path, protocol: str, conf, class_names: list[str]) -> tuple[Path, Path]:
     """confusion-PROTOCOL.csv (tidy: one row per non-empty cell) and per_class-PROTOCOL.csv in ``directory``."""
+    from ..core.metrics import per_class_accuracy  # deferred: torch (see result_rows)
+
     names = list(class_names)
     cells = [{"true": i, "true_class": names[i], "predicted": j, "predicted_class": names[j], "count": int(conf[i, j])}
              for i in range(len(names)) for j in range(len(names)) if conf[i, j]]

@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pytorch_grad_cam as pgc
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from ..config.run import RunConfig
 from ..core.errors import SelfyError
@@ -38,6 +36,8 @@ CAM_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eige
 
 
 def _cam_class(name: str):
+    import pytorch_grad_cam as pgc  # deferred: heavy (OpenCV and more), needed by the CAM maps alone
+
     table = {"gradcam": pgc.GradCAM, "gradcam++": pgc.GradCAMPlusPlus, "xgradcam": pgc.XGradCAM,
              "hirescam": pgc.HiResCAM, "layercam": pgc.LayerCAM, "eigencam": pgc.EigenCAM,
              "eigengradcam": pgc.EigenGradCAM, "gradcamelementwise": pgc.GradCAMElementWise}
@@ -76,6 +76,8 @@ def clip_cam(model, clip: torch.Tensor, target: int, method: str = "gradcam", la
     T, _, H, W = clip.shape
     device = next(model.parameters()).device
     x = normalize(clip[None].to(device))  # (1, T, C, H, W)
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # deferred: as in _cam_class
+
     cam = _cam_class(method)(model=model, target_layers=[cam_layer(model, layer)], reshape_transform=_flatten_frames)
     try:
         with torch.enable_grad():
