@@ -21,6 +21,18 @@ def pytest_configure(config):
         torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def keep_thread_count():
+    """A test that sets torch's thread count gives the worker's back: two workers at two threads each on two
+    cores slow every later test severalfold (studies.runner restores its runs' count itself)."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def benchmark_cache(tmp_path_factory):
     """The built-in benchmark's rendered clips go into a folder of the test session, never the user's home

@@ -51,7 +51,11 @@ def test_a_run_is_scored_on_test_once_and_a_run_without_test_rows_is_rescored_fr
 
 def test_rows_record_threads_and_a_sweep_sets_them_explicitly(tmp_path):
     runs = A.plan(resolve("smoke"), [None], seeds=[0])
+    import torch
+
+    before = torch.set_num_threads(2) or torch.get_num_threads()
     A.run_sweep(runs, tmp_path / "s", threads=1)
+    assert torch.get_num_threads() == before  # the runs trained on 1; the process has its own count back
     table = rows(tmp_path / "s" / R.RUNS_TABLE)
     assert {(r["device"], r["threads"]) for r in table} == {("cpu", "1")} and all(r["torch"] for r in table)
     record = yaml.safe_load((tmp_path / "s" / R.SWEEP_RECORD).read_text())

@@ -49,9 +49,18 @@ def describe(run: RunConfig, base: RunConfig | None = None) -> str:
 
 
 def execute_run(pr: PlannedRun, out: Path, device: str, callback: Callable, threads: int | None = None) -> dict:
-    """Train one planned run; never raises: returns its status row."""
+    """Train one planned run; never raises: returns its status row. The run trains on ``threads`` CPU threads; the
+    process gets its own count back afterwards (a sweep run from a notebook or a test leaves it as it was)."""
+    before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    try:
+        return _execute(pr, out, device, callback)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _execute(pr: PlannedRun, out: Path, device: str, callback: Callable) -> dict:
     t0 = time.time()
     d = R.run_dir(out, pr.run_id)
     try:
