@@ -11,6 +11,7 @@ from ..config.experiments import run_from_flags, set_overrides
 from ..config.vocabulary import OBJECTIVES
 from ..core.errors import SelfyError
 from ..core.frozen import to_dict
+from ..store.results import RUN_OWNED, allow_dirty_source, claim_folder, default_run_dir, unfinished_note
 from .common import (
     AllowDirty, Aux, AuxWeight, Backbone, BatchSize, Block, BlockOptions, Categories, Compile, DataRoot, Dataset,
     Deterministic, Device, Epochs, Experiment, Extractor, Flip, FrameTemplate, Frames, FreezeBackbone, Fusion,
@@ -60,7 +61,6 @@ def train(
     """
     flags = dict(locals())
     # deferred: these load torch, which the command line's start (--help, completion) must not
-    from ..store.results import RUN_OWNED, allow_dirty_source, claim_folder, default_run_dir
     from ..engine.train import fit
 
     allow_dirty_source(allow_dirty)
@@ -115,7 +115,6 @@ def pretrain(
     """
     flags = {**dict(locals()), "objective": method, "block": "none"}  # the hierarchy alone, no block
     # deferred: these load torch, which the command line's start (--help, completion) must not
-    from ..store.results import RUN_OWNED, allow_dirty_source, claim_folder, default_run_dir
     from ..engine.train import fit
 
     allow_dirty_source(allow_dirty)
@@ -165,7 +164,6 @@ def evaluate_cmd(
     """
     # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..engine.evaluate import evaluate_run
-    from ..store.results import allow_dirty_source
     from ..reports.viz import save_confusion_figure
 
     run_path = one_model(run_path, checkpoint, "eval")
@@ -174,8 +172,6 @@ def evaluate_cmd(
         raise SelfyError(f"--split {split}: use val or test")
     allow_dirty_source(allow_dirty)
     con = console()
-    # deferred: loads torch, which the command line's start must not
-    from ..store.results import unfinished_note
 
     note = unfinished_note(run_path) if run_path.exists() else ""
     if note:
@@ -225,7 +221,6 @@ def describe(
                   "model (TSN) is at chance within them.")
         if out:
             # deferred: loads torch, which the command line's start must not
-            from ..store.results import claim_folder
             from ..reports.viz import synthetic_gallery
 
             path = synthetic_gallery(claim_folder(out, ("synthetic_classes.png",)) / "synthetic_classes.png", index=index, frames=frames or 8,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.errors import SelfyError
+from ..store.results import SWEEP_OWNED, allow_dirty_source, claim_folder
 from .common import (
     LIST, MODEL_HELP, AllowDirty, BatchSize, Categories, Compile, DataRoot, Dataset, Deterministic, Device, Epochs,
     Experiment, FrameTemplate, Frames, ListFormat, Lr, OnMissing, Preset, Pretrained, Settings, SweepDisplay,
@@ -26,7 +27,7 @@ def _num(v: float, fmt: str = "{:.1f}") -> str:
 
 def print_sweep_summary(con, out: Path, paper_table: str = "") -> None:
     """The sweep's table in the paper's layout (mean ± std over seeds, the paper's values beside)."""
-    # deferred: these load torch, which the command line's start (--help, completion) must not
+    # deferred: pandas and scipy, which the command line's start must not load
     from ..reports.tables import sweep_summary
 
     summ, table_id, varying = sweep_summary(out, paper_table)
@@ -121,7 +122,6 @@ def ablate(
     flags = dict(locals())
     # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..studies import ablate as A
-    from ..store.results import SWEEP_OWNED, allow_dirty_source, claim_folder
     from ..reports.sweep_report import write_sweep_report
 
     at_least(seeds, 1, "--seeds")
@@ -213,7 +213,6 @@ def corrupt(
     # deferred: loads torch, which the command line's start must not
     from ..studies import robustness as R
     from ..reports.viz import write_robustness_report
-    from ..store.results import allow_dirty_source
 
     allow_dirty_source(allow_dirty)
 
@@ -253,7 +252,7 @@ def corrupt(
 
 def print_robustness_summary(con, out: Path, names: list[str], clips: int = 1, crops: int = 1) -> None:
     """Per kind: top-1 by severity (mean ± std over seeds) and mPC / rPC per variant, for one test protocol."""
-    # deferred: these load torch, which the command line's start (--help, completion) must not
+    # deferred: pandas and scipy, which the command line's start must not load
     from ..reports.tables import load_robustness, load_robustness_summary, robustness_by_severity
 
     df, summ = load_robustness(out), load_robustness_summary(out)

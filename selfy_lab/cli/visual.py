@@ -11,6 +11,8 @@ import typer
 
 from ..config.grammar import parse_int_list, parse_offsets, parse_query, parse_window
 from ..core.errors import SelfyError
+from ..reports.notebooks import write_report
+from ..store.results import CAM_OWNED, STSS_OWNED, claim_folder, unfinished_note
 from .common import (
     LIST, MODEL_HELP, Categories, DataRoot, Device, Frames, Offsets, ValList, Window, app, at_least, comma_list,
     console, path_list, table,
@@ -53,7 +55,6 @@ def cam(
     """
     # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..studies.explain import cam_clips
-    from ..store.results import CAM_OWNED, claim_folder
     from ..reports.viz import write_cam_figures
 
 
@@ -151,7 +152,6 @@ def stss_cmd(
     """
     # deferred: these load torch, which the command line's start (--help, completion) must not
     from ..studies.explain import stss_clip
-    from ..store.results import STSS_OWNED, claim_folder
     from ..reports.viz import write_stss_figures
 
     at_least(clip, 0, "--clip")
@@ -166,8 +166,6 @@ def stss_cmd(
         raise SelfyError(f"--{str(e)}" if str(e).startswith("query") else str(e)) from None
     con = console()
     if checkpoint is not None:
-        # deferred: loads torch, which the command line's start must not
-        from ..store.results import unfinished_note
 
         if checkpoint.exists() and unfinished_note(checkpoint):
             con.print(f"note: {unfinished_note(checkpoint)}", markup=False)
@@ -200,13 +198,10 @@ def report(
 
       selfy-lab report --readme results/README.md      # regenerate the README's tables from the CSVs
     """
-    # deferred: these load torch, which the command line's start (--help, completion) must not
-    from ..reports.notebooks import write_report
-
     at_least(timeout, 1, "--timeout-s")
     con = console()
     if readme is not None:
-        # deferred: loads torch, which the command line's start must not
+        # deferred: pandas and scipy, which the command line's start must not load
         from ..reports.readme_tables import update_readme
 
         path, count = update_readme(readme, results_root)

@@ -3,8 +3,8 @@
 An experiment file is YAML holding only what differs from the defaults, each field with a comment saying
 why. Top-level keys: ``name``, ``paper_table``, ``preset``, ``dataset``, ``model``, ``data``, ``train``,
 ``sweep`` (see :func:`selfy_lab.studies.ablate.plan_sweep`), ``report`` (what the sweep reports, one of
-:data:`selfy_lab.config.vocabulary.REPORTS`; recorded in its sweep.yaml) and ``presets`` (per-preset additions of model / data /
-train / sweep sections).
+:data:`selfy_lab.config.vocabulary.REPORTS`; recorded in its sweep.yaml) and ``presets`` (per-preset additions of
+model / data / train / sweep sections).
 
 Resolution, later layers winning: defaults -> preset -> dataset conventions -> experiment file (its
 ``presets`` section of the chosen preset included) -> flags. Flags are named like the config fields they

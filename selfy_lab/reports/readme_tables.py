@@ -171,8 +171,8 @@ def _p(p) -> str:
 
 def contrast_table(root: Path, sweep: str) -> str:
     """A block comparison's (sweeps joined by ``+``) SELFY row against every other row by the stated test: the
-    reference is the SELFY row with the best top-1 on val (:func:`~selfy_lab.reports.tables.selfy_reference`), the rows are scored on the
-    runs' reported split; each difference (reference - row) with its 95% CI, the Holm-adjusted p over the
+    reference is the SELFY row with the best top-1 on val (:func:`.tables.selfy_reference`), the rows are scored
+    on the runs' reported split; each difference (reference - row) with its 95% CI, the Holm-adjusted p over the
     table's comparisons and the verdict, then the sentence those verdicts allow."""
     df = load_runs(*[_existing(root / s / R.RUNS_TABLE) for s in sweep.split("+")])
     reference = selfy_reference(module_comparison(df, split="val"))

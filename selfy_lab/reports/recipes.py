@@ -44,8 +44,8 @@ def _run_dir(sweep_dirs, run_id: str) -> Path:
 
 def recipe_cells(sweep_dirs, main_backbone: str = "", split: str | None = "val") -> pd.DataFrame:
     """One row per run of ``sweep_dirs``: its method (label and variant columns), lr, epochs, seed and top-1
-    (%) on ``split`` (``val``, what a recipe is chosen on; None: the runs' :func:`~selfy_lab.reports.tables.reported_split`,
-    what a comparison reports); rows whose run folder is not there are left out. ``main_backbone``: the backbone
+    (%) on ``split`` (``val``, what a recipe is chosen on; None: the runs' :func:`.tables.reported_split`, what a
+    comparison reports); rows whose run folder is not there are left out. ``main_backbone``: the backbone
     whose methods are labelled without it (default: :func:`main_backbone_of` the runs)."""
     top1 = _runs(sweep_dirs, split)
     if top1.empty:

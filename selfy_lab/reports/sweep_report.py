@@ -42,12 +42,12 @@ def write_curves(out: str | Path) -> list[Path]:
 
 
 def write_sweep_report(out: str | Path, report: str | None = None, *, paper_table: str = "") -> list[Path]:
-    """What a sweep reports (``report``; default: what its sweep.yaml records, :func:`~selfy_lab.store.results.sweep_report`):
-    ``recipes``: its recipe tables (:func:`write_recipe_tables`); ``comparison`` and ``robustness``: its table
-    (SWEEP/comparison.csv), accuracy vs GFLOPs (SWEEP/figures/accuracy_vs_gflops.{png,pdf}) and its validation
-    curves where it has them; ``offsets``: accuracy vs temporal range (SWEEP/figures/temporal_range.{png,pdf},
-    beside the paper's Table 3a when it reproduces it); ``none``: nothing (its table is in the ablations
-    notebook and `selfy-lab table`). Returns the files written."""
+    """What a sweep reports (``report``; default: what its sweep.yaml records,
+    :func:`~selfy_lab.store.results.recorded_report`): ``recipes``: its recipe tables (:func:`write_recipe_tables`);
+    ``comparison`` and ``robustness``: its table (SWEEP/comparison.csv), accuracy vs GFLOPs
+    (SWEEP/figures/accuracy_vs_gflops.{png,pdf}) and its validation curves where it has them; ``offsets``: accuracy
+    vs temporal range (SWEEP/figures/temporal_range.{png,pdf}, beside the paper's Table 3a when it reproduces it);
+    ``none``: nothing (its table is in the ablations notebook and `selfy-lab table`). Returns the files written."""
     report = report or R.recorded_report(out)
     if report not in REPORTS:
         raise SelfyError(f"{out}: unknown report '{report}' (known: {', '.join(REPORTS)})")
