@@ -298,6 +298,19 @@ def stss_query_figure(frames: np.ndarray, st: dict, query: tuple[int, int, int])
     return fig
 
 
+def _offset_panel(ax, offset: int) -> None:
+    """A panel of one temporal offset of the STSS figures: its title, no ticks."""
+    ax.set_title(f"l = {offset:+d}", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _titled(fig, title: str):
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def stss_flow_figure(frames: np.ndarray, st: dict, t: int, tau: float = 0.05, min_peak: float = 0.25,
                      min_change: float = 0.2):
     """The soft-argmax displacement field of frame t for every offset, as arrows over the frame. Arrows
@@ -321,12 +334,8 @@ def stss_flow_figure(frames: np.ndarray, st: dict, t: int, tau: float = 0.05, mi
         keep = (peak[i] >= min_peak) & changed[i]
         ax.quiver(((xx + 0.5) * sx)[keep], ((yy + 0.5) * sy)[keep], (dv * sx)[keep], (du * sy)[keep], color="yellow",
                   angles="xy", scale_units="xy", scale=1, width=0.012)
-        ax.set_title(f"l = {l:+d}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"soft-argmax displacement to frame t+l, t={t} ({st['source']})", fontsize=9)
-    fig.tight_layout()
-    return fig
+        _offset_panel(ax, l)
+    return _titled(fig, f"soft-argmax displacement to frame t+l, t={t} ({st['source']})")
 
 
 def stss_likelihood_figure(frames: np.ndarray, st: dict, query: tuple[int, int, int]):
@@ -351,12 +360,8 @@ def stss_likelihood_figure(frames: np.ndarray, st: dict, query: tuple[int, int, 
             ax.plot((x + 0.5) * sx, (y + 0.5) * sy, "c+", ms=8, mew=1.5)
             ax.set_xlim(0, frames.shape[2])
             ax.set_ylim(frames.shape[1], 0)
-        ax.set_title(f"l = {l:+d}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"motion likelihood of the query (t={t}, y={y}, x={x}) across offsets", fontsize=9)
-    fig.tight_layout()
-    return fig
+        _offset_panel(ax, l)
+    return _titled(fig, f"motion likelihood of the query (t={t}, y={y}, x={x}) across offsets")
 
 
 def save_confusion_figure(conf: np.ndarray, class_names: list[str], *, title: str, stem: Path) -> list[Path]:
