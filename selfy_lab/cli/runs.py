@@ -230,7 +230,7 @@ def describe(
     con.print(table(f"{ds}: {len(rows)} classes", columns, rows))
     con.print(f"direction classes (never flipped under 'skip', swapped under 'swap'): "
               f"{[int(r[0]) for r in rows if r[-1] != '-']}")
-    # deferred: loads torch, which the command line's start must not
+    # deferred: PyAV, which the command line's start need not load
     from ..data.video import decoder
 
     con.print(f"video files are decoded with {decoder()}" + (

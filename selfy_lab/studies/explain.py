@@ -73,11 +73,11 @@ def _flatten_frames(x: torch.Tensor) -> torch.Tensor:
 
 def clip_cam(model, clip: torch.Tensor, target: int, method: str = "gradcam", layer: str = "res5") -> np.ndarray:
     """Grad-CAM of a uint8 clip (T, C, H, W) for class ``target``: (T, H, W) in [0, 1], one scale per clip."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # deferred: as in _cam_class
+
     T, _, H, W = clip.shape
     device = next(model.parameters()).device
     x = normalize(clip[None].to(device))  # (1, T, C, H, W)
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # deferred: as in _cam_class
-
     cam = _cam_class(method)(model=model, target_layers=[cam_layer(model, layer)], reshape_transform=_flatten_frames)
     try:
         with torch.enable_grad():
