@@ -2,7 +2,7 @@
 import os
 
 import pytest
-from helpers import SHARED, make_frames_tree
+from helpers import SHARED, built_once, make_frames_tree
 
 
 def pytest_configure(config):
@@ -34,11 +34,13 @@ def keep_thread_count():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def benchmark_cache(tmp_path_factory):
+def benchmark_cache(tmp_path_factory, worker_id):
     """The built-in benchmark's rendered clips go into a folder of the test session, never the user's home
-    (inherited by the commands the tests run in subprocesses)."""
+    (inherited by the commands the tests run in subprocesses). The workers share it: a clip set is rendered
+    once per session (the cache names a file only when it is complete, so concurrent renders are safe)."""
     old = os.environ.get("SELFY_LAB_CACHE")
-    os.environ["SELFY_LAB_CACHE"] = str(tmp_path_factory.mktemp("benchmark-cache"))
+    os.environ["SELFY_LAB_CACHE"] = str(built_once(tmp_path_factory, worker_id, "benchmark-cache",
+                                                   lambda folder: folder.mkdir()))
     yield
     if old is None:
         os.environ.pop("SELFY_LAB_CACHE", None)
@@ -58,15 +60,31 @@ def fake_ssv1(tmp_path):
     return tmp_path
 
 
-@pytest.fixture(scope="session")
-def smoke_sweep(tmp_path_factory):
-    """A trained smoke sweep of the ladder baseline, {1} and -3..3 (8 frames, with checkpoints), shared by the
-    robustness, CAM and notebook tests. Tests copy it before writing into it."""
+def _smoke_plan():
     from selfy_lab.studies import ablate as A
     from selfy_lab.config.presets import resolve
 
-    out = tmp_path_factory.mktemp("results") / "sweep"
-    runs = A.plan(resolve("smoke", overrides={"model": {"frames": 8}}, experiment="ablate"),
+    return A.plan(resolve("smoke", overrides={"model": {"frames": 8}}, experiment="ablate"),
                   [None, (1,), (-3, -2, -1, 0, 1, 2, 3)], seeds=[0, 1])
-    A.run_sweep(runs, out)
-    return out
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, worker_id):
+    """One trained smoke run with its checkpoint (the ladder baseline of :func:`smoke_sweep`, seed 0, in a sweep
+    folder of its own), for tests that need a model and not a sweep. Tests copy it before writing into it."""
+    from selfy_lab.store.results import sweep_run_dirs
+    from selfy_lab.studies import ablate as A
+
+    baseline = [r for r in _smoke_plan() if r.run.model.block == "none" and r.run.train.seed == 0]
+    return sweep_run_dirs(built_once(tmp_path_factory, worker_id, "smoke-run",
+                                     lambda folder: A.run_sweep(baseline, folder)))[0]
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory, worker_id):
+    """A trained smoke sweep of the ladder baseline, {1} and -3..3 (8 frames, with checkpoints), shared by the
+    robustness, CAM and notebook tests. Tests copy it before writing into it. Trained once per test session:
+    the first worker to ask trains it under a lock, the others wait for it and read the same folder."""
+    from selfy_lab.studies import ablate as A
+
+    return built_once(tmp_path_factory, worker_id, "smoke-sweep", lambda folder: A.run_sweep(_smoke_plan(), folder))

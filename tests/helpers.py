@@ -18,10 +18,19 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
-def cli(*args, env=None, timeout=600, cwd=None):
-    """Run ``selfy-lab ARGS`` in a subprocess, as a user does."""
-    return subprocess.run([sys.executable, "-m", "selfy_lab.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
+def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """The folder ``name`` of this test session, filled by ``build(folder)`` once: by the first pytest-xdist
+    worker that asks, under a lock, while the others wait for it and then read the same folder (the parent of
+    the workers' own temporary folders). What it holds is shared: tests copy it before writing into it."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if worker_id != "master" else base
+    with FileLock(str(root / f"{name}.lock")):
+        if not (root / f"{name}.built").exists():
+            build(root / name)
+            (root / f"{name}.built").touch()
+    return root / name
 
 
 def free_port() -> int:
@@ -50,9 +59,12 @@ def make_frames_tree(root: Path, list_lines: list[str], size=(60, 80), template=
             Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(d / template.format(i), quality=70)
 
 
-def cli_inproc(*args, cwd=None):
-    """Run ``selfy-lab ARGS`` in this process, for input that must stop before any work (it is much faster
-    than a subprocess). Returns an object like ``subprocess.CompletedProcess``."""
+def cli_inproc(*args, env=None, cwd=None):
+    """Run ``selfy-lab ARGS`` in this process: the console script's entry point, flags, output and exit status,
+    without a new interpreter importing torch (seconds per call). For tests of what a command does; what only a
+    process shows (a kill, torchrun, what the command line imports at its start) runs ``python -m selfy_lab.cli``
+    in a subprocess. ``env`` is set for the call and put back after. Returns an object like
+    ``subprocess.CompletedProcess``."""
     import contextlib
     import io
 
@@ -60,8 +72,10 @@ def cli_inproc(*args, cwd=None):
 
     out, err, code = io.StringIO(), io.StringIO(), 0
     old_argv, old_cwd = sys.argv, os.getcwd()
+    old_env = {k: os.environ.get(k) for k in (env or {})}
     sys.argv = ["selfy-lab", *map(str, args)]
     try:
+        os.environ.update({k: str(v) for k, v in (env or {}).items()})
         if cwd:
             os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -71,6 +85,11 @@ def cli_inproc(*args, cwd=None):
     finally:
         sys.argv = old_argv
         os.chdir(old_cwd)
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import ROOT, cli, cli_inproc, one_line_error, rows
+from helpers import ROOT, cli_inproc, one_line_error, rows
 
 from selfy_lab.studies import ablate as A
 from selfy_lab.core.errors import SelfyError
@@ -110,8 +110,8 @@ def test_sweep_skips_finished_runs_and_records_failures(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_sigkill_mid_sweep_then_rerun_finishes_without_redoing(tmp_path):
     out = tmp_path / "sweep"
-    args = [sys.executable, "-m", "selfy_lab.cli", "ablate", "--offsets", "-2..2", "--preset", "smoke",
-            "--frames", "8", "--epochs", "3", "--out", str(out)]
+    args = [sys.executable, "-m", "selfy_lab.cli", "ablate", "--offsets", "1", "--preset", "smoke",
+            "--frames", "8", "--epochs", "3", "--out", str(out)]  # two runs: the baseline, then {1}
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline:  # wait until one run finished and the next has a checkpoint
@@ -125,15 +125,15 @@ def test_sigkill_mid_sweep_then_rerun_finishes_without_redoing(tmp_path):
     finished = {r["run_id"]: (out / "runs" / r["run_id"] / "metrics.csv").stat().st_mtime
                 for r in rows(out / "status.csv") if r["status"] == "done"}
     assert finished, "the sweep was killed before any run finished"
-    q = cli(*args[3:])
+    q = cli_inproc(*args[3:])  # the same command again
     assert q.returncode == 0, q.stderr
-    assert "already finished: skipped" in q.stdout
+    assert "already finished: skipped" in q.stdout and "resuming after epoch" in q.stdout
     status = rows(out / "status.csv")
-    assert len(status) == 5 and {s["status"] for s in status} == {"done"}
+    assert len(status) == 2 and {s["status"] for s in status} == {"done"}
     for run_id, mtime in finished.items():
         assert (out / "runs" / run_id / "metrics.csv").stat().st_mtime == mtime  # not redone
     table = rows(out / "runs.csv")
-    assert len(table) == len({(r["run_id"], r["split"], r["metric"]) for r in table}) and len({r["run_id"] for r in table}) == 5
+    assert len(table) == len({(r["run_id"], r["split"], r["metric"]) for r in table}) and len({r["run_id"] for r in table}) == 2
 
 
 def _workers_of(pid):
@@ -194,8 +194,8 @@ def test_a_sweep_worker_starts_loader_processes_as_the_sweep_process_does():
 def test_parallel_jobs_and_cli_outputs(tmp_path):
     """Two sweep workers, each run loading its clips in a worker process of its own."""
     out = tmp_path / "sweep"
-    p = cli("ablate", "--offsets", "1", "--offsets", "-1..1", "--preset", "smoke", "--jobs", "2", "--seeds", "2",
-            "--workers", "1", "--out", str(out))
+    p = cli_inproc("ablate", "--offsets", "1", "--offsets", "-1..1", "--preset", "smoke", "--jobs", "2", "--seeds", "2",
+                   "--workers", "1", "--out", str(out))
     assert p.returncode == 0, p.stderr
     table = rows(out / "runs.csv")
     assert len({r["run_id"] for r in table}) == 6 and {r["seed"] for r in table} == {"0", "1"}
@@ -221,26 +221,36 @@ def test_bad_sweep_input_is_one_line(tmp_path, args, msg):
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
 @pytest.mark.parametrize("preset", ["quick", "paper"])
-def test_every_shipped_experiment_plans_and_builds(path, preset):
-    """Every experiment file plans under both presets (as `selfy-lab ablate --experiment` does), and every
-    planned network builds and runs (meta)."""
-    from selfy_lab.models.flops import count_macs
-    from selfy_lab.models import build_model
-
+def test_every_shipped_experiment_plans(path, preset):
+    """Every experiment file plans under both presets (as `selfy-lab ablate --experiment` does)."""
     plan = A.plan_sweep({"experiment": path, "preset": preset})
     # a paper table's experiment names it (Table 3a..8); a comparison the paper does not run names none
     assert bool(plan.paper_table) == path.stem.startswith("table"), "tableN experiments name the paper table"
     assert plan.name == path.stem.replace("_", "-") and all(r.run.experiment == plan.name for r in plan.runs)
     assert len(plan.runs) >= 2 and plan.runs[0].run.model.block == "none"
     for pr in plan.runs:
-        with torch.device("meta"):
-            m = build_model(pr.run.model).eval()
-            assert count_macs(m, torch.empty(1, pr.run.model.frames, 3, pr.run.data.size, pr.run.data.size)) > 0
         if preset == "quick":
             assert "-w" in pr.run.model.backbone  # a narrow CPU variant
         else:
             assert "-w" not in pr.run.model.backbone
             assert pr.run.model.pretrained == "imagenet" or "pretrain" in pr.run.model.pretrained  # or an HCML run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_every_network_the_shipped_experiments_plan_builds_and_runs(preset):
+    """Every network an experiment file plans builds and runs (on the meta device), each distinct one once:
+    seeds, training settings and other experiments share networks."""
+    from selfy_lab.models.flops import count_macs
+    from selfy_lab.models import build_model
+
+    networks = {(pr.run.model, pr.run.data.size): path.stem for path in EXPERIMENTS
+                for pr in A.plan_sweep({"experiment": path, "preset": preset}).runs}
+    assert len(networks) > len(EXPERIMENTS)
+    for (model, size), experiment in networks.items():
+        with torch.device("meta"):
+            m = build_model(model).eval()
+            assert count_macs(m, torch.empty(1, model.frames, 3, size, size)) > 0, (experiment, model)
 
 
 def test_plan_sweep_flags_win_over_the_experiment_file(tmp_path):
@@ -306,7 +316,7 @@ def test_one_sweep_per_folder_and_one_trainer_per_run(tmp_path):
     with Rs.exclusive(out, "the sweep folder"):
         with pytest.raises(SelfyError, match=f"in use by pid {os.getpid()}"):
             A.run_sweep(runs, out)
-        p = cli("ablate", "--preset", "smoke", "--offsets", "1", "--no-baseline", "--out", out)
+        p = cli_inproc("ablate", "--preset", "smoke", "--offsets", "1", "--no-baseline", "--out", out)
         assert one_line_error(p, f"is in use by pid {os.getpid()}")
     run_dir = tmp_path / "run"
     run_dir.mkdir()

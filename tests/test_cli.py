@@ -4,17 +4,21 @@ import subprocess
 import sys
 
 import pytest
+from helpers import cli_inproc, one_line_error
 
 
 def run(*args, check=False):
-    p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", *args], capture_output=True, text=True, timeout=600)
+    """``selfy-lab ARGS`` in this process (the same entry point; no interpreter start per call)."""
+    p = cli_inproc(*args)
     if check and p.returncode != 0:
         raise AssertionError(p.stdout + p.stderr)
     return p
 
 
 def test_help_lists_commands():
-    p = run("--help", check=True)
+    """As a user runs it: a new process."""
+    p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", "--help"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
     for cmd in ("flops", "bench"):
         assert cmd in p.stdout
 
@@ -49,8 +53,6 @@ def test_flops_paper_table_csv(tmp_path):
     (["describe", "--out", "/proc/selfy-lab-describe"], "cannot write to /proc/selfy-lab-describe"),
 ])
 def test_bad_input_is_one_line(args, msg):
-    from helpers import cli_inproc, one_line_error
-
     p = cli_inproc(*args)
     assert one_line_error(p, msg), p.stderr
 

@@ -1,10 +1,9 @@
 """Corruptions (pure functions) and the robustness evaluation built on them."""
 import csv
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import cli_inproc
 
 from selfy_lab.data import corrupt as C
 from selfy_lab.core.paper import MOTION_BLUR_RADIUS_SIGMA
@@ -90,8 +89,8 @@ def test_every_imagenet_c_kind_runs_with_its_severities():
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "selfy_lab.cli", "corrupt", *args], capture_output=True, text=True,
-                          timeout=600)
+    """``selfy-lab corrupt ARGS``, in this process."""
+    return cli_inproc("corrupt", *args)
 
 
 def test_list_shows_every_kind_with_its_range():
@@ -114,7 +113,7 @@ def test_list_shows_every_kind_with_its_range():
     ([], "names no offsets sweep"),
 ])
 def test_bad_input_is_one_line(args, msg, tmp_path):
-    from helpers import cli_inproc, one_line_error
+    from helpers import one_line_error
 
     p = cli_inproc("corrupt", "--results-root", tmp_path, *args)
     assert one_line_error(p, msg), p.stderr

@@ -257,9 +257,9 @@ def test_too_few_frames_for_the_benchmark_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_train_and_eval_say_how_many_clips_and_classes_they_read(tmp_path):
-    from helpers import cli, cli_inproc
+    from helpers import cli_inproc
 
-    p = cli("train", "--preset", "smoke", "--epochs", "1", "--out", tmp_path / "run")
+    p = cli_inproc("train", "--preset", "smoke", "--epochs", "1", "--out", tmp_path / "run")
     assert p.returncode == 0, p.stderr
     assert "data: 64 training clips, 32 validation clips, 16 classes" in p.stdout
     p = cli_inproc("eval", tmp_path / "run")

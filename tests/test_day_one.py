@@ -66,14 +66,13 @@ def test_models_by_name():
 
 
 @pytest.mark.slow
-def test_from_pretrained_loads_an_export_ready_for_eval(smoke_sweep, tmp_path):
+def test_from_pretrained_loads_an_export_ready_for_eval(smoke_run, tmp_path):
     import torch
 
     import selfy_lab
-    from selfy_lab.store import results as R
     from selfy_lab.studies.export import export_run
 
-    run = R.sweep_run_dirs(smoke_sweep)[0]
+    run = smoke_run
     export_run(run, tmp_path / "model")
     model = selfy_lab.from_pretrained(tmp_path / "model")
     assert not model.training and model.class_names[:2] and len(model.class_names) == model.selfy_config.model.num_classes
@@ -83,15 +82,13 @@ def test_from_pretrained_loads_an_export_ready_for_eval(smoke_sweep, tmp_path):
         assert model(clip).shape == (1, cfg.model.num_classes)
 
 
-def test_predict_gives_the_top_k_classes_of_each_video_and_skips_a_broken_one(smoke_sweep, tmp_path):
+def test_predict_gives_the_top_k_classes_of_each_video_and_skips_a_broken_one(smoke_run, tmp_path):
     import csv
     import io
     import json
 
     import numpy as np
     from PIL import Image
-
-    from selfy_lab.store import results as R
 
     videos = tmp_path / "videos"
     frames = videos / "clip_a"
@@ -100,7 +97,7 @@ def test_predict_gives_the_top_k_classes_of_each_video_and_skips_a_broken_one(sm
     for i in range(10):
         Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(frames / f"{i:05d}.jpg")
     (videos / "broken.mp4").write_bytes(b"not a video")
-    model = R.sweep_run_dirs(smoke_sweep)[0]
+    model = smoke_run
     p = cli_inproc("predict", videos, "--checkpoint", model, "--top-k", "3", "--format", "csv", "--device", "cpu")
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader(io.StringIO(p.stdout)))
@@ -303,10 +300,8 @@ def test_kinetics_as_its_official_csvs_ship(tmp_path):
         read_clips(root / "bad.csv", root=root, class_names=names)
 
 
-def test_eval_set_takes_data_fields_only(smoke_sweep):
-    from selfy_lab.store import results as R
-
-    run = R.sweep_run_dirs(smoke_sweep)[0]
+def test_eval_set_takes_data_fields_only(smoke_run):
+    run = smoke_run
     assert one_line_error(cli_inproc("eval", run, "--set", "train.lr=1"), "eval --set takes data fields only")
     assert one_line_error(cli_inproc("eval", run, "--set", "data.nope=1"), "data has no field nope")
 

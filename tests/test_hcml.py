@@ -371,7 +371,7 @@ def test_pretraining_on_a_folder_of_your_own_videos_then_fine_tuning(tmp_path):
     """--dataset videos: every video file and frame folder under --data-root, recursively, no list, no labels;
     an unreadable file is skipped and counted, an empty folder is one line; the result fine-tunes."""
     import numpy as np
-    from helpers import cli, cli_inproc, one_line_error, write_video
+    from helpers import cli_inproc, one_line_error, write_video
     from PIL import Image
 
     root = tmp_path / "mine"
@@ -383,11 +383,11 @@ def test_pretraining_on_a_folder_of_your_own_videos_then_fine_tuning(tmp_path):
     frames.mkdir(parents=True)
     for i in range(10):
         Image.fromarray(np.full((40, 50, 3), 20 * i, np.uint8)).save(frames / f"img_{i:04d}.png")
-    p = cli("pretrain", "--preset", "smoke", "--dataset", "videos", "--data-root", root, "--out", tmp_path / "pre")
+    p = cli_inproc("pretrain", "--preset", "smoke", "--dataset", "videos", "--data-root", root, "--out", tmp_path / "pre")
     assert p.returncode == 0, p.stderr
     assert "data: 3 training clips, labels unread, 1 clip skipped (not on disk, or unreadable)" in p.stdout
-    p = cli("train", "--preset", "smoke", "--block", "none", "--hierarchy", "diff", "--epochs", "1",
-            "--pretrained", tmp_path / "pre", "--out", tmp_path / "ft")
+    p = cli_inproc("train", "--preset", "smoke", "--block", "none", "--hierarchy", "diff", "--epochs", "1",
+                   "--pretrained", tmp_path / "pre", "--out", tmp_path / "ft")
     assert p.returncode == 0, p.stderr
     assert "loaded" in p.stdout and (tmp_path / "ft" / "metrics.csv").exists()
     (tmp_path / "empty").mkdir()

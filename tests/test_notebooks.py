@@ -1,23 +1,24 @@
 """Notebooks run top to bottom, headless, against a small results fixture; `selfy-lab report` writes HTML."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-
-from selfy_lab.reports.notebooks import execute_notebook
+from helpers import built_once, cli_inproc
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-@pytest.fixture(scope="module")
-def fixture_results(smoke_sweep, tmp_path_factory):
+@pytest.fixture(scope="session")
+def fixture_results(smoke_sweep, tmp_path_factory, worker_id):
     """A results/ tree like the committed one, small: an offsets sweep (with checkpoints), its robustness
-    rows and examples, the FLOPs table, and a tuning budget with its shared- and own-recipe sweeps."""
+    rows and examples, the FLOPs table, and a tuning budget with its shared- and own-recipe sweeps. Built once
+    per test session (:func:`helpers.built_once`); the notebooks only read it."""
+    return built_once(tmp_path_factory, worker_id, "fixture-results", lambda root: _fixture_results(smoke_sweep, root))
+
+
+def _fixture_results(smoke_sweep, root):
     import shutil
 
     from helpers import finished_runs
@@ -26,7 +27,7 @@ def fixture_results(smoke_sweep, tmp_path_factory):
     from selfy_lab.models.flops import paper_table
     from selfy_lab.store.results import robustness_dir, sweep_run_dirs
 
-    root = tmp_path_factory.mktemp("results")
+    root.mkdir()
     sweep = root / "ablate-offsets"
     shutil.copytree(smoke_sweep, sweep)
     R.evaluate_robustness(sweep_run_dirs(sweep), ["blur"], [2, 6], "center", robustness_dir(sweep))
@@ -90,35 +91,22 @@ def test_notebook_runs_against_fixture(path, fixture_results, monkeypatch):
 
 
 @pytest.mark.slow
-def test_notebooks_run_under_report(fixture_results, monkeypatch):
-    """`selfy-lab report`'s execution (local sockets, kernel log dropped) runs the notebook with widgets."""
-    monkeypatch.setenv("SELFY_LAB_RESULTS", str(fixture_results))
-    monkeypatch.delenv("MPLBACKEND", raising=False)
-    path = ROOT / "notebooks" / "stss_explorer.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    execute_notebook(nb, path.parent, timeout=300)
-    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
-
-
-@pytest.mark.slow
-def test_report_writes_html(fixture_results, tmp_path):
-    p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", "report", "--results-root", str(fixture_results),
-                        "--out", str(tmp_path), "--only", "flops,ablations"], capture_output=True, text=True,
-                       timeout=900, cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "MPLBACKEND"})
+def test_report_writes_html(fixture_results, tmp_path, monkeypatch):
+    """`selfy-lab report` runs a notebook through its own execution (local sockets, kernel log dropped; a cell's
+    error would stop it with one line) and writes it as HTML with its figures: the explorer, whose controls are
+    widgets. The other notebooks run under a user's plain kernel above."""
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend draws the figures
+    p = cli_inproc("report", "--results-root", fixture_results, "--out", tmp_path, "--only", "stss_explorer", cwd=ROOT)
     assert p.returncode == 0, p.stderr
-    for name in ("flops", "ablations"):
-        html = (tmp_path / f"{name}.html").read_text()
-        assert "<html" in html and "data:image/png;base64" in html
-    p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", "report", "--only", "nope"], capture_output=True,
-                       text=True, cwd=ROOT)
-    assert p.returncode == 2 and "no notebook named nope" in p.stderr
+    html = (tmp_path / "stss_explorer.html").read_text()
+    assert "<html" in html and "data:image/png;base64" in html
+    assert "application/vnd.jupyter.widget-view+json" in html  # the controls
 
 
 @pytest.mark.slow
 def test_report_cell_timeout_is_one_line(fixture_results, tmp_path):
-    p = subprocess.run([sys.executable, "-m", "selfy_lab.cli", "report", "--results-root", str(fixture_results),
-                        "--out", str(tmp_path), "--only", "stss_explorer", "--timeout-s", "1"], capture_output=True,
-                       text=True, timeout=300, cwd=ROOT)
+    p = cli_inproc("report", "--results-root", fixture_results, "--out", tmp_path, "--only", "stss_explorer",
+                   "--timeout-s", "1", cwd=ROOT)
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines() == ["error: stss_explorer.ipynb: a cell ran longer than --timeout-s 1"]
     assert not (tmp_path / "stss_explorer.html").exists()

@@ -9,8 +9,8 @@ from selfy_lab.store import results as R
 from selfy_lab.core.errors import SelfyError
 
 
-def _edited_run(smoke_sweep, tmp_path, **changes):
-    src = R.sweep_run_dirs(smoke_sweep)[0]
+def _edited_run(smoke_run, tmp_path, **changes):
+    src = smoke_run
     run = shutil.copytree(src, tmp_path / src.name)
     cfg = yaml.safe_load((run / R.CONFIG).read_text())
     for dotted, value in changes.items():
@@ -20,25 +20,25 @@ def _edited_run(smoke_sweep, tmp_path, **changes):
     return run
 
 
-def test_an_edited_config_is_not_evaluated_with_the_old_weights(smoke_sweep, tmp_path):
+def test_an_edited_config_is_not_evaluated_with_the_old_weights(smoke_run, tmp_path):
     from selfy_lab.engine.checkpoint import load_run, run_config_of
 
-    run = _edited_run(smoke_sweep, tmp_path, **{"data.size": 48})
+    run = _edited_run(smoke_run, tmp_path, **{"data.size": 48})
     for load in (lambda: load_run(run, "cpu"), lambda: run_config_of(run), lambda: load_run(run / "checkpoint.pt")):
         with pytest.raises(SelfyError, match=r"config.yaml is not the configuration checkpoint.pt was trained with "
                                              r"\(data.size: 32 -> 48\)"):
             load()
-    untouched = R.sweep_run_dirs(smoke_sweep)[0]
+    untouched = smoke_run
     assert run_config_of(untouched).run_hash == untouched.name  # the run as trained loads as before
 
 
-def test_an_edited_export_config_is_refused(smoke_sweep, tmp_path):
+def test_an_edited_export_config_is_refused(smoke_run, tmp_path):
     from selfy_lab.engine.checkpoint import load_run
     from selfy_lab.studies.export import export_run
 
     out = tmp_path / "export"
-    export_run(R.sweep_run_dirs(smoke_sweep)[0], out)
-    assert load_run(out, "cpu")[0].run_hash == R.sweep_run_dirs(smoke_sweep)[0].name
+    export_run(smoke_run, out)
+    assert load_run(out, "cpu")[0].run_hash == smoke_run.name
     cfg = yaml.safe_load((out / R.CONFIG).read_text())
     cfg["model"]["backbone"] = "tsm-r18-w8"
     (out / R.CONFIG).write_text(yaml.safe_dump(cfg))
@@ -46,10 +46,10 @@ def test_an_edited_export_config_is_refused(smoke_sweep, tmp_path):
         load_run(out, "cpu")
 
 
-def test_export_never_replaces_a_file_it_did_not_write(smoke_sweep, tmp_path):
+def test_export_never_replaces_a_file_it_did_not_write(smoke_run, tmp_path):
     from selfy_lab.studies.export import export_run
 
-    run = R.sweep_run_dirs(smoke_sweep)[0]
+    run = smoke_run
     out = tmp_path / "mine"
     out.mkdir()
     (out / "README.md").write_text("my notes\n")
@@ -254,10 +254,10 @@ def test_a_start_that_failed_before_training_does_not_block_the_corrected_comman
         T._is_finished(corrected, run_dir, lambda *a, **k: None)
 
 
-def test_an_unfinished_run_is_evaluated_only_with_a_note(smoke_sweep, tmp_path):
+def test_an_unfinished_run_is_evaluated_only_with_a_note(smoke_run, tmp_path):
     from selfy_lab.engine.evaluate import evaluate_run
 
-    src = R.sweep_run_dirs(smoke_sweep)[0]
+    src = smoke_run
     run = shutil.copytree(src, tmp_path / src.name)
     assert R.unfinished_note(run) == ""
     (run / R.METRICS).unlink()  # killed after its last checkpoint, before its final rows
@@ -287,12 +287,12 @@ def test_an_unfinished_run_is_evaluated_only_with_a_note(smoke_sweep, tmp_path):
     assert notes == [f"note: {note}"] and {r["weights"] for r in out} == {"after 1 of 1 epochs"}
 
 
-def test_corruption_cells_are_keyed_by_the_weights_they_came_from(smoke_sweep, tmp_path):
+def test_corruption_cells_are_keyed_by_the_weights_they_came_from(smoke_run, tmp_path):
     """An unfinished run's cells are filed under its checkpoint's epochs; once the run has finished, the same
     command evaluates them again from the final weights and replaces them, never serving the old numbers."""
     from selfy_lab.studies import robustness as Rb
 
-    src = R.sweep_run_dirs(smoke_sweep)[0]
+    src = smoke_run
     run = shutil.copytree(src, tmp_path / src.name)
     metrics = (run / R.METRICS).read_bytes()
     (run / R.METRICS).unlink()  # killed after its last checkpoint, before its final rows
@@ -333,12 +333,12 @@ def test_a_long_value_is_cut_in_the_message():
     assert len(msg) < 200 and msg.endswith("choose from synthetic, custom") and "(5003 characters)" in msg
 
 
-def test_an_export_s_weights_file_passed_as_pretrained_is_its_folder(smoke_sweep, tmp_path):
+def test_an_export_s_weights_file_passed_as_pretrained_is_its_folder(smoke_run, tmp_path):
     from selfy_lab.studies.export import export_run
     from selfy_lab.models import build_model
     from selfy_lab.engine.weights import load_pretrained
 
-    run = R.sweep_run_dirs(smoke_sweep)[0]
+    run = smoke_run
     out = tmp_path / "model"
     export_run(run, out)
     cfg = R.read_run_config(out).model
@@ -351,10 +351,10 @@ def test_an_export_s_weights_file_passed_as_pretrained_is_its_folder(smoke_sweep
         load_pretrained(build_model(cfg), str(lone), cfg.depth, cfg.width)
 
 
-def test_more_example_clips_than_the_split_holds_is_one_line(smoke_sweep, tmp_path):
+def test_more_example_clips_than_the_split_holds_is_one_line(smoke_run, tmp_path):
     from selfy_lab.studies.robustness import example_clips
 
-    run = R.sweep_run_dirs(smoke_sweep)[0]
+    run = smoke_run
     with pytest.raises(SelfyError, match=r"--examples 100000: the validation split holds \d+ clips"):
         example_clips(run, ["blur"], [1], "center", 0, 100000)
 
@@ -404,14 +404,14 @@ def _read_only(monkeypatch, folder):
     monkeypatch.setattr(Path, "mkdir", mkdir)
 
 
-def test_every_command_s_out_never_touches_what_it_does_not_own(smoke_sweep, tmp_path, capsys, monkeypatch):
+def test_every_command_s_out_never_touches_what_it_does_not_own(smoke_run, tmp_path, capsys, monkeypatch):
     """Every command that writes, pointed at an existing file of the user's, a folder of the user's and a
     read-only folder: one line, status 2, and the user's files as they were."""
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
     model = repo / "results" / "models" / "tsn-r18-w16-baseline"  # an export that ships with the repository
-    run = R.sweep_run_dirs(smoke_sweep)[0]
+    run = smoke_run
     folder_commands = {
         "train": ["train", "--preset", "smoke"],
         "pretrain": ["pretrain", "--preset", "smoke"],
@@ -460,7 +460,7 @@ def test_every_command_s_out_never_touches_what_it_does_not_own(smoke_sweep, tmp
 
 
 @pytest.mark.slow
-def test_a_full_disk_in_every_writer_is_one_line_and_keeps_what_was_finished(smoke_sweep, tmp_path, capsys,
+def test_a_full_disk_in_every_writer_is_one_line_and_keeps_what_was_finished(smoke_run, tmp_path, capsys,
                                                                                 monkeypatch):
     """The disk fills at each write of ablate (its lock, records, run files), eval, corrupt and export in turn:
     each stops with one line, and what was written before stays whole."""
@@ -469,7 +469,7 @@ def test_a_full_disk_in_every_writer_is_one_line_and_keeps_what_was_finished(smo
 
     from selfy_lab.studies import export  # writes its weights through safetensors' save_file
 
-    run = shutil.copytree(R.sweep_run_dirs(smoke_sweep)[0], tmp_path / "run")
+    run = shutil.copytree(smoke_run, tmp_path / "run")
     real_fsync = os.fsync
 
     def disk_full_after(n):

@@ -9,7 +9,7 @@ from selfy_lab.config.run import ModelConfig
 from selfy_lab.core.errors import SelfyError
 from selfy_lab.models import build_model
 
-from helpers import cli, cli_inproc, one_line_error, rows
+from helpers import cli_inproc, one_line_error, rows
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "outside"
 
@@ -54,14 +54,14 @@ def test_a_broken_outside_module_stops_with_one_line(user_dir, block, message):
 @pytest.mark.slow
 def test_an_outside_module_trains_counts_and_explains(user_dir, tmp_path):
     spec = "gate_module:TemporalGate"
-    p = cli("flops", "--backbone", "tsn-r18", "--block", spec, cwd=user_dir)
+    p = cli_inproc("flops", "--backbone", "tsn-r18", "--block", spec, cwd=user_dir)
     assert p.returncode == 0, p.stderr
     assert f"tsn-r18 + {spec} at res3" in p.stdout and "GFLOPs" in p.stdout
     run = tmp_path / "run"
-    p = cli("train", "--preset", "smoke", "--block", spec, "--out", run, cwd=user_dir)
+    p = cli_inproc("train", "--preset", "smoke", "--block", spec, "--out", run, cwd=user_dir)
     assert p.returncode == 0, p.stderr
     metrics = {r["metric"]: float(r["value"]) for r in rows(run / "metrics.csv")}
     assert 0 <= metrics["top1"] <= 1 and rows(run / "metrics.csv")[0]["block"] == spec
-    p = cli("cam", "--checkpoint", run, "--clip", "0", "--out", tmp_path / "cam", cwd=user_dir)
+    p = cli_inproc("cam", "--checkpoint", run, "--clip", "0", "--out", tmp_path / "cam", cwd=user_dir)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "cam" / "cam_clip0.png").stat().st_size > 5000

@@ -2,7 +2,7 @@
 refused unless allowed, then its diff kept), the device, torch version and thread count of every row."""
 import pytest
 import yaml
-from helpers import cli, one_line_error, rows
+from helpers import cli_inproc, one_line_error, rows
 
 from selfy_lab.studies import ablate as A
 from selfy_lab.store import results as R
@@ -81,13 +81,14 @@ def test_uncommitted_package_code_stops_before_any_result_is_written(tmp_path, m
 @pytest.mark.slow
 def test_the_command_line_refuses_dirty_code_in_one_line_and_allows_it_with_the_diff_kept(tmp_path):
     env = {"SELFY_LAB_GIT_REV": "abc1234+dirty", R.ALLOW_DIRTY_ENV: ""}
-    p = cli("train", "--preset", "smoke", "--out", tmp_path / "run", env=env)
+    p = cli_inproc("train", "--preset", "smoke", "--out", tmp_path / "run", env=env)
     assert one_line_error(p, "uncommitted changes") and not (tmp_path / "run" / R.CONFIG).exists()
-    p = cli("train", "--preset", "smoke", "--out", tmp_path / "run", "--allow-dirty", env=env)
+    p = cli_inproc("train", "--preset", "smoke", "--out", tmp_path / "run", "--allow-dirty", env=env)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "run" / R.SOURCE_DIFF).is_file()
     assert {r["git_rev"] for r in rows(tmp_path / "run" / R.METRICS)} == {"abc1234+dirty"}
-    p = cli("eval", tmp_path / "run", "--split", "test", "--out", tmp_path / "eval.csv", env={"SELFY_LAB_GIT_REV": "abc1234"})
+    p = cli_inproc("eval", tmp_path / "run", "--split", "test", "--out", tmp_path / "eval.csv",
+                   env={"SELFY_LAB_GIT_REV": "abc1234"})
     assert p.returncode == 0, p.stderr
     assert {r["split"] for r in rows(tmp_path / "eval.csv")} == {"test"}
     assert "test split of" in p.stdout

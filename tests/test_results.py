@@ -102,9 +102,9 @@ def test_sweeps_can_share_a_run_store(tmp_path):
 
     store = tmp_path / "store"
     a, b = tmp_path / "table-a", tmp_path / "table-b"
-    A.run_plan(A.plan_sweep({"preset": "smoke", "frames": 8}, offsets=["1"]), a, runs_dir=store)
+    A.run_plan(A.plan_sweep({"preset": "smoke"}, offsets=["1"]), a, runs_dir=store)
     calls = []
-    plan_b = A.plan_sweep({"preset": "smoke", "frames": 8}, offsets=["1", "-1..1"])
+    plan_b = A.plan_sweep({"preset": "smoke"}, offsets=["1", "-1..1"])
     status = A.run_plan(plan_b, b, runs_dir=store, on_event=lambda e, **k: calls.append(k) if e == "plan" else None)
     assert [s["status"] for s in status] == ["done"] * 3
     assert calls == [{"total": 3, "done": 2}]  # the baseline and {1} were trained for table a

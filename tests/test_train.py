@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from helpers import Stop, cli, cli_inproc, free_port, one_line_error, rows, stop_after_first_epoch
+from helpers import Stop, cli_inproc, free_port, one_line_error, rows, stop_after_first_epoch
 
 from selfy_lab.engine.checkpoint import load_run
 from selfy_lab.core.errors import SelfyError
@@ -94,7 +94,8 @@ def test_two_runs_are_identical_and_an_interrupted_run_resumes_to_the_same_resul
 def test_a_cpu_run_records_its_threads_and_a_resume_on_other_threads_says_so(tmp_path):
     """The thread count splits the CPU's reductions and so sets a run's round-off: every epoch of history records
     it, and a run resumed on another count says that its digits will differ from an uninterrupted run's."""
-    run = resolve("smoke", overrides=SMOKE)
+    small = {"synthetic_train": 16, "synthetic_val": 16, "synthetic_test": 16}  # six runs: one batch an epoch
+    run = resolve("smoke", overrides={**SMOKE, "data": small})
     before = torch.get_num_threads()
     events = []
     try:
@@ -107,8 +108,11 @@ def test_a_cpu_run_records_its_threads_and_a_resume_on_other_threads_says_so(tmp
         with pytest.raises(Stop):
             fit(run, tmp_path / "same", stop_after_first_epoch)
         fit(run, tmp_path / "same", lambda e, **kw: events.append((e, kw)))
-        with pytest.raises(Stop):  # for the command line below, on 1 thread (OMP_NUM_THREADS sets a new process's)
+        with pytest.raises(Stop):  # for the command line below, which goes on with 1 thread
             fit(run, tmp_path / "cli", stop_after_first_epoch)
+        torch.set_num_threads(1)
+        p = cli_inproc("train", "--preset", "smoke", "--epochs", "2", *(x for k, v in small.items()
+                       for x in ("--set", f"data.{k}={v}")), "--out", tmp_path / "cli")
     finally:
         torch.set_num_threads(before)
     assert [r["threads"] for r in rows(tmp_path / "c" / "history.csv")] == ["2", "1"]
@@ -117,7 +121,6 @@ def test_a_cpu_run_records_its_threads_and_a_resume_on_other_threads_says_so(tmp
     assert thread_note(changed) == ("; it trained on 2 CPU threads and goes on with 1, so its digits will differ "
                                     "from an uninterrupted run's")
     assert same == {"epoch": 1} and thread_note(same) == ""
-    p = cli("train", "--preset", "smoke", "--epochs", "2", "--out", tmp_path / "cli", env={"OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stderr
     said = " ".join(p.stdout.split())
     assert "resuming after epoch 1 (checkpoint found); it trained on 2 CPU threads and goes on with 1" in said
@@ -168,12 +171,12 @@ def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):
     out = tmp_path / "run"
     args = ["train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
             "--epochs", "1", "--out", str(out)]
-    p = cli(*args)
+    p = cli_inproc(*args)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "top1" in p.stdout
     m = rows(out / "metrics.csv")
     assert {r["backbone"] for r in m} == {"tsn-r18-w8"}
-    p = cli(*args)  # the same command again: nothing to do
+    p = cli_inproc(*args)  # the same command again: nothing to do
     assert p.returncode == 0 and "already finished" in p.stdout
     p = cli_inproc("eval", str(out), "--test-clips", "2")
     assert p.returncode == 0, p.stderr
@@ -202,13 +205,13 @@ def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):
 @pytest.mark.slow
 def test_bad_data_is_one_line_through_the_cli(fake_ssv1, tmp_path):
     (fake_ssv1 / "val_videofolder.txt").write_text("/Dataset/SSV1/85 12 30\n/Dataset/SSV1/nope 12 30\n")
-    p = cli("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
+    p = cli_inproc("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
             "--out", str(tmp_path / "r"))
     assert p.returncode == 2
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and "val_videofolder.txt:2: frame folder" in err[0] and "does not exist" in err[0]
     (fake_ssv1 / "val_videofolder.txt").write_text("/Dataset/SSV1/85 12\n")
-    p = cli("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
+    p = cli_inproc("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
             "--out", str(tmp_path / "r2"))
     assert p.returncode == 2 and "val_videofolder.txt:1: expected 3 columns" in p.stderr
 
@@ -219,7 +222,7 @@ def test_bad_data_inside_a_worker_is_one_line(fake_ssv1, tmp_path):
     folder = sorted(p for p in fake_ssv1.iterdir() if p.is_dir())[0]
     for f in folder.iterdir():
         f.write_bytes(b"broken")
-    p = cli("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
+    p = cli_inproc("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
             "--workers", "1", "--out", str(tmp_path / "r"))
     assert p.returncode == 2, p.stderr
     err = p.stderr.strip().splitlines()
@@ -274,12 +277,12 @@ def test_settings_that_do_not_change_the_result_reuse_a_finished_run(tmp_path):
 def test_experiment_file_and_flags(tmp_path):
     exp = tmp_path / "e.yaml"
     exp.write_text("# why: a forward-only variant\npreset: smoke\nmodel:\n  offsets: '1'\ntrain:\n  epochs: 1\n")
-    p = cli("train", "--experiment", str(exp), "--seed", "3", "--out", str(tmp_path / "r"))
+    p = cli_inproc("train", "--experiment", str(exp), "--seed", "3", "--out", str(tmp_path / "r"))
     assert p.returncode == 0, p.stderr
     m = rows(tmp_path / "r" / "metrics.csv")
     assert {r["offsets"] for r in m} == {"{1}"} and {r["seed"] for r in m} == {"3"} and {r["experiment"] for r in m} == {"e"}
     (tmp_path / "bad.yaml").write_text("model:\n  offsets: [1\n")
-    p = cli("train", "--experiment", str(tmp_path / "bad.yaml"))
+    p = cli_inproc("train", "--experiment", str(tmp_path / "bad.yaml"))
     assert p.returncode == 2 and "not valid YAML" in p.stderr
 
 
@@ -287,7 +290,7 @@ def test_experiment_file_and_flags(tmp_path):
 def test_torchrun_two_processes_write_the_same_results_once(tmp_path):
     """DistributedDataParallel on CPU (gloo): one results file, the single-process schema and rows."""
     single = tmp_path / "single"
-    assert cli("train", "--preset", "smoke", "--out", str(single)).returncode == 0
+    assert cli_inproc("train", "--preset", "smoke", "--out", str(single)).returncode == 0
     ddp = tmp_path / "ddp"
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
                         "--master-port", str(free_port()),
@@ -395,7 +398,7 @@ def test_a_diverged_run_stops_with_one_line_and_is_not_finished(tmp_path):
     with pytest.raises(DivergedError, match=r"epoch 1 .*lower --lr"):
         fit(run, tmp_path / "run")
     assert not is_finished(tmp_path / "run") and not (tmp_path / "run" / "metrics.csv").exists()
-    p = cli("train", "--preset", "smoke", "--epochs", "1", "--lr", "1e6", "--out", tmp_path / "cli")
+    p = cli_inproc("train", "--preset", "smoke", "--epochs", "1", "--lr", "1e6", "--out", tmp_path / "cli")
     assert one_line_error(p, "diverged; lower --lr")
 
 

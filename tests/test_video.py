@@ -3,7 +3,7 @@ truncated files."""
 
 import numpy as np
 import pytest
-from helpers import cli, one_line_error, write_video
+from helpers import cli_inproc, one_line_error, write_video
 
 from selfy_lab.data.datasets import build_dataset
 from selfy_lab.data.video import decoder, read_sampled
@@ -93,9 +93,9 @@ def test_a_truncated_video_stops_training_with_one_line(tmp_path):
     path.write_bytes(path.read_bytes()[:2000])
     (tmp_path / "cat.txt").write_text("\n".join(f"class {i}" for i in range(48)))  # Diving-48's 48 classes
     (tmp_path / "list.txt").write_text("cut.mp4 1\n")
-    p = cli("train", "--preset", "smoke", "--dataset", "diving48", "--data-root", tmp_path, "--train-list",
-            tmp_path / "list.txt", "--val-list", tmp_path / "list.txt", "--categories", tmp_path / "cat.txt",
-            "--batch-size", "1", "--out", tmp_path / "run")
+    p = cli_inproc("train", "--preset", "smoke", "--dataset", "diving48", "--data-root", tmp_path, "--train-list",
+                   tmp_path / "list.txt", "--val-list", tmp_path / "list.txt", "--categories", tmp_path / "cat.txt",
+                   "--batch-size", "1", "--out", tmp_path / "run")
     assert one_line_error(p, "list.txt:1: ") and "cut.mp4" in p.stderr, p.stderr
 
 
