@@ -224,8 +224,12 @@ def test_bad_sweep_input_is_one_line(tmp_path, args, msg):
 def test_every_shipped_experiment_plans(path, preset):
     """Every experiment file plans under both presets (as `selfy-lab ablate --experiment` does)."""
     plan = A.plan_sweep({"experiment": path, "preset": preset})
-    # a paper table's experiment names it (Table 3a..8); a comparison the paper does not run names none
-    assert bool(plan.paper_table) == path.stem.startswith("table"), "tableN experiments name the paper table"
+    # a paper table's experiment names it (Table 3a..8); a comparison the paper does not run names none, but
+    # for a plain SELFY ladder, planned as Table 3a of its backbone
+    if path.stem.startswith("table"):
+        assert plan.paper_table, "tableN experiments name the paper table"
+    else:
+        assert plan.paper_table == "" or (plan.report == "offsets" and plan.paper_table in ("3a-tsn", "3a-tsm"))
     assert plan.name == path.stem.replace("_", "-") and all(r.run.experiment == plan.name for r in plan.runs)
     assert len(plan.runs) >= 2 and plan.runs[0].run.model.block == "none"
     for pr in plan.runs:
@@ -251,6 +255,28 @@ def test_every_network_the_shipped_experiments_plan_builds_and_runs(preset):
         with torch.device("meta"):
             m = build_model(model).eval()
             assert count_macs(m, torch.empty(1, model.frames, 3, size, size)) > 0, (experiment, model)
+
+
+def test_a_plain_selfy_ladder_is_planned_as_table_3a_of_its_backbone_and_recorded(tmp_path):
+    """The paper table a sweep reproduces is decided when it is planned: what its experiment names, else
+    Table 3a of its backbone family for a ladder of SELFY offset sets, else none."""
+    smoke = {"preset": "smoke"}
+    plan = A.plan_sweep(smoke, offsets=["-3..3"])
+    assert plan.paper_table == "3a-tsn" and plan.record["paper_table"] == "3a-tsn"
+    assert A.plan_sweep({**smoke, "backbone": "tsm-r18-w8"}, offsets=["-2..2"]).paper_table == "3a-tsm"
+    assert A.plan_sweep(smoke, offsets=["1"]).paper_table == ""  # one set beside its baseline: no ladder
+    # motion modules take no offsets: a comparison, not Table 3a
+    assert A.plan_sweep(smoke, offsets=["1"], axes={"block": ["tea", "tam", "stm"]}).paper_table == ""
+    # SELFY on the ladder's offsets, but the window changes too: not Table 3a either
+    assert A.plan_sweep(smoke, offsets=["-2..2"], axes={"window": ["3x3", "5x5"]}).paper_table == ""
+    exp = tmp_path / "e.yaml"
+    exp.write_text("preset: smoke\npaper_table: 7f\nsweep:\n  offsets: ['-2..2']\n")
+    assert A.plan_sweep({"experiment": exp}).paper_table == "7f"  # what the experiment names wins
+    A.run_sweep(A.plan(resolve("smoke", overrides={"train": {"epochs": 1}}), [None]), tmp_path / "s",
+                record=plan.record)
+    from selfy_lab.store.results import recorded_paper_table
+
+    assert recorded_paper_table(tmp_path / "s") == "3a-tsn" and recorded_paper_table(tmp_path) == ""
 
 
 def test_plan_sweep_flags_win_over_the_experiment_file(tmp_path):

@@ -72,28 +72,20 @@ def test_table_view_tells_blocks_apart():
     assert math.isnan(v.loc["block=parallel", "top1"])
 
 
-def test_sweep_table_id_and_summary(ladder, tmp_path):
-    from selfy_lab.store.results import write_csv
+def test_a_sweep_summary_takes_the_paper_table_its_record_names(ladder, tmp_path):
+    """The paper table beside a sweep's rows is the one its record declares (planned with it), never guessed
+    from its rows: the same ladder recorded without one has no paper column."""
+    from selfy_lab.store.results import write_csv, write_sweep_record
 
     write_csv(tmp_path / "runs.csv", ladder.to_dict("records"), RUN_COLUMNS)
+    write_sweep_record(tmp_path, {"report": "offsets", "paper_table": "3a-tsn"})
     summ, table_id, varying = T.sweep_summary(tmp_path)
     assert table_id == "3a-tsn" and varying == ["offsets"] and "paper_top1" in summ
-    assert T.sweep_summary(tmp_path, "7f")[1] == "7f"
+    assert T.sweep_summary(tmp_path, "7f")[1] == "7f" and T.sweep_summary(tmp_path, "")[1] == ""
+    write_sweep_record(tmp_path, {"report": "offsets"})  # a record that names none
+    summ, table_id, _ = T.sweep_summary(tmp_path)
+    assert table_id == "" and "paper_top1" not in summ
     assert T.sweep_summary(tmp_path / "nothing")[0].empty
-
-
-def test_only_a_selfy_ladder_is_taken_for_table_3a(ladder):
-    assert T.sweep_table_id(T.summarize(ladder)) == "3a-tsn"
-    # motion modules take no offsets ("none", like a baseline): not a Table 3a ladder
-    rows = []
-    for block in ("none", "stm", "tea", "tam"):
-        rows += run_rows("every", "tsn-r18-w16", block, "none", 0, 0.3, 0.8)
-    assert T.sweep_table_id(T.summarize(pd.DataFrame(rows, columns=RUN_COLUMNS))) == ""
-    # SELFY on the ladder's offsets, but the window changes too: not Table 3a either
-    rows = run_rows("w", "tsn", "selfy", "{1}", 0, 0.5, 0.9, window="3x3") + \
-        run_rows("w", "tsn", "selfy", "-2..2", 0, 0.6, 0.9, window="5x5")
-    assert T.sweep_table_id(T.summarize(pd.DataFrame(rows, columns=RUN_COLUMNS))) == ""
-    assert T.sweep_table_id(T.summarize(ladder), "7f") == "7f"  # what the experiment names wins
 
 
 def test_robustness_by_severity():

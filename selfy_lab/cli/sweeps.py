@@ -25,7 +25,7 @@ def _num(v: float, fmt: str = "{:.1f}") -> str:
     return fmt.format(v) if v == v else "-"
 
 
-def print_sweep_summary(con, out: Path, paper_table: str = "") -> None:
+def print_sweep_summary(con, out: Path, paper_table: str | None = None) -> None:
     """The sweep's table in the paper's layout (mean ± std over seeds, the paper's values beside)."""
     # deferred: pandas and scipy, which the command line's start must not load
     from ..reports.tables import sweep_summary

@@ -11,7 +11,7 @@ from ..core.errors import SelfyError
 from ..core.paper import TABLES
 from ..store import results as R
 from .recipes import BEST_RECIPES, RECIPE_CELLS, RECIPE_CURVES, best_recipes, recipe_cells, recipe_curves, shared_recipe
-from .tables import COMPARISON_TABLE, load_runs, module_comparison, summarize, sweep_table_id
+from .tables import COMPARISON_TABLE, load_runs, module_comparison, summarize
 from .viz import comparison_figure, recipe_curves_figure, save_figure, temporal_range_figure
 
 
@@ -41,13 +41,14 @@ def write_curves(out: str | Path) -> list[Path]:
                                R.figures_dir(out) / "validation_curves")]
 
 
-def write_sweep_report(out: str | Path, report: str | None = None, *, paper_table: str = "") -> list[Path]:
+def write_sweep_report(out: str | Path, report: str | None = None, *, paper_table: str | None = None) -> list[Path]:
     """What a sweep reports (``report``; default: what its sweep.yaml records,
     :func:`~selfy_lab.store.results.recorded_report`): ``recipes``: its recipe tables (:func:`write_recipe_tables`);
     ``comparison`` and ``robustness``: its table (SWEEP/comparison.csv), accuracy vs GFLOPs
     (SWEEP/figures/accuracy_vs_gflops.{png,pdf}) and its validation curves where it has them; ``offsets``: accuracy
     vs temporal range (SWEEP/figures/temporal_range.{png,pdf}, beside the paper's Table 3a when it reproduces it);
-    ``none``: nothing (its table is in the ablations notebook and `selfy-lab table`). Returns the files written."""
+    ``none``: nothing (its table is in the ablations notebook and `selfy-lab table`). The paper table beside the
+    offsets figure is ``paper_table``, else the one the sweep's record names. Returns the files written."""
     report = report or R.recorded_report(out)
     if report not in REPORTS:
         raise SelfyError(f"{out}: unknown report '{report}' (known: {', '.join(REPORTS)})")
@@ -64,7 +65,7 @@ def write_sweep_report(out: str | Path, report: str | None = None, *, paper_tabl
                              R.figures_dir(out) / "accuracy_vs_gflops"),
                 *write_curves(out)]
     summ = summarize(df)
-    table_id = sweep_table_id(summ, paper_table)
+    table_id = R.recorded_paper_table(out) if paper_table is None else paper_table
     paper_rows = None
     if table_id.startswith("3a"):
         paper_rows = {TABLES[table_id]["default"]["backbone"]: {r["variant"]["offsets"]: r["top1"]

@@ -184,18 +184,6 @@ def _zero_nan(v) -> float:
     return 0.0 if v is None or v != v else float(v)
 
 
-def sweep_table_id(summary: pd.DataFrame, paper_table: str = "") -> str:
-    """The paper table a sweep reproduces: the one its experiment names, else Table 3a (of the sweep's
-    backbone family) for a plain offsets ladder, else none."""
-    if paper_table or summary.empty:
-        return paper_table
-    families = {b.split("-")[0] for b in summary["backbone"]}
-    if (set(summary["offsets"]) <= set(LADDER_ORDER[:6]) and len(families) == 1
-            and set(summary["block"]) <= {"none", "selfy"} and _differ_in_offsets_only(summary)):
-        return f"3a-{families.pop()}"
-    return ""
-
-
 def protocol_rows(d: pd.DataFrame, clips: int = 1, crops: int = 1, split: str | None = None) -> pd.DataFrame:
     """The robustness rows of one test protocol (``clips`` x ``crops``) and one split (default: test where every
     run of the rows was scored on it, else val, as :func:`reported_split`); frames built without the protocol
@@ -249,15 +237,16 @@ def load_bench(root: str | Path) -> pd.DataFrame:
     return pd.read_csv(f) if f.exists() else pd.DataFrame()
 
 
-def sweep_summary(sweep_dir: str | Path, paper_table: str = "") -> tuple[pd.DataFrame, str, list[str]]:
+def sweep_summary(sweep_dir: str | Path, paper_table: str | None = None) -> tuple[pd.DataFrame, str, list[str]]:
     """A sweep's variants (mean / std / count over seeds, beside the paper's row where it reproduces a paper
     table), the paper table's id ("" if none) and the variant fields that vary across the sweep's blocks,
-    with those that tell its other rows apart (see :func:`_telling_apart`)."""
+    with those that tell its other rows apart (see :func:`_telling_apart`). The paper table is ``paper_table``
+    ("" for none), else the one the sweep's record names (:func:`selfy_lab.store.results.recorded_paper_table`)."""
     df, by = with_settings(load_runs(Path(sweep_dir) / R.RUNS_TABLE), sweep_dir)
     summ = summarize(df, by=by) if len(df) else pd.DataFrame()
     if summ.empty:
         return summ, "", []
-    table_id = sweep_table_id(summ, paper_table)
+    table_id = R.recorded_paper_table(sweep_dir) if paper_table is None else paper_table
     if table_id:
         summ = paper_column(summ, table_id)
     if "setting" in summ.columns:  # the sweep's own labels name each variant whole
@@ -389,19 +378,6 @@ def verdict_sentence(contrast: pd.DataFrame) -> str:
 
 
 COMPARISON_TABLE = R.COMPARISON_TABLE
-
-
-def _differ_in_offsets_only(summary: pd.DataFrame) -> bool:
-    """Per backbone at most one baseline, no two blocks with the same offsets, and the blocks alike in every
-    field but their offsets."""
-    others = [c for c in VARIANT_FIELDS if c in summary.columns and c not in ("backbone", "offsets")]
-    for _, g in summary.groupby("backbone", dropna=False):
-        blocks = g[g["block"] != "none"]
-        if (g["block"] == "none").sum() > 1 or blocks["offsets"].duplicated().any():
-            return False
-        if any(blocks[c].astype(str).nunique() > 1 for c in others):
-            return False
-    return True
 
 
 def recipe_name(lr: float, epochs: int) -> str:

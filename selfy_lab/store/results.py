@@ -468,6 +468,12 @@ def recorded_report(sweep_dir: str | Path) -> str:
     return str(read_sweep_record(sweep_dir).get("report") or "none")
 
 
+def recorded_paper_table(sweep_dir: str | Path) -> str:
+    """The paper table a sweep reproduces, as its record says (``paper_table``, declared when it was planned:
+    :func:`selfy_lab.studies.ablate.planned_paper_table`); "" for none, or for a record that names none."""
+    return str(read_sweep_record(sweep_dir).get("paper_table") or "")
+
+
 # a table of the results README: <!-- table KIND ARGS --> ... <!-- end table --> (selfy_lab.reports.readme_tables)
 README_TABLE = re.compile(r"(<!-- table (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
 RESULTS_README = "README.md"

@@ -34,6 +34,7 @@ from ..config.grammar import format_offsets, parse_list, parse_offsets
 from ..config.run import RunConfig
 from ..config.vocabulary import REPORTS
 from ..core.errors import SelfyError
+from ..core.paper import TABLES
 from ..core.frozen import override, to_dict
 from ..data.datasets import scored_splits
 from ..store import results as R
@@ -202,8 +203,9 @@ def plan_sweep(flags: dict[str, Any], offsets: list[str] | None = None, ladder: 
     sets = plan_offsets(specs, ladder, baseline and sweep.get("baseline", True))
     runs = plan(run, sets, all_axes, sweep.get("variants"), seed_list)
     kind = planned_report(report or exp.report, sets, all_axes)
-    return SweepPlan(exp.name or "ablate", run, sets, all_axes, seed_list, runs, exp.paper_table,
-                     sweep_record(runs, all_axes, report=kind, base=run), kind)
+    table = planned_paper_table(exp.paper_table, kind, runs)
+    return SweepPlan(exp.name or "ablate", run, sets, all_axes, seed_list, runs, table,
+                     sweep_record(runs, all_axes, report=kind, base=run, paper_table=table), kind)
 
 
 def planned_report(declared: str, sets: list, axes: dict) -> str:
@@ -224,17 +226,32 @@ def planned_report(declared: str, sets: list, axes: dict) -> str:
     return "offsets" if sum(s is not None for s in sets) >= 2 and not swept else "none"
 
 
+def planned_paper_table(declared: str, report: str, runs: list[PlannedRun]) -> str:
+    """The paper table a sweep reproduces (a :data:`selfy_lab.core.paper.TABLES` key, "" for none): what its
+    experiment file names, else Table 3a of its backbone family for a ladder of SELFY offset sets on one TSN
+    or TSM backbone (an ``offsets`` report whose sets are among that table's rows, as ``selfy-lab ablate
+    --offsets -3..3`` plans). Decided when the sweep is planned and recorded with it, never from its results."""
+    if declared or report != "offsets" or not runs:
+        return declared
+    backbones = {r.run.model.backbone for r in runs}
+    table = f"3a-{next(iter(backbones)).split('-')[0]}" if len(backbones) == 1 else ""
+    if table not in TABLES or not {r.run.model.block for r in runs} <= {"none", "selfy"}:
+        return ""
+    rows = {row["variant"]["offsets"] for row in TABLES[table]["rows"]}
+    return table if {r.run.model.variant()["offsets"] for r in runs} <= rows else ""
+
+
 def sweep_record(runs: list[PlannedRun], axes: dict | None = None, *, report: str = "none",
-                 base: RunConfig | None = None) -> dict:
+                 base: RunConfig | None = None, paper_table: str = "") -> dict:
     """What a sweep ran (SWEEP/sweep.yaml): its first run's config (``base``), axes, offset sets, seeds, what
-    it reports, its ``recipe`` (lr, epochs) -- that of the config its experiment file and flags resolve to
-    before its axes and variants (``base`` here; default the first run's), the shared recipe of a tuning
-    sweep -- and its runs."""
+    it reports, the paper table it reproduces (:func:`planned_paper_table`; "" for none), its ``recipe``
+    (lr, epochs) -- that of the config its experiment file and flags resolve to before its axes and variants
+    (``base`` here; default the first run's), the shared recipe of a tuning sweep -- and its runs."""
     offsets = list(dict.fromkeys(r.run.model.variant()["offsets"] for r in runs))
     train = (base or (runs[0].run if runs else RunConfig())).train
     return {"base": to_dict(runs[0].run) if runs else {}, "axes": {k: list(v) for k, v in (axes or {}).items()},
             "offsets": offsets, "seeds": sorted({r.run.train.seed for r in runs}), "report": report,
-            "recipe": {"lr": train.lr, "epochs": train.epochs},
+            "paper_table": paper_table, "recipe": {"lr": train.lr, "epochs": train.epochs},
             "runs": [{"run_id": r.run_id, "label": r.label, **r.run.variant(), "seed": r.run.train.seed} for r in runs]}
 
 
