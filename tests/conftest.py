@@ -34,13 +34,13 @@ def keep_thread_count():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def benchmark_cache(tmp_path_factory, worker_id):
+def benchmark_cache(tmp_path_factory):
     """The built-in benchmark's rendered clips go into a folder of the test session, never the user's home
     (inherited by the commands the tests run in subprocesses). The workers share it: a clip set is rendered
     once per session (the cache names a file only when it is complete, so concurrent renders are safe)."""
     old = os.environ.get("SELFY_LAB_CACHE")
-    os.environ["SELFY_LAB_CACHE"] = str(built_once(tmp_path_factory, worker_id, "benchmark-cache",
-                                                   lambda folder: folder.mkdir()))
+    os.environ["SELFY_LAB_CACHE"] = str(built_once(tmp_path_factory, "benchmark-cache",
+                                                   lambda folder: folder.mkdir(exist_ok=True)))
     yield
     if old is None:
         os.environ.pop("SELFY_LAB_CACHE", None)
@@ -69,22 +69,22 @@ def _smoke_plan():
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory, worker_id):
+def smoke_run(tmp_path_factory):
     """One trained smoke run with its checkpoint (the ladder baseline of :func:`smoke_sweep`, seed 0, in a sweep
     folder of its own), for tests that need a model and not a sweep. Tests copy it before writing into it."""
     from selfy_lab.store.results import sweep_run_dirs
     from selfy_lab.studies import ablate as A
 
     baseline = [r for r in _smoke_plan() if r.run.model.block == "none" and r.run.train.seed == 0]
-    return sweep_run_dirs(built_once(tmp_path_factory, worker_id, "smoke-run",
+    return sweep_run_dirs(built_once(tmp_path_factory, "smoke-run",
                                      lambda folder: A.run_sweep(baseline, folder)))[0]
 
 
 @pytest.fixture(scope="session")
-def smoke_sweep(tmp_path_factory, worker_id):
+def smoke_sweep(tmp_path_factory):
     """A trained smoke sweep of the ladder baseline, {1} and -3..3 (8 frames, with checkpoints), shared by the
     robustness, CAM and notebook tests. Tests copy it before writing into it. Trained once per test session:
     the first worker to ask trains it under a lock, the others wait for it and read the same folder."""
     from selfy_lab.studies import ablate as A
 
-    return built_once(tmp_path_factory, worker_id, "smoke-sweep", lambda folder: A.run_sweep(_smoke_plan(), folder))
+    return built_once(tmp_path_factory, "smoke-sweep", lambda folder: A.run_sweep(_smoke_plan(), folder))

@@ -18,14 +18,14 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
-def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+def built_once(tmp_path_factory, name: str, build) -> Path:
     """The folder ``name`` of this test session, filled by ``build(folder)`` once: by the first pytest-xdist
     worker that asks, under a lock, while the others wait for it and then read the same folder (the parent of
     the workers' own temporary folders). What it holds is shared: tests copy it before writing into it."""
     from filelock import FileLock
 
     base = tmp_path_factory.getbasetemp()
-    root = base.parent if worker_id != "master" else base
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     with FileLock(str(root / f"{name}.lock")):
         if not (root / f"{name}.built").exists():
             build(root / name)

@@ -11,11 +11,11 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.fixture(scope="session")
-def fixture_results(smoke_sweep, tmp_path_factory, worker_id):
+def fixture_results(smoke_sweep, tmp_path_factory):
     """A results/ tree like the committed one, small: an offsets sweep (with checkpoints), its robustness
     rows and examples, the FLOPs table, and a tuning budget with its shared- and own-recipe sweeps. Built once
     per test session (:func:`helpers.built_once`); the notebooks only read it."""
-    return built_once(tmp_path_factory, worker_id, "fixture-results", lambda root: _fixture_results(smoke_sweep, root))
+    return built_once(tmp_path_factory, "fixture-results", lambda root: _fixture_results(smoke_sweep, root))
 
 
 def _fixture_results(smoke_sweep, root):
@@ -27,7 +27,7 @@ def _fixture_results(smoke_sweep, root):
     from selfy_lab.models.flops import paper_table
     from selfy_lab.store.results import robustness_dir, sweep_run_dirs
 
-    root.mkdir()
+    root.mkdir(exist_ok=True)
     sweep = root / "ablate-offsets"
     shutil.copytree(smoke_sweep, sweep)
     R.evaluate_robustness(sweep_run_dirs(sweep), ["blur"], [2, 6], "center", robustness_dir(sweep))

@@ -34,8 +34,8 @@ from ..config.grammar import format_offsets, parse_list, parse_offsets
 from ..config.run import RunConfig
 from ..config.vocabulary import REPORTS
 from ..core.errors import SelfyError
-from ..core.paper import TABLES
 from ..core.frozen import override, to_dict
+from ..core.paper import TABLES
 from ..data.datasets import scored_splits
 from ..store import results as R
 from .cluster import run_jobs
