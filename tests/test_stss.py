@@ -39,7 +39,7 @@ OFFSET_SETS = [(0,), (1,), (-1, 0, 1), (-2, 0, 2), (-3, -2, -1, 0, 1, 2, 3), (-1
 
 
 @pytest.mark.parametrize("offsets", OFFSET_SETS)
-@pytest.mark.parametrize("window", [(3, 3), (5, 3), (7, 7)])
+@pytest.mark.parametrize("window", [(3, 3), (5, 3), pytest.param((7, 7), marks=pytest.mark.slow)])  # the loop's longest
 def test_cosine_equals_brute_force(offsets, window):
     torch.manual_seed(0)
     v = torch.randn(2, 4, 3, 5, 6, dtype=torch.float64)
@@ -63,7 +63,8 @@ def test_all_invalid_rows_are_zero_for_embedded_gaussian():
     assert torch.isfinite(out).all() and out.abs().max() == 0
 
 
-@pytest.mark.parametrize("hw", [(16, 16), (20, 13), (9, 30)])
+@pytest.mark.parametrize("hw", [(16, 16), pytest.param((20, 13), marks=pytest.mark.slow),
+                                pytest.param((9, 30), marks=pytest.mark.slow)])
 def test_tiled_path_equals_brute_force(hw):
     H, W = hw
     assert stss_mod._choose_tile(H, W, 1, 2) is not None, "this size should take the tiled path"

@@ -14,7 +14,8 @@ from selfy_lab.models import build_model
 TV = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50}
 
 
-@pytest.mark.parametrize("backbone", ["tsn-r18", "tsm-r18", "tsn-r34", "tsm-r34", "tsn-r50", "tsm-r50"])
+@pytest.mark.parametrize("backbone", ["tsn-r18", "tsm-r18", *(pytest.param(b, marks=pytest.mark.slow)  # full-size nets
+                                                               for b in ("tsn-r34", "tsm-r34", "tsn-r50", "tsm-r50"))])
 def test_torchvision_state_dict_lands_in_every_backbone(tmp_path, backbone):
     cfg = ModelConfig(backbone=backbone, num_classes=7, position=("res2", "res3"))
     torch.manual_seed(1)
