@@ -174,3 +174,20 @@ def test_every_committed_run_folder_is_named_by_the_key_its_config_resolves_to_t
         assert "head_std" not in (d / R.CONFIG).read_text() and run.model.head_std == 0.001, d
         before_head_std.append(d.relative_to(root).parts[1])
     assert len(before_head_std) == 14 and set(before_head_std) == {"t01_current", "t02_nozero", "t03_lr4", "t06_quick6"}
+
+
+def test_a_run_config_is_parsed_once_and_read_again_when_it_changes(tmp_path):
+    """read_run_config keeps what it parsed while the file is unchanged; an edit in place of the same length
+    (new times) and an atomic rewrite (a new file) are read again."""
+    R.write_run_config(tmp_path, resolve("smoke"))
+    first = R.read_run_config(tmp_path)
+    assert R.read_run_config(tmp_path) is first and first.data.size == 32
+    f = tmp_path / R.CONFIG
+    st = f.stat()
+    text = f.read_text()
+    assert text.count("  size: 32\n") == 1
+    f.write_text(text.replace("  size: 32\n", "  size: 48\n"))  # in place, the same length
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert R.read_run_config(tmp_path).data.size == 48
+    R.write_run_config(tmp_path, resolve("smoke"))  # rewritten whole
+    assert R.read_run_config(tmp_path).data.size == 32

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import os
 import re
 import socket
@@ -304,12 +305,20 @@ def write_run_config(path: str | Path, run: "RunConfig") -> None:
 
 
 def read_run_config(path: str | Path) -> "RunConfig":
-    """The resolved config a run directory holds."""
+    """The resolved config a run directory holds. A file read before and unchanged since (the same file, size
+    and times) is not parsed again: the results README's tables read each of hundreds of runs several
+    times, and the strict YAML parser takes most of that time. A RunConfig is frozen, so sharing it is safe."""
     f = Path(path) / CONFIG
     try:
-        return from_dict(RunConfig, load_yaml(f.read_text(), str(f)))
+        st = f.stat()  # a rewrite (atomic: a new inode) or an edit in place (new times) is read again
+        return _parsed_run_config(str(f), st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
     except (OSError, ValueError, TypeError, yaml.YAMLError) as e:
         raise SelfyError(f"cannot read {f}: {str(e)[:200]}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_run_config(file: str, inode: int, mtime_ns: int, ctime_ns: int, size: int) -> "RunConfig":
+    return from_dict(RunConfig, load_yaml(Path(file).read_text(), file))
 
 
 # ---- schema ----
