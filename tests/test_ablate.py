@@ -133,7 +133,8 @@ def test_sigkill_mid_sweep_then_rerun_finishes_without_redoing(tmp_path):
     for run_id, mtime in finished.items():
         assert (out / "runs" / run_id / "metrics.csv").stat().st_mtime == mtime  # not redone
     table = rows(out / "runs.csv")
-    assert len(table) == len({(r["run_id"], r["split"], r["metric"]) for r in table}) and len({r["run_id"] for r in table}) == 2
+    assert len(table) == len({(r["run_id"], r["split"], r["metric"]) for r in table})
+    assert len({r["run_id"] for r in table}) == 2
 
 
 def _workers_of(pid):

@@ -383,7 +383,8 @@ def test_pretraining_on_a_folder_of_your_own_videos_then_fine_tuning(tmp_path):
     frames.mkdir(parents=True)
     for i in range(10):
         Image.fromarray(np.full((40, 50, 3), 20 * i, np.uint8)).save(frames / f"img_{i:04d}.png")
-    p = cli_inproc("pretrain", "--preset", "smoke", "--dataset", "videos", "--data-root", root, "--out", tmp_path / "pre")
+    p = cli_inproc("pretrain", "--preset", "smoke", "--dataset", "videos", "--data-root", root,
+                   "--out", tmp_path / "pre")
     assert p.returncode == 0, p.stderr
     assert "data: 3 training clips, labels unread, 1 clip skipped (not on disk, or unreadable)" in p.stdout
     p = cli_inproc("train", "--preset", "smoke", "--block", "none", "--hierarchy", "diff", "--epochs", "1",

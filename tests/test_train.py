@@ -206,13 +206,13 @@ def test_train_command_on_fake_ssv1_tree_then_eval(fake_ssv1, tmp_path):
 def test_bad_data_is_one_line_through_the_cli(fake_ssv1, tmp_path):
     (fake_ssv1 / "val_videofolder.txt").write_text("/Dataset/SSV1/85 12 30\n/Dataset/SSV1/nope 12 30\n")
     p = cli_inproc("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
-            "--out", str(tmp_path / "r"))
+                   "--out", str(tmp_path / "r"))
     assert p.returncode == 2
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and "val_videofolder.txt:2: frame folder" in err[0] and "does not exist" in err[0]
     (fake_ssv1 / "val_videofolder.txt").write_text("/Dataset/SSV1/85 12\n")
     p = cli_inproc("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
-            "--out", str(tmp_path / "r2"))
+                   "--out", str(tmp_path / "r2"))
     assert p.returncode == 2 and "val_videofolder.txt:1: expected 3 columns" in p.stderr
 
 
@@ -223,7 +223,7 @@ def test_bad_data_inside_a_worker_is_one_line(fake_ssv1, tmp_path):
     for f in folder.iterdir():
         f.write_bytes(b"broken")
     p = cli_inproc("train", "--preset", "smoke", "--dataset", "something-v1", "--data-root", str(fake_ssv1),
-            "--workers", "1", "--out", str(tmp_path / "r"))
+                   "--workers", "1", "--out", str(tmp_path / "r"))
     assert p.returncode == 2, p.stderr
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and "cannot read image" in err[0] and "Traceback" not in p.stderr
