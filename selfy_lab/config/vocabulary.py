@@ -43,7 +43,7 @@ PRESET_NAMES = ("smoke", "quick", "paper")
 # what a sweep reports, declared by its experiment file (``report:``) and recorded in its sweep.yaml:
 # offsets: accuracy vs temporal range; comparison: a block comparison (its table, accuracy vs GFLOPs);
 # robustness: a block comparison whose models `corrupt` scores next (the same tables now); recipes: a tuning
-# sweep's cells and each method's best recipe; none: the sweep's variants alone (`selfy-lab table`)
+# sweep's cells and each method's best recipe; none: the sweep's variants alone (the table `selfy-lab ablate` prints)
 REPORTS = ("offsets", "comparison", "robustness", "recipes", "none")
 COMPARISON_REPORTS = ("comparison", "robustness")  # the reports of a block comparison
 

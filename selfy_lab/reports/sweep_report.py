@@ -47,8 +47,9 @@ def write_sweep_report(out: str | Path, report: str | None = None, *, paper_tabl
     ``comparison`` and ``robustness``: its table (SWEEP/comparison.csv), accuracy vs GFLOPs
     (SWEEP/figures/accuracy_vs_gflops.{png,pdf}) and its validation curves where it has them; ``offsets``: accuracy
     vs temporal range (SWEEP/figures/temporal_range.{png,pdf}, beside the paper's Table 3a when it reproduces it);
-    ``none``: nothing (its table is in the ablations notebook and `selfy-lab table`). The paper table beside the
-    offsets figure is ``paper_table``, else the one the sweep's record names. Returns the files written."""
+    ``none``: nothing (its table is the one `selfy-lab ablate` prints, and in the ablations notebook). The paper
+    table beside the offsets figure is ``paper_table``, else the one the sweep's record names. Returns the files
+    written."""
     report = report or R.recorded_report(out)
     if report not in REPORTS:
         raise SelfyError(f"{out}: unknown report '{report}' (known: {', '.join(REPORTS)})")
